@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from kbroker.coordinator.coordinator_writes import GroupSnapshot
 
@@ -146,9 +146,16 @@ class CommittedViews:
         return group_id, slot, states
 
 
-def reading_committed(coordinator: Any, group_ids: Iterable[str] | None = None) -> contextlib.AbstractContextManager[None]:
+class ViewedGroups(Protocol):
+    """A group coordinator as its readers see it: its committed views."""
+
+    @property
+    def views(self) -> CommittedViews: ...
+
+
+def reading_committed(coordinator: ViewedGroups | None, group_ids: Iterable[str] | None = None
+                      ) -> contextlib.AbstractContextManager[None]:
     """:meth:`CommittedViews.at_committed` of ``coordinator`` (nothing to do without one)."""
-    views: CommittedViews | None = getattr(coordinator, "views", None)
-    if views is None:
+    if coordinator is None:
         return contextlib.nullcontext()
-    return views.at_committed(group_ids)
+    return coordinator.views.at_committed(group_ids)

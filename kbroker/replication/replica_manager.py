@@ -169,7 +169,7 @@ class ReplicaManager(TxnVerification):
         """May ``replica_id`` join the ISR (Kafka's ``isReplicaIsrEligible``): registered, not
         fenced, and fetching with its registered broker epoch (or with -1, no epoch)."""
         reg = self.broker.image.brokers.get(replica_id)
-        if reg is None or reg.fenced or getattr(reg, "in_controlled_shutdown", False):
+        if reg is None or reg.fenced or reg.in_controlled_shutdown:
             return False
         return fetch_broker_epoch is not None and fetch_broker_epoch in (-1, reg.epoch)
 

@@ -33,7 +33,7 @@ class VerificationHost(Protocol):
 
 class TxnVerification:
     """The verification half of the replica manager: the transaction coordinator it asks is
-    ``producer_state.verifier`` (installed by the transaction coordinator)."""
+    ``producer_state.verifier`` (wired by kbroker.wiring.coordinators)."""
 
     broker: VerificationHost  # the owning broker: its image and config
     producer_state: ProducerStateManager | None
@@ -49,7 +49,7 @@ class TxnVerification:
         v12 (Transactions V2) the batch adds the partition to the transaction, wherever the
         coordinator is: the append waits until the coordinator has logged (and replicated) it."""
         producer_state = self.producer_state
-        verifier = getattr(producer_state, "verifier", None)
+        verifier = None if producer_state is None else producer_state.verifier
         if verifier is None or not header.is_transactional or transactional_id is None:
             return False
         if version < 12 and len(self.broker.image.brokers) < 2:
