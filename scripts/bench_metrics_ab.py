@@ -39,8 +39,10 @@ Method:
   scrape leaves behind (garbage collected later) still land in the bursts;
 - per measure and round, each arm's CPU and its paired ratio to ``A``'s. Reported: the ratio of
   the totals over every round with a 95 % bootstrap interval (rounds resampled within their
-  sessions), the median of the rounds' paired ratios with its interval, each arm's idle CPU per
-  second, and the throughputs (they follow the machine's load: read them with their spread).
+  sessions), the median of the rounds' paired ratios with its interval, each session's ratio of
+  the totals (every session's brokers are fresh processes: what differs from one process to the
+  next is not in the interval, and shows as these spreading wider than it), each arm's idle CPU
+  per second, and the throughputs (they follow the machine's load: read them with their spread).
 
 Usage: ``.venv/bin/python scripts/bench_metrics_ab.py [--sessions 3] [--rounds 150] [--small 200]
 [--raw 32] [--records 2000] [--pin CPUS] [--tree DIR]... [--json out.json]``
@@ -377,10 +379,17 @@ def summarise(rows: dict[str, list[list[dict[str, float]]]], arms: list[str], re
                 t, tl, th, m, ml, mh = bootstrap(side("A"), side(arm), reps, rng)
                 if higher:
                     t, tl, th, m, ml, mh = (((1 / (1 + x / 100)) - 1) * 100 for x in (t, th, tl, m, mh, ml))
+                # each session's ratio of the totals: its brokers are fresh processes, and what
+                # differs from one process to the next (the interval above resamples rounds within
+                # sessions, not sessions) shows as these spreading wider than the interval
+                per_session = [(sum(b) / sum(a) - 1) * 100 for a, b in zip(side("A"), side(arm), strict=True)]
+                if higher:
+                    per_session = [((1 / (1 + x / 100)) - 1) * 100 for x in per_session]
                 entry[f"{arm}/A"] = {"totals": t, "totals_low": tl, "totals_high": th, "median": m,
-                                     "median_low": ml, "median_high": mh}
+                                     "median_low": ml, "median_high": mh, "sessions": per_session}
                 line += (f"; {arm}/A: totals {t:+.2f} % (95 % CI {tl:+.2f} to {th:+.2f}), median of paired "
-                         f"ratios {m:+.2f} % ({ml:+.2f} to {mh:+.2f})")
+                         f"ratios {m:+.2f} % ({ml:+.2f} to {mh:+.2f}); totals per session "
+                         + " ".join(f"{x:+.1f}" for x in per_session) + " %")
             print(line)
         out[key] = entry
     return out
@@ -408,6 +417,7 @@ def verdict(summary: dict[str, object], scrapes: dict[str, list[tuple[float, int
             if isinstance(control, dict):
                 line += (f"; A/A control {control['totals']:+.2f} % ({control['totals_low']:+.2f} to "
                          f"{control['totals_high']:+.2f})")
+            line += "; per session " + " ".join(f"{cost(x):+.1f}" for x in pair["sessions"]) + " %"
             print(line)
 
 
