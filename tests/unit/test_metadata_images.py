@@ -59,7 +59,7 @@ class HeldRaft:
         self.high_watermark = end
         for offset, entry in enumerate(self.log.read(start, end - start), start):
             future = self._waiting.pop(offset, None)
-            if future is not None:
+            if future is not None and not future.done():  # (a cancelled wait)
                 future.set_result(offset)
             self.on_commit(offset, entry)
 
