@@ -69,7 +69,11 @@ async def test_create_partitions_on_a_topic_only_the_controller_image_has(monkey
         async with controller.exclusive():
             return await cp._create_partitions(broker, req)  # type: ignore[arg-type]
     answer = asyncio.ensure_future(run())
-    await raft.wait_appended()
+    appended = asyncio.ensure_future(raft.wait_appended())
+    await asyncio.wait([answer, appended], return_when=asyncio.FIRST_COMPLETED)
+    if answer.done():  # failed before writing
+        appended.cancel()
+        answer.result()
     raft.commit_through(raft.log.end_offset)
     response = await answer
     assert [(r.name, r.error_code) for r in response.results] == [("t", ErrorCode.NONE)]
