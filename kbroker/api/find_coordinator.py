@@ -137,6 +137,7 @@ def _find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest, crea
     found: dict[str, int] = {}
     if version < 4:
         key_type = request.key_type if version >= 1 else GROUP
+        message: str | None
         if key_type == SHARE:  # refused before any lookup (which would create the share topic)
             error, message = ErrorCode.INVALID_REQUEST, "Share coordinator keys need FindCoordinator v6"
         else:
