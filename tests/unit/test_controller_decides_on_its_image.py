@@ -20,7 +20,7 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsRequest
 from kbroker_protocol.messages.create_acls import CreateAclsRequest
 from kbroker_protocol.messages.delete_acls import DeleteAclsRequest
-from tests.unit.test_metadata_images import HeldRaft, node
+from tests.unit.metadata_image_helpers import HeldRaft, node
 
 T = TypeVar("T")
 TOPIC, LITERAL, READ, ALLOW, ANY = 2, 3, 3, 3, 1

@@ -15,7 +15,7 @@ from kbroker.controller import metadata_records as mr
 from kbroker.controller.operations import create_partitions as cp
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest
-from tests.unit.test_metadata_images import node
+from tests.unit.metadata_image_helpers import node
 
 TID = uuid.UUID(int=9)
 

@@ -11,7 +11,7 @@ import pytest
 
 from kbroker.controller import metadata_records as mr
 from kbroker.raft.log import Entry
-from tests.unit.test_metadata_images import node
+from tests.unit.metadata_image_helpers import node
 
 TID = uuid.UUID(int=7)
 
