@@ -136,10 +136,13 @@ def partition_or_error(broker: BrokerServices, topic: str, index: int, *, leader
     """This broker's replica of ``topic``-``index`` (with ``leader``, only when it leads it), or the
     error a client gets instead, as Kafka's ``ReplicaManager.getPartitionOrError``:
     NOT_LEADER_OR_FOLLOWER for a partition of the metadata that this broker does not host (or does
-    not lead), UNKNOWN_TOPIC_OR_PARTITION for one the metadata does not have."""
+    not lead), UNKNOWN_TOPIC_OR_PARTITION for one the metadata does not have; KAFKA_STORAGE_ERROR for
+    a replica whose log is offline (its dir failed), whether it leads or not."""
     partition = broker.replica_manager.partition(topic, index)
     if partition is not None and (partition.is_leader or not leader):
         return partition, ErrorCode.NONE
+    if partition is not None and getattr(partition.log, "offline", None) is not None:
+        return None, ErrorCode.KAFKA_STORAGE_ERROR  # Kafka's HostedPartition.Offline, before the leader check
     if broker.image.partition(topic, index) is None:
         return None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     return None, ErrorCode.NOT_LEADER_OR_FOLLOWER

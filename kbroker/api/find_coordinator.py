@@ -132,9 +132,11 @@ def _find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest, crea
     found: dict[str, int] = {}
     if version < 4:
         key_type = request.key_type if version >= 1 else GROUP
-        error, message = _lookup(ctx, request.key, key_type, {}, found, creating)
-        if key_type == SHARE:
+        message: str | None
+        if key_type == SHARE:  # refused before any lookup (which would create the share topic)
             error, message = ErrorCode.INVALID_REQUEST, "Share coordinator keys need FindCoordinator v6"
+        else:
+            error, message = _lookup(ctx, request.key, key_type, {}, found, creating)
         if error != ErrorCode.NONE:
             return FindCoordinatorResponse(error_code=error, error_message=message or default_message(error),
                                            node_id=-1, host="", port=-1)

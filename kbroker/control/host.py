@@ -7,6 +7,8 @@ control package does not import ``kbroker.broker``, which builds the control pla
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Protocol
 
 from kbroker.server.connection import ServerHost
@@ -38,3 +40,5 @@ class ControlledBroker(ServerHost, Protocol):
 
     @property
     def bootstrap_servers(self) -> str: ...
+
+    def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]: ...

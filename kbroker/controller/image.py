@@ -244,7 +244,13 @@ class MetadataImage:
         if handler is not None:
             handler(record)
         for listener in self.listeners:
-            listener(record)
+            # Kafka's MetadataLoader: a publisher that fails is a fault logged (FaultHandler); the
+            # image and the other publishers still get the record
+            try:
+                listener(record)
+            except Exception:
+                log.exception("metadata listener %r failed on %s at offset %d",
+                              listener, type(record).__name__, offset)
 
     def _apply_UserScramCredentialRecord(self, r: mrec.UserScramCredentialRecord) -> None:
         self.scram_credentials[(r.name, r.mechanism)] = r

@@ -17,7 +17,8 @@ coordinators import this one), so the import graph stays acyclic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from kbroker.replication.topics import InternalTopicOwner, TopicHost
@@ -68,6 +69,9 @@ class CoordinatorHost(TopicHost, WriteHost, Protocol):
     def stopping(self) -> bool: ...  # shutting down: NOT_COORDINATOR, held requests answer now
 
     def partition(self, topic: str, index: int) -> Partition | None: ...
+
+    def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]:
+        ...  # (the creation of its topic: cancelled when the broker stops)
 
 
 class PendingTxnOffsets(Protocol):

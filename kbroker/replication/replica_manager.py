@@ -488,9 +488,6 @@ class ReplicaManager(TxnVerification):
                 version: int, guard: VerificationGuard | None = None) -> AppendResult | Awaitable[AppendResult]:
         """The append of a client batch; an awaitable when ``flush.messages`` is reached: the result
         once a group-commit fsync covers the batch (kbroker/log/group_commit.py)."""
-        if not partition.is_leader:  # leadership moved while the batch was being validated
-            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
-                               f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
         offline = getattr(partition.log, "offline", None)
         if offline is not None:
             # An offline log (its dir failed, or it loaded corrupt) answers KAFKA_STORAGE_ERROR before
@@ -498,7 +495,11 @@ class ReplicaManager(TxnVerification):
             # Offline) and UnifiedLog.append (checkIfMemoryMappedBufferClosed, then the sequence
             # check): a batch after a failed one must not be answered OUT_OF_ORDER_SEQUENCE_NUMBER (on
             # which librdkafka bumps its epoch), nor a retry answered as a duplicate.
+            # (before the leader check, as getPartitionOrException)
             raise ProduceError(ErrorCode.KAFKA_STORAGE_ERROR, str(offline))
+        if not partition.is_leader:  # leadership moved while the batch was being validated
+            raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                               f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
         producer_state = self.producer_state
         if producer_state is not None and (header.producer_id >= 0 or transactional_id is not None):
             duplicate = producer_state.check_append(partition, header, transactional_id, version, guard)

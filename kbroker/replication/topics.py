@@ -20,7 +20,7 @@ import asyncio
 import functools
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -267,6 +267,11 @@ class InternalTopicHost(Protocol):
     @property
     def controller_client(self) -> ControllerClient: ...
 
+    @property
+    def stopping(self) -> bool: ...
+
+    def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]: ...
+
 
 class CreatingHost(InternalTopicHost, InternalTopicOwners, Protocol):
     """What creating a topic for the broker itself uses: the controller client and the owners'
@@ -276,7 +281,7 @@ class CreatingHost(InternalTopicHost, InternalTopicOwners, Protocol):
 # The internal topics each broker has asked the controller for, while the CreateTopics is under
 # way: name -> its task (Kafka's AutoTopicCreationManager keeps the in-flight topics so that a
 # topic is asked for once).
-_INTERNAL: weakref.WeakKeyDictionary[InternalTopicHost, dict[str, asyncio.Task[None]]] = weakref.WeakKeyDictionary()
+_INTERNAL: weakref.WeakKeyDictionary[InternalTopicHost, dict[str, asyncio.Task[object]]] = weakref.WeakKeyDictionary()
 
 # How long :func:`await_internal_topic` waits for the controller's answer (as Metadata
 # auto-creation does: kbroker/api/auto_topic_creation.py).
@@ -329,24 +334,30 @@ async def await_internal_topic(broker: InternalTopicHost, name: str, partitions:
     return internal_topic_ready(broker, name)
 
 
-def _ask_internal(broker: InternalTopicHost, topic: NewTopic) -> asyncio.Task[None] | None:
+def _ask_internal(broker: InternalTopicHost, topic: NewTopic) -> asyncio.Task[object] | None:
     in_flight = _INTERNAL.setdefault(broker, {})
     task = in_flight.get(topic.name)
     if task is not None:
         return task
+    if broker.stopping:  # (stop() cancels the broker's background tasks: none started after)
+        return None
     try:
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop()
     except RuntimeError:  # no event loop (a broker driven by hand): nobody to send it
         return None
-    task = loop.create_task(_create_internal(broker, topic), name=f"create-{topic.name}")
+    task = broker.run_in_background(_create_internal(broker, topic), f"create-{topic.name}")
     in_flight[topic.name] = task
     task.add_done_callback(functools.partial(_internal_done, in_flight, topic.name))
     return task
 
 
-def _internal_done(in_flight: dict[str, asyncio.Task[None]], name: str, task: asyncio.Task[None]) -> None:
+def _internal_done(in_flight: dict[str, asyncio.Task[object]], name: str, task: asyncio.Task[object]) -> None:
     if in_flight.get(name) is task:
         del in_flight[name]
+
+
+# Answers a later ask may not get (the controller moved, was busy or throttled the creation).
+_TRANSIENT = frozenset({ErrorCode.NOT_CONTROLLER, ErrorCode.REQUEST_TIMED_OUT, ErrorCode.THROTTLING_QUOTA_EXCEEDED})
 
 
 async def _create_internal(broker: InternalTopicHost, topic: NewTopic) -> None:
@@ -359,5 +370,7 @@ async def _create_internal(broker: InternalTopicHost, topic: NewTopic) -> None:
         code = ErrorCode(result.error_code)
         if code == ErrorCode.NONE:
             _log.info("created %s", result.name)
+        elif code in _TRANSIENT:  # the next use asks again
+            _log.info("cannot create internal topic %s yet: %s %s", result.name, code.name, result.error_message)
         elif code != ErrorCode.TOPIC_ALREADY_EXISTS:
             _log.error("cannot create internal topic %s: %s %s", result.name, code.name, result.error_message)

@@ -193,8 +193,7 @@ class Authorizer:
     def on_record(self, record: Any) -> None:
         name = type(record).__name__
         if name == "AccessControlEntryRecord":
-            self.acls[record.id] = Acl(record.resource_type, record.resource_name, record.pattern_type,
-                                       record.principal, record.host, record.operation, record.permission_type)
+            self.acls[record.id] = acl_of_record(record)
         elif name == "RemoveAccessControlEntryRecord":
             if self.acls.pop(record.id, None) is None:
                 log.warning("RemoveAccessControlEntryRecord for unknown ACL %s", record.id)
@@ -265,6 +264,12 @@ class Authorizer:
 
     def find(self, flt: AclFilter) -> list[tuple[uuid.UUID, Acl]]:
         return [(acl_id, acl) for acl_id, acl in self.acls.items() if flt.matches(acl)]
+
+
+def acl_of_record(record: Any) -> Acl:
+    """The ACL of an AccessControlEntryRecord."""
+    return Acl(record.resource_type, record.resource_name, record.pattern_type, record.principal, record.host,
+               record.operation, record.permission_type)
 
 
 def client_host(peer: str) -> str:

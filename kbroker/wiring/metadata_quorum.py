@@ -78,8 +78,10 @@ def wire_metadata(raft: RaftDriver, loader: MetadataLoader, controller: QuorumCo
     (which applied its own records when it appended them, and reverts to the loader's image when
     it stops leading)."""
     def on_commit(offset: int, item: Entry | Snapshot) -> None:
-        loader.on_commit(offset, item)
-        controller.on_commit(offset, item)
+        try:
+            loader.on_commit(offset, item)
+        finally:  # the controller's image gets every committed record, whatever the broker's did
+            controller.on_commit(offset, item)
 
     loader.raft = raft  # (its snapshots)
     raft.on_commit = on_commit

@@ -10,6 +10,8 @@ CreateTopics and answers when the test lets it."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -80,6 +82,13 @@ class FakeBroker:
         self.image = FakeImage()
         self.controller_client = FakeClient(self.image)
         self.controller = NoCommits()
+        self.stopping = False
+        self.background: list[asyncio.Task[object]] = []
+
+    def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self.background.append(task)
+        return task
 
 
 CONFIGS = {"cleanup.policy": "compact", "segment.bytes": "104857600"}
@@ -166,3 +175,30 @@ def test_without_an_event_loop_nothing_is_sent() -> None:
     broker = FakeBroker()
     assert ensure_internal_topic(broker, "__consumer_offsets", 7, CONFIGS) is False
     assert broker.controller_client.requests == []
+
+
+async def test_the_creation_is_a_background_task_of_the_broker_and_none_starts_while_stopping() -> None:
+    broker = FakeBroker()
+    assert ensure_internal_topic(broker, "__consumer_offsets", 7, CONFIGS) is False
+    [task] = broker.background  # the broker's: its stop() cancels it
+    assert task.get_name() == "create-__consumer_offsets"
+    await settle()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    broker.stopping = True
+    assert ensure_internal_topic(broker, "__consumer_offsets", 7, CONFIGS) is False
+    assert await await_internal_topic(broker, "__consumer_offsets", 7, CONFIGS) is False
+    assert len(broker.background) == 1 and len(broker.controller_client.requests) == 1
+
+
+@pytest.mark.parametrize(("code", "level"), [(E.NOT_CONTROLLER, logging.INFO), (E.REQUEST_TIMED_OUT, logging.INFO),
+                                             (E.INVALID_REPLICATION_FACTOR, logging.ERROR)])
+async def test_a_transient_refusal_is_logged_at_info(code: ErrorCode, level: int,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    broker = FakeBroker()
+    broker.controller_client.error = code
+    broker.controller_client.gate.set()
+    with caplog.at_level(logging.INFO, logger="kbroker.replication.topics"):
+        assert await await_internal_topic(broker, "__consumer_offsets", 7, CONFIGS) is False
+    [record] = [r for r in caplog.records if "__consumer_offsets" in r.getMessage()]
+    assert record.levelno == level and code.name in record.getMessage()

@@ -25,8 +25,8 @@ def _broker(image: set[tuple[str, int]], local: dict[tuple[str, int], Any]) -> A
     return SimpleNamespace(image=_Image(image), replica_manager=replica_manager)
 
 
-LEADER = SimpleNamespace(is_leader=True)
-FOLLOWER = SimpleNamespace(is_leader=False)
+LEADER = SimpleNamespace(is_leader=True, log=SimpleNamespace(offline=None))
+FOLLOWER = SimpleNamespace(is_leader=False, log=SimpleNamespace(offline=None))
 
 
 @pytest.mark.parametrize(("in_image", "local", "leader", "expected"), [

@@ -57,7 +57,8 @@ async def _alter_user_scram_credentials(ctx: OperationSubject, request: AlterUse
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return alter_user_scram_credentials_error(request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
-    credentials = broker.scram_credentials
+    # the controller's credentials (Kafka's ScramControlManager), which include those not yet committed
+    credentials = local_controller(broker).image.scram_credentials
     deletions: dict[str, AlterUserScramCredentialsRequest.ScramCredentialDeletion] = {}
     upserts: dict[str, AlterUserScramCredentialsRequest.ScramCredentialUpsertion] = {}
     errors: dict[str, tuple[int, str | None]] = {}
@@ -68,7 +69,7 @@ async def _alter_user_scram_credentials(ctx: OperationSubject, request: AlterUse
             errors[d.name] = (ErrorCode.DUPLICATE_RESOURCE, _DUPLICATE)
             continue
         problem = _check_name_and_mechanism(d.name, d.mechanism)
-        if problem is None and (d.name, d.mechanism) not in credentials.credentials:
+        if problem is None and (d.name, d.mechanism) not in credentials:
             problem = (ErrorCode.RESOURCE_NOT_FOUND, "Attempt to delete a user credential that does not exist")
         if problem is not None:
             errors[d.name] = problem

@@ -15,7 +15,16 @@ from kbroker.controller.operations.host import (
     operation_subject,
 )
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
-from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, Acl, AclError, authorized, validate_new_acl
+from kbroker.security.acls import (
+    ALTER,
+    CLUSTER,
+    CLUSTER_NAME,
+    Acl,
+    AclError,
+    acl_of_record,
+    authorized,
+    validate_new_acl,
+)
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_acls import CreateAclsRequest, CreateAclsResponse
 from kbroker_protocol.messages.metadata_records import AccessControlEntryRecord
@@ -41,7 +50,8 @@ async def _create_acls(ctx: OperationSubject, request: CreateAclsRequest) -> Cre
         return CreateAclsResponse(results=[Result(error_code=ErrorCode.SECURITY_DISABLED,
                                                   error_message="No Authorizer is configured.")
                                            for _ in request.creations])
-    existing = set(authorizer.acls.values())
+    # the controller's ACLs (Kafka's AclControlManager), which include those not yet committed
+    existing = {acl_of_record(r) for r in local_controller(broker).image.acls.values()}
     results: list[Result] = []
     records: list[AccessControlEntryRecord] = []
     for c in request.creations:

@@ -119,15 +119,16 @@ async def _create_partitions(broker: OperationHost, request: CreatePartitionsReq
             results.append(Result(name=t.name, error_code=ErrorCode.THROTTLING_QUOTA_EXCEEDED, error_message=str(exc)))
             continue
         if not request.validate_only:
-            topic = broker.image.topic(t.name)
-            assert topic is not None  # (as above: nothing ran in between)
+            # the controller's topic: the broker's image may not have it yet (the controller's runs
+            # ahead of it by the records appended but not committed)
             try:
-                keys = await asyncio.to_thread(create_partition_logs, broker, t.name, records, topic.configs)
+                keys = await asyncio.to_thread(create_partition_logs, broker, t.name, records, known.configs)
             except OSError as exc:
                 results.append(Result(name=t.name, error_code=ErrorCode.KAFKA_STORAGE_ERROR,
                                       error_message=storage_error(t.name, exc).message))
                 continue
-            if broker.image.topic(t.name) is not topic:  # deleted meanwhile
+            current = controller.image.topic(t.name)
+            if current is None or current.topic_id != known.topic_id:  # deleted meanwhile
                 require(broker.log_manager, "the log manager").remove_new_logs(keys)
                 results.append(Result(name=t.name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message=None))
                 continue

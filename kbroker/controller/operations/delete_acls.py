@@ -15,7 +15,7 @@ from kbroker.controller.operations.host import (
     operation_subject,
 )
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP
-from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, AclFilter, authorized
+from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, AclFilter, acl_of_record, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse
 from kbroker_protocol.messages.metadata_records import RemoveAccessControlEntryRecord
@@ -44,6 +44,7 @@ async def _delete_acls(ctx: OperationSubject, request: DeleteAclsRequest) -> Del
                          matching_acls=[]) for _ in request.filters])
     results: list[FilterResult] = []
     removed: dict[uuid.UUID, None] = {}
+    controller_acls = local_controller(ctx.broker).image.acls
     for f in request.filters:
         flt = AclFilter(f.resource_type_filter, f.resource_name_filter, f.pattern_type_filter, f.principal_filter,
                         f.host_filter, f.operation, f.permission_type)
@@ -53,7 +54,11 @@ async def _delete_acls(ctx: OperationSubject, request: DeleteAclsRequest) -> Del
                                         matching_acls=[]))
             continue
         matching = []
-        for acl_id, acl in authorizer.find(flt):
+        # the controller's ACLs (Kafka's AclControlManager), which include those not yet committed
+        for acl_id, record in controller_acls.items():
+            acl = acl_of_record(record)
+            if not flt.matches(acl):
+                continue
             if len(removed) >= MAX_RECORDS_PER_USER_OP:  # Kafka's AclControlManager.deleteAclsForFilter
                 message = f"Cannot remove more than {MAX_RECORDS_PER_USER_OP} acls in a single delete operation."
                 return DeleteAclsResponse(filter_results=[
