@@ -4,6 +4,7 @@ bytes as hex, always put into text nodes by the page."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import struct
@@ -310,6 +311,14 @@ def murmur2(data: bytes) -> int:
     return h
 
 
+# Errors after which nothing was written and fresh metadata may name a leader that takes the
+# record (retriable in Kafka's producer); retried for up to PRODUCE_WAIT seconds.
+RETRY_PRODUCE = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                 ErrorCode.LEADER_NOT_AVAILABLE)
+PRODUCE_WAIT = 10.0
+RETRY_BACKOFF = 0.1  # Kafka's retry.backoff.ms
+
+
 async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict[str, Any]:
     topic_name(topic, "topic")
     leaders = await client.leaders(topic)
@@ -339,14 +348,23 @@ async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict
             raise KafkaError(ErrorCode.LEADER_NOT_AVAILABLE, f"no partition of {topic} has a leader",
                              f"Produce {topic}")
         partition = random.choice(online)
-    if leaders[partition] < 0:
-        raise leaderless(topic, partition, f"Produce {topic}")
     batch = build_batch([Record(key=key_bytes, value=None if value is None else value.encode(),
                                 headers=tuple(headers), timestamp=int(time.time() * 1000))])
     Req = messages.ProduceRequest
-    resp = await client.send(0, 9, node=leaders[partition], transactional_id=None, acks=-1, timeout_ms=30_000,
-                             topic_data=[Req.TopicProduceData(name=topic, partition_data=[
-                                 Req.TopicProduceData.PartitionProduceData(index=partition, records=batch)])])
-    p = resp.responses[0].partition_responses[0]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PRODUCE_WAIT
+    while True:
+        if leaders.get(partition, -1) < 0:
+            raise leaderless(topic, partition, f"Produce {topic}")
+        resp = await client.send(0, 9, node=leaders[partition], transactional_id=None, acks=-1, timeout_ms=30_000,
+                                 topic_data=[Req.TopicProduceData(name=topic, partition_data=[
+                                     Req.TopicProduceData.PartitionProduceData(index=partition, records=batch)])])
+        p = resp.responses[0].partition_responses[0]
+        # The leader named by this node's metadata may not have applied the same metadata yet, or
+        # may have moved: nothing was written, so retry with fresh metadata, as a producer does.
+        if p.error_code not in RETRY_PRODUCE or loop.time() >= deadline:
+            break
+        await asyncio.sleep(RETRY_BACKOFF)
+        leaders = await client.leaders(topic)
     check(p.error_code, p.error_message, f"Produce {topic}-{partition}")
     return {"topic": topic, "partition": partition, "offset": p.base_offset}
