@@ -1,30 +1,16 @@
 """CreateDelegationToken (38, v1-3), RenewDelegationToken (39, v1-2), ExpireDelegationToken
-(40, v1-2) and DescribeDelegationToken (41, v1-3), as Kafka 4.4's KafkaApis, ControllerApis and
-DelegationTokenControlManager.
+(40, v1-2) and DescribeDelegationToken (41, v1-3), as Kafka 4.4's KafkaApis.
 
 A broker refuses the token APIs on a connection that cannot be trusted with them (Kafka's
 ``allowTokenRequests``): one authenticated with a delegation token, a PLAINTEXT listener, an SSL
 connection without a client certificate: DELEGATION_TOKEN_REQUEST_NOT_ALLOWED. Create, renew and
-expire are then forwarded to the active controller, which decides and writes the
-DelegationTokenRecord (RemoveDelegationTokenRecord for an expiry now) through the controller
-client, as the other metadata writes (kbroker/controller/operations/delegation_tokens.py):
+expire are then forwarded to the active controller through the controller client; what it decides
+and writes is kbroker/controller/operations/delegation_tokens.py.
 
-- create: a token for the requester, or for another owner with CREATE_TOKENS on that USER
-  (DELEGATION_TOKEN_AUTHORIZATION_FAILED); renewers must be ``User`` principals
-  (INVALID_PRINCIPAL_TYPE); max timestamp now + min(requested, ``delegation.token.max.lifetime.ms``),
-  expiry now + ``delegation.token.expiry.time.ms`` (no later than the max);
-- renew: the token by its HMAC (DELEGATION_TOKEN_NOT_FOUND), not expired
-  (DELEGATION_TOKEN_EXPIRED), by its owner or a renewer (DELEGATION_TOKEN_OWNER_MISMATCH); the new
-  expiry is now + min(period, expiry.time.ms), no later than the max;
-- expire: a negative period removes the token now; otherwise its expiry becomes now + period.
-
-Without ``delegation.token.secret.key`` every one answers DELEGATION_TOKEN_AUTH_DISABLED.
 Describe is served by the broker from its copy of the tokens: an empty owner list describes
 nothing, null every token; a principal sees the tokens it owns, requested or may renew, and others
-with DESCRIBE on the DELEGATION_TOKEN or DESCRIBE_TOKENS on the owner's USER resource.
-
-The active controller removes expired tokens every ``delegation.token.expiry.check.interval.ms``
-(``TokenExpiry`` there, Kafka's sweepExpiredDelegationTokens).
+with DESCRIBE on the DELEGATION_TOKEN or DESCRIBE_TOKENS on the owner's USER resource; without
+``delegation.token.secret.key`` it answers DELEGATION_TOKEN_AUTH_DISABLED.
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """AddRaftVoter (80), RemoveRaftVoter (81) and UpdateRaftVoter (82): KIP-853 voter changes.
 
-On the controller listener (``install``: the RaftDriver's handler table) they are answered as Kafka
-4.4's ``KafkaRaftClient.handleAddVoterRequest`` / ``handleRemoveVoterRequest`` /
-``handleUpdateVoterRequest`` answer them, in their order: a cluster id that is given and not this
-cluster's: INCONSISTENT_CLUSTER_ID (with Kafka's message); a node that is not the leader:
-NOT_LEADER_OR_FOLLOWER; no valid voter (negative id, no directory id): INVALID_REQUEST; no endpoint
-on the controller listener: INVALID_REQUEST; then the Raft core's checks (``RaftNode.add_voter`` and
-the others: one change at a time, the leader's epoch and the previous change committed,
-kraft.version 1, DUPLICATE_VOTER, VOTER_NOT_FOUND, a new voter caught up). Nothing is written unless
-every check passes. AddRaftVoter and RemoveRaftVoter are also served on the broker listeners,
-forwarded to the active controller (as Kafka's ``KafkaApis.forwardToController``); UpdateRaftVoter
-is controller-only, as in Kafka. The answers themselves: kbroker/controller/operations/raft_voters.py.
+``install`` puts the three in the controller listener's handler table (the RaftDriver's), where
+they are answered as kbroker/controller/operations/raft_voters.py describes. AddRaftVoter and
+RemoveRaftVoter are also served on the broker listeners, forwarded to the active controller (as
+Kafka's ``KafkaApis.forwardToController``); UpdateRaftVoter is controller-only, as in Kafka.
 """
 
 from __future__ import annotations

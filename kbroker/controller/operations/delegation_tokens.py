@@ -15,7 +15,7 @@ an expiry now):
   expiry is now + min(period, expiry.time.ms), no later than the max;
 - expire: a negative period removes the token now; otherwise its expiry becomes now + period.
 
-Without ``delegation.token.secret.key`` every one answers DELEGATION_TOKEN_AUTH_DISABLED. The
+Without ``delegation.token.secret.key`` each answers DELEGATION_TOKEN_AUTH_DISABLED. The
 brokers' handlers (which refuse untrusted connections, then forward) are
 kbroker/api/delegation_tokens.py.
 """

@@ -9,10 +9,9 @@ NOT_LEADER_OR_FOLLOWER; no valid voter (negative id, no directory id): INVALID_R
 on the controller listener: INVALID_REQUEST; then the Raft core's checks (``RaftNode.add_voter`` and
 the others: one change at a time, the leader's epoch and the previous change committed,
 kraft.version 1, DUPLICATE_VOTER, VOTER_NOT_FOUND, a new voter caught up). Nothing is written unless
-every check passes. AddRaftVoter and RemoveRaftVoter are also served on the broker listeners,
-forwarded to the active controller (as Kafka's ``KafkaApis.forwardToController``), where the
-``*_operation`` functions authorize the forwarded principal (CLUSTER ALTER) first; UpdateRaftVoter
-is controller-only, as in Kafka.
+every check passes. AddRaftVoter and RemoveRaftVoter forwarded from a broker listener are
+answered by the ``*_operation`` functions, which authorize the forwarded principal (CLUSTER ALTER)
+first.
 """
 
 from __future__ import annotations

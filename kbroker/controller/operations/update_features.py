@@ -1,4 +1,4 @@
-"""The controller's side of UpdateFeatures (key 57), v0-2.
+"""The controller's side of UpdateFeatures (key 57).
 
 Changes finalized feature levels (``kafka-features.sh upgrade/downgrade``, Admin.updateFeatures).
 A Kafka broker forwards this to the controller; here the built-in controller checks the whole
