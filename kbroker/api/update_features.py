@@ -3,7 +3,7 @@
 Changes finalized feature levels (``kafka-features.sh upgrade/downgrade``, Admin.updateFeatures).
 A Kafka broker forwards this to the controller; here the built-in controller checks the whole
 request as Kafka's ``FeatureControlManager.updateFeatures`` does (see
-kbroker/controller/features.py) and writes one FeatureLevelRecord per feature to the metadata log
+kbroker/metadata/features.py) and writes one FeatureLevelRecord per feature to the metadata log
 atomically, or nothing. A failure is one top-level INVALID_UPDATE_VERSION naming the first feature
 that failed ("The update failed for all features since ..."), with no per-feature results. On
 success v0-1 list each feature with error NONE (message "NONE", as Kafka's ``Errors.message()``);

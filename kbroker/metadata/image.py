@@ -2,7 +2,7 @@
 
 The image is changed only by :meth:`MetadataImage.apply` of metadata records (Kafka's KRaft
 record types from ``metadata/``), in log order. A node holds two: the broker-side image of the
-committed records (``kbroker.controller.loader.MetadataLoader``, Kafka's MetadataLoader), which
+committed records (``kbroker.metadata.loader.MetadataLoader``, Kafka's MetadataLoader), which
 the broker reads, and the controller's (``QuorumController.image``), to which the active
 controller applies its records as it appends them (Kafka's QuorumController state).
 """

@@ -18,8 +18,6 @@ import asyncio
 import logging
 import uuid
 
-from kbroker.controller.client import Requester
-from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.operations.host import (
     OperationHost,
     OperationSubject,
@@ -27,15 +25,7 @@ from kbroker.controller.operations.host import (
     operation_subject,
     require,
 )
-from kbroker.controller.quorum import METADATA_TOPIC
-from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST, NewTopic
-from kbroker.controller.user_op_limits import (
-    BATCH_TOO_LARGE_MESSAGE,
-    MAX_RECORDS_PER_USER_OP,
-    BatchTooLarge,
-    RecordBudget,
-)
-from kbroker.replication.topics import (
+from kbroker.controller.operations.topic_logs import (
     METADATA_TOPIC_PROHIBITED,
     create_partition_logs,
     plan_create,
@@ -44,6 +34,17 @@ from kbroker.replication.topics import (
     storage_error,
     write_created,
 )
+from kbroker.controller.quorum import METADATA_TOPIC
+from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
+from kbroker.controller.user_op_limits import (
+    BATCH_TOO_LARGE_MESSAGE,
+    MAX_RECORDS_PER_USER_OP,
+    BatchTooLarge,
+    RecordBudget,
+)
+from kbroker.metadata.client import Requester
+from kbroker.metadata.metadata_records import MetadataRecord
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, TOPIC, authorized
 from kbroker.security.quotas import (
     UNBOUNDED_MUTATION_QUOTA,
