@@ -113,7 +113,7 @@ class Broker:
         self._idle_task: asyncio.Task[object] | None = None
         self.log_manager: LogManager | None = None
         # Topics whose creation is under way (partition logs being created off the event loop):
-        # name with '.' as '_' -> name (see kbroker/replication/topics.py).
+        # name with '.' as '_' -> name (see kbroker/controller/operations/topic_logs.py).
         self.creating_topics: dict[str, str] = {}
         self.create_partitions_lock = asyncio.Lock()
         self.controller: QuorumController | None = None

@@ -12,7 +12,7 @@ than 10,000 such topics with "Unable to perform excessively large batch operatio
 bound on one controller operation).
 
 The new partitions' logs are created on a worker thread before the records are committed (see
-kbroker/replication/topics.py); a topic whose logs cannot all be created gets KAFKA_STORAGE_ERROR
+kbroker/controller/operations/topic_logs.py); a topic whose logs cannot all be created gets KAFKA_STORAGE_ERROR
 with nothing committed or left on disk. Run one at a time with the controller's other operations,
 so two requests never plan the same new partition ids (Kafka's controller serializes them too).
 The broker's handler is kbroker/api/create_partitions.py.

@@ -7,7 +7,7 @@ write more than 10,000 metadata records in all (TopicRecord, ConfigRecords and P
 the topics that pass their checks, validateOnly included: kbroker/controller/user_op_limits.py).
 ``__cluster_metadata`` (the metadata log) cannot be created: INVALID_REQUEST. The partition logs
 of this node's replicas are created on a worker thread before the topic is committed (see
-kbroker/replication/topics.py): other clients are served meanwhile, and a topic whose logs cannot
+kbroker/controller/operations/topic_logs.py): other clients are served meanwhile, and a topic whose logs cannot
 all be created (out of descriptors or disk) is answered KAFKA_STORAGE_ERROR with nothing committed
 and nothing left on disk. The broker's handler is kbroker/api/create_topics.py.
 """

@@ -72,7 +72,7 @@ def plan_create(broker: OperationHost, topic: NewTopic) -> CreateResult:
 
 
 def _creating(broker: OperationHost) -> dict[str, str]:
-    """Topics being created: name with '.' as '_' -> name (``TopicHost.creating_topics``)."""
+    """Topics being created: name with '.' as '_' -> name (``OperationHost.creating_topics``)."""
     return broker.creating_topics
 
 
