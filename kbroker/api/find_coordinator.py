@@ -7,10 +7,11 @@ maps to a partition like any other).
 Groups and transactional ids are answered alike, as Kafka's ``KafkaApis.getCoordinator`` does,
 from the metadata alone: the leader of the key's partition of the internal topic
 (``__consumer_offsets`` / ``__transaction_state``). While that topic does not exist the answer is
-COORDINATOR_NOT_AVAILABLE and the topic is asked of the active controller through the controller
-client (Kafka's ``AutoTopicCreationManager``; kbroker.replication.topics.ensure_internal_topic),
-the answer waiting a bounded time for the controller's, so that a retry finds it; a partition
-without a live leader here (or a broker shutting down) is COORDINATOR_NOT_AVAILABLE too. A
+COORDINATOR_NOT_AVAILABLE, answered at once, and the topic is asked of the active controller
+through the controller client in the background (Kafka's ``getCoordinator`` and
+``AutoTopicCreationManager``; kbroker.replication.topics.ensure_internal_topic): the client
+retries, as it does for any COORDINATOR_NOT_AVAILABLE. A partition without a live leader here (or
+a broker shutting down) is COORDINATOR_NOT_AVAILABLE too. A
 coordinator still loading its partition is found like any other: the group and transaction APIs
 themselves answer COORDINATOR_LOAD_IN_PROGRESS until it is loaded.
 
@@ -46,8 +47,6 @@ class _KeyCoordinator(Protocol):
     def topic_name(self) -> str: ...
 
     def ensure_topic(self) -> bool: ...
-
-    async def await_topic(self) -> bool: ...
 
     def partition_for(self, key: str, /) -> int: ...
 
@@ -118,11 +117,10 @@ def _node(ctx: RequestContext, leader: int) -> tuple[int, str, int]:
 async def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
     creating: list[_KeyCoordinator] = []
     response = _find_coordinator(ctx, request, creating)
-    # The keys that found their coordinator's topic missing answer COORDINATOR_NOT_AVAILABLE (as
-    # Kafka); the creation is asked of the controller now and the answer waits a bounded time for
-    # it, so that the client's retry finds the topic where the controller is this node.
+    # The keys that found their coordinator's topic missing answer COORDINATOR_NOT_AVAILABLE now;
+    # the creation is asked of the controller without waiting for it (as Kafka's getCoordinator).
     for coordinator in creating:
-        await coordinator.await_topic()
+        coordinator.ensure_topic()
     return response
 
 

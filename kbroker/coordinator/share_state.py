@@ -509,8 +509,5 @@ class ShareKeyCoordinator:
     def ensure_topic(self) -> bool:
         return self.store.ensure_topic()
 
-    async def await_topic(self) -> bool:
-        return await self.store.await_topic()
-
     def partition_for(self, key: str) -> int:
         return self.store.partition_for(*parse_share_key(key))

@@ -106,6 +106,28 @@ class ApiStats:
         return sum(self.buckets(0))
 
 
+_NO_STATS = ApiStats()  # requests_sent's run before the first: empty, never added to
+
+
+def _add_run(stats: ApiStats, n: int, untimed: int, total: float, send: float, send_at: int, queued: float,
+             handled: float, remote: float, waited: float) -> None:
+    """Adds a run of ``n`` requests of one API (see :meth:`RequestStats.requests_sent`) to its
+    stats: the total's and send time's buckets (``send_at`` already bisected: the same for every run
+    of the write), the remote time's first bucket for the ``untimed`` requests answered in the
+    handler's call, and the parts' sums (``handled``: the run's handling, local plus remote)."""
+    c = stats.counts
+    c[bisect_left(BOUNDS_S, total)] += n
+    c[_O3] += untimed
+    c[send_at] += n
+    s = stats.seconds
+    s[0] += n * total
+    s[1] += queued
+    s[2] += handled - remote
+    s[3] += remote
+    s[4] += waited
+    s[5] += n * send
+
+
 class RequestStats:
     def __init__(self) -> None:
         self.apis: dict[int, ApiStats] = {}
@@ -118,7 +140,7 @@ class RequestStats:
 
     def requests_sent(self, slots: Iterable[Slot], flushed: float, sent: float,
                       _bisect: Callable[[tuple[float, ...], float], int] = bisect_left,
-                      _total: tuple[float, ...] = BOUNDS_S, _part: tuple[float, ...] = PART_BOUNDS_S) -> None:
+                      _part: tuple[float, ...] = PART_BOUNDS_S) -> None:
         """Requests answered by one write: each slot's ``time.perf_counter()`` points, in order (see
         the module doc), ``flushed`` when the write started, ``sent`` when it returned.
 
@@ -128,13 +150,15 @@ class RequestStats:
         (pipelined requests answered together), so of one total time, and the write's send time.
         Per request: the buckets of its queue, local and response queue times (a time under the
         fourth bound without a bisect call) folded into one index, one list update, and its times
-        added to the run's sums in local variables; per run: the total's and send time's buckets,
-        the remote time (0) of the requests answered in the handler's call, and the sums."""
+        added to the run's sums in local variables; per run (``_add_run``): the total's and send
+        time's buckets, the remote time (0) of the requests answered in the handler's call, and the
+        sums."""
         first, second, third, fourth = _part[0], _part[1], _part[2], _part[3]
         send = sent - flushed
         send_at = _O5 if send <= first else _O5 + _bisect(_part, send)
         api = -1
         received = -1.0
+        stats = _NO_STATS
         c: list[int] = []
         folded: list[int] = []
         n = untimed = 0
@@ -142,24 +166,12 @@ class RequestStats:
         for slot in slots:
             if slot.received != received or slot.header.request_api_key != api:
                 if n:  # the run before this request's (the same as after the loop)
-                    total = sent - received
-                    c[_bisect(_total, total)] += n
-                    c[_O3] += untimed
-                    c[send_at] += n
-                    s = self.apis[api].seconds
-                    s[0] += n * total
-                    s[1] += queued
-                    s[2] += handled - remote
-                    s[3] += remote
-                    s[4] += waited
-                    s[5] += n * send
+                    _add_run(stats, n, untimed, sent - received, send, send_at, queued, handled, remote, waited)
                     n = untimed = 0
                     queued = handled = remote = waited = 0.0
                 received = slot.received
                 api = slot.header.request_api_key
-                stats = self.apis.get(api)
-                if stats is None:
-                    stats = self._api(api)
+                stats = self.apis.get(api) or self._api(api)
                 c, folded = stats.counts, stats.folded
             n += 1
             started = slot.started
@@ -185,17 +197,7 @@ class RequestStats:
             folded[k + (0 if t <= first else 1 if t <= second else 2 if t <= third else 3 if t <= fourth
                         else _bisect(_part, t))] += 1
         if n:
-            total = sent - received
-            c[_bisect(_total, total)] += n
-            c[_O3] += untimed
-            c[send_at] += n
-            s = self.apis[api].seconds
-            s[0] += n * total
-            s[1] += queued
-            s[2] += handled - remote
-            s[3] += remote
-            s[4] += waited
-            s[5] += n * send
+            _add_run(stats, n, untimed, sent - received, send, send_at, queued, handled, remote, waited)
 
     def handler_failed(self, api_key: int) -> None:
         """A handler raised (answered with the API's error response, or the connection closed)."""

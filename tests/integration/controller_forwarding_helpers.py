@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -25,10 +26,11 @@ def address(node: EmbeddedBroker) -> tuple[str, int]:
     return host, int(port)
 
 
-@pytest.fixture
-async def nodes(controller_apis):
-    a = EmbeddedBroker({"node.id": "1"})
-    b = EmbeddedBroker({"node.id": "2"})
+@asynccontextmanager
+async def two_nodes(config: dict[str, str] | None = None) -> AsyncIterator[tuple[EmbeddedBroker, EmbeddedBroker]]:
+    """Nodes 1 and 2 (``config`` on both), started, each its own controller; stopped on the way out."""
+    a = EmbeddedBroker({"node.id": "1", **(config or {})})
+    b = EmbeddedBroker({"node.id": "2", **(config or {})})
     await a.start()
     try:
         await b.start()
@@ -38,6 +40,12 @@ async def nodes(controller_apis):
             await b.stop()
     finally:
         await a.stop()
+
+
+@pytest.fixture
+async def nodes(controller_apis):
+    async with two_nodes() as pair:
+        yield pair
 
 
 def forward_to(b: EmbeddedBroker, active: Callable[[], int | None], controllers: dict[int, tuple[str, int]],

@@ -9,10 +9,9 @@ import pytest
 
 from kbroker.metadata.new_topic import NewTopic
 from kbroker.replication.topics import create_topic
-from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
-from tests.integration.controller_forwarding_helpers import address, forward_to
+from tests.integration.controller_forwarding_helpers import address, forward_to, two_nodes
 from tests.integration.waiting import async_wait_until
 
 E = ErrorCode
@@ -35,18 +34,8 @@ async def test_create_topic_on_a_node_whose_controller_is_elsewhere_is_applied_b
 @pytest.fixture
 async def dlq_nodes(controller_apis):
     """The ``nodes`` fixture's two nodes, with dead-letter topics auto-created."""
-    config = {"errors.deadletterqueue.auto.create.topics.enable": "true"}
-    a = EmbeddedBroker({"node.id": "1", **config})
-    b = EmbeddedBroker({"node.id": "2", **config})
-    await a.start()
-    try:
-        await b.start()
-        try:
-            yield a, b
-        finally:
-            await b.stop()
-    finally:
-        await a.stop()
+    async with two_nodes({"errors.deadletterqueue.auto.create.topics.enable": "true"}) as pair:
+        yield pair
 
 
 async def test_a_dead_letter_topic_missing_on_b_is_asked_of_a(dlq_nodes):

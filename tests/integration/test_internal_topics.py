@@ -16,6 +16,7 @@ from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
 from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest
 from kbroker_protocol.messages.offset_commit import OffsetCommitRequest
+from tests.integration.waiting import wait_until
 
 E = ErrorCode
 CONFIG = {"offsets.topic.num.partitions": "7", "transaction.state.log.num.partitions": "3"}
@@ -45,16 +46,17 @@ def test_fresh_broker_has_no_internal_topics_until_used(tmp_path):
         try:
             create_topic(w, "plain", 1)
             assert set(metadata_topics(w)) == {"plain"}
-            # The first FindCoordinator for a group creates __consumer_offsets and is told to retry.
+            # The first FindCoordinator for a group asks for __consumer_offsets and is told to retry;
+            # a retry finds the coordinator once the topic is created.
             assert find(w, 0, "g") == E.COORDINATOR_NOT_AVAILABLE
-            assert find(w, 0, "g") == E.NONE
+            wait_until(lambda: find(w, 0, "g") == E.NONE, message="the group coordinator found")
             assert metadata_topics(w) == {"plain": (E.NONE, False, 1), "__consumer_offsets": (E.NONE, True, 7)}
             config = topic_config(b, "__consumer_offsets")
             assert config["cleanup.policy"] == "compact"
             assert config["segment.bytes"] == "104857600"
             # Likewise __transaction_state for a transactional id.
             assert find(w, 1, "t") == E.COORDINATOR_NOT_AVAILABLE
-            assert find(w, 1, "t") == E.NONE
+            wait_until(lambda: find(w, 1, "t") == E.NONE, message="the transaction coordinator found")
             assert metadata_topics(w)["__transaction_state"] == (E.NONE, True, 3)
             assert topic_config(b, "__transaction_state")["cleanup.policy"] == "compact"
         finally:
@@ -188,7 +190,7 @@ def test_internal_topics_are_created_through_the_controller_client(tmp_path):
         w = Wire(b.bootstrap_servers)
         try:
             assert find(w, 0, "g") == E.COORDINATOR_NOT_AVAILABLE
-            assert find(w, 0, "g") == E.NONE
+            wait_until(lambda: find(w, 0, "g") == E.NONE, message="the group coordinator found")
             assert [(n, p, rf) for n, p, rf, _ in recording.created] == [("__consumer_offsets", 7, 1)]
             assert recording.created[0][3]["cleanup.policy"] == "compact"
             assert init_pid(w, "tx") == E.NONE  # no FindCoordinator first: the request waits for the creation

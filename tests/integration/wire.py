@@ -6,6 +6,9 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
+from typing import Any
+
+from waiting import wait_until
 
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
@@ -98,6 +101,19 @@ def produce(wire: Wire, name: str, partition: int, count: int, leader_epoch: int
     return part.base_offset
 
 
+def find_coordinator(wire: Wire, key_type: int, keys: list[str], version: int = 4, timeout: float = 30.0) -> Any:
+    """FindCoordinator for ``keys`` (below v4 the first only), asked again while the first key answers
+    COORDINATOR_NOT_AVAILABLE, as a client retries: Kafka answers so at once while the coordinator's
+    internal topic is being created. Returns the first other response."""
+    FC = REQUESTS[10]
+    request = FC(key_type=key_type, coordinator_keys=keys) if version >= 4 else FC(key=keys[0], key_type=key_type)
+
+    def attempt() -> Any:
+        response = wire.call(request, version)
+        code = response.coordinators[0].error_code if version >= 4 else response.error_code
+        return None if code == E.COORDINATOR_NOT_AVAILABLE else response
+
+    return wait_until(attempt, timeout, message=f"FindCoordinator for {keys[0]!r} answered")
 
 
 def plain_login(bootstrap: str, user: str, password: str | None = None) -> Wire:

@@ -11,6 +11,7 @@ partition against the metadata, not against its own replicas.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from kbroker.replication.producer_manager import partition_state
 from kbroker_protocol.errors import ErrorCode
@@ -98,6 +99,20 @@ async def test_produce_v11_still_verifies_only():
             c2.close()
 
 
+def _hold_markers(coordinator: Any) -> asyncio.Event:
+    """Holds the coordinator's marker sends (and the completions after them) until the returned
+    event is set."""
+    release = asyncio.Event()
+    send_markers = coordinator._send_markers_then_complete
+
+    async def held(*args: Any) -> None:
+        await release.wait()
+        await send_markers(*args)
+
+    coordinator._send_markers_then_complete = held
+    return release
+
+
 async def test_txn_offset_commit_v5_has_a_remote_coordinator_add_the_offsets_partition():
     async with Cluster(2, CONFIG) as cluster:
         _setup(cluster)
@@ -128,14 +143,7 @@ async def test_next_transaction_waits_for_the_previous_ones_marker():
         _setup(cluster)
         c1, c2 = await cluster.connect(1), await cluster.connect(2)
         coordinator = cluster.broker(1).txn_coordinator
-        release = asyncio.Event()
-        send_markers = coordinator._send_markers_then_complete
-
-        async def held(*args):
-            await release.wait()
-            await send_markers(*args)
-
-        coordinator._send_markers_then_complete = held
+        release = _hold_markers(coordinator)
         try:
             pid, epoch = await _init_pid(c1)
             assert await _produce(c2, "data", _txn_batch(pid, epoch, [b"aborted"]), 12) == E.NONE
@@ -167,14 +175,7 @@ async def test_end_txn_while_the_markers_are_on_their_way():
         _setup(cluster)
         c1, c2 = await cluster.connect(1), await cluster.connect(2)
         coordinator = cluster.broker(1).txn_coordinator
-        release = asyncio.Event()
-        send_markers = coordinator._send_markers_then_complete
-
-        async def held(*args):
-            await release.wait()
-            await send_markers(*args)
-
-        coordinator._send_markers_then_complete = held
+        release = _hold_markers(coordinator)
 
         async def end(epoch: int, commit: bool):
             resp = await c1.request(EndTxnRequest(transactional_id=TID, producer_id=pid, producer_epoch=epoch,

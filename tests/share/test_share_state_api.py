@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from share_wire import E, ShareClient, acquired, topic_id
-from wire import create_topic, produce
+from wire import create_topic, find_coordinator, produce
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
@@ -116,10 +116,6 @@ def test_find_coordinator_for_share_keys(broker, wire):
     create_topic(wire, topic)
     tid = topic_id(wire, topic)
     key = f"{group}:{base64.urlsafe_b64encode(tid.bytes).decode().rstrip('=')}:0"
-    Req = REQUESTS[10]
-    for _ in range(2):
-        resp = wire.call(Req(key_type=2, coordinator_keys=[key, "no-colons", "g:notanid:0"]), 6)
-        if resp.coordinators[0].error_code == E.NONE:
-            break
+    resp = find_coordinator(wire, 2, [key, "no-colons", "g:notanid:0"], 6)  # once __share_group_state exists
     assert [c.error_code for c in resp.coordinators] == [E.NONE, E.INVALID_REQUEST, E.INVALID_REQUEST]
     assert resp.coordinators[0].node_id == broker.broker.node_id

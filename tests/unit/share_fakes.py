@@ -7,7 +7,6 @@ keyed one-shot timers on a manual clock. Nothing sleeps: a test moves the clock 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -18,19 +17,13 @@ from kbroker.coordinator.share_coordinator import ShareCoordinator
 from kbroker.coordinator.share_state import STATE_TOPIC
 from kbroker.metadata import metadata_records as mr
 from kbroker.metadata.image import MetadataImage
-from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import build_batch, iter_records
+from tests.unit.txn_fakes import FakeBatchHeader, HeldReplication
 
 NODE_ID = 1
 START_MS = 1_000_000
 PRUNE_MS = 300_000
 STATE_TOPIC_ID = uuid.UUID(int=0x5EA7E)
-
-
-@dataclass
-class FakeBatchHeader:
-    base_offset: int
-    is_control: bool = False
 
 
 @dataclass
@@ -84,35 +77,17 @@ class FakeSharePartition:
         return self.log.log_start_offset
 
 
-class FakeShareReplicaManager:
+class FakeShareReplicaManager(HeldReplication):
     """Appends go to the partition's log; their replication completes at once, or with the code
     :meth:`replicate` gives while ``hold`` is set."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.appends = 0
-        self.hold = False
-        self._waiting: list[asyncio.Future[ErrorCode]] = []
 
     def append_internal(self, partition: FakeSharePartition, batch: bytes) -> int:
         self.appends += 1
         return partition.log.append(batch)
-
-    async def wait_for_replication(self, _partition: FakeSharePartition, _offset: int, _deadline: object) -> ErrorCode:
-        if not self.hold:
-            return ErrorCode.NONE
-        fut: asyncio.Future[ErrorCode] = asyncio.get_running_loop().create_future()
-        self._waiting.append(fut)
-        return await fut
-
-    def replicate(self, code: ErrorCode = ErrorCode.NONE) -> None:
-        self.hold = False
-        waiting, self._waiting = self._waiting, []
-        for fut in waiting:
-            fut.set_result(code)
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
 
 
 class FakeShareTimer:

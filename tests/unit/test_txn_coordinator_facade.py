@@ -173,7 +173,7 @@ async def test_a_request_while_a_log_write_replicates_answers_concurrent_transac
     coordinator, broker, _clock = started_coordinator()
     broker.add_partition("data", 0)
     pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
-    broker.replica_manager.hold_log = True
+    broker.replica_manager.hold = True
     adding = asyncio.get_running_loop().create_task(coordinator.add_partitions(TID, pid, epoch, [("data", 0)]))
     await settle()
     assert broker.replica_manager.waiting == 1
@@ -328,7 +328,7 @@ async def test_a_failed_log_write_changes_nothing_and_answers_as_kafka(replicati
     coordinator, broker, _clock = started_coordinator()
     broker.add_partition("data", 0)
     pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
-    broker.replica_manager.hold_log = True
+    broker.replica_manager.hold = True
     adding = asyncio.get_running_loop().create_task(coordinator.add_partitions(TID, pid, epoch, [("data", 0)]))
     await settle()
     broker.replica_manager.replicate(replication)

@@ -1,6 +1,6 @@
 """Stand-ins of the broker for the transaction coordinator's unit tests (test_txn_coordinator_facade.py):
 the ``__transaction_state`` partition and the data partitions as plain objects led by this broker,
-a replica manager whose transaction-log writes replicate when the test says (``hold_log``), a
+a replica manager whose transaction-log writes replicate when the test says (``hold``), a
 marker writer that records the markers and holds them until released, and a producer-id
 allocator. Time is a :class:`kbroker.control.clock.ManualClock`: nothing sleeps."""
 
@@ -124,29 +124,23 @@ class FakeProducerState:
         return len(self._held)
 
 
-class FakeReplicaManager:
-    """Transaction-log appends land in ``appended``; their replication completes at once, or,
-    while ``hold_log`` is set, when :meth:`replicate` is called."""
+class HeldReplication:
+    """A replica manager's replication wait (shared with share_fakes.py): an append's replication
+    completes at once, or, while ``hold`` is set, with the code :meth:`replicate` gives."""
 
     def __init__(self) -> None:
-        self.producer_state = FakeProducerState()
-        self.appended: list[bytes] = []
-        self.hold_log = False
+        self.hold = False
         self._waiting: list[asyncio.Future[ErrorCode]] = []
 
-    def append_internal(self, partition: FakePartition, batch: bytes) -> None:
-        self.appended.append(batch)
-        partition.log.batches.append(batch)
-
-    async def wait_for_replication(self, _partition: FakePartition, _offset: int, _deadline: object) -> ErrorCode:
-        if not self.hold_log:
+    async def wait_for_replication(self, _partition: object, _offset: int, _deadline: object) -> ErrorCode:
+        if not self.hold:
             return ErrorCode.NONE
         fut: asyncio.Future[ErrorCode] = asyncio.get_running_loop().create_future()
         self._waiting.append(fut)
         return await fut
 
     def replicate(self, code: ErrorCode = ErrorCode.NONE) -> None:
-        self.hold_log = False
+        self.hold = False
         waiting, self._waiting = self._waiting, []
         for fut in waiting:
             fut.set_result(code)
@@ -154,6 +148,20 @@ class FakeReplicaManager:
     @property
     def waiting(self) -> int:
         return len(self._waiting)
+
+
+class FakeReplicaManager(HeldReplication):
+    """Transaction-log appends land in ``appended``; their replication completes at once, or,
+    while ``hold`` is set, when :meth:`replicate` is called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.producer_state = FakeProducerState()
+        self.appended: list[bytes] = []
+
+    def append_internal(self, partition: FakePartition, batch: bytes) -> None:
+        self.appended.append(batch)
+        partition.log.batches.append(batch)
 
 
 class FakeProducerIds:
