@@ -29,9 +29,12 @@ The active controller removes expired tokens every ``delegation.token.expiry.che
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing, Forwarding
 from kbroker.controller.client import (
     CREATE_DELEGATION_TOKEN,
     EXPIRE_DELEGATION_TOKEN,
@@ -64,11 +67,21 @@ from kbroker_protocol.messages.renew_delegation_token import (
     RenewDelegationTokenResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.security.tokens import DelegationTokens
+
 Described = DescribeDelegationTokenResponse.DescribedDelegationToken
 Renewer = Described.DescribedDelegationTokenRenewer
 
 
-def token_requests_allowed(ctx: RequestContext) -> bool:
+class DelegationTokensServices(Forwarding, Authorizing, Protocol):
+    """The services the delegation token APIs use: the controller (where tokens are created,
+    renewed and expired) and this node's token cache (DescribeDelegationToken)."""
+
+    delegation_tokens: DelegationTokens
+
+
+def token_requests_allowed(ctx: RequestContext[DelegationTokensServices]) -> bool:
     """Kafka's KafkaApis.allowTokenRequests."""
     conn = ctx.connection
     if getattr(conn, "token_authenticated", False):
@@ -83,8 +96,8 @@ def token_requests_allowed(ctx: RequestContext) -> bool:
 # -- CreateDelegationToken ----------------------------------------------------------------------
 
 
-@api(38, 1, 3)
-async def handle_create_delegation_token(ctx: RequestContext, request: CreateDelegationTokenRequest
+@api(CreateDelegationTokenRequest, CreateDelegationTokenResponse, 1, 3)
+async def handle_create_delegation_token(ctx: RequestContext[DelegationTokensServices], request: CreateDelegationTokenRequest
                                          ) -> CreateDelegationTokenResponse:
     principal = ctx.connection.principal
     owner = owner_of(request, principal)
@@ -102,8 +115,8 @@ async def handle_create_delegation_token(ctx: RequestContext, request: CreateDel
 # -- RenewDelegationToken / ExpireDelegationToken ----------------------------------------------
 
 
-@api(39, 1, 2)
-async def handle_renew_delegation_token(ctx: RequestContext, request: RenewDelegationTokenRequest
+@api(RenewDelegationTokenRequest, RenewDelegationTokenResponse, 1, 2)
+async def handle_renew_delegation_token(ctx: RequestContext[DelegationTokensServices], request: RenewDelegationTokenRequest
                                         ) -> RenewDelegationTokenResponse:
     if not token_requests_allowed(ctx):
         return RenewDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED,
@@ -113,8 +126,8 @@ async def handle_renew_delegation_token(ctx: RequestContext, request: RenewDeleg
     return response_as(response, RenewDelegationTokenResponse)
 
 
-@api(40, 1, 2)
-async def handle_expire_delegation_token(ctx: RequestContext, request: ExpireDelegationTokenRequest
+@api(ExpireDelegationTokenRequest, ExpireDelegationTokenResponse, 1, 2)
+async def handle_expire_delegation_token(ctx: RequestContext[DelegationTokensServices], request: ExpireDelegationTokenRequest
                                          ) -> ExpireDelegationTokenResponse:
     if not token_requests_allowed(ctx):
         return ExpireDelegationTokenResponse(throttle_time_ms=0,
@@ -128,8 +141,8 @@ async def handle_expire_delegation_token(ctx: RequestContext, request: ExpireDel
 # -- DescribeDelegationToken ---------------------------------------------------------------------
 
 
-@api(41, 1, 3)
-def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDelegationTokenRequest
+@api(DescribeDelegationTokenRequest, DescribeDelegationTokenResponse, 1, 3)
+def handle_describe_delegation_token(ctx: RequestContext[DelegationTokensServices], request: DescribeDelegationTokenRequest
                                      ) -> DescribeDelegationTokenResponse:
     version = ctx.api_version
     tokens = tokens_of(ctx.broker)

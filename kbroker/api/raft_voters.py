@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbroker.api.context import RaftNodeServices, RequestContext, requester, response_as
+from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import Builder, refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER
+from kbroker.controller.operations.host import RaftOperationHost
 from kbroker.controller.operations.raft_voters import (
     UPDATE_RAFT_VOTER,
     add_raft_voter,
@@ -31,7 +33,7 @@ from kbroker_protocol.errors import default_message
 from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse
 from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse
 
-Broker = RaftNodeServices
+Broker = RaftOperationHost
 
 
 def _top_level(cls: type[AddRaftVoterResponse] | type[RemoveRaftVoterResponse]) -> Builder:
@@ -59,13 +61,13 @@ def install(broker: Broker) -> None:
 # -- the broker listeners: forwarded to the active controller -----------------------------------
 
 
-@api(ADD_RAFT_VOTER, 0, 1)
-async def handle_add_raft_voter(ctx: RequestContext, request: AddRaftVoterRequest) -> AddRaftVoterResponse:
+@api(AddRaftVoterRequest, AddRaftVoterResponse, 0, 1)
+async def handle_add_raft_voter(ctx: RequestContext[Forwarding], request: AddRaftVoterRequest) -> AddRaftVoterResponse:
     response = await ctx.broker.controller_client.forward(ADD_RAFT_VOTER, request, ctx.api_version, requester(ctx))
     return response_as(response, AddRaftVoterResponse)
 
 
-@api(REMOVE_RAFT_VOTER, 0, 0)
-async def handle_remove_raft_voter(ctx: RequestContext, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
+@api(RemoveRaftVoterRequest, RemoveRaftVoterResponse, 0, 0)
+async def handle_remove_raft_voter(ctx: RequestContext[Forwarding], request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
     response = await ctx.broker.controller_client.forward(REMOVE_RAFT_VOTER, request, ctx.api_version, requester(ctx))
     return response_as(response, RemoveRaftVoterResponse)

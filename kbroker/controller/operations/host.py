@@ -4,7 +4,8 @@ An operation (the controller's side of a forwarded admin API, :mod:`kbroker.cont
 runs on the node that hosts the active controller: :class:`OperationHost` is that node as the
 operations use it (its ``QuorumController``, configuration, image and the security stores the
 records update), so this package never imports the API layer that forwards to it. The broker
-(``kbroker.broker.Broker``) provides it; the API layer's ``BrokerServices`` extends it.
+(``kbroker.broker.Broker``) provides it; the API handlers that run an operation on this node
+(Envelope, the reassignments on the controller listener) are typed on it.
 """
 
 from __future__ import annotations
@@ -59,7 +60,14 @@ def require(service: T | None, name: str) -> T:
     return service
 
 
-def local_controller(host: OperationHost) -> QuorumController:
+class ControllerHolder(Protocol):
+    """A node as :func:`local_controller` reads it: its controller (None: it runs none)."""
+
+    @property
+    def controller(self) -> QuorumController | None: ...
+
+
+def local_controller(host: ControllerHolder) -> QuorumController:
     """This node's controller, where the admin operations run (:func:`require` of it)."""
     return require(host.controller, "the controller")
 
