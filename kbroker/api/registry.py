@@ -19,9 +19,9 @@ listener a connection came in on.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.primitives import Message, Writer
@@ -96,36 +96,58 @@ def handlers_for(listener: str) -> dict[int, ApiHandler]:
 
 
 def api(request: type[Req], response: type[Resp], min_version: int, max_version: int,
-        listeners: tuple[str, ...] = (BROKER_LISTENER,)
-        ) -> Callable[[TypedHandler[C, Req, Resp]], TypedHandler[C, Req, Resp]]:
-    """Register ``fn`` as the handler of ``request``'s API for ``min_version..max_version`` on
-    ``listeners``: mypy checks that ``fn`` takes a ``request`` and answers a ``response`` (or one
-    encoded ahead, or nothing), maybe awaited."""
+        listeners: tuple[str, ...] = (BROKER_LISTENER,)) -> Registration[Req, Resp]:
+    """Register the function it decorates as the handler of ``request``'s API for
+    ``min_version..max_version`` on ``listeners``: mypy checks that it takes a ``request`` and
+    answers a ``response`` (or one encoded ahead, or nothing), maybe awaited."""
     api_key = request.API_KEY
     if api_key is None:
         raise RuntimeError(f"{request.__name__} is not a request")
     if response.API_KEY != api_key:
         raise RuntimeError(f"{response.__name__} answers api key {response.API_KEY}, "
                            f"not {request.__name__}'s {api_key}")
+    unknown = [name for name in listeners if name not in LISTENER_HANDLERS]
+    if unknown or not listeners:
+        raise RuntimeError(f"api key {api_key}: unknown listeners {listeners}")
+    return Registration(api_key, min_version, max_version, tuple(listeners))
 
-    def register(fn: TypedHandler[C, Req, Resp]) -> TypedHandler[C, Req, Resp]:
-        unknown = [name for name in listeners if name not in LISTENER_HANDLERS]
-        if unknown or not listeners:
-            raise RuntimeError(f"api key {api_key}: unknown listeners {listeners}")
-        # Erased for the tables: the server gives the handler a body of ``request``'s class (the
-        # API's) and a context on the whole broker (which provides ``fn``'s services, checked in
+
+class Registration(Generic[Req, Resp]):
+    """The decorator :func:`api` returns: it registers a handler of ``Req`` answering ``Resp`` and
+    gives it back with its own type (an ``async def`` stays a coroutine function of its response)."""
+
+    __slots__ = ("api_key", "min_version", "max_version", "listeners")
+
+    def __init__(self, api_key: int, min_version: int, max_version: int, listeners: tuple[str, ...]) -> None:
+        self.api_key = api_key
+        self.min_version = min_version
+        self.max_version = max_version
+        self.listeners = listeners
+
+    @overload
+    def __call__(self, fn: Callable[[C, Req], Coroutine[Any, Any, Resp]]
+                 ) -> Callable[[C, Req], Coroutine[Any, Any, Resp]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[[C, Req], Resp]) -> Callable[[C, Req], Resp]: ...
+
+    @overload
+    def __call__(self, fn: TypedHandler[C, Req, Resp]) -> TypedHandler[C, Req, Resp]: ...
+
+    def __call__(self, fn: TypedHandler[C, Req, Resp]) -> TypedHandler[C, Req, Resp]:
+        api_key = self.api_key
+        # Erased for the tables: the server gives the handler a body of the API's request class
+        # and a context on the whole broker (which provides ``fn``'s services, checked in
         # kbroker.wiring.handler_services).
         handler = cast(Handler, fn)
-        entry = ApiHandler(api_key, min_version, max_version, handler, fn.__module__, tuple(listeners))
-        for name in listeners:
+        entry = ApiHandler(api_key, self.min_version, self.max_version, handler, fn.__module__, self.listeners)
+        for name in self.listeners:
             present = LISTENER_HANDLERS[name].get(api_key)
             if present is not None and not isinstance(present.handler, Deferred):
                 raise RuntimeError(f"api key {api_key} registered twice on the {name} listener")
-        for name in listeners:
+        for name in self.listeners:
             LISTENER_HANDLERS[name][api_key] = entry
         return fn
-
-    return register
 
 
 class Deferred:
