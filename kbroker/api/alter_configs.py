@@ -25,12 +25,13 @@ from kbroker.api.context import RequestContext, requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, broker_resource_error
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.api.services import Authorizing
+from kbroker.api.services import Authorizing, Forwarding
 from kbroker.controller.client import Requester
 from kbroker.controller.operations.alter_configs import (
     CORDONED,
     AlterRequest,
     AlterResponse,
+    ConfigNode,
     NewConfigs,
     Reject,
     duplicates,
@@ -38,7 +39,6 @@ from kbroker.controller.operations.alter_configs import (
     replaced,
     validate_cordoned,
 )
-from kbroker.controller.operations.host import OperationHost
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
 from kbroker.security.acls import config_refused as _refused
 from kbroker_protocol.errors import ErrorCode
@@ -49,13 +49,16 @@ from kbroker_protocol.messages.incremental_alter_configs import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from kbroker.controller.image import MetadataImage
 
 
-class AlterConfigsServices(OperationHost, Authorizing, Protocol):
+class AlterConfigsServices(ConfigNode, Forwarding, Authorizing, Protocol):
     """What AlterConfigs and IncrementalAlterConfigs use of the broker: the controller, where they
-    are forwarded, and the node the controller's operations run in (the local checks of a broker
-    resource run the operation's validation)."""
+    are forwarded, and for a BROKER resource naming this broker the checks made here (its image's
+    overrides, the new overrides and the ``cordoned.log.dirs`` check of the controller's operation)."""
+
+    node_id: int
+    image: MetadataImage
 
 
 def _local_answers(broker: AlterConfigsServices, request: AlterRequest, new_configs: NewConfigs | None = None,
