@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+# the controller-listener APIs of the cluster's control: the operations they run take the same
+from kbroker.controller.operations.host import ClusterControlling as ClusterControlling
+
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
     from kbroker.controller.client import ControllerClient
@@ -71,16 +74,3 @@ class ShareServices(Protocol):
     share_coordinator: ShareCoordinator | None
     image: MetadataImage
 
-
-class ClusterControlling(Protocol):
-    """The controller-listener APIs of the cluster's control (BrokerRegistration, BrokerHeartbeat,
-    AlterPartition, AssignReplicasToDirs): this node's controller, where they run, and what its
-    operations read of the node (``kbroker.controller.cluster_runtime.ControllerNode``)."""
-
-    config: BrokerConfig
-
-    @property
-    def controller(self) -> QuorumController | None: ...
-
-    @property
-    def cluster_id(self) -> str: ...

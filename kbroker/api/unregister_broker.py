@@ -10,19 +10,13 @@ Kafka's brokers also accept it on their listeners and forward it to the controll
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from kbroker.api.context import HandlerContext
 from kbroker.api.registry import CONTROLLER_LISTENER, api
-from kbroker.controller.operations.host import OperationHost
+from kbroker.api.services import ClusterControlling
 from kbroker.controller.operations.quorum import unregister_broker
 from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
 
 
-class UnregisterBrokerServices(OperationHost, Protocol):
-    """What UnregisterBroker uses of the broker."""
-
-
 @api(UnregisterBrokerRequest, UnregisterBrokerResponse, 0, 0, listeners=(CONTROLLER_LISTENER,))
-async def handle_unregister_broker(ctx: HandlerContext[UnregisterBrokerServices], request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
+async def handle_unregister_broker(ctx: HandlerContext[ClusterControlling], request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
     return await unregister_broker(ctx.broker, request)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from kbroker.replication.topics import TopicHost
 
 if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
     from kbroker.controller.client import Requester
     from kbroker.controller.quorum import QuorumController
     from kbroker.raft.io import RaftDriver
@@ -65,6 +66,17 @@ class ControllerHolder(Protocol):
 
     @property
     def controller(self) -> QuorumController | None: ...
+
+
+class ClusterControlling(ControllerHolder, Protocol):
+    """The node the cluster's control operations run in (BrokerRegistration, BrokerHeartbeat,
+    AlterPartition, AssignReplicasToDirs, UnregisterBroker: ``kbroker.controller.cluster_runtime``):
+    its controller, and what the operations read of it (``cluster_runtime.ControllerNode``)."""
+
+    config: BrokerConfig
+
+    @property
+    def cluster_id(self) -> str: ...
 
 
 def local_controller(host: ControllerHolder) -> QuorumController:
