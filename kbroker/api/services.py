@@ -18,9 +18,7 @@ if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
     from kbroker.controller.client import ControllerClient
     from kbroker.controller.image import MetadataImage
-    from kbroker.controller.quorum import QuorumController
     from kbroker.coordinator.group_coordinator import GroupCoordinator
-    from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
     from kbroker.security.acls import Authorizer
 
@@ -50,11 +48,6 @@ class Forwarding(Protocol):
     controller_client: ControllerClient
 
 
-class OnController(Protocol):
-    """This node's controller, for the controller-listener APIs that run on it."""
-
-    controller: QuorumController | None
-
 
 class GroupServices(Authorizing, Protocol):
     """The group APIs (classic, consumer, share and streams groups): the group coordinator."""
@@ -66,11 +59,3 @@ class TxnServices(Authorizing, Protocol):
     """The transaction APIs: the transaction coordinator."""
 
     txn_coordinator: TransactionCoordinator | None
-
-
-class ShareServices(Protocol):
-    """The share-group state and acknowledgement APIs: the share coordinator and the image."""
-
-    share_coordinator: ShareCoordinator | None
-    image: MetadataImage
-
