@@ -92,10 +92,19 @@ def test_the_broker_has_every_service_of_every_handler() -> None:
 
 
 def test_handlers_see_small_protocols() -> None:
-    """No handler's services come near the whole broker: each declares at most half of what the
-    broadest declares of a broker's attributes (Fetch's), and the group APIs share one Protocol."""
-    sizes = {f"{fn.__module__}.{fn.__name__}": len(_members(_services(fn))) for fn in _all_handlers()}
-    assert max(sizes.values()) < 40
+    """Only the handlers that run a controller operation on this node (Envelope's, and the
+    reassignments on the controller listener) see the node the operations run in
+    (``OperationHost``); every other handler's services are fewer, and the group APIs share one
+    Protocol."""
+    from kbroker.controller.operations.host import OperationHost
+
+    broadest = len(_members(OperationHost))
+    sizes = {fn.__name__: len(_members(_services(fn))) for fn in _all_handlers()}
+    assert max(sizes.values()) == broadest
+    assert sorted(name for name, size in sizes.items() if size == broadest) == [
+        "handle_allocate_producer_ids", "handle_alter_partition_reassignments_on_controller", "handle_envelope",
+        "handle_list_partition_reassignments_on_controller"]
+    assert sorted(sizes.values())[len(sizes) // 2] <= 4  # the median handler uses a few services
     groups = {_services(fn) for fn in handler_services.BROKER_LISTENER_HANDLERS
               if fn.__module__.rsplit(".", 1)[1] in ("heartbeat", "join_group", "sync_group", "leave_group")}
     assert [g.__name__ for g in groups] == ["GroupServices"]
