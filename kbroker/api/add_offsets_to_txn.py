@@ -10,14 +10,15 @@ from __future__ import annotations
 from kbroker.api.authorization import refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
+from kbroker.api.services import TxnServices
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import GROUP, READ, TRANSACTIONAL_ID, WRITE
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
 
 
-@api(25, 0, 4)
-async def handle_add_offsets_to_txn(ctx: RequestContext, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
+@api(AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, 0, 4)
+async def handle_add_offsets_to_txn(ctx: RequestContext[TxnServices], request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (denied := refused(ctx, request, AddOffsetsToTxnResponse, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),

@@ -11,10 +11,13 @@ INVALID_PRODUCER_ID_MAPPING / PRODUCER_FENCED / CONCURRENT_TRANSACTIONS.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from kbroker.api.authorization import refused
-from kbroker.api.context import BrokerServices, RequestContext, require
+from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -26,7 +29,18 @@ from kbroker_protocol.messages.add_partitions_to_txn import (
     AddPartitionsToTxnTopicResult,
 )
 
+if TYPE_CHECKING:
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.metadata.image import MetadataImage
+
 TxnResult = AddPartitionsToTxnResponse.AddPartitionsToTxnResult
+
+
+class AddPartitionsToTxnServices(Authorizing, Protocol):
+    """What AddPartitionsToTxn uses of the broker."""
+
+    image: MetadataImage
+    txn_coordinator: TransactionCoordinator | None
 
 
 def _results(codes: dict[tuple[str, int], ErrorCode]) -> list[AddPartitionsToTxnTopicResult]:
@@ -37,7 +51,7 @@ def _results(codes: dict[tuple[str, int], ErrorCode]) -> list[AddPartitionsToTxn
     return [AddPartitionsToTxnTopicResult(name=t, results_by_partition=ps) for t, ps in by_topic.items()]
 
 
-async def add_one(broker: BrokerServices, version: int, transactional_id: str, producer_id: int, producer_epoch: int,
+async def add_one(broker: AddPartitionsToTxnServices, version: int, transactional_id: str, producer_id: int, producer_epoch: int,
                   topics: list[AddPartitionsToTxnTopic], verify_only: bool = False) -> dict[tuple[str, int], ErrorCode]:
     wanted = [(t.name, p) for t in topics for p in t.partitions]
     coordinator = broker.txn_coordinator
@@ -61,8 +75,8 @@ async def add_one(broker: BrokerServices, version: int, transactional_id: str, p
     return dict.fromkeys(wanted, code)
 
 
-@api(24, 0, 5)
-async def handle_add_partitions_to_txn(ctx: RequestContext, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:
+@api(AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, 0, 5)
+async def handle_add_partitions_to_txn(ctx: RequestContext[AddPartitionsToTxnServices], request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:
     # Kafka (v0-3, from clients): WRITE on the transactional id (kbroker/security/acls.py)
     if ctx.api_version < 4 and (refusal := refused(ctx, request, AddPartitionsToTxnResponse, [
         (WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker.metadata.client import ALTER_CLIENT_QUOTAS
 from kbroker_protocol.errors import default_message
 from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasRequest, AlterClientQuotasResponse
 
 
-@api(49, 0, 1)
-async def handle_alter_client_quotas(ctx: RequestContext, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
+@api(AlterClientQuotasRequest, AlterClientQuotasResponse, 0, 1)
+async def handle_alter_client_quotas(ctx: RequestContext[Forwarding], request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
     response = await ctx.broker.controller_client.forward(ALTER_CLIENT_QUOTAS, request, ctx.api_version, requester(ctx))
     return response_as(response, AlterClientQuotasResponse)
 

@@ -19,15 +19,18 @@ between).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import BrokerServices, RequestContext, requester
+from kbroker.api.context import RequestContext, requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, broker_resource_error
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing, Forwarding
 from kbroker.controller.operations.alter_configs import (
     CORDONED,
     AlterRequest,
     AlterResponse,
+    ConfigNode,
     NewConfigs,
     Reject,
     duplicates,
@@ -45,9 +48,21 @@ from kbroker_protocol.messages.incremental_alter_configs import (
     IncrementalAlterConfigsResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.metadata.image import MetadataImage
 
-def _local_answers(broker: BrokerServices, request: AlterRequest, new_configs: NewConfigs | None = None,
-                   ctx: RequestContext | None = None) -> dict[int, tuple[ErrorCode, str]]:
+
+class AlterConfigsServices(ConfigNode, Forwarding, Authorizing, Protocol):
+    """What AlterConfigs and IncrementalAlterConfigs use of the broker: the controller, where they
+    are forwarded, and for a BROKER resource naming this broker the checks made here (its image's
+    overrides, the new overrides and the ``cordoned.log.dirs`` check of the controller's operation)."""
+
+    node_id: int
+    image: MetadataImage
+
+
+def _local_answers(broker: AlterConfigsServices, request: AlterRequest, new_configs: NewConfigs | None = None,
+                   ctx: RequestContext[AlterConfigsServices] | None = None) -> dict[int, tuple[ErrorCode, str]]:
     """What the receiving broker answers itself before forwarding, as Kafka's
     ConfigAdminManager.preprocess: a BROKER resource must name this broker (or "" for the cluster
     default), and a new ``cordoned.log.dirs`` must name this broker's log dirs (its
@@ -74,7 +89,7 @@ def _local_answers(broker: BrokerServices, request: AlterRequest, new_configs: N
     return out
 
 
-async def _preprocess_and_forward(ctx: RequestContext, request: AlterRequest, response_cls: type[AlterResponse],
+async def _preprocess_and_forward(ctx: RequestContext[AlterConfigsServices], request: AlterRequest, response_cls: type[AlterResponse],
                                   send: Callable[[AlterRequest, int, Requester], Awaitable[AlterResponse]]) -> AlterResponse:
     """Answer `_local_answers` here, forward the other resources, and give the answers in the
     request's order (Kafka's ConfigAdminManager.reassembleIncrementalResponse)."""
@@ -110,14 +125,14 @@ async def _preprocess_and_forward(ctx: RequestContext, request: AlterRequest, re
     return response
 
 
-@api(33, 0, 2)
-async def handle_alter_configs(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
+@api(AlterConfigsRequest, AlterConfigsResponse, 0, 2)
+async def handle_alter_configs(ctx: RequestContext[AlterConfigsServices], request: AlterConfigsRequest) -> AlterConfigsResponse:
     return await _preprocess_and_forward(ctx, request, AlterConfigsResponse,
                                          ctx.broker.controller_client.alter_configs)
 
 
-@api(44, 0, 1)
-async def handle_incremental_alter_configs(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
+@api(IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, 0, 1)
+async def handle_incremental_alter_configs(ctx: RequestContext[AlterConfigsServices], request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
     return await _preprocess_and_forward(ctx, request, IncrementalAlterConfigsResponse,
                                          ctx.broker.controller_client.incremental_alter_configs)
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.api.services import ClusterControlling
 from kbroker.controller.errors import ControllerError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
 
 
-@api(56, 2, 3, listeners=(CONTROLLER_LISTENER,))
-async def handle_alter_partition(ctx: HandlerContext, request: AlterPartitionRequest) -> AlterPartitionResponse:
+@api(AlterPartitionRequest, AlterPartitionResponse, 2, 3, listeners=(CONTROLLER_LISTENER,))
+async def handle_alter_partition(ctx: HandlerContext[ClusterControlling], request: AlterPartitionRequest) -> AlterPartitionResponse:
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, operation, write
     from kbroker.controller.replication_control import alter_partition

@@ -30,7 +30,9 @@ from __future__ import annotations
 from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.api.services import Forwarding
 from kbroker.controller.errors import ControllerError
+from kbroker.controller.operations.host import OperationHost
 from kbroker.controller.operations.reassignments import (
     alter_partition_reassignments_error,
     alter_partition_reassignments_operation,
@@ -45,15 +47,15 @@ from kbroker_protocol.messages.alter_partition_reassignments import (
 ALTER_PARTITION_REASSIGNMENTS = 45
 
 
-@api(ALTER_PARTITION_REASSIGNMENTS, 0, 1)
-async def handle_alter_partition_reassignments(ctx: RequestContext, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
+@api(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, 0, 1)
+async def handle_alter_partition_reassignments(ctx: RequestContext[Forwarding], request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
     response = await ctx.broker.controller_client.forward(ALTER_PARTITION_REASSIGNMENTS, request, ctx.api_version,
                                                           requester(ctx))
     return response_as(response, AlterPartitionReassignmentsResponse)
 
 
-@api(ALTER_PARTITION_REASSIGNMENTS, 0, 1, listeners=(CONTROLLER_LISTENER,))
-async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
+@api(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, 0, 1, listeners=(CONTROLLER_LISTENER,))
+async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext[OperationHost], request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
         return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:

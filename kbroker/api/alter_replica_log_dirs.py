@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import BrokerServices, RequestContext, require
+from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.log.log_manager import LogDirOfflineError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -31,13 +33,27 @@ from kbroker_protocol.messages.alter_replica_log_dirs import (
     AlterReplicaLogDirsResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.log import LogManager
+    from kbroker.replication.partition import Partition
+
 log = logging.getLogger(__name__)
 
 Result = AlterReplicaLogDirsResponse.AlterReplicaLogDirTopicResult
 PartResult = Result.AlterReplicaLogDirPartitionResult
 
 
-def _move(broker: BrokerServices, topic: str, index: int, destination: str) -> ErrorCode:
+class AlterReplicaLogDirsServices(Authorizing, Protocol):
+    """What AlterReplicaLogDirs uses of the broker."""
+
+    config: BrokerConfig
+    log_manager: LogManager | None
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+
+def _move(broker: AlterReplicaLogDirsServices, topic: str, index: int, destination: str) -> ErrorCode:
     if len(f"{topic}-{index}.{'0' * 32}-future") > 255:
         return ErrorCode.INVALID_TOPIC_EXCEPTION
     manager = require(broker.log_manager, "the log manager")
@@ -62,8 +78,8 @@ def _move(broker: BrokerServices, topic: str, index: int, destination: str) -> E
     return ErrorCode.NONE
 
 
-@api(34, 1, 2)
-def handle_alter_replica_log_dirs(ctx: RequestContext, request: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse:
+@api(AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, 1, 2)
+def handle_alter_replica_log_dirs(ctx: RequestContext[AlterReplicaLogDirsServices], request: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse:
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):  # as Kafka: every partition refused
         from kbroker.api.error_response import error_response_as
 

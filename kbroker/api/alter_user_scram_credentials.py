@@ -17,6 +17,7 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker.controller.operations.alter_user_scram_credentials import alter_user_scram_credentials_error
 from kbroker.metadata.client import ALTER_USER_SCRAM_CREDENTIALS
 from kbroker_protocol.messages.alter_user_scram_credentials import (
@@ -25,8 +26,8 @@ from kbroker_protocol.messages.alter_user_scram_credentials import (
 )
 
 
-@api(51, 0, 0)
-async def handle_alter_user_scram_credentials(ctx: RequestContext, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
+@api(AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, 0, 0)
+async def handle_alter_user_scram_credentials(ctx: RequestContext[Forwarding], request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
     response = await ctx.broker.controller_client.forward(ALTER_USER_SCRAM_CREDENTIALS, request, ctx.api_version, requester(ctx))
     return response_as(response, AlterUserScramCredentialsResponse)
 

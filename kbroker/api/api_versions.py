@@ -20,6 +20,7 @@ is REBOOTSTRAP_REQUIRED, in Kafka's order (unsupported version, invalid request,
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
@@ -28,10 +29,23 @@ from kbroker.metadata.features import SUPPORTED_FEATURES
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.metadata.image import MetadataImage
+
 # Minimums advertised below what is served, for clients that gate features on them.
 ADVERTISED_MIN = {0: 0}
 
 _SOFTWARE_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
+
+
+class ApiVersionsServices(Protocol):
+    """What ApiVersions uses of the broker."""
+
+    cluster_id: str
+    config: BrokerConfig
+    image: MetadataImage
+    node_id: int
 
 
 def api_keys(unstable_enabled: bool) -> list[ApiVersionsResponse.ApiVersion]:
@@ -61,8 +75,8 @@ def _valid(version: int, request: ApiVersionsRequest) -> bool:
     return True
 
 
-@api(18, 0, 5)
-def handle_api_versions(ctx: RequestContext, request: ApiVersionsRequest) -> ApiVersionsResponse:
+@api(ApiVersionsRequest, ApiVersionsResponse, 0, 5)
+def handle_api_versions(ctx: RequestContext[ApiVersionsServices], request: ApiVersionsRequest) -> ApiVersionsResponse:
     version = ctx.api_version
     broker = ctx.broker
     if not _valid(version, request):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.api.services import ClusterControlling
 from kbroker.controller.errors import ControllerError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.assign_replicas_to_dirs import (
@@ -18,8 +19,8 @@ from kbroker_protocol.messages.assign_replicas_to_dirs import (
 )
 
 
-@api(73, 0, 0, listeners=(CONTROLLER_LISTENER,))
-async def handle_assign_replicas_to_dirs(ctx: HandlerContext, request: AssignReplicasToDirsRequest) -> AssignReplicasToDirsResponse:
+@api(AssignReplicasToDirsRequest, AssignReplicasToDirsResponse, 0, 0, listeners=(CONTROLLER_LISTENER,))
+async def handle_assign_replicas_to_dirs(ctx: HandlerContext[ClusterControlling], request: AssignReplicasToDirsRequest) -> AssignReplicasToDirsResponse:
     from kbroker.controller.cluster_runtime import is_active, operation, write
     from kbroker.controller.dir_control import assign_replicas_to_dirs
     from kbroker.metadata.directories import MV_DIRECTORY_ASSIGNMENT

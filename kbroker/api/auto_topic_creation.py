@@ -21,17 +21,31 @@ import logging
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.api.context import RequestContext, requester
 from kbroker.metadata.new_topic import NewTopic
-from kbroker.replication.topics import AUTO_CREATE_TIMEOUT_MS, CREATE_TOPICS_VERSION, internal_defaults
+from kbroker.replication.topics import (
+    AUTO_CREATE_TIMEOUT_MS,
+    CREATE_TOPICS_VERSION,
+    InternalTopicOwners,
+    internal_defaults,
+)
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
+
+if TYPE_CHECKING:
+    from kbroker.metadata.client import ControllerClient
 
 _log = logging.getLogger(__name__)
 
 Creatable = CreateTopicsRequest.CreatableTopic
+
+
+class AutoTopicCreationServices(InternalTopicOwners, Protocol):
+    """What topic auto-creation (Metadata, StreamsGroupHeartbeat) uses of the broker."""
+
+    controller_client: ControllerClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +85,7 @@ def _retrieve(task: asyncio.Task[CreateTopicsResponse]) -> None:
         task.exception()
 
 
-async def auto_create(ctx: RequestContext, topics: Sequence[NewTopic]) -> dict[str, Created]:
+async def auto_create(ctx: RequestContext[AutoTopicCreationServices], topics: Sequence[NewTopic]) -> dict[str, Created]:
     """Ask the active controller to create ``topics`` (internal ones asked for without settings get
     their coordinator's, as Kafka's ``creatableTopic``) on behalf of ``ctx``'s client and await its
     answer; returns the outcome per topic name."""

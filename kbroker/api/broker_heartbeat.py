@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.api.services import ClusterControlling
 from kbroker.controller.errors import ControllerError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest, BrokerHeartbeatResponse
 
 
-@api(63, 0, 2, listeners=(CONTROLLER_LISTENER,))
-async def handle_broker_heartbeat(ctx: HandlerContext, request: BrokerHeartbeatRequest) -> BrokerHeartbeatResponse:
+@api(BrokerHeartbeatRequest, BrokerHeartbeatResponse, 0, 2, listeners=(CONTROLLER_LISTENER,))
+async def handle_broker_heartbeat(ctx: HandlerContext[ClusterControlling], request: BrokerHeartbeatRequest) -> BrokerHeartbeatResponse:
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
     controller = local_controller(ctx.broker)

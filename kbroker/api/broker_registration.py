@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, local_controller
 from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.api.services import ClusterControlling
 from kbroker.controller.errors import ControllerError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.broker_registration import (
@@ -22,8 +23,8 @@ from kbroker_protocol.messages.broker_registration import (
 )
 
 
-@api(62, 0, 4, listeners=(CONTROLLER_LISTENER,))
-async def handle_broker_registration(ctx: HandlerContext, request: BrokerRegistrationRequest) -> BrokerRegistrationResponse:
+@api(BrokerRegistrationRequest, BrokerRegistrationResponse, 0, 4, listeners=(CONTROLLER_LISTENER,))
+async def handle_broker_registration(ctx: HandlerContext[ClusterControlling], request: BrokerRegistrationRequest) -> BrokerRegistrationResponse:
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, next_write_offset, now_ms, operation, write
     controller = local_controller(ctx.broker)

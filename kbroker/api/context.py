@@ -1,79 +1,36 @@
 """What an API handler reaches: the request's context, and the broker seen through it.
 
 The server (``kbroker.server.connection``) builds a :class:`RequestContext` for every request.
-``ctx.broker`` is typed by :class:`BrokerServices`, the part of the broker the handlers use, so
-this layer never imports the composition root (``kbroker.broker.Broker`` provides it).
+The context is generic in the services its handler uses: a handler is typed on
+``RequestContext[S]``, ``S`` a small Protocol of the services it declares (in its own module, or a
+shared one of :mod:`kbroker.api.services`), so ``ctx.broker`` offers that handler those services
+and nothing else (mypy rejects the use of one it did not declare). The composition root checks
+that the broker (``kbroker.broker.Broker``) provides each handler's services
+(:mod:`kbroker.wiring.handler_services`); this layer never imports it.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from kbroker.controller.operations.host import OperationHost, RaftOperationHost
 from kbroker.controller.operations.host import ServiceNotRunning as ServiceNotRunning
 from kbroker.controller.operations.host import local_controller as local_controller
 from kbroker.controller.operations.host import require as require
-from kbroker.metadata.client import ControllerClient, Requester
+from kbroker.metadata.client import Requester
 from kbroker.metadata.client import (
     response_as as response_as,  # (for the handlers: a forwarded answer typed)
 )
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    import asyncio
-
     from kbroker.config import Endpoint
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
-    from kbroker.coordinator.share_coordinator import ShareCoordinator
-    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
-    from kbroker.replication.deadline import WaitClock
-    from kbroker.replication.fetch_sessions import FetchSessionCache
+    from kbroker.metadata.image import MetadataImage
     from kbroker.replication.partition import Partition
-    from kbroker.replication.producer_ids import ProducerIdManager
     from kbroker.replication.replica_manager import ReplicaManager
-    from kbroker.security.acls import Authorizer
-    from kbroker.security.quotas import ClientQuotas
-    from kbroker.security.replication_quotas import ReplicationQuotas
-    from kbroker.security.scram import ScramCredentials
-    from kbroker.security.tokens import DelegationTokens
     from kbroker_protocol.messages import RequestHeader
 
-T = TypeVar("T")
-
-
-class BrokerServices(OperationHost, Protocol):
-    """The broker as the API handlers use it (what the controller's operations use of it,
-    :class:`OperationHost`, included: the handlers of a node run them on its own controller)."""
-
-    # Where metadata changes go: this node's controller, or the active controller of a cluster.
-    controller_client: ControllerClient
-    replica_manager: ReplicaManager
-    producer_ids: ProducerIdManager
-    fetch_sessions: FetchSessionCache
-    group_coordinator: GroupCoordinator | None
-    txn_coordinator: TransactionCoordinator | None
-    share_coordinator: ShareCoordinator | None  # KIP-932 (assigned by kbroker.wiring.coordinators)
-    authorizer: Authorizer
-    scram_credentials: ScramCredentials
-    delegation_tokens: DelegationTokens
-    client_quotas: ClientQuotas
-    replication_quotas: ReplicationQuotas
-
-    create_partitions_lock: asyncio.Lock
-    stopping: bool  # shutting down: long polls answer now, FindCoordinator says not available
-
-    @property
-    def clock(self) -> WaitClock | None: ...  # kbroker.clock=manual; None: real time
-
-    def partition(self, topic: str, index: int) -> Partition | None: ...
-
-    def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
-
-
-class RaftNodeServices(BrokerServices, RaftOperationHost, Protocol):
-    """A node that serves the controller listener: the broker seen with its Raft driver (None
-    when the node has no Raft quorum)."""
+S_co = TypeVar("S_co", covariant=True)  # the services a handler's context offers
 
 
 class ClientConnection(Protocol):
@@ -88,25 +45,27 @@ class ClientConnection(Protocol):
     def close(self) -> None: ...
 
 
-class HandlerContext(Protocol):
+class HandlerContext(Protocol[S_co]):
     """What every handler may read of its context: a :class:`RequestContext` on a broker listener,
-    a ``kbroker.api.controller_listener.ControllerRequestContext`` on the controller listener."""
+    a ``kbroker.api.controller_listener.ControllerRequestContext`` on the controller listener;
+    ``broker`` offers the services ``S_co``."""
 
     @property
-    def broker(self) -> BrokerServices: ...
+    def broker(self) -> S_co: ...
     @property
     def header(self) -> RequestHeader: ...
     @property
     def api_version(self) -> int: ...
 
 
-class RequestContext:
-    """What a handler knows about the request beyond its body."""
+class RequestContext(Generic[S_co]):
+    """What a handler knows about the request beyond its body; ``broker`` offers the services
+    ``S_co`` (the server builds it with the whole broker, a handler is typed on what it uses)."""
 
     __slots__ = ("broker", "connection", "header", "api_version", "received_at")
     internal = False  # a client's request (the controller's operations' contexts may be the broker's own)
 
-    def __init__(self, broker: BrokerServices, connection: ClientConnection, header: RequestHeader) -> None:
+    def __init__(self, broker: S_co, connection: ClientConnection, header: RequestHeader) -> None:
         self.broker = broker
         self.connection = connection
         self.header = header
@@ -123,7 +82,7 @@ class RequestContext:
         return self.connection.peer
 
 
-def requester(ctx: RequestContext) -> Requester:
+def requester(ctx: RequestContext[object]) -> Requester:
     """Who sent ``ctx``'s request, as a forwarded request (Envelope) names it."""
     host = ctx.peer.rpartition(":")[0] if ":" in ctx.peer else ctx.peer
     principal = ctx.connection.principal or "User:ANONYMOUS"
@@ -131,7 +90,14 @@ def requester(ctx: RequestContext) -> Requester:
     return Requester(client_id=ctx.header.client_id, client_host=host, principal_type=kind, principal_name=name)
 
 
-def partition_or_error(broker: BrokerServices, topic: str, index: int, *, leader: bool = False
+class PartitionLookup(Protocol):
+    """What :func:`partition_or_error` reads of the broker: its replicas and its image."""
+
+    replica_manager: ReplicaManager
+    image: MetadataImage
+
+
+def partition_or_error(broker: PartitionLookup, topic: str, index: int, *, leader: bool = False
                        ) -> tuple[Partition | None, ErrorCode]:
     """This broker's replica of ``topic``-``index`` (with ``leader``, only when it leads it), or the
     error a client gets instead, as Kafka's ``ReplicaManager.getPartitionOrError``:

@@ -21,16 +21,21 @@ controller refusal's own code) and the connection stays open, as Kafka's ``Contr
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
-from kbroker.api.context import RaftNodeServices
 from kbroker.api.controller_listener import install_controller_handlers
 from kbroker.api.error_response import error_response
+from kbroker.controller.operations.host import RaftOperationHost
 from kbroker.controller.operations.quorum import describe_quorum, voter_endpoints
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
 from kbroker_protocol.messages.request_header import RequestHeader
 
-Broker = RaftNodeServices  # (kbroker.broker.Broker: the API layer stays below the broker)
+
+class Broker(RaftOperationHost, Protocol):
+    """The node serving the controller listener, as these APIs use it: its Raft driver, the node the
+    controller's operations run in (Envelope's), and, for the controller-listener handlers of the
+    registry, whatever they use (``kbroker.wiring.handler_services`` checks it has it all)."""
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,15 @@ UnregisterBroker) to such a table, each given a :class:`ControllerRequestContext
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
 
 from kbroker.api import load_handlers
-from kbroker.api.context import BrokerServices
-from kbroker.api.registry import CONTROLLER_LISTENER, handlers_for
+from kbroker.api.registry import CONTROLLER_LISTENER, Handler, Reply, handlers_for
 from kbroker_protocol.messages import RequestHeader
+from kbroker_protocol.primitives import Message
+
+S_co = TypeVar("S_co", covariant=True)  # the services the context offers its handler
 
 
 class ControllerHeader(Protocol):
@@ -29,12 +31,13 @@ class ControllerHeader(Protocol):
     def client_id(self) -> str | None: ...
 
 
-class ControllerRequestContext:
-    """The part of RequestContext the controller-listener handlers use (a ``HandlerContext``)."""
+class ControllerRequestContext(Generic[S_co]):
+    """The part of RequestContext the controller-listener handlers use (a ``HandlerContext[S_co]``:
+    each handler is typed on the services it uses)."""
 
     __slots__ = ("broker", "header", "api_version")
 
-    def __init__(self, broker: BrokerServices, header: ControllerHeader) -> None:
+    def __init__(self, broker: S_co, header: ControllerHeader) -> None:
         self.broker = broker
         self.header = header if isinstance(header, RequestHeader) else RequestHeader(
             request_api_key=header.request_api_key, request_api_version=header.request_api_version,
@@ -43,12 +46,17 @@ class ControllerRequestContext:
 
 
 # the Raft driver's table of the other APIs of the controller listener (``RaftDriver.handlers``)
-HandlerTable = dict[int, Callable[[Any, Any], Any]]
+HandlerTable = dict[int, Callable[[ControllerHeader, Message], object]]
 
 
-def install_controller_handlers(broker: BrokerServices, handlers: HandlerTable) -> None:
-    """Add the controller-listener APIs to ``handlers`` (api key -> ``(header, body) -> response``)."""
+def install_controller_handlers(broker: object, handlers: HandlerTable) -> None:
+    """Add the controller-listener APIs to ``handlers`` (api key -> ``(header, body) -> response``),
+    each given a context on ``broker`` (the node: ``kbroker.wiring.handler_services`` checks that
+    it provides the services of every controller-listener handler)."""
     load_handlers()
     for key, entry in handlers_for(CONTROLLER_LISTENER).items():
-        handlers[key] = (lambda fn: lambda header, body: fn(ControllerRequestContext(broker, header), body))(
-            entry.handler)
+        handlers[key] = _bound(broker, entry.handler)
+
+
+def _bound(broker: object, handler: Handler) -> Callable[[ControllerHeader, Message], Reply | Awaitable[Reply]]:
+    return lambda header, body: handler(ControllerRequestContext(broker, header), body)

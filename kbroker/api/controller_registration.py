@@ -28,6 +28,7 @@ from kbroker.api.context import (
 )
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker.config import BrokerConfig
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.host import RaftOperationHost
@@ -138,8 +139,8 @@ async def controller_registration(broker: ControllerNode, request: ControllerReg
 # -- the broker listeners: forwarded ---------------------------------------------------------------
 
 
-@api(UNREGISTER_CONTROLLER, 0, 0)
-async def handle_unregister_controller(ctx: RequestContext, request: UnregisterControllerRequest
+@api(UnregisterControllerRequest, UnregisterControllerResponse, 0, 0)
+async def handle_unregister_controller(ctx: RequestContext[Forwarding], request: UnregisterControllerRequest
                                        ) -> UnregisterControllerResponse:
     response = await ctx.broker.controller_client.forward(UNREGISTER_CONTROLLER, request, ctx.api_version,
                                                           requester(ctx))

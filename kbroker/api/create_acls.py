@@ -14,12 +14,13 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker.metadata.client import CREATE_ACLS
 from kbroker_protocol.messages.create_acls import CreateAclsRequest, CreateAclsResponse
 
 
-@api(30, 1, 3)
-async def handle_create_acls(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
+@api(CreateAclsRequest, CreateAclsResponse, 1, 3)
+async def handle_create_acls(ctx: RequestContext[Forwarding], request: CreateAclsRequest) -> CreateAclsResponse:
     response = await ctx.broker.controller_client.forward(CREATE_ACLS, request, ctx.api_version, requester(ctx))
     return response_as(response, CreateAclsResponse)
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
 
 
-@api(37, 0, 3)
-async def handle_create_partitions(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
+@api(CreatePartitionsRequest, CreatePartitionsResponse, 0, 3)
+async def handle_create_partitions(ctx: RequestContext[Forwarding], request: CreatePartitionsRequest) -> CreatePartitionsResponse:
     return await ctx.broker.controller_client.create_partitions(request, ctx.api_version, requester(ctx))
 
 

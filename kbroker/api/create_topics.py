@@ -21,11 +21,12 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
 
 
-@api(19, 2, 7)
-async def handle_create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
+@api(CreateTopicsRequest, CreateTopicsResponse, 2, 7)
+async def handle_create_topics(ctx: RequestContext[Forwarding], request: CreateTopicsRequest) -> CreateTopicsResponse:
     return await ctx.broker.controller_client.create_topics(request, ctx.api_version, requester(ctx))
 
 

@@ -1,23 +1,40 @@
 """CreateDelegationToken (38, v1-3), RenewDelegationToken (39, v1-2), ExpireDelegationToken
-(40, v1-2) and DescribeDelegationToken (41, v1-3), as Kafka 4.4's KafkaApis.
+(40, v1-2) and DescribeDelegationToken (41, v1-3), as Kafka 4.4's KafkaApis, ControllerApis and
+DelegationTokenControlManager.
 
 A broker refuses the token APIs on a connection that cannot be trusted with them (Kafka's
 ``allowTokenRequests``): one authenticated with a delegation token, a PLAINTEXT listener, an SSL
 connection without a client certificate: DELEGATION_TOKEN_REQUEST_NOT_ALLOWED. Create, renew and
-expire are then forwarded to the active controller through the controller client; what it decides
-and writes is kbroker/controller/operations/delegation_tokens.py.
+expire are then forwarded to the active controller, which decides and writes the
+DelegationTokenRecord (RemoveDelegationTokenRecord for an expiry now) through the controller
+client, as the other metadata writes (kbroker/controller/operations/delegation_tokens.py):
 
+- create: a token for the requester, or for another owner with CREATE_TOKENS on that USER
+  (DELEGATION_TOKEN_AUTHORIZATION_FAILED); renewers must be ``User`` principals
+  (INVALID_PRINCIPAL_TYPE); max timestamp now + min(requested, ``delegation.token.max.lifetime.ms``),
+  expiry now + ``delegation.token.expiry.time.ms`` (no later than the max);
+- renew: the token by its HMAC (DELEGATION_TOKEN_NOT_FOUND), not expired
+  (DELEGATION_TOKEN_EXPIRED), by its owner or a renewer (DELEGATION_TOKEN_OWNER_MISMATCH); the new
+  expiry is now + min(period, expiry.time.ms), no later than the max;
+- expire: a negative period removes the token now; otherwise its expiry becomes now + period.
+
+Without ``delegation.token.secret.key`` every one answers DELEGATION_TOKEN_AUTH_DISABLED.
 Describe is served by the broker from its copy of the tokens: an empty owner list describes
 nothing, null every token; a principal sees the tokens it owns, requested or may renew, and others
-with DESCRIBE on the DELEGATION_TOKEN or DESCRIBE_TOKENS on the owner's USER resource; without
-``delegation.token.secret.key`` it answers DELEGATION_TOKEN_AUTH_DISABLED.
+with DESCRIBE on the DELEGATION_TOKEN or DESCRIBE_TOKENS on the owner's USER resource.
+
+The active controller removes expired tokens every ``delegation.token.expiry.check.interval.ms``
+(``TokenExpiry`` there, Kafka's sweepExpiredDelegationTokens).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing, Forwarding
 from kbroker.controller.operations.delegation_tokens import (
     ANONYMOUS,
     USER_TYPE,
@@ -50,11 +67,21 @@ from kbroker_protocol.messages.renew_delegation_token import (
     RenewDelegationTokenResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.security.tokens import DelegationTokens
+
 Described = DescribeDelegationTokenResponse.DescribedDelegationToken
 Renewer = Described.DescribedDelegationTokenRenewer
 
 
-def token_requests_allowed(ctx: RequestContext) -> bool:
+class DelegationTokensServices(Forwarding, Authorizing, Protocol):
+    """The services the delegation token APIs use: the controller (where tokens are created,
+    renewed and expired) and this node's token cache (DescribeDelegationToken)."""
+
+    delegation_tokens: DelegationTokens
+
+
+def token_requests_allowed(ctx: RequestContext[DelegationTokensServices]) -> bool:
     """Kafka's KafkaApis.allowTokenRequests."""
     conn = ctx.connection
     if getattr(conn, "token_authenticated", False):
@@ -69,8 +96,8 @@ def token_requests_allowed(ctx: RequestContext) -> bool:
 # -- CreateDelegationToken ----------------------------------------------------------------------
 
 
-@api(38, 1, 3)
-async def handle_create_delegation_token(ctx: RequestContext, request: CreateDelegationTokenRequest
+@api(CreateDelegationTokenRequest, CreateDelegationTokenResponse, 1, 3)
+async def handle_create_delegation_token(ctx: RequestContext[DelegationTokensServices], request: CreateDelegationTokenRequest
                                          ) -> CreateDelegationTokenResponse:
     principal = ctx.connection.principal
     owner = owner_of(request, principal)
@@ -88,8 +115,8 @@ async def handle_create_delegation_token(ctx: RequestContext, request: CreateDel
 # -- RenewDelegationToken / ExpireDelegationToken ----------------------------------------------
 
 
-@api(39, 1, 2)
-async def handle_renew_delegation_token(ctx: RequestContext, request: RenewDelegationTokenRequest
+@api(RenewDelegationTokenRequest, RenewDelegationTokenResponse, 1, 2)
+async def handle_renew_delegation_token(ctx: RequestContext[DelegationTokensServices], request: RenewDelegationTokenRequest
                                         ) -> RenewDelegationTokenResponse:
     if not token_requests_allowed(ctx):
         return RenewDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED,
@@ -99,8 +126,8 @@ async def handle_renew_delegation_token(ctx: RequestContext, request: RenewDeleg
     return response_as(response, RenewDelegationTokenResponse)
 
 
-@api(40, 1, 2)
-async def handle_expire_delegation_token(ctx: RequestContext, request: ExpireDelegationTokenRequest
+@api(ExpireDelegationTokenRequest, ExpireDelegationTokenResponse, 1, 2)
+async def handle_expire_delegation_token(ctx: RequestContext[DelegationTokensServices], request: ExpireDelegationTokenRequest
                                          ) -> ExpireDelegationTokenResponse:
     if not token_requests_allowed(ctx):
         return ExpireDelegationTokenResponse(throttle_time_ms=0,
@@ -114,8 +141,8 @@ async def handle_expire_delegation_token(ctx: RequestContext, request: ExpireDel
 # -- DescribeDelegationToken ---------------------------------------------------------------------
 
 
-@api(41, 1, 3)
-def handle_describe_delegation_token(ctx: RequestContext, request: DescribeDelegationTokenRequest
+@api(DescribeDelegationTokenRequest, DescribeDelegationTokenResponse, 1, 3)
+def handle_describe_delegation_token(ctx: RequestContext[DelegationTokensServices], request: DescribeDelegationTokenRequest
                                      ) -> DescribeDelegationTokenResponse:
     version = ctx.api_version
     tokens = tokens_of(ctx.broker)

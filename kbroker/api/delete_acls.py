@@ -11,12 +11,13 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker.metadata.client import DELETE_ACLS
 from kbroker_protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse
 
 
-@api(31, 1, 3)
-async def handle_delete_acls(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
+@api(DeleteAclsRequest, DeleteAclsResponse, 1, 3)
+async def handle_delete_acls(ctx: RequestContext[Forwarding], request: DeleteAclsRequest) -> DeleteAclsResponse:
     response = await ctx.broker.controller_client.forward(DELETE_ACLS, request, ctx.api_version, requester(ctx))
     return response_as(response, DeleteAclsResponse)
 

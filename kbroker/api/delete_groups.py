@@ -13,14 +13,15 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import GroupServices
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DELETE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.delete_groups import DeleteGroupsRequest, DeleteGroupsResponse
 
 
-@api(42, 0, 3)
-def handle_delete_groups(ctx: RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse:
+@api(DeleteGroupsRequest, DeleteGroupsResponse, 0, 3)
+def handle_delete_groups(ctx: RequestContext[GroupServices], request: DeleteGroupsRequest) -> DeleteGroupsResponse:
     coordinator = ctx.broker.group_coordinator
     R = DeleteGroupsResponse.DeletableGroupResult
     names = list(dict.fromkeys(request.groups_names))

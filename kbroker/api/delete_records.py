@@ -13,10 +13,12 @@ v2 is v1 with flexible encoding.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
-from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
+from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
 from kbroker.metadata.image import INTERNAL_TOPICS
 from kbroker.security.acls import DELETE, TOPIC, authorized
@@ -32,7 +34,11 @@ HIGH_WATERMARK = -1
 INVALID_LOW_WATERMARK = -1
 
 
-def _delete(broker: BrokerServices, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
+class DeleteRecordsServices(PartitionLookup, Authorizing, Protocol):
+    """What DeleteRecords uses of the broker."""
+
+
+def _delete(broker: DeleteRecordsServices, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
     if broker.image.partition(topic, index) is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, INVALID_LOW_WATERMARK
     if topic in INTERNAL_TOPICS:
@@ -58,8 +64,8 @@ def _delete(broker: BrokerServices, topic: str, index: int, offset: int) -> tupl
     return ErrorCode.NONE, low
 
 
-@api(21, 0, 2)
-def handle_delete_records(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
+@api(DeleteRecordsRequest, DeleteRecordsResponse, 0, 2)
+def handle_delete_records(ctx: RequestContext[DeleteRecordsServices], request: DeleteRecordsRequest) -> DeleteRecordsResponse:
     broker = ctx.broker
     by_topic: dict[str, TopicResult] = {}
     for t in request.topics:

@@ -18,11 +18,12 @@ import uuid
 from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
 
 
-@api(20, 1, 6)
-async def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
+@api(DeleteTopicsRequest, DeleteTopicsResponse, 1, 6)
+async def handle_delete_topics(ctx: RequestContext[Forwarding], request: DeleteTopicsRequest) -> DeleteTopicsResponse:
     return await ctx.broker.controller_client.delete_topics(request, ctx.api_version, requester(ctx))
 
 

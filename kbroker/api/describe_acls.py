@@ -3,9 +3,12 @@ authorizer SECURITY_DISABLED; else the ACLs the filter matches, grouped by resou
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, AclFilter, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_acls import DescribeAclsRequest, DescribeAclsResponse
@@ -14,8 +17,12 @@ Resource = DescribeAclsResponse.DescribeAclsResource
 Description = Resource.AclDescription
 
 
-@api(29, 1, 3)
-def handle_describe_acls(ctx: RequestContext, request: DescribeAclsRequest) -> DescribeAclsResponse:
+class DescribeAclsServices(Authorizing, Protocol):
+    """What DescribeAcls uses of the broker."""
+
+
+@api(DescribeAclsRequest, DescribeAclsResponse, 1, 3)
+def handle_describe_acls(ctx: RequestContext[DescribeAclsServices], request: DescribeAclsRequest) -> DescribeAclsResponse:
     if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
         return DescribeAclsResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None, resources=[])
     authorizer = ctx.broker.authorizer

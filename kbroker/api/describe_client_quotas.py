@@ -12,10 +12,12 @@ entries. The quotas come from the metadata image (``image.client_quotas``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.metadata.image import QuotaEntity
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE_CONFIGS, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, USER
@@ -25,8 +27,17 @@ from kbroker_protocol.messages.describe_client_quotas import (
     DescribeClientQuotasResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.metadata.image import MetadataImage
+
 EntryData = DescribeClientQuotasResponse.EntryData
 MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2
+
+
+class DescribeClientQuotasServices(Authorizing, Protocol):
+    """What DescribeClientQuotas uses of the broker."""
+
+    image: MetadataImage
 
 
 class _FilterError(Exception):
@@ -98,8 +109,8 @@ def _order(entity: QuotaEntity) -> tuple[tuple[str, bool, str], ...]:
     return tuple((kind, name is not None, name or "") for kind, name in entity)
 
 
-@api(48, 0, 1)
-def handle_describe_client_quotas(ctx: RequestContext, request: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse:
+@api(DescribeClientQuotasRequest, DescribeClientQuotasResponse, 0, 1)
+def handle_describe_client_quotas(ctx: RequestContext[DescribeClientQuotasServices], request: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse:
     if not authorized(ctx, DESCRIBE_CONFIGS, CLUSTER, CLUSTER_NAME):
         # Kafka: Errors.CLUSTER_AUTHORIZATION_FAILED.exception through ApiError.fromThrowable: no message
         return _error(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)

@@ -9,13 +9,19 @@ one), as a Kafka broker answers. Without an authorizer every cluster operation i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.metadata import CLUSTER_OPERATIONS
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, authorized_operations
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
+
+if TYPE_CHECKING:
+    from kbroker.metadata.image import MetadataImage
 
 Broker = DescribeClusterResponse.DescribeClusterBroker
 
@@ -25,8 +31,18 @@ ENDPOINT_NAMES = {ENDPOINT_BROKER: "BROKER", ENDPOINT_CONTROLLER: "CONTROLLER"}
 UNSET_OPERATIONS = -(2**31)
 
 
-@api(60, 0, 2)
-def handle_describe_cluster(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse:
+class DescribeClusterServices(Authorizing, Protocol):
+    """What DescribeCluster uses of the broker."""
+
+    cluster_id: str
+    image: MetadataImage
+    node_id: int
+
+    def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
+
+
+@api(DescribeClusterRequest, DescribeClusterResponse, 0, 2)
+def handle_describe_cluster(ctx: RequestContext[DescribeClusterServices], request: DescribeClusterRequest) -> DescribeClusterResponse:
     broker = ctx.broker
     version = ctx.api_version
     endpoint_type = request.endpoint_type if version >= 1 else ENDPOINT_BROKER

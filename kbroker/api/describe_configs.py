@@ -9,14 +9,21 @@ are never returned.
 
 from __future__ import annotations
 
-from kbroker.api.context import BrokerServices, RequestContext
+from typing import TYPE_CHECKING, Protocol
+
+from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.config import CONFIG_TYPE_IDS, RESOURCE_GROUP, ConfigEntry, describe_group_configs
 from kbroker.security.acls import DESCRIBE_CONFIGS
 from kbroker.security.acls import config_refused as _refused
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
+
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.metadata.image import MetadataImage
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -25,6 +32,14 @@ RESOURCE_BROKER_LOGGER = 8
 Result = DescribeConfigsResponse.DescribeConfigsResult
 Entry = DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceResult
 Synonym = Entry.DescribeConfigsSynonym
+
+
+class DescribeConfigsServices(Authorizing, Protocol):
+    """What DescribeConfigs uses of the broker."""
+
+    config: BrokerConfig
+    image: MetadataImage
+    node_id: int
 
 
 def _entry(e: ConfigEntry, include_synonyms: bool, include_documentation: bool) -> Entry:
@@ -41,7 +56,13 @@ def _entry(e: ConfigEntry, include_synonyms: bool, include_documentation: bool) 
     )
 
 
-def broker_resource_error(broker: BrokerServices, name: str) -> tuple[ErrorCode, str] | None:
+class NodeIdentity(Protocol):
+    """What :func:`broker_resource_error` reads of the broker: its id."""
+
+    node_id: int
+
+
+def broker_resource_error(broker: NodeIdentity, name: str) -> tuple[ErrorCode, str] | None:
     if name not in ("", str(broker.node_id)):
         if not name.lstrip("-").isdigit():
             return ErrorCode.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}"
@@ -51,8 +72,8 @@ def broker_resource_error(broker: BrokerServices, name: str) -> tuple[ErrorCode,
     return None
 
 
-@api(32, 1, 4)
-def handle_describe_configs(ctx: RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse:
+@api(DescribeConfigsRequest, DescribeConfigsResponse, 1, 4)
+def handle_describe_configs(ctx: RequestContext[DescribeConfigsServices], request: DescribeConfigsRequest) -> DescribeConfigsResponse:
     broker = ctx.broker
     version = ctx.api_version
     include_synonyms = bool(request.include_synonyms)

@@ -15,6 +15,7 @@ import struct
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import AUTHORIZED_OPERATIONS_OMITTED, refusal
 from kbroker.api.registry import api
+from kbroker.api.services import GroupServices
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
 from kbroker.coordinator.group_views import reading_committed
@@ -41,7 +42,7 @@ def _assignment(parts: dict[str, set[int]]) -> bytes:
 M = G.DescribedGroupMember
 
 
-def _describe(ctx: RequestContext, coordinator: GroupCoordinator, group_id: str) -> G:
+def _describe(ctx: RequestContext[GroupServices], coordinator: GroupCoordinator, group_id: str) -> G:
     version = ctx.api_version
     if not group_id:
         return G(group_id=group_id, error_code=ErrorCode.INVALID_GROUP_ID, group_state="", protocol_type="",
@@ -88,14 +89,14 @@ def _describe(ctx: RequestContext, coordinator: GroupCoordinator, group_id: str)
              members=members)
 
 
-@api(15, 0, 6)
-def handle_describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
+@api(DescribeGroupsRequest, DescribeGroupsResponse, 0, 6)
+def handle_describe_groups(ctx: RequestContext[GroupServices], request: DescribeGroupsRequest) -> DescribeGroupsResponse:
     # Kafka reads the groups at the last committed offset of their partition (group_views).
     with reading_committed(ctx.broker.group_coordinator, request.groups):
         return _describe_groups(ctx, request)
 
 
-def _describe_groups(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
+def _describe_groups(ctx: RequestContext[GroupServices], request: DescribeGroupsRequest) -> DescribeGroupsResponse:
     coordinator = ctx.broker.group_coordinator
     out = []
     for group_id in request.groups:

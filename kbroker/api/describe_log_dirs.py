@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import BrokerServices, RequestContext, require
+from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.metadata.directories import cordoned_dirs_supported
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsRequest, DescribeLogDirsResponse
+
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.log import LogManager
+    from kbroker.metadata.image import MetadataImage
+    from kbroker.replication.partition import Partition
 
 Result = DescribeLogDirsResponse.DescribeLogDirsResult
 TopicOut = Result.DescribeLogDirsTopic
@@ -33,20 +41,30 @@ PartOut = Result.DescribeLogDirsTopic.DescribeLogDirsPartition
 INVALID_OFFSET_LAG = -1
 
 
+class DescribeLogDirsServices(Authorizing, Protocol):
+    """What DescribeLogDirs uses of the broker."""
+
+    config: BrokerConfig
+    image: MetadataImage
+    log_manager: LogManager | None
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+
 def _volume(path: Path) -> tuple[int, int]:
     st = os.statvfs(path)
     return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
 
-def _offset_lag(broker: BrokerServices, topic: str, index: int, log_end_offset: int) -> int:
+def _offset_lag(broker: DescribeLogDirsServices, topic: str, index: int, log_end_offset: int) -> int:
     partition = broker.partition(topic, index)
     if partition is None:
         return INVALID_OFFSET_LAG
     return max(partition.high_watermark - log_end_offset, 0)
 
 
-@api(35, 1, 5)
-def handle_describe_log_dirs(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
+@api(DescribeLogDirsRequest, DescribeLogDirsResponse, 1, 5)
+def handle_describe_log_dirs(ctx: RequestContext[DescribeLogDirsServices], request: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
     broker = ctx.broker
     if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
         return DescribeLogDirsResponse(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,

@@ -9,21 +9,33 @@ partition asked, with its message (Kafka's handleDescribeProducersRequest).
 
 from __future__ import annotations
 
-from kbroker.api.context import RequestContext, partition_or_error, require
+from typing import TYPE_CHECKING, Protocol
+
+from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.topic_plans import validate_topic_name
 from kbroker.security.acls import READ, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.describe_producers import DescribeProducersRequest, DescribeProducersResponse
 
+if TYPE_CHECKING:
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+
 TopicResp = DescribeProducersResponse.TopicResponse
 PartResp = TopicResp.PartitionResponse
 Producer = PartResp.ProducerState
 
 
-def _topic_error(ctx: RequestContext, name: str, exists: bool) -> tuple[ErrorCode, str | None] | None:
+class DescribeProducersServices(PartitionLookup, Authorizing, Protocol):
+    """What DescribeProducers uses of the broker."""
+
+    txn_coordinator: TransactionCoordinator | None
+
+
+def _topic_error(ctx: RequestContext[DescribeProducersServices], name: str, exists: bool) -> tuple[ErrorCode, str | None] | None:
     """Kafka's topic-level checks, in its order: a legal name, READ, the topic exists."""
     try:
         validate_topic_name(name)
@@ -36,8 +48,8 @@ def _topic_error(ctx: RequestContext, name: str, exists: bool) -> tuple[ErrorCod
     return None
 
 
-@api(61, 0, 0)
-def handle_describe_producers(ctx: RequestContext, request: DescribeProducersRequest) -> DescribeProducersResponse:
+@api(DescribeProducersRequest, DescribeProducersResponse, 0, 0)
+def handle_describe_producers(ctx: RequestContext[DescribeProducersServices], request: DescribeProducersRequest) -> DescribeProducersResponse:
     broker = ctx.broker
     topics = []
     for t in request.topics:

@@ -17,11 +17,13 @@ every topic of the response).
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.topic_plans import validate_topic_name
 from kbroker.metadata.directories import has_online_dir
@@ -33,11 +35,21 @@ from kbroker_protocol.messages.describe_topic_partitions import (
     DescribeTopicPartitionsResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+
 Response = DescribeTopicPartitionsResponse
 TopicOut = Response.DescribeTopicPartitionsResponseTopic
 PartOut = Response.DescribeTopicPartitionsResponseTopic.DescribeTopicPartitionsResponsePartition
 
 ZERO_UUID = uuid.UUID(int=0)
+
+
+class DescribeTopicPartitionsServices(Authorizing, Protocol):
+    """What DescribeTopicPartitions uses of the broker."""
+
+    config: BrokerConfig
+    image: MetadataImage
 
 
 def _missing_topic_error(name: str) -> ErrorCode:
@@ -67,8 +79,8 @@ def _partition(image: MetadataImage, state: PartitionState, index: int) -> PartO
     )
 
 
-@api(75, 0, 0)
-def handle_describe_topic_partitions(ctx: RequestContext, request: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse:
+@api(DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, 0, 0)
+def handle_describe_topic_partitions(ctx: RequestContext[DescribeTopicPartitionsServices], request: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse:
     broker = ctx.broker
     image = broker.image
     fetch_all = not request.topics

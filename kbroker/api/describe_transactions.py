@@ -13,6 +13,7 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import TxnServices
 from kbroker.security.acls import DESCRIBE, TOPIC, TRANSACTIONAL_ID, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_transactions import (
@@ -24,8 +25,8 @@ State = DescribeTransactionsResponse.TransactionState
 TopicData = State.TopicData
 
 
-@api(65, 0, 0)
-def handle_describe_transactions(ctx: RequestContext, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse:
+@api(DescribeTransactionsRequest, DescribeTransactionsResponse, 0, 0)
+def handle_describe_transactions(ctx: RequestContext[TxnServices], request: DescribeTransactionsRequest) -> DescribeTransactionsResponse:
     coordinator = ctx.broker.txn_coordinator
     out = []
     for tid in request.transactional_ids:

@@ -7,9 +7,12 @@ their mechanisms and iterations (never the salt or keys).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_user_scram_credentials import (
@@ -17,12 +20,21 @@ from kbroker_protocol.messages.describe_user_scram_credentials import (
     DescribeUserScramCredentialsResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.security.scram import ScramCredentials
+
 Result = DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult
 Info = Result.CredentialInfo
 
 
-@api(50, 0, 0)
-def handle_describe_user_scram_credentials(ctx: RequestContext, request: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse:
+class DescribeUserScramCredentialsServices(Authorizing, Protocol):
+    """What DescribeUserScramCredentials uses of the broker."""
+
+    scram_credentials: ScramCredentials
+
+
+@api(DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, 0, 0)
+def handle_describe_user_scram_credentials(ctx: RequestContext[DescribeUserScramCredentialsServices], request: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse:
     if not authorized(ctx, DESCRIBE, CLUSTER, CLUSTER_NAME):
         return error_response_as(DescribeUserScramCredentialsResponse, request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     known = ctx.broker.scram_credentials.users()

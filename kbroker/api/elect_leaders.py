@@ -10,12 +10,13 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker.controller.operations.elect_leaders import elect_leaders_error
 from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
 
 
-@api(43, 0, 2)
-async def handle_elect_leaders(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse:
+@api(ElectLeadersRequest, ElectLeadersResponse, 0, 2)
+async def handle_elect_leaders(ctx: RequestContext[Forwarding], request: ElectLeadersRequest) -> ElectLeadersResponse:
     return await ctx.broker.controller_client.elect_leaders(request, ctx.api_version, requester(ctx))
 
 

@@ -14,14 +14,15 @@ from __future__ import annotations
 from kbroker.api.authorization import refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
+from kbroker.api.services import TxnServices
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import TRANSACTIONAL_ID, WRITE
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
 
 
-@api(26, 0, 5)
-async def handle_end_txn(ctx: RequestContext, request: EndTxnRequest) -> EndTxnResponse:
+@api(EndTxnRequest, EndTxnResponse, 0, 5)
+async def handle_end_txn(ctx: RequestContext[TxnServices], request: EndTxnRequest) -> EndTxnResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (denied := refused(ctx, request, EndTxnResponse, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)])) is not None:

@@ -32,11 +32,13 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
+from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, refusal
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.fetch_sessions import (
@@ -51,16 +53,46 @@ from kbroker.replication.parked_fetches import REFETCH
 from kbroker.replication.partition import Partition
 from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC, authorized
 from kbroker.security.quotas import ClientQuotaManager, principal_user
-from kbroker.security.replication_quotas import ReplicationQuotas, replication_quotas
+from kbroker.security.replication_quotas import ReplicationQuotaHost, ReplicationQuotas, replication_quotas
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.fetch import FetchRequest, FetchResponse
 from kbroker_protocol.primitives import Records
+
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.metadata.image import MetadataImage
+    from kbroker.replication.deadline import WaitClock
+    from kbroker.security.quotas import ClientQuotas
 
 TopicResp = FetchResponse.FetchableTopicResponse
 PartData = FetchResponse.FetchableTopicResponse.PartitionData
 Aborted = FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction
 ZERO_UUID = uuid.UUID(int=0)
 EMPTY = b""
+
+
+class LeaderLookup(Protocol):
+    """What :func:`current_leader` reads of the broker (Fetch's and Produce's KIP-951 answers)."""
+
+    node_id: int
+    image: MetadataImage
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+    def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
+
+
+class FetchServices(LeaderLookup, ReplicationQuotaHost, PartitionLookup, Authorizing, Protocol):
+    """The services Fetch uses: the replicas, the fetch sessions, the client quotas and the
+    replication quotas, the clock of the long polls and whether the broker is stopping."""
+
+    config: BrokerConfig
+    fetch_sessions: FetchSessionCache
+    client_quotas: ClientQuotas
+    stopping: bool  # shutting down: a long poll answers now
+
+    @property
+    def clock(self) -> WaitClock | None: ...  # kbroker.clock=manual; None: real time
 
 
 @dataclass(slots=True)
@@ -70,7 +102,7 @@ class _Want:
     unknown_error: ErrorCode
 
 
-def _resolve(broker: BrokerServices, version: int, topic_name: str | None,
+def _resolve(broker: FetchServices, version: int, topic_name: str | None,
              topic_id: uuid.UUID) -> tuple[str | None, uuid.UUID, ErrorCode]:
     image = broker.image
     if version >= 13:
@@ -80,7 +112,7 @@ def _resolve(broker: BrokerServices, version: int, topic_name: str | None,
     return topic_name if topic else None, (topic.topic_id if topic else ZERO_UUID), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
-def _wants_from_request(broker: BrokerServices, request: FetchRequest, version: int) -> list[_Want]:
+def _wants_from_request(broker: FetchServices, request: FetchRequest, version: int) -> list[_Want]:
     wants = []
     for t in request.topics:
         name = t.topic if version < 13 else None
@@ -140,7 +172,7 @@ def _error(want: _Want, code: ErrorCode) -> _Read:
     return _Read(want, code, EMPTY, 0, -1, -1, -1, None)
 
 
-def _read_partition(broker: BrokerServices, want: _Want, limit: int, min_one: bool, isolation: int,
+def _read_partition(broker: FetchServices, want: _Want, limit: int, min_one: bool, isolation: int,
                     replica: _Replica | None = None, client: _Client | None = None) -> _Read:
     c = want.cached
     if want.topic_name is None:
@@ -214,7 +246,7 @@ def _read_partition(broker: BrokerServices, want: _Want, limit: int, min_one: bo
     return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted)
 
 
-def _read_all(broker: BrokerServices, wants: list[_Want], max_bytes: int, isolation: int,
+def _read_all(broker: FetchServices, wants: list[_Want], max_bytes: int, isolation: int,
               replica: _Replica | None = None, client: _Client | None = None) -> tuple[list[_Read], int]:
     reads = []
     remaining = max_bytes
@@ -234,7 +266,7 @@ def _read_all(broker: BrokerServices, wants: list[_Want], max_bytes: int, isolat
 _LEADER_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH)
 
 
-def current_leader(broker: BrokerServices, topic: str | None, index: int, listener: str,
+def current_leader(broker: LeaderLookup, topic: str | None, index: int, listener: str,
                    endpoints: dict[int, tuple[str, int, str | None]]) -> tuple[int, int]:
     """(leader id, leader epoch) of a partition for KIP-951 answers, from the local replica or
     the image; the leader's endpoint on ``listener`` is added to ``endpoints`` when it is live."""
@@ -259,7 +291,7 @@ def current_leader(broker: BrokerServices, topic: str | None, index: int, listen
 
 
 def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE,
-           broker: BrokerServices | None = None, listener: str | None = None) -> FetchResponse:
+           broker: FetchServices | None = None, listener: str | None = None) -> FetchResponse:
     topics: list[TopicResp] = []
     by_topic: dict[tuple[str | None, uuid.UUID], TopicResp] = {}
     endpoints: dict[int, tuple[str, int, str | None]] = {}
@@ -294,7 +326,7 @@ def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode =
     return response
 
 
-def _count(broker: BrokerServices, reads: list[_Read]) -> None:
+def _count(broker: FetchServices, reads: list[_Read]) -> None:
     """The per-partition counters the metrics endpoint reads (Kafka's BrokerTopicMetrics:
     fetch requests, failed ones, bytes out) for the reads this response carries."""
     for r in reads:
@@ -311,7 +343,7 @@ def _count(broker: BrokerServices, reads: list[_Read]) -> None:
             partition.bytes_out += r.size
 
 
-def _record_throttled(broker: BrokerServices, quotas: ReplicationQuotas, reads: list[_Read]) -> None:
+def _record_throttled(broker: FetchServices, quotas: ReplicationQuotas, reads: list[_Read]) -> None:
     """Kafka's sizeOfThrottledPartitions: the leader quota counts the bytes of the throttled
     partitions a follower's answer carries."""
     size = 0
@@ -344,7 +376,7 @@ def _remember(reads: list[_Read]) -> None:
         c.sent_log_start_offset = r.log_start_offset
 
 
-def _deny_unauthorized(ctx: RequestContext, version: int, wants: list[_Want]) -> None:
+def _deny_unauthorized(ctx: RequestContext[FetchServices], version: int, wants: list[_Want]) -> None:
     """Kafka's READ check per topic (before its existence, for requests by name): a partition of a
     topic the principal may not read answers TOPIC_AUTHORIZATION_FAILED (kbroker/security/acls.py)."""
     verdicts: dict[str, bool] = {}
@@ -359,8 +391,8 @@ def _deny_unauthorized(ctx: RequestContext, version: int, wants: list[_Want]) ->
             w.unknown_error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
 
 
-@api(1, 4, 18)
-def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaitable[FetchResponse]:
+@api(FetchRequest, FetchResponse, 4, 18)
+def handle_fetch(ctx: RequestContext[FetchServices], request: FetchRequest) -> FetchResponse | Awaitable[FetchResponse]:
     """The answer, or when it waits for data (a long poll) a coroutine giving it: a Fetch that
     need not wait is answered in the handler's call, without a task (the dispatcher runs
     awaitable answers in one)."""
@@ -459,7 +491,7 @@ def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse | 
                    reads, total)
 
 
-async def _long_poll(broker: BrokerServices, wants: list[_Want], max_bytes: int, isolation: int,
+async def _long_poll(broker: FetchServices, wants: list[_Want], max_bytes: int, isolation: int,
                      replica: _Replica | None, client: _Client | None, min_bytes: int, wait_ms: int,
                      reads: list[_Read], total: int,
                      finish: Callable[[list[_Read], int], FetchResponse]) -> FetchResponse:
@@ -503,7 +535,7 @@ async def _long_poll(broker: BrokerServices, wants: list[_Want], max_bytes: int,
     return finish(reads, total)
 
 
-def _answer(broker: BrokerServices, version: int, replica: _Replica | None, quota: ClientQuotaManager | None,
+def _answer(broker: FetchServices, version: int, replica: _Replica | None, quota: ClientQuotaManager | None,
             user: str, client_id: str, session: FetchSession | None, incremental: bool, cache: FetchSessionCache,
             session_id: int, listener: str, reads: list[_Read], total: int) -> FetchResponse:
     """The response of the reads: the client's fetch quota recorded (a throttled answer is empty),

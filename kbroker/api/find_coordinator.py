@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.coordinator.share_state import ShareKeyCoordinator, parse_share_key
 from kbroker.security import acls
 from kbroker.security.acls import authorized
@@ -35,9 +36,25 @@ from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 
 if TYPE_CHECKING:
-    pass
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.metadata.image import MetadataImage
 
 GROUP, TRANSACTION, SHARE = 0, 1, 2
+
+
+class FindCoordinatorServices(Authorizing, Protocol):
+    """What FindCoordinator uses of the broker."""
+
+    group_coordinator: GroupCoordinator | None
+    image: MetadataImage
+    node_id: int
+    share_coordinator: ShareCoordinator | None
+    stopping: bool  # shutting down
+    txn_coordinator: TransactionCoordinator | None
+
+    def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
 
 
 class _KeyCoordinator(Protocol):
@@ -51,7 +68,7 @@ class _KeyCoordinator(Protocol):
     def partition_for(self, key: str, /) -> int: ...
 
 
-def _coordinator(broker: BrokerServices, key_type: int) -> _KeyCoordinator | None:
+def _coordinator(broker: FindCoordinatorServices, key_type: int) -> _KeyCoordinator | None:
     if key_type == GROUP:
         return broker.group_coordinator
     if key_type == SHARE:
@@ -60,7 +77,7 @@ def _coordinator(broker: BrokerServices, key_type: int) -> _KeyCoordinator | Non
     return broker.txn_coordinator
 
 
-def _lookup(ctx: RequestContext, key: str, key_type: int, topic_existed: dict[int, bool], found: dict[str, int],
+def _lookup(ctx: RequestContext[FindCoordinatorServices], key: str, key_type: int, topic_existed: dict[int, bool], found: dict[str, int],
             creating: list[_KeyCoordinator]) -> tuple[ErrorCode, str | None]:
     """``topic_existed``: per key type, whether the internal topic existed when the request came
     (Kafka creates it asynchronously, so every key of the request that found it missing answers
@@ -102,7 +119,7 @@ def _lookup(ctx: RequestContext, key: str, key_type: int, topic_existed: dict[in
     return ErrorCode.NONE, None
 
 
-def _node(ctx: RequestContext, leader: int) -> tuple[int, str, int]:
+def _node(ctx: RequestContext[FindCoordinatorServices], leader: int) -> tuple[int, str, int]:
     """(node id, host, port) of a partition leader on the request's listener."""
     broker = ctx.broker
     listener = ctx.connection.endpoint.listener
@@ -113,8 +130,8 @@ def _node(ctx: RequestContext, leader: int) -> tuple[int, str, int]:
     return leader, host, port
 
 
-@api(10, 0, 6)
-async def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
+@api(FindCoordinatorRequest, FindCoordinatorResponse, 0, 6)
+async def handle_find_coordinator(ctx: RequestContext[FindCoordinatorServices], request: FindCoordinatorRequest) -> FindCoordinatorResponse:
     creating: list[_KeyCoordinator] = []
     response = _find_coordinator(ctx, request, creating)
     # The keys that found their coordinator's topic missing answer COORDINATOR_NOT_AVAILABLE now;
@@ -124,7 +141,7 @@ async def handle_find_coordinator(ctx: RequestContext, request: FindCoordinatorR
     return response
 
 
-def _find_coordinator(ctx: RequestContext, request: FindCoordinatorRequest, creating: list[_KeyCoordinator]
+def _find_coordinator(ctx: RequestContext[FindCoordinatorServices], request: FindCoordinatorRequest, creating: list[_KeyCoordinator]
                       ) -> FindCoordinatorResponse:
     version = ctx.api_version
     found: dict[str, int] = {}

@@ -14,13 +14,14 @@ from __future__ import annotations
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
+from kbroker.api.services import GroupServices
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.heartbeat import HeartbeatRequest, HeartbeatResponse
 
 
-@api(12, 0, 4)
-async def handle_heartbeat(ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
+@api(HeartbeatRequest, HeartbeatResponse, 0, 4)
+async def handle_heartbeat(ctx: RequestContext[GroupServices], request: HeartbeatRequest) -> HeartbeatResponse:
     response = _heartbeat(ctx, request)
     if response.error_code in (ErrorCode.NONE, ErrorCode.REBALANCE_IN_PROGRESS):
         code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
@@ -29,7 +30,7 @@ async def handle_heartbeat(ctx: RequestContext, request: HeartbeatRequest) -> He
     return response
 
 
-def _heartbeat(ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
+def _heartbeat(ctx: RequestContext[GroupServices], request: HeartbeatRequest) -> HeartbeatResponse:
     if (refused := group_refused(ctx, request, HeartbeatResponse)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     coordinator = ctx.broker.group_coordinator

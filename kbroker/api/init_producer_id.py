@@ -16,11 +16,12 @@ and epoch the transactional id no longer has.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.replication.producer_ids import ProducerIdsUnavailable
 from kbroker.security.acls import TRANSACTIONAL_ID, WRITE, authorized, idempotent_write_allowed
 from kbroker_protocol.errors import ErrorCode
@@ -28,10 +29,18 @@ from kbroker_protocol.messages.init_producer_id import InitProducerIdRequest, In
 
 if TYPE_CHECKING:
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.replication.producer_ids import ProducerIdManager
 
 
-@api(22, 0, 6)
-async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
+class InitProducerIdServices(Authorizing, Protocol):
+    """What InitProducerId uses of the broker."""
+
+    producer_ids: ProducerIdManager
+    txn_coordinator: TransactionCoordinator | None
+
+
+@api(InitProducerIdRequest, InitProducerIdResponse, 0, 6)
+async def handle_init_producer_id(ctx: RequestContext[InitProducerIdServices], request: InitProducerIdRequest) -> InitProducerIdResponse:
     if request.transactional_id is not None and not authorized(ctx, WRITE, TRANSACTIONAL_ID,
                                                                request.transactional_id):
         # Kafka: WRITE on the transactional id (kbroker/security/acls.py)
@@ -58,7 +67,7 @@ async def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRe
                                   producer_epoch=0)
 
 
-async def _transactional(ctx: RequestContext, coordinator: TransactionCoordinator,
+async def _transactional(ctx: RequestContext[InitProducerIdServices], coordinator: TransactionCoordinator,
                          request: InitProducerIdRequest, transactional_id: str) -> InitProducerIdResponse:
     from kbroker.coordinator.txn_coordinator import TxnError
 

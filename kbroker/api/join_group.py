@@ -19,6 +19,7 @@ from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import GroupServices
 from kbroker.coordinator.group_coordinator import GroupCoordinator, await_offsets_topic, coordinator_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.join_group import JoinGroupRequest, JoinGroupResponse
@@ -55,8 +56,8 @@ class _Join(TypedDict):
     require_known_member_id: bool
 
 
-@api(11, 0, 9)
-async def handle_join_group(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
+@api(JoinGroupRequest, JoinGroupResponse, 0, 9)
+async def handle_join_group(ctx: RequestContext[GroupServices], request: JoinGroupRequest) -> JoinGroupResponse:
     if (refused := group_refused(ctx, request, JoinGroupResponse)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version

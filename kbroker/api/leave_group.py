@@ -13,13 +13,14 @@ from __future__ import annotations
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
+from kbroker.api.services import GroupServices
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.leave_group import LeaveGroupRequest, LeaveGroupResponse
 
 
-@api(13, 0, 5)
-async def handle_leave_group(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+@api(LeaveGroupRequest, LeaveGroupResponse, 0, 5)
+async def handle_leave_group(ctx: RequestContext[GroupServices], request: LeaveGroupRequest) -> LeaveGroupResponse:
     response = _leave_group(ctx, request)
     if response.error_code == ErrorCode.NONE:
         code = await group_write_error(ctx.broker.group_coordinator, request.group_id)
@@ -28,7 +29,7 @@ async def handle_leave_group(ctx: RequestContext, request: LeaveGroupRequest) ->
     return response
 
 
-def _leave_group(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+def _leave_group(ctx: RequestContext[GroupServices], request: LeaveGroupRequest) -> LeaveGroupResponse:
     if (refused := group_refused(ctx, request, LeaveGroupResponse)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version

@@ -11,6 +11,8 @@ on a GROUP resource). kbroker has no client-metrics subscriptions, so that type 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
 from kbroker_protocol.errors import ErrorCode
@@ -19,14 +21,24 @@ from kbroker_protocol.messages.list_config_resources import (
     ListConfigResourcesResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.metadata.image import MetadataImage
+
 TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
 SUPPORTED = {0: {CLIENT_METRICS}, 1: {TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP}}
 
 Resource = ListConfigResourcesResponse.ConfigResource
 
 
-@api(74, 0, 1)
-def handle_list_config_resources(ctx: RequestContext, request: ListConfigResourcesRequest) -> ListConfigResourcesResponse:
+class ListConfigResourcesServices(Protocol):
+    """What ListConfigResources uses of the broker."""
+
+    image: MetadataImage
+    node_id: int
+
+
+@api(ListConfigResourcesRequest, ListConfigResourcesResponse, 0, 1)
+def handle_list_config_resources(ctx: RequestContext[ListConfigResourcesServices], request: ListConfigResourcesRequest) -> ListConfigResourcesResponse:
     broker = ctx.broker
     supported = SUPPORTED[min(ctx.api_version, 1)]
     types = set(request.resource_types) if ctx.api_version >= 1 and request.resource_types else supported

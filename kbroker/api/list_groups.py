@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
+from kbroker.api.services import GroupServices
 from kbroker.coordinator.group_views import reading_committed
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.list_groups import ListGroupsRequest, ListGroupsResponse
 
 
-@api(16, 0, 5)
-def handle_list_groups(ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
+@api(ListGroupsRequest, ListGroupsResponse, 0, 5)
+def handle_list_groups(ctx: RequestContext[GroupServices], request: ListGroupsRequest) -> ListGroupsResponse:
     # Kafka reads the groups at the last committed offset of their partition (group_views).
     with reading_committed(ctx.broker.group_coordinator):
         return _list_groups(ctx, request)
 
 
-def _list_groups(ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
+def _list_groups(ctx: RequestContext[GroupServices], request: ListGroupsRequest) -> ListGroupsResponse:
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
     if coordinator is None:

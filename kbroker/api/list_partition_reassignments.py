@@ -15,7 +15,9 @@ from __future__ import annotations
 from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.api.services import Forwarding
 from kbroker.controller.errors import ControllerError
+from kbroker.controller.operations.host import OperationHost
 from kbroker.controller.operations.reassignments import (
     list_partition_reassignments_error,
     list_partition_reassignments_operation,
@@ -30,15 +32,15 @@ from kbroker_protocol.messages.list_partition_reassignments import (
 LIST_PARTITION_REASSIGNMENTS = 46
 
 
-@api(LIST_PARTITION_REASSIGNMENTS, 0, 0)
-async def handle_list_partition_reassignments(ctx: RequestContext, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
+@api(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0)
+async def handle_list_partition_reassignments(ctx: RequestContext[Forwarding], request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
     response = await ctx.broker.controller_client.forward(LIST_PARTITION_REASSIGNMENTS, request, ctx.api_version,
                                                           requester(ctx))
     return response_as(response, ListPartitionReassignmentsResponse)
 
 
-@api(LIST_PARTITION_REASSIGNMENTS, 0, 0, listeners=(CONTROLLER_LISTENER,))
-async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
+@api(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0, listeners=(CONTROLLER_LISTENER,))
+async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext[OperationHost], request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
         return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:

@@ -12,6 +12,7 @@ import re
 
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
+from kbroker.api.services import TxnServices
 from kbroker.coordinator.txn_log import STATE_BY_NAME
 from kbroker.security.acls import DESCRIBE, TRANSACTIONAL_ID, authorized
 from kbroker_protocol.errors import ErrorCode
@@ -20,8 +21,8 @@ from kbroker_protocol.messages.list_transactions import ListTransactionsRequest,
 State = ListTransactionsResponse.TransactionState
 
 
-@api(66, 0, 2)
-def handle_list_transactions(ctx: RequestContext, request: ListTransactionsRequest) -> ListTransactionsResponse:
+@api(ListTransactionsRequest, ListTransactionsResponse, 0, 2)
+def handle_list_transactions(ctx: RequestContext[TxnServices], request: ListTransactionsRequest) -> ListTransactionsResponse:
     version = ctx.api_version
     coordinator = ctx.broker.txn_coordinator
     states = list(request.state_filters or ())

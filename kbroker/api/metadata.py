@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import struct
 import uuid
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.auto_topic_creation import Created, auto_create
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.auto_topic_creation import AutoTopicCreationServices, Created, auto_create
+from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
-from kbroker.api.registry import api
+from kbroker.api.registry import PreEncoded, api
+from kbroker.api.services import Authorizing
 from kbroker.metadata.directories import has_online_dir
 from kbroker.metadata.image import MetadataImage, PartitionState, TopicImage
 from kbroker.metadata.new_topic import NewTopic
@@ -47,6 +49,9 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata import MetadataRequest, MetadataResponse
 from kbroker_protocol.primitives import Writer
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+
 ZERO_UUID = uuid.UUID(int=0)
 UNSET_OPERATIONS = -(2**31)
 TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
@@ -56,7 +61,18 @@ Topic = MetadataResponse.MetadataResponseTopic
 Part = MetadataResponse.MetadataResponseTopic.MetadataResponsePartition
 
 
-def brokers_for(ctx: RequestContext) -> list[MetadataResponse.MetadataResponseBroker]:
+class MetadataServices(AutoTopicCreationServices, Authorizing, Protocol):
+    """What Metadata uses of the broker."""
+
+    cluster_id: str
+    config: BrokerConfig
+    image: MetadataImage
+    node_id: int
+
+    def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
+
+
+def brokers_for(ctx: RequestContext[MetadataServices]) -> list[MetadataResponse.MetadataResponseBroker]:
     broker = ctx.broker
     listener = ctx.connection.endpoint.listener
     out = []
@@ -72,7 +88,7 @@ def brokers_for(ctx: RequestContext) -> list[MetadataResponse.MetadataResponseBr
     return out
 
 
-def _has_listener(broker: BrokerServices, node_id: int, listener: str) -> bool | None:
+def _has_listener(broker: MetadataServices, node_id: int, listener: str) -> bool | None:
     """Whether ``node_id`` is registered with ``listener`` (None: not registered at all)."""
     if node_id == broker.node_id:
         return True
@@ -82,7 +98,7 @@ def _has_listener(broker: BrokerServices, node_id: int, listener: str) -> bool |
     return listener in reg.endpoints
 
 
-def _offline(broker: BrokerServices, node_id: int, listener: str, state: PartitionState) -> bool:
+def _offline(broker: MetadataServices, node_id: int, listener: str, state: PartitionState) -> bool:
     """Kafka's ``isReplicaOffline``: not registered, fenced, without the request's listener, or
     in a log dir that is not one of the broker's online dirs (KIP-858)."""
     image = broker.image
@@ -93,7 +109,7 @@ def _offline(broker: BrokerServices, node_id: int, listener: str, state: Partiti
             or not has_online_dir(image, node_id, state))
 
 
-def topic_metadata(ctx: RequestContext, topic: TopicImage, include_ops: bool) -> Topic:
+def topic_metadata(ctx: RequestContext[MetadataServices], topic: TopicImage, include_ops: bool) -> Topic:
     """The partitions as the image has them (Kafka's ``KRaftMetadataCache.partitionMetadata``):
     a leader that is not registered is LEADER_NOT_AVAILABLE, one without the request's listener
     LISTENER_NOT_FOUND (v6+; before, LEADER_NOT_AVAILABLE), both with leader -1; offline replicas
@@ -124,7 +140,7 @@ def topic_metadata(ctx: RequestContext, topic: TopicImage, include_ops: bool) ->
     )
 
 
-def _partitions(broker: BrokerServices, topic: TopicImage, version: int, listener: str) -> list[Part]:
+def _partitions(broker: MetadataServices, topic: TopicImage, version: int, listener: str) -> list[Part]:
     partitions = []
     for index in sorted(topic.partitions):
         state = topic.partitions[index]
@@ -162,7 +178,7 @@ def _denied(name: str | None, topic_id: uuid.UUID = ZERO_UUID) -> Topic:
                  partitions=[], topic_authorized_operations=UNSET_OPERATIONS)
 
 
-class EncodedMetadata:
+class EncodedMetadata(PreEncoded):
     """A Metadata answer encoded once (with throttle_time_ms 0) and sent again while the image is
     unchanged: encoding the 10,000 partitions of a topic took most of a Metadata request's time.
     A quota may still set ``throttle_time_ms``, the body's first field from v3 on."""
@@ -188,8 +204,8 @@ MAX_CACHED_ANSWERS = 256
 _ANSWERS_KEY = "metadata-answers"
 
 
-@api(3, 0, 13)
-async def handle_metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse | EncodedMetadata:
+@api(MetadataRequest, MetadataResponse, 0, 13)
+async def handle_metadata(ctx: RequestContext[MetadataServices], request: MetadataRequest) -> MetadataResponse | EncodedMetadata:
     """Without an authorizer the answer depends only on the request, the listener and the image:
     it is encoded once per image change (`MetadataImage.derived`). An answer kept for the image
     asked for no auto-creation (see below), so neither does the same request while the image
@@ -234,11 +250,11 @@ def _take_answer_slot(image: MetadataImage) -> bool:
     return True
 
 
-def _allow_auto_creation(broker: BrokerServices, request: MetadataRequest, version: int) -> bool:
+def _allow_auto_creation(broker: MetadataServices, request: MetadataRequest, version: int) -> bool:
     return bool(broker.config["auto.create.topics.enable"]) and (version < 4 or request.allow_auto_topic_creation)
 
 
-def _to_create(ctx: RequestContext, request: MetadataRequest) -> list[NewTopic]:
+def _to_create(ctx: RequestContext[MetadataServices], request: MetadataRequest) -> list[NewTopic]:
     """The topics answering ``request`` auto-creates: named, absent from the image, and the
     principal may describe and create them (checked again by ``_metadata`` for its answer)."""
     broker = ctx.broker
@@ -258,7 +274,7 @@ def _to_create(ctx: RequestContext, request: MetadataRequest) -> list[NewTopic]:
     return [NewTopic(name) for name in names]
 
 
-def _metadata(ctx: RequestContext, request: MetadataRequest, created: dict[str, Created]) -> MetadataResponse:
+def _metadata(ctx: RequestContext[MetadataServices], request: MetadataRequest, created: dict[str, Created]) -> MetadataResponse:
     broker = ctx.broker
     image = broker.image
     version = ctx.api_version

@@ -8,18 +8,31 @@ UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.offset_delete import OffsetDeleteRequest, OffsetDeleteResponse
 
+if TYPE_CHECKING:
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.metadata.image import MetadataImage
+
 T = OffsetDeleteResponse.OffsetDeleteResponseTopic
 P = T.OffsetDeleteResponsePartition
 
 
-@api(47, 0, 0)
-def handle_offset_delete(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
+class OffsetDeleteServices(Protocol):
+    """What OffsetDelete uses of the broker."""
+
+    group_coordinator: GroupCoordinator | None
+    image: MetadataImage
+
+
+@api(OffsetDeleteRequest, OffsetDeleteResponse, 0, 0)
+def handle_offset_delete(ctx: RequestContext[OffsetDeleteServices], request: OffsetDeleteRequest) -> OffsetDeleteResponse:
     coordinator = ctx.broker.group_coordinator
     if coordinator is not None and not request.group_id:
         return OffsetDeleteResponse(error_code=ErrorCode.INVALID_GROUP_ID, topics=[])

@@ -18,7 +18,9 @@ kept in the partition's ``leader-epoch-checkpoint`` file), as in Kafka.
 
 from __future__ import annotations
 
-from kbroker.api.context import RequestContext, partition_or_error
+from typing import Protocol
+
+from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_EPOCH, NO_OFFSET, refusal
 from kbroker.api.registry import api
 from kbroker.log import LogCorruptedError, LogError, leader_epoch
@@ -34,6 +36,10 @@ PartOut = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult.EpochEndOffset
 
 UNDEFINED_EPOCH = leader_epoch.UNDEFINED_EPOCH
 UNDEFINED_OFFSET = leader_epoch.UNDEFINED_OFFSET
+
+
+class OffsetForLeaderEpochServices(PartitionLookup, Protocol):
+    """What OffsetForLeaderEpoch uses of the broker."""
 
 
 def leader_epoch_end(partition: Partition, requested: int) -> tuple[int, int]:
@@ -53,8 +59,8 @@ def leader_epoch_end(partition: Partition, requested: int) -> tuple[int, int]:
     return leader_epoch.end_offset_for(entries, requested, log_end)
 
 
-@api(23, 2, 4)
-def handle_offset_for_leader_epoch(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
+@api(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, 2, 4)
+def handle_offset_for_leader_epoch(ctx: RequestContext[OffsetForLeaderEpochServices], request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
     broker = ctx.broker
     topics = []
     for t in request.topics:

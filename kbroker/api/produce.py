@@ -33,12 +33,13 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import RequestContext, partition_or_error
+from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
-from kbroker.api.fetch import current_leader
+from kbroker.api.fetch import LeaderLookup, current_leader
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.metadata.image import INTERNAL_TOPICS
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.produce_batch import AppendResult, ProduceError
@@ -53,6 +54,7 @@ RecordError = PartResp.BatchIndexAndErrorMessage
 ZERO_UUID = uuid.UUID(int=0)
 
 if TYPE_CHECKING:
+    from kbroker.replication.deadline import WaitClock
     from kbroker.replication.partition import Partition
 
 _Endpoints = dict[int, tuple[str, int, str | None]]  # the KIP-951 leaders' endpoints: node -> (host, port, rack)
@@ -79,6 +81,14 @@ QUIET_APPEND_ERRORS = frozenset({
 # (``EventLog``), so that a fault run's node log shows what each producer was told. Kafka logs
 # none of them; its answers are the same.
 AVAILABILITY_ERRORS = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR})
+
+
+class ProduceServices(LeaderLookup, PartitionLookup, Authorizing, Protocol):
+    """The services Produce uses: the replicas (appends, and the leaders of KIP-951 answers) and
+    the clock of the acks=all waits."""
+
+    @property
+    def clock(self) -> WaitClock | None: ...  # kbroker.clock=manual; None: real time
 
 
 class EventLog:
@@ -161,7 +171,7 @@ def _ok(index: int, partition: Partition, result: AppendResult) -> PartResp:
     )
 
 
-def _not_leader(ctx: RequestContext, endpoints: _Endpoints, topic: str, index: int) -> PartResp:
+def _not_leader(ctx: RequestContext[ProduceServices], endpoints: _Endpoints, topic: str, index: int) -> PartResp:
     resp = _error(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
     if ctx.api_version >= 10:
         leader, epoch = current_leader(ctx.broker, topic, index, ctx.connection.endpoint.listener, endpoints)
@@ -177,8 +187,8 @@ def _response(responses: list[TopicResp], endpoints: _Endpoints) -> ProduceRespo
     return response
 
 
-@api(0, 3, 13)
-def handle_produce(ctx: RequestContext, request: ProduceRequest
+@api(ProduceRequest, ProduceResponse, 3, 13)
+def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
                    ) -> ProduceResponse | Awaitable[ProduceResponse | None] | None:
     broker = ctx.broker
     version = ctx.api_version
@@ -265,7 +275,7 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest
     return _response(responses, endpoints)
 
 
-async def _complete_later(ctx: RequestContext, responses: list[TopicResp], pending: _Pending, replicated: _Replicated,
+async def _complete_later(ctx: RequestContext[ProduceServices], responses: list[TopicResp], pending: _Pending, replicated: _Replicated,
                           acks: int, endpoints: _Endpoints, deadline: Deadline) -> ProduceResponse | None:
     for parts, slot, index, partition, awaitable in pending:
         try:

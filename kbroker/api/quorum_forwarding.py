@@ -17,20 +17,21 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker.controller.operations.quorum import describe_quorum_error, unregister_broker_error
 from kbroker.metadata.client import DESCRIBE_QUORUM, UNREGISTER_BROKER
 from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
 from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
 
 
-@api(DESCRIBE_QUORUM, 0, 2)
-async def handle_describe_quorum(ctx: RequestContext, request: DescribeQuorumRequest) -> DescribeQuorumResponse:
+@api(DescribeQuorumRequest, DescribeQuorumResponse, 0, 2)
+async def handle_describe_quorum(ctx: RequestContext[Forwarding], request: DescribeQuorumRequest) -> DescribeQuorumResponse:
     response = await ctx.broker.controller_client.forward(DESCRIBE_QUORUM, request, ctx.api_version, requester(ctx))
     return response_as(response, DescribeQuorumResponse)
 
 
-@api(UNREGISTER_BROKER, 0, 0)
-async def handle_unregister_broker(ctx: RequestContext, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
+@api(UnregisterBrokerRequest, UnregisterBrokerResponse, 0, 0)
+async def handle_unregister_broker(ctx: RequestContext[Forwarding], request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
     response = await ctx.broker.controller_client.forward(UNREGISTER_BROKER, request, ctx.api_version, requester(ctx))
     return response_as(response, UnregisterBrokerResponse)
 

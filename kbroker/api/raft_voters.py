@@ -1,18 +1,27 @@
 """AddRaftVoter (80), RemoveRaftVoter (81) and UpdateRaftVoter (82): KIP-853 voter changes.
 
-``install`` puts the three in the controller listener's handler table (the RaftDriver's), where
-they are answered as kbroker/controller/operations/raft_voters.py describes. AddRaftVoter and
-RemoveRaftVoter are also served on the broker listeners, forwarded to the active controller (as
-Kafka's ``KafkaApis.forwardToController``); UpdateRaftVoter is controller-only, as in Kafka.
+On the controller listener (``install``: the RaftDriver's handler table) they are answered as Kafka
+4.4's ``KafkaRaftClient.handleAddVoterRequest`` / ``handleRemoveVoterRequest`` /
+``handleUpdateVoterRequest`` answer them, in their order: a cluster id that is given and not this
+cluster's: INCONSISTENT_CLUSTER_ID (with Kafka's message); a node that is not the leader:
+NOT_LEADER_OR_FOLLOWER; no valid voter (negative id, no directory id): INVALID_REQUEST; no endpoint
+on the controller listener: INVALID_REQUEST; then the Raft core's checks (``RaftNode.add_voter`` and
+the others: one change at a time, the leader's epoch and the previous change committed,
+kraft.version 1, DUPLICATE_VOTER, VOTER_NOT_FOUND, a new voter caught up). Nothing is written unless
+every check passes. AddRaftVoter and RemoveRaftVoter are also served on the broker listeners,
+forwarded to the active controller (as Kafka's ``KafkaApis.forwardToController``); UpdateRaftVoter
+is controller-only, as in Kafka. The answers themselves: kbroker/controller/operations/raft_voters.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kbroker.api.context import RaftNodeServices, RequestContext, requester, response_as
+from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import Builder, refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
+from kbroker.controller.operations.host import RaftOperationHost
 from kbroker.controller.operations.raft_voters import (
     UPDATE_RAFT_VOTER,
     add_raft_voter,
@@ -24,7 +33,7 @@ from kbroker_protocol.errors import default_message
 from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse
 from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse
 
-Broker = RaftNodeServices
+Broker = RaftOperationHost
 
 
 def _top_level(cls: type[AddRaftVoterResponse] | type[RemoveRaftVoterResponse]) -> Builder:
@@ -52,13 +61,13 @@ def install(broker: Broker) -> None:
 # -- the broker listeners: forwarded to the active controller -----------------------------------
 
 
-@api(ADD_RAFT_VOTER, 0, 1)
-async def handle_add_raft_voter(ctx: RequestContext, request: AddRaftVoterRequest) -> AddRaftVoterResponse:
+@api(AddRaftVoterRequest, AddRaftVoterResponse, 0, 1)
+async def handle_add_raft_voter(ctx: RequestContext[Forwarding], request: AddRaftVoterRequest) -> AddRaftVoterResponse:
     response = await ctx.broker.controller_client.forward(ADD_RAFT_VOTER, request, ctx.api_version, requester(ctx))
     return response_as(response, AddRaftVoterResponse)
 
 
-@api(REMOVE_RAFT_VOTER, 0, 0)
-async def handle_remove_raft_voter(ctx: RequestContext, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
+@api(RemoveRaftVoterRequest, RemoveRaftVoterResponse, 0, 0)
+async def handle_remove_raft_voter(ctx: RequestContext[Forwarding], request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
     response = await ctx.broker.controller_client.forward(REMOVE_RAFT_VOTER, request, ctx.api_version, requester(ctx))
     return response_as(response, RemoveRaftVoterResponse)

@@ -19,19 +19,44 @@ listener a connection came in on.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.primitives import Message, Writer
 
 if TYPE_CHECKING:
     from kbroker.api.context import HandlerContext
 
-# A handler takes its context (a RequestContext on a broker listener, a HandlerContext on the
-# controller listener) and its API's request class; each handler's own signature says which.
-Handler = Callable[[Any, Any], "Any | Awaitable[Any] | None"]
-H = TypeVar("H", bound=Handler)
+
+class PreEncoded:
+    """The base of an answer encoded ahead (``kbroker.api.metadata.EncodedMetadata``): the server
+    writes it as it writes a response message. A class, not a Protocol: every response message
+    has the same methods, and a handler answering another API's response must not pass for one."""
+
+    __slots__ = ()
+
+    throttle_time_ms: int
+
+    def encode_into(self, w: Writer, version: int) -> None:
+        raise NotImplementedError
+
+
+Reply = Message | PreEncoded | None
+"""What a handler answers: its API's response, one encoded ahead, or None (no response: a Produce
+with acks=0)."""
+
+Handler = Callable[["HandlerContext[object]", Message], "Reply | Awaitable[Reply]"]
+"""A handler as the tables keep it (its services and request type erased): the server calls it
+with a context on the whole broker and a body decoded as the API's request class. Each handler's
+own signature is checked where it is registered (:func:`api`) and, for its services, in the
+composition root (:mod:`kbroker.wiring.handler_services`)."""
+
+C = TypeVar("C")  # a handler's context: RequestContext[S] or HandlerContext[S], S its services
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+TypedHandler = Callable[[C, Req], "Resp | PreEncoded | Awaitable[Resp | PreEncoded | None] | None"]
 
 # API keys whose request spec marks its newest version ``latestVersionUnstable`` (Kafka 4.4:
 # InitProducerId v6, KIP-939 two-phase commit). tests/protocol/test_unstable_versions.py checks
@@ -70,25 +95,59 @@ def handlers_for(listener: str) -> dict[int, ApiHandler]:
     return LISTENER_HANDLERS[listener]
 
 
-def api(api_key: int, min_version: int, max_version: int,
-        listeners: tuple[str, ...] = (BROKER_LISTENER,)) -> Callable[[H], H]:
-    """Register ``fn`` as the handler of ``api_key`` for ``min_version..max_version`` on
-    ``listeners``."""
+def api(request: type[Req], response: type[Resp], min_version: int, max_version: int,
+        listeners: tuple[str, ...] = (BROKER_LISTENER,)) -> Registration[Req, Resp]:
+    """Register the function it decorates as the handler of ``request``'s API for
+    ``min_version..max_version`` on ``listeners``: mypy checks that it takes a ``request`` and
+    answers a ``response`` (or one encoded ahead, or nothing), maybe awaited."""
+    api_key = request.API_KEY
+    if api_key is None:
+        raise RuntimeError(f"{request.__name__} is not a request")
+    if response.API_KEY != api_key:
+        raise RuntimeError(f"{response.__name__} answers api key {response.API_KEY}, "
+                           f"not {request.__name__}'s {api_key}")
+    unknown = [name for name in listeners if name not in LISTENER_HANDLERS]
+    if unknown or not listeners:
+        raise RuntimeError(f"api key {api_key}: unknown listeners {listeners}")
+    return Registration(api_key, min_version, max_version, tuple(listeners))
 
-    def register(fn: H) -> H:
-        unknown = [name for name in listeners if name not in LISTENER_HANDLERS]
-        if unknown or not listeners:
-            raise RuntimeError(f"api key {api_key}: unknown listeners {listeners}")
-        entry = ApiHandler(api_key, min_version, max_version, fn, fn.__module__, tuple(listeners))
-        for name in listeners:
+
+class Registration(Generic[Req, Resp]):
+    """The decorator :func:`api` returns: it registers a handler of ``Req`` answering ``Resp`` and
+    gives it back with its own type (an ``async def`` stays a coroutine function of its response)."""
+
+    __slots__ = ("api_key", "min_version", "max_version", "listeners")
+
+    def __init__(self, api_key: int, min_version: int, max_version: int, listeners: tuple[str, ...]) -> None:
+        self.api_key = api_key
+        self.min_version = min_version
+        self.max_version = max_version
+        self.listeners = listeners
+
+    @overload
+    def __call__(self, fn: Callable[[C, Req], Coroutine[Any, Any, Resp]]
+                 ) -> Callable[[C, Req], Coroutine[Any, Any, Resp]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[[C, Req], Resp]) -> Callable[[C, Req], Resp]: ...
+
+    @overload
+    def __call__(self, fn: TypedHandler[C, Req, Resp]) -> TypedHandler[C, Req, Resp]: ...
+
+    def __call__(self, fn: TypedHandler[C, Req, Resp]) -> TypedHandler[C, Req, Resp]:
+        api_key = self.api_key
+        # Erased for the tables: the server gives the handler a body of the API's request class
+        # and a context on the whole broker (which provides ``fn``'s services, checked in
+        # kbroker.wiring.handler_services).
+        handler = cast(Handler, fn)
+        entry = ApiHandler(api_key, self.min_version, self.max_version, handler, fn.__module__, self.listeners)
+        for name in self.listeners:
             present = LISTENER_HANDLERS[name].get(api_key)
             if present is not None and not isinstance(present.handler, Deferred):
                 raise RuntimeError(f"api key {api_key} registered twice on the {name} listener")
-        for name in listeners:
+        for name in self.listeners:
             LISTENER_HANDLERS[name][api_key] = entry
         return fn
-
-    return register
 
 
 class Deferred:
@@ -114,7 +173,7 @@ class Deferred:
                                    f"on the {self.listener} listener")
         return entry.handler
 
-    def __call__(self, ctx: HandlerContext, body: Any) -> Any:
+    def __call__(self, ctx: HandlerContext[object], body: Message) -> Reply | Awaitable[Reply]:
         return self.resolve()(ctx, body)
 
     def __repr__(self) -> str:

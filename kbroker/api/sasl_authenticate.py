@@ -11,12 +11,13 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import NoServices
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateRequest, SaslAuthenticateResponse
 
 
-@api(36, 0, 2)
-def handle_sasl_authenticate(ctx: RequestContext, request: SaslAuthenticateRequest) -> SaslAuthenticateResponse:
+@api(SaslAuthenticateRequest, SaslAuthenticateResponse, 0, 2)
+def handle_sasl_authenticate(ctx: RequestContext[NoServices], request: SaslAuthenticateRequest) -> SaslAuthenticateResponse:
     return SaslAuthenticateResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE,
                                     error_message="SaslAuthenticate request received after successful authentication")
 

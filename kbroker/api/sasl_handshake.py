@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
+from kbroker.api.services import NoServices
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.sasl_handshake import SaslHandshakeRequest, SaslHandshakeResponse
 
 
-@api(17, 0, 1)
-def handle_sasl_handshake(ctx: RequestContext, request: SaslHandshakeRequest) -> SaslHandshakeResponse:
+@api(SaslHandshakeRequest, SaslHandshakeResponse, 0, 1)
+def handle_sasl_handshake(ctx: RequestContext[NoServices], request: SaslHandshakeRequest) -> SaslHandshakeResponse:
     return SaslHandshakeResponse(error_code=ErrorCode.ILLEGAL_SASL_STATE, mechanisms=[])

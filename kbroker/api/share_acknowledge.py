@@ -11,17 +11,35 @@ partition changes), an unknown topic id UNKNOWN_TOPIC_ID.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
-from kbroker.api.share_common import acknowledge, flush_acknowledgements, request_error, share_coordinator
+from kbroker.api.share_common import (
+    ShareCommonServices,
+    acknowledge,
+    flush_acknowledgements,
+    request_error,
+    share_coordinator,
+)
 from kbroker.coordinator.share_manager import FINAL_EPOCH, ShareSessionError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.share_acknowledge import ShareAcknowledgeRequest, ShareAcknowledgeResponse
 
+if TYPE_CHECKING:
+    from kbroker.replication.partition import Partition
+
 TopicResp = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse
 PartData = ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData
 Leader = PartData.LeaderIdAndEpoch
+
+
+class ShareAcknowledgeServices(ShareCommonServices, Protocol):
+    """What ShareAcknowledge uses of the broker."""
+
+    node_id: int
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
 
 
 def _top_error(code: ErrorCode, reason: str | None = None) -> ShareAcknowledgeResponse:
@@ -29,8 +47,8 @@ def _top_error(code: ErrorCode, reason: str | None = None) -> ShareAcknowledgeRe
     return ShareAcknowledgeResponse(error_code=code, error_message=None, responses=[], node_endpoints=[])
 
 
-@api(79, 1, 2)
-async def handle_share_acknowledge(ctx: RequestContext, request: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse:
+@api(ShareAcknowledgeRequest, ShareAcknowledgeResponse, 1, 2)
+async def handle_share_acknowledge(ctx: RequestContext[ShareAcknowledgeServices], request: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse:
     broker, version = ctx.broker, ctx.api_version
     if (refused := request_error(broker, version, request, fetch=False)) is not None:
         return _top_error(*refused)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import BrokerServices, require
+from kbroker.api.context import require
 from kbroker.api.share_group_heartbeat import member_id_valid
+from kbroker.coordinator.hosts import BrokerView
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_partition import ACK_RENEW
 from kbroker_protocol.errors import ErrorCode, default_message
@@ -25,13 +26,19 @@ if TYPE_CHECKING:
 TopicIdPartition = tuple[uuid.UUID, int]
 
 
-def share_coordinator(broker: BrokerServices) -> ShareCoordinator:
+class ShareCommonServices(BrokerView, Protocol):
+    """What the share fetch and acknowledgement helpers use of the broker."""
+
+    share_coordinator: ShareCoordinator | None
+
+
+def share_coordinator(broker: ShareCommonServices) -> ShareCoordinator:
     """The broker's share coordinator (the share APIs answer UNSUPPORTED_VERSION without one first)."""
     return require(broker.share_coordinator, "the share coordinator")
 
 
 
-def request_error(broker: BrokerServices, version: int, request: ShareFetchRequest | ShareAcknowledgeRequest,
+def request_error(broker: ShareCommonServices, version: int, request: ShareFetchRequest | ShareAcknowledgeRequest,
                   fetch: bool) -> tuple[ErrorCode, str | None] | None:
     """The top-level error of a ShareFetch or ShareAcknowledge before its share session is looked at
     (Kafka's ``KafkaApis``): UNSUPPORTED_VERSION while share groups are off (``share.version`` 0),
@@ -86,7 +93,7 @@ def batches_valid(batches: Sequence[_AckBatch], supports_renew: bool, is_renew_a
 AckResult = tuple[ErrorCode, str | None]
 
 
-def acknowledge(broker: BrokerServices, group_id: str, member_id: str, topics: Sequence[_AckTopic], supports_renew: bool,
+def acknowledge(broker: ShareCommonServices, group_id: str, member_id: str, topics: Sequence[_AckTopic], supports_renew: bool,
                 is_renew_ack: bool) -> dict[TopicIdPartition, AckResult]:
     """Apply the acknowledgements of ``topics`` (ShareFetch's or ShareAcknowledge's topic list);
     the error and message of each partition, as Kafka: the request checks of ``KafkaApis``
@@ -121,7 +128,7 @@ def acknowledge(broker: BrokerServices, group_id: str, member_id: str, topics: S
     return out
 
 
-async def flush_acknowledgements(broker: BrokerServices, group_id: str, results: dict[TopicIdPartition, AckResult]) -> None:
+async def flush_acknowledgements(broker: ShareCommonServices, group_id: str, results: dict[TopicIdPartition, AckResult]) -> None:
     """Wait until the acknowledged partitions' state is written to their share coordinator (another
     broker's: WriteShareGroupState); a failed write becomes the partition's acknowledgement error,
     as Kafka's SharePartition fails the acknowledgement with the persister's error."""

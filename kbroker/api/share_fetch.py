@@ -26,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
+from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.registry import api
 from kbroker.api.share_common import (
+    ShareCommonServices,
     acknowledge,
     error_message,
     flush_acknowledgements,
@@ -47,6 +48,8 @@ from kbroker_protocol.messages.share_fetch import ShareFetchRequest, ShareFetchR
 
 if TYPE_CHECKING:
     from kbroker.coordinator.share_manager import ShareManager
+    from kbroker.replication.deadline import WaitClock
+    from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,18 @@ TopicResp = ShareFetchResponse.ShareFetchableTopicResponse
 PartData = ShareFetchResponse.ShareFetchableTopicResponse.PartitionData
 Acq = PartData.AcquiredRecords
 Leader = PartData.LeaderIdAndEpoch
+
+
+class ShareFetchServices(ShareCommonServices, PartitionLookup, Protocol):
+    """What ShareFetch uses of the broker."""
+
+    node_id: int
+    stopping: bool  # shutting down
+
+    @property
+    def clock(self) -> WaitClock | None: ...  # kbroker.clock=manual; None: real time
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
 
 
 def _top_error(code: ErrorCode, reason: str | None = None) -> ShareFetchResponse:
@@ -75,7 +90,7 @@ class _Result:
         self.leader_epoch = -1
 
 
-def _not_leader(broker: BrokerServices, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
+def _not_leader(broker: ShareFetchServices, topic: str, index: int, code: ErrorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER) -> _Result:
     """A partition answered ``code``, with the leader the metadata knows (none: -1)."""
     r = _Result(code)
     state = broker.image.partition(topic, index)
@@ -84,7 +99,7 @@ def _not_leader(broker: BrokerServices, topic: str, index: int, code: ErrorCode 
     return r
 
 
-async def _fetch_partition(broker: BrokerServices, manager: ShareManager, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
+async def _fetch_partition(broker: ShareFetchServices, manager: ShareManager, group_id: str, member_id: str, topic_id: uuid.UUID, index: int,
                            max_records: int, max_bytes: int, record_limit: bool) -> _Result:
     topic = broker.image.topic_by_id(topic_id)
     if topic is None:
@@ -135,7 +150,7 @@ async def _fetch_partition(broker: BrokerServices, manager: ShareManager, group_
     return result
 
 
-async def _fetch_all(broker: BrokerServices, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
+async def _fetch_all(broker: ShareFetchServices, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]], max_records: int,
                max_bytes: int, record_limit: bool = False) -> dict[tuple[uuid.UUID, int], _Result]:
     out = {}
     remaining_records = max(max_records, 1)
@@ -157,8 +172,8 @@ def _has_records(results: dict[tuple[uuid.UUID, int], _Result]) -> bool:
     return any(r.acquired for r in results.values())
 
 
-@api(78, 1, 2)
-async def handle_share_fetch(ctx: RequestContext, request: ShareFetchRequest) -> ShareFetchResponse:
+@api(ShareFetchRequest, ShareFetchResponse, 1, 2)
+async def handle_share_fetch(ctx: RequestContext[ShareFetchServices], request: ShareFetchRequest) -> ShareFetchResponse:
     broker, version = ctx.broker, ctx.api_version
     if (refused := request_error(broker, version, request, fetch=True)) is not None:
         return _top_error(*refused)
@@ -223,7 +238,7 @@ async def handle_share_fetch(ctx: RequestContext, request: ShareFetchRequest) ->
     return response
 
 
-async def _wait(broker: BrokerServices, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
+async def _wait(broker: ShareFetchServices, manager: ShareManager, group_id: str, member_id: str, parts: list[tuple[uuid.UUID, int]],
                 max_records: int, max_bytes: int, wait_ms: int, record_limit: bool
                 ) -> dict[tuple[uuid.UUID, int], _Result]:
     """Long poll: fetch again on every append to a partition of the session or release of records,

@@ -17,12 +17,14 @@ All are refused with UNSUPPORTED_VERSION while the finalized ``share.version`` i
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.api.context import BrokerServices, RequestContext, require
+from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.share_common import share_coordinator
 from kbroker.coordinator.group_coordinator import coordinator_error, offsets_topic_created
+from kbroker.coordinator.hosts import BrokerView
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroupError
 from kbroker.metadata.image import TopicImage
@@ -40,6 +42,11 @@ from kbroker_protocol.messages.describe_share_group_offsets import (
     DescribeShareGroupOffsetsResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
+    from kbroker.replication.partition import Partition
+
 DG = DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup
 DT = DG.DescribeShareGroupOffsetsResponseTopic
 DP = DT.DescribeShareGroupOffsetsResponsePartition
@@ -49,7 +56,16 @@ XT = DeleteShareGroupOffsetsResponse.DeleteShareGroupOffsetsResponseTopic
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def _describe_partition(broker: BrokerServices, group_id: str, topic: TopicImage, index: int) -> DP:
+class ShareGroupOffsetsServices(BrokerView, Protocol):
+    """What the share-group offsets APIs (Describe, Alter, Delete) use of the broker."""
+
+    group_coordinator: GroupCoordinator | None
+    share_coordinator: ShareCoordinator | None
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+
+def _describe_partition(broker: ShareGroupOffsetsServices, group_id: str, topic: TopicImage, index: int) -> DP:
     store = share_coordinator(broker).store
     state = store.read(group_id, topic.topic_id, index)
     sp = share_coordinator(broker).manager.partitions.get((group_id, topic.topic_id, index))
@@ -65,8 +81,8 @@ def _describe_partition(broker: BrokerServices, group_id: str, topic: TopicImage
     return DP(partition_index=index, start_offset=start, leader_epoch=max(state.leader_epoch, 0), lag=lag)
 
 
-@api(90, 0, 1)
-def handle_describe_share_group_offsets(ctx: RequestContext, request: DescribeShareGroupOffsetsRequest
+@api(DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, 0, 1)
+def handle_describe_share_group_offsets(ctx: RequestContext[ShareGroupOffsetsServices], request: DescribeShareGroupOffsetsRequest
                                         ) -> DescribeShareGroupOffsetsResponse:
     broker = ctx.broker
     out = []
@@ -108,8 +124,8 @@ def _alter_error(code: ErrorCode, message: str | None = None) -> AlterShareGroup
     return AlterShareGroupOffsetsResponse(error_code=code, error_message=message or default_message(code), responses=[])
 
 
-@api(91, 0, 0)
-async def handle_alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest
+@api(AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse, 0, 0)
+async def handle_alter_share_group_offsets(ctx: RequestContext[ShareGroupOffsetsServices], request: AlterShareGroupOffsetsRequest
                                            ) -> AlterShareGroupOffsetsResponse:
     share = ctx.broker.share_coordinator
     if request.group_id and share is not None and share_groups_enabled(ctx.broker):
@@ -121,7 +137,7 @@ async def handle_alter_share_group_offsets(ctx: RequestContext, request: AlterSh
     return response
 
 
-def _alter_share_group_offsets(ctx: RequestContext, request: AlterShareGroupOffsetsRequest
+def _alter_share_group_offsets(ctx: RequestContext[ShareGroupOffsetsServices], request: AlterShareGroupOffsetsRequest
                                ) -> AlterShareGroupOffsetsResponse:
     broker = ctx.broker
     if not share_groups_enabled(broker) or broker.share_coordinator is None:
@@ -168,8 +184,8 @@ def _delete_error(code: ErrorCode, message: str | None = None) -> DeleteShareGro
                                            responses=[])
 
 
-@api(92, 0, 0)
-def handle_delete_share_group_offsets(ctx: RequestContext, request: DeleteShareGroupOffsetsRequest
+@api(DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse, 0, 0)
+def handle_delete_share_group_offsets(ctx: RequestContext[ShareGroupOffsetsServices], request: DeleteShareGroupOffsetsRequest
                                       ) -> DeleteShareGroupOffsetsResponse:
     broker = ctx.broker
     if not share_groups_enabled(broker) or broker.share_coordinator is None:

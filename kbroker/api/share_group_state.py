@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.share_common import share_coordinator
+from kbroker.coordinator.hosts import BrokerView
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_partition import StateBatch
 from kbroker_protocol.errors import ErrorCode, default_message
@@ -51,6 +52,9 @@ from kbroker_protocol.messages.write_share_group_state import (
 )
 from kbroker_protocol.primitives import Message
 
+if TYPE_CHECKING:
+    from kbroker.coordinator.share_coordinator import ShareCoordinator
+
 NEGATIVE_PARTITION_ID = "The partition id cannot be a negative number."
 NEGATIVE_LEADER_EPOCH = "The leader epoch cannot be a negative number."
 NEGATIVE_STATE_EPOCH = "The state epoch cannot be a negative number."
@@ -68,7 +72,13 @@ _Result = TypeVar("_Result", InitializeShareGroupStateResponse.InitializeStateRe
 _Written = TypeVar("_Written", InitializeShareGroupStateResponse, WriteShareGroupStateResponse)
 
 
-def _unknown_partition(broker: BrokerServices, topic_id: uuid.UUID, partition: int) -> bool:
+class ShareGroupStateServices(BrokerView, Protocol):
+    """What the share-group state APIs (Initialize, Read, Write, Delete, ReadSummary) use of the broker."""
+
+    share_coordinator: ShareCoordinator | None
+
+
+def _unknown_partition(broker: ShareGroupStateServices, topic_id: uuid.UUID, partition: int) -> bool:
     topic = broker.image.topic_by_id(topic_id)
     return topic is None or partition >= len(topic.partitions)
 
@@ -81,7 +91,7 @@ _UNSET: dict[str, dict[str, object]] = {
 }
 
 
-def _each(broker: BrokerServices, request: _StateRequest, result_cls: type[_Result],
+def _each(broker: ShareGroupStateServices, request: _StateRequest, result_cls: type[_Result],
           fn: Callable[[uuid.UUID, Any], _Outcome]) -> list[_Result]:
     """Call ``fn(topic_id, partition_data) -> (error, message, extra fields)`` for every partition
     (``partition_data``: the request's own PartitionData class)."""
@@ -111,7 +121,7 @@ def _each(broker: BrokerServices, request: _StateRequest, result_cls: type[_Resu
     return out
 
 
-async def _replicated(broker: BrokerServices,
+async def _replicated(broker: ShareGroupStateServices,
                       request: InitializeShareGroupStateRequest | WriteShareGroupStateRequest,
                       response: _Written) -> _Written:
     """Kafka's share coordinator answers a write once it is committed (acks=all): wait for the
@@ -126,7 +136,7 @@ async def _replicated(broker: BrokerServices,
     return response
 
 
-def _reload(broker: BrokerServices, group_id: str, topic_id: uuid.UUID, partition: int) -> None:
+def _reload(broker: ShareGroupStateServices, group_id: str, topic_id: uuid.UUID, partition: int) -> None:
     manager = share_coordinator(broker).manager
     if (group_id, topic_id, partition) in manager._remote:
         return  # this broker's own share partition sent the write (to itself, through the persister)
@@ -135,15 +145,15 @@ def _reload(broker: BrokerServices, group_id: str, topic_id: uuid.UUID, partitio
         sp.close()
 
 
-async def _state_topic(broker: BrokerServices) -> None:
+async def _state_topic(broker: ShareGroupStateServices) -> None:
     """The writes go to ``__share_group_state``: asked of the controller on first use, with a
     bounded wait for its answer (kbroker.replication.topics.await_internal_topic)."""
     if share_groups_enabled(broker) and broker.share_coordinator is not None:
         await broker.share_coordinator.store.await_topic()
 
 
-@api(83, 0, 0)
-async def handle_initialize_share_group_state(ctx: RequestContext, request: InitializeShareGroupStateRequest
+@api(InitializeShareGroupStateRequest, InitializeShareGroupStateResponse, 0, 0)
+async def handle_initialize_share_group_state(ctx: RequestContext[ShareGroupStateServices], request: InitializeShareGroupStateRequest
                                               ) -> InitializeShareGroupStateResponse:
     broker = ctx.broker
     await _state_topic(broker)
@@ -168,8 +178,8 @@ async def handle_initialize_share_group_state(ctx: RequestContext, request: Init
         results=_each(broker, request, InitializeShareGroupStateResponse.InitializeStateResult, one)))
 
 
-@api(84, 0, 0)
-def handle_read_share_group_state(ctx: RequestContext, request: ReadShareGroupStateRequest
+@api(ReadShareGroupStateRequest, ReadShareGroupStateResponse, 0, 0)
+def handle_read_share_group_state(ctx: RequestContext[ShareGroupStateServices], request: ReadShareGroupStateRequest
                                   ) -> ReadShareGroupStateResponse:
     broker = ctx.broker
     R = ReadShareGroupStateResponse.ReadStateResult
@@ -200,8 +210,8 @@ def handle_read_share_group_state(ctx: RequestContext, request: ReadShareGroupSt
     return ReadShareGroupStateResponse(results=_each(broker, request, R, one))
 
 
-@api(85, 0, 1)
-async def handle_write_share_group_state(ctx: RequestContext, request: WriteShareGroupStateRequest
+@api(WriteShareGroupStateRequest, WriteShareGroupStateResponse, 0, 1)
+async def handle_write_share_group_state(ctx: RequestContext[ShareGroupStateServices], request: WriteShareGroupStateRequest
                                          ) -> WriteShareGroupStateResponse:
     broker = ctx.broker
     await _state_topic(broker)
@@ -235,8 +245,8 @@ async def handle_write_share_group_state(ctx: RequestContext, request: WriteShar
         results=_each(broker, request, WriteShareGroupStateResponse.WriteStateResult, one)))
 
 
-@api(86, 0, 0)
-async def handle_delete_share_group_state(ctx: RequestContext, request: DeleteShareGroupStateRequest
+@api(DeleteShareGroupStateRequest, DeleteShareGroupStateResponse, 0, 0)
+async def handle_delete_share_group_state(ctx: RequestContext[ShareGroupStateServices], request: DeleteShareGroupStateRequest
                                           ) -> DeleteShareGroupStateResponse:
     broker = ctx.broker
     await _state_topic(broker)
@@ -253,8 +263,8 @@ async def handle_delete_share_group_state(ctx: RequestContext, request: DeleteSh
         results=_each(broker, request, DeleteShareGroupStateResponse.DeleteStateResult, one))
 
 
-@api(87, 0, 1)
-def handle_read_share_group_state_summary(ctx: RequestContext, request: ReadShareGroupStateSummaryRequest
+@api(ReadShareGroupStateSummaryRequest, ReadShareGroupStateSummaryResponse, 0, 1)
+def handle_read_share_group_state_summary(ctx: RequestContext[ShareGroupStateServices], request: ReadShareGroupStateSummaryRequest
                                           ) -> ReadShareGroupStateSummaryResponse:
     broker = ctx.broker
 

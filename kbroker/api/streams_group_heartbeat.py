@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.authorization import group_refused
-from kbroker.api.auto_topic_creation import auto_create
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.auto_topic_creation import AutoTopicCreationServices, auto_create
+from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
+from kbroker.api.services import GroupServices
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error, offsets_topic_created
+from kbroker.coordinator.hosts import BrokerView
 from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
 from kbroker.coordinator.streams_group_model import StreamsGroupError
 from kbroker.metadata.image import INTERNAL_TOPICS
@@ -34,12 +37,23 @@ from kbroker_protocol.messages.streams_group_heartbeat import (
     StreamsGroupHeartbeatResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.metadata.image import MetadataImage
+
 log = logging.getLogger(__name__)
 
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 
 
-def streams_enabled(broker: BrokerServices) -> bool:
+class StreamsGroupHeartbeatServices(GroupServices, AutoTopicCreationServices, Protocol):
+    """What StreamsGroupHeartbeat uses of the broker."""
+
+    config: BrokerConfig
+    image: MetadataImage
+
+
+def streams_enabled(broker: BrokerView) -> bool:
     """Kafka's ``isStreamsGroupProtocolEnabled``."""
     return ("streams" in broker.config["group.coordinator.rebalance.protocols"]
             and broker.image.features.get("streams.version", 0) >= 1)
@@ -53,8 +67,8 @@ def _error(code: ErrorCode, message: str | None = None) -> StreamsGroupHeartbeat
     return StreamsGroupHeartbeatResponse(error_code=code, error_message=message)
 
 
-@api(88, 0, 1)
-async def handle_streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeatRequest) -> StreamsGroupHeartbeatResponse:
+@api(StreamsGroupHeartbeatRequest, StreamsGroupHeartbeatResponse, 0, 1)
+async def handle_streams_group_heartbeat(ctx: RequestContext[StreamsGroupHeartbeatServices], request: StreamsGroupHeartbeatRequest) -> StreamsGroupHeartbeatResponse:
     # Answered once the group partition's records are replicated (Kafka's coordinator runtime
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
@@ -71,7 +85,7 @@ async def handle_streams_group_heartbeat(ctx: RequestContext, request: StreamsGr
     return response
 
 
-def _streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeatRequest
+def _streams_group_heartbeat(ctx: RequestContext[StreamsGroupHeartbeatServices], request: StreamsGroupHeartbeatRequest
                              ) -> tuple[StreamsGroupHeartbeatResponse, list[NewTopic]]:
     """The answer, and the internal topics to create before it is sent."""
     broker = ctx.broker
@@ -119,7 +133,7 @@ def _streams_group_heartbeat(ctx: RequestContext, request: StreamsGroupHeartbeat
                       if broker.image.topic(name) is None]
 
 
-async def _create_internal_topics(ctx: RequestContext, group_id: str, response: StreamsGroupHeartbeatResponse,
+async def _create_internal_topics(ctx: RequestContext[StreamsGroupHeartbeatServices], group_id: str, response: StreamsGroupHeartbeatResponse,
                                   topics: list[NewTopic]) -> None:
     """Ask the controller for the group's missing internal topics and await its answer."""
     created = await auto_create(ctx, topics)

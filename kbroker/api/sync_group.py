@@ -14,13 +14,14 @@ from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import GroupServices
 from kbroker.coordinator.group_coordinator import GroupCoordinator, coordinator_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.sync_group import SyncGroupRequest, SyncGroupResponse
 
 
-@api(14, 0, 5)
-async def handle_sync_group(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
+@api(SyncGroupRequest, SyncGroupResponse, 0, 5)
+async def handle_sync_group(ctx: RequestContext[GroupServices], request: SyncGroupRequest) -> SyncGroupResponse:
     if (refused := group_refused(ctx, request, SyncGroupResponse)) is not None:  # READ on the group (kbroker/security/acls.py)
         return refused
     version = ctx.api_version

@@ -18,16 +18,24 @@ Before v2, COORDINATOR_LOAD_IN_PROGRESS is answered as COORDINATOR_NOT_AVAILABLE
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.authorization import refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Authorizing
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC, await_offsets_topic, coordinator_error
 from kbroker.coordinator.txn_coordinator import TxnError
 from kbroker.security.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
+
+if TYPE_CHECKING:
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.metadata.image import MetadataImage
+    from kbroker.replication.replica_manager import ReplicaManager
 
 TopicResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic
 PartResp = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition
@@ -37,8 +45,17 @@ _Partition = TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.TxnOffsetCommitR
 ZERO_UUID = uuid.UUID(int=0)
 
 
-@api(28, 0, 6)
-async def handle_txn_offset_commit(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
+class TxnOffsetCommitServices(Authorizing, Protocol):
+    """What TxnOffsetCommit uses of the broker."""
+
+    group_coordinator: GroupCoordinator | None
+    image: MetadataImage
+    replica_manager: ReplicaManager
+    txn_coordinator: TransactionCoordinator | None
+
+
+@api(TxnOffsetCommitRequest, TxnOffsetCommitResponse, 0, 6)
+async def handle_txn_offset_commit(ctx: RequestContext[TxnOffsetCommitServices], request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
     # Kafka's checks, in its order (kbroker/security/acls.py)
     if (refusal := refused(ctx, request, TxnOffsetCommitResponse, [
         (WRITE, TRANSACTIONAL_ID, request.transactional_id, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
@@ -88,7 +105,7 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: TxnOffsetCommit
     return TxnOffsetCommitResponse(throttle_time_ms=0, topics=topics)
 
 
-async def _commit(ctx: RequestContext, request: TxnOffsetCommitRequest,
+async def _commit(ctx: RequestContext[TxnOffsetCommitServices], request: TxnOffsetCommitRequest,
                   valid: list[tuple[str, _Partition]]) -> ErrorCode:
     """The coordinators' part: one ErrorCode for every valid partition."""
     broker = ctx.broker
@@ -130,7 +147,7 @@ async def _commit(ctx: RequestContext, request: TxnOffsetCommitRequest,
     return await _write_offsets(ctx, request, valid)
 
 
-async def _write_offsets(ctx: RequestContext, request: TxnOffsetCommitRequest,
+async def _write_offsets(ctx: RequestContext[TxnOffsetCommitServices], request: TxnOffsetCommitRequest,
                          valid: list[tuple[str, _Partition]]) -> ErrorCode:
     """The group coordinator's part, once the transaction is checked: answered once the
     offsets are replicated (Kafka's coordinator writes them with acks=all)."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from kbroker.api.context import HandlerContext
 from kbroker.api.registry import CONTROLLER_LISTENER, api
+from kbroker.api.services import ClusterControlling
 from kbroker.controller.operations.quorum import unregister_broker
 from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
 
 
-@api(64, 0, 0, listeners=(CONTROLLER_LISTENER,))
-async def handle_unregister_broker(ctx: HandlerContext, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
+@api(UnregisterBrokerRequest, UnregisterBrokerResponse, 0, 0, listeners=(CONTROLLER_LISTENER,))
+async def handle_unregister_broker(ctx: HandlerContext[ClusterControlling], request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
     return await unregister_broker(ctx.broker, request)

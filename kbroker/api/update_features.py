@@ -11,12 +11,13 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
+from kbroker.api.services import Forwarding
 from kbroker.controller.operations.update_features import update_features_error
 from kbroker_protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
 
 
-@api(57, 0, 2)
-async def handle_update_features(ctx: RequestContext, request: UpdateFeaturesRequest) -> UpdateFeaturesResponse:
+@api(UpdateFeaturesRequest, UpdateFeaturesResponse, 0, 2)
+async def handle_update_features(ctx: RequestContext[Forwarding], request: UpdateFeaturesRequest) -> UpdateFeaturesResponse:
     return await ctx.broker.controller_client.update_features(request, ctx.api_version, requester(ctx))
 
 

@@ -10,7 +10,9 @@ UNKNOWN_TOPIC_OR_PARTITION for a partition this broker does not host.
 
 from __future__ import annotations
 
-from kbroker.api.context import BrokerServices, RequestContext, require
+from typing import TYPE_CHECKING, Protocol
+
+from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
@@ -20,13 +22,30 @@ from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 
+if TYPE_CHECKING:
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.replication.deadline import WaitClock
+    from kbroker.replication.replica_manager import ReplicaManager
+
 Marker = WriteTxnMarkersRequest.WritableTxnMarker
 MarkerResult = WriteTxnMarkersResponse.WritableTxnMarkerResult
 TopicResult = MarkerResult.WritableTxnMarkerTopicResult
 PartResult = TopicResult.WritableTxnMarkerPartitionResult
 
 
-def _complete_offsets(broker: BrokerServices, partition: Partition, marker: Marker) -> ErrorCode:
+class WriteTxnMarkersServices(Protocol):
+    """What WriteTxnMarkers uses of the broker."""
+
+    group_coordinator: GroupCoordinator | None
+    replica_manager: ReplicaManager
+
+    @property
+    def clock(self) -> WaitClock | None: ...  # kbroker.clock=manual; None: real time
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+
+def _complete_offsets(broker: WriteTxnMarkersServices, partition: Partition, marker: Marker) -> ErrorCode:
     """A marker for a ``__consumer_offsets`` partition: the group coordinator commits (or drops)
     the producer's pending transactional offsets of the partition's groups and writes the marker."""
     if not partition.is_leader:
@@ -40,8 +59,8 @@ def _complete_offsets(broker: BrokerServices, partition: Partition, marker: Mark
     return ErrorCode.NONE
 
 
-@api(27, 1, 2)
-async def handle_write_txn_markers(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse:
+@api(WriteTxnMarkersRequest, WriteTxnMarkersResponse, 1, 2)
+async def handle_write_txn_markers(ctx: RequestContext[WriteTxnMarkersServices], request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse:
     import asyncio
 
     broker = ctx.broker

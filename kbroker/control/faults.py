@@ -37,6 +37,7 @@ from typing import Any
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import builder_for
 from kbroker.api.registry import Handler
+from kbroker.api.services import ImageReading
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import API_NAMES
 from kbroker_protocol.primitives import Message
@@ -204,7 +205,7 @@ class FaultRule:
     def exhausted(self) -> bool:
         return self.count is not None and self.fired >= self.count
 
-    def matches(self, api_key: int, ctx: RequestContext, body: Message) -> bool:
+    def matches(self, api_key: int, ctx: RequestContext[object], body: Message) -> bool:
         if self.api_keys is not None and api_key not in self.api_keys:
             return False
         if self.client_id is not None and ctx.header.client_id != self.client_id:
@@ -401,7 +402,7 @@ class FaultInjector:
         if self._on_change is not None:
             self._on_change()
 
-    def select(self, ctx: RequestContext, body: Message) -> FaultRule | None:
+    def select(self, ctx: RequestContext[object], body: Message) -> FaultRule | None:
         """The rule that fires for this request, if any (records the firing)."""
         header = ctx.header
         api_key = header.request_api_key
@@ -412,7 +413,7 @@ class FaultInjector:
                 return rule
         return None
 
-    def _record(self, rule: FaultRule, ctx: RequestContext) -> None:
+    def _record(self, rule: FaultRule, ctx: RequestContext[object]) -> None:
         header = ctx.header
         api = API_NAMES.get(header.request_api_key, str(header.request_api_key))
         event: dict[str, Any] = {
@@ -429,7 +430,7 @@ class FaultInjector:
                  header.correlation_id, ctx.connection.peer, header.client_id, rule.action,
                  f" {event['error']}" if "error" in event else "")
 
-    def wrap(self, rule: FaultRule, ctx: RequestContext, body: Message, handler: Handler) -> Handler | None:
+    def wrap(self, rule: FaultRule, ctx: RequestContext[object], body: Message, handler: Handler) -> Handler | None:
         """The handler that applies ``rule`` to this request; None: close the connection."""
         action = rule.action
         if action == "close":
@@ -468,7 +469,7 @@ class FaultInjector:
         return run
 
 
-def _leader_hint(response: Any, ctx: RequestContext) -> None:
+def _leader_hint(response: Any, ctx: RequestContext[ImageReading]) -> None:
     """Produce v10+ (KIP-951): NOT_LEADER_OR_FOLLOWER carries the partition's current leader and
     epoch, and the leader's endpoint, as Kafka's answer does after a leadership change."""
     if response is None or ctx.api_version < 10:

@@ -11,10 +11,13 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Protocol
 
+from kbroker.controller.operations.host import OperationHost
 from kbroker.server.connection import ServerHost
+from kbroker.wiring.coordinators import CoordinatedBroker
 
 if TYPE_CHECKING:
     from kbroker.control.clock import ManualClock
+    from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.partition import Partition
 
 
@@ -28,10 +31,13 @@ class Controls(Protocol):
     def set_disk_full(self, full: bool) -> None: ...
 
 
-class ControlledBroker(ServerHost, Protocol):
-    """The server's view of the broker, plus its partitions, bound ports, control plane and clock."""
+class ControlledBroker(ServerHost, CoordinatedBroker, OperationHost, Protocol):
+    """The server's view of the broker, its coordinators (as they are wired into it) and the node
+    the controller's operations run in, plus its partitions, fetch sessions, bound ports, control
+    plane and clock."""
 
     partitions: dict[tuple[str, int], Partition]
+    fetch_sessions: FetchSessionCache
     bound: dict[str, tuple[str, int]]
     clock: ManualClock | None
 

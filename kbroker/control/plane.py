@@ -52,7 +52,7 @@ class ControlPlane:
         active = self.faults.active or self._paused is not None or self.tracer is not None or self.disk_full
         self._set_hooks(self if active else None)
 
-    def intercept(self, ctx: RequestContext, body: Message, handler: Handler, size: int) -> Handler | None:
+    def intercept(self, ctx: RequestContext[object], body: Message, handler: Handler, size: int) -> Handler | None:
         """The handler to run for this request (None: the connection was closed)."""
         tracer = self.tracer
         if self.disk_full and ctx.header.request_api_key == 0:

@@ -172,7 +172,7 @@ class Tracer:
                 log.error("cannot write the trace to %s: %s; trace file closed", self.path, exc)
                 self.close()
 
-    def wrap(self, ctx: RequestContext, body: Message, size: int, handler: Handler, rule: FaultRule | None
+    def wrap(self, ctx: RequestContext[object], body: Message, size: int, handler: Handler, rule: FaultRule | None
              ) -> Handler:
         header = ctx.header
         api_key = header.request_api_key
@@ -229,7 +229,7 @@ class Tracer:
 
         return run
 
-    def closed(self, ctx: RequestContext, body: Message, size: int, rule: FaultRule) -> None:
+    def closed(self, ctx: RequestContext[object], body: Message, size: int, rule: FaultRule) -> None:
         header = ctx.header
         if not self._passes(API_NAMES.get(header.request_api_key, ""), header.client_id, body, self.filters):
             return

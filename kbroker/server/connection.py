@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from kbroker.api.context import BrokerServices, RequestContext
+from kbroker.api.context import RequestContext
 from kbroker.api.error_response import builder_for, error_response
 from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
 from kbroker.security.quotas import principal_user
@@ -49,7 +49,7 @@ from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
 from kbroker_protocol.framing import Frame, FrameDecoder
 
 if TYPE_CHECKING:
-    from kbroker.config import Endpoint
+    from kbroker.config import BrokerConfig, Endpoint
     from kbroker.security.listeners import ListenerSecurity
     from kbroker.security.quotas import ClientQuotas
     from kbroker.security.scram import ScramCredentials
@@ -75,17 +75,20 @@ _clock = time.perf_counter  # the request metrics' clock (a module global: one l
 class RequestHooks(Protocol):
     """The test controls' hooks around dispatch (``kbroker.control.plane.ControlPlane``)."""
 
-    def intercept(self, ctx: RequestContext, body: Message, handler: Handler, size: int) -> Handler | None: ...
+    def intercept(self, ctx: RequestContext[object], body: Message, handler: Handler, size: int) -> Handler | None: ...
 
     def refused(self, connection: KafkaConnection, api_key: int, api_version: int, correlation_id: int | None,
                 client_id: str | None, reason: str) -> None: ...
 
 
-class ServerHost(BrokerServices, Protocol):
-    """The broker as the server uses it: what the handlers get through ``ctx.broker``, plus the
+class ServerHost(Protocol):
+    """The broker as the server uses it (``kbroker.broker.Broker``): its configuration, the
     connection set, the broker-wide limits, the listeners' security and the client quotas, and the
-    dispatch hooks (``kbroker.broker.Broker``)."""
+    dispatch hooks. Each request's context offers it to the handler, which is typed on the part
+    it uses (``kbroker.api.context.RequestContext``; the composition root checks that the broker
+    provides each handler's services, ``kbroker.wiring.handler_services``)."""
 
+    config: BrokerConfig
     connections: set[KafkaConnection]
     limits: ConnectionLimits
     request_hooks: RequestHooks | None
@@ -358,7 +361,7 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         if hooks is not None and (handler := hooks.intercept(ctx, body, handler, len(frame))) is None:  # type: ignore[assignment]
             return
         try:
-            result = handler(ctx, body)
+            result: object = handler(ctx, body)
         except Exception as exc:
             self._handler_failed(slot, body, exc)
             return

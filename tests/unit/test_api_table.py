@@ -58,8 +58,17 @@ def test_table_matches_what_the_modules_register():
 def test_deferred_handler_imports_its_module_on_first_call(tmp_path):
     (tmp_path / "fake_api_module.py").write_text(textwrap.dedent("""
         from kbroker.api.registry import api
+        from kbroker_protocol.primitives import Message
 
-        @api(1000, 0, 2)
+        class FakeRequest(Message):
+            __slots__ = ()
+            API_KEY = 1000
+
+        class FakeResponse(Message):
+            __slots__ = ()
+            API_KEY = 1000
+
+        @api(FakeRequest, FakeResponse, 0, 2)
         def handle(ctx, body):
             return ("answered", ctx, body)
     """))
@@ -100,14 +109,43 @@ def test_deferred_module_that_does_not_register_fails_clearly(tmp_path):
     assert result == "empty_api_module did not register api key 1001 on the broker listener"
 
 
+_FAKE_API = """
+    from kbroker_protocol.primitives import Message
+
+    class FakeRequest(Message):
+        __slots__ = ()
+        API_KEY = 1002
+
+    class FakeResponse(Message):
+        __slots__ = ()
+        API_KEY = 1002
+
+    class OtherResponse(Message):
+        __slots__ = ()
+        API_KEY = 1003
+"""
+
+
 def test_registering_twice_is_still_refused():
-    result = _run("""
+    result = _run(_FAKE_API + """
     import json
     from kbroker.api.registry import api
-    api(1002, 0, 0)(lambda ctx, body: None)
+    api(FakeRequest, FakeResponse, 0, 0)(lambda ctx, body: None)
     try:
-        api(1002, 0, 0)(lambda ctx, body: None)
+        api(FakeRequest, FakeResponse, 0, 0)(lambda ctx, body: None)
     except RuntimeError as exc:
         print(json.dumps(str(exc)))
     """)
     assert result == "api key 1002 registered twice on the broker listener"
+
+
+def test_a_response_of_another_api_is_refused():
+    result = _run(_FAKE_API + """
+    import json
+    from kbroker.api.registry import HANDLERS, api
+    try:
+        api(FakeRequest, OtherResponse, 0, 0)
+    except RuntimeError as exc:
+        print(json.dumps([str(exc), 1002 in HANDLERS]))
+    """)
+    assert result == ["OtherResponse answers api key 1003, not FakeRequest's 1002", False]

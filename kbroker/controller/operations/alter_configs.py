@@ -17,12 +17,13 @@ kbroker/api/alter_configs.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
 from kbroker.config.broker_config import cordoned_log_dirs_problem
 from kbroker.config.group_keys import GROUP_KEYS, RESOURCE_GROUP, validate_group_configs
 from kbroker.controller.operations.host import (
+    ControllerHolder,
     OperationHost,
     OperationSubject,
     local_controller,
@@ -39,6 +40,9 @@ from kbroker_protocol.messages.incremental_alter_configs import (
     IncrementalAlterConfigsResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+
 RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4  # Kafka's ConfigResource.Type ids (as kbroker/api/describe_configs.py)
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -48,7 +52,18 @@ AlterResponse = TypeVar("AlterResponse", AlterConfigsResponse, IncrementalAlterC
 Resource = AlterConfigsRequest.AlterConfigsResource | IncrementalAlterConfigsRequest.AlterConfigsResource
 _Config = (AlterConfigsRequest.AlterConfigsResource.AlterableConfig
            | IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig)
-NewConfigs = Callable[[OperationHost, Resource, dict[str, str]], tuple[dict[str, str], dict[str, str]]]
+
+
+class ConfigNode(ControllerHolder, Protocol):
+    """What a resource's new overrides and the ``cordoned.log.dirs`` check read of the node: its
+    configuration, and its controller (the check made there). The brokers' AlterConfigs handlers
+    run them too (kbroker/api/alter_configs.py)."""
+
+    @property
+    def config(self) -> BrokerConfig: ...
+
+
+NewConfigs = Callable[[ConfigNode, Resource, dict[str, str]], tuple[dict[str, str], dict[str, str]]]
 """``(broker, resource, old) -> (new, changed)``: a resource's overrides after the request."""
 
 
@@ -133,7 +148,7 @@ def _validate(broker: OperationHost, resource_type: int, new: dict[str, str], ch
 CORDONED = "cordoned.log.dirs"
 
 
-def validate_cordoned(broker: OperationHost, name: str, new: dict[str, str], *, on_controller: bool) -> None:
+def validate_cordoned(broker: ConfigNode, name: str, new: dict[str, str], *, on_controller: bool) -> None:
     """KIP-1066's ``cordoned.log.dirs``: per-broker only (Kafka's DynamicBrokerConfig
     PER_BROKER_CONFIGS), its entries among the named broker's log dirs (checked by that broker,
     which receives the request: ``_local_answers``), and metadata.version 30 or more (the
@@ -209,7 +224,7 @@ async def _alter_resources(ctx: OperationSubject, request: AlterRequest, respons
     return response_cls(throttle_time_ms=0, responses=out)
 
 
-def replaced(broker: OperationHost, res: Resource, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def replaced(broker: ConfigNode, res: Resource, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     new = {}
     for c in res.configs:
         if c.value is None:
@@ -230,7 +245,7 @@ def _list_type(resource_type: int, key: str) -> bool:
     return spec is not None and spec.type == "list"
 
 
-def incremented(broker: OperationHost, res: Resource, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def incremented(broker: ConfigNode, res: Resource, old: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     assert isinstance(res, IncrementalAlterConfigsRequest.AlterConfigsResource)  # (IncrementalAlterConfigs' only)
     new = dict(old)
     for c in res.configs:

@@ -26,6 +26,7 @@ import asyncio
 import base64
 import logging
 import uuid
+from typing import Protocol
 
 from kbroker.controller.operations.host import OperationHost, operation_subject
 from kbroker.metadata.client import Requester, controller_active
@@ -60,7 +61,14 @@ ANONYMOUS = "User:ANONYMOUS"
 DELEGATION_TOKEN_MIN_METADATA_VERSION = 14
 
 
-def tokens_of(host: OperationHost) -> DelegationTokens:
+class TokenHolder(Protocol):
+    """A node as :func:`tokens_of` reads it: its delegation tokens."""
+
+    @property
+    def delegation_tokens(self) -> DelegationTokens: ...
+
+
+def tokens_of(host: TokenHolder) -> DelegationTokens:
     return host.delegation_tokens
 
 

@@ -4,7 +4,8 @@ An operation (the controller's side of a forwarded admin API, :mod:`kbroker.cont
 runs on the node that hosts the active controller: :class:`OperationHost` is that node as the
 operations use it (its ``QuorumController``, configuration, image and the security stores the
 records update), so this package never imports the API layer that forwards to it. The broker
-(``kbroker.broker.Broker``) provides it; the API layer's ``BrokerServices`` extends it.
+(``kbroker.broker.Broker``) provides it; the API handlers that run an operation on this node
+(Envelope, the reassignments on the controller listener) are typed on it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from kbroker.replication.topics import TopicHost
 
 if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
     from kbroker.controller.quorum import QuorumController
     from kbroker.metadata.client import Requester
     from kbroker.raft.io import RaftDriver
@@ -63,7 +65,25 @@ def require(service: T | None, name: str) -> T:
     return service
 
 
-def local_controller(host: OperationHost) -> QuorumController:
+class ControllerHolder(Protocol):
+    """A node as :func:`local_controller` reads it: its controller (None: it runs none)."""
+
+    @property
+    def controller(self) -> QuorumController | None: ...
+
+
+class ClusterControlling(ControllerHolder, Protocol):
+    """The node the cluster's control operations run in (BrokerRegistration, BrokerHeartbeat,
+    AlterPartition, AssignReplicasToDirs, UnregisterBroker: ``kbroker.controller.cluster_runtime``):
+    its controller, and what the operations read of it (``cluster_runtime.ControllerNode``)."""
+
+    config: BrokerConfig
+
+    @property
+    def cluster_id(self) -> str: ...
+
+
+def local_controller(host: ControllerHolder) -> QuorumController:
     """This node's controller, where the admin operations run (:func:`require` of it)."""
     return require(host.controller, "the controller")
 

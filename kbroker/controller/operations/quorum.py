@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.host import (
+    ClusterControlling,
     OperationHost,
     RaftOperationHost,
     local_controller,
@@ -154,7 +155,7 @@ async def describe_quorum(broker: RaftOperationHost, body: DescribeQuorumRequest
 # -- UnregisterBroker ----------------------------------------------------------------------------
 
 
-async def unregister_broker(broker: OperationHost, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
+async def unregister_broker(broker: ClusterControlling, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse:
     """The active controller's UnregisterBroker."""
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, now_ms, operation, write

@@ -1,0 +1,61 @@
+"""The services several API handlers share, as small Protocols.
+
+A handler is typed on ``RequestContext[S]`` (:mod:`kbroker.api.context`), ``S`` the services it
+uses: a Protocol of its own module when it is the only one using that set, one of these when several
+handlers use the same (the group APIs: the group coordinator and the authorizer). The broker
+(``kbroker.broker.Broker``) provides them all; ``kbroker.wiring.handler_services`` checks it
+against every handler's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+# the controller-listener APIs of the cluster's control: the operations they run take the same
+from kbroker.controller.operations.host import ClusterControlling as ClusterControlling
+
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.coordinator.group_coordinator import GroupCoordinator
+    from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.metadata.client import ControllerClient
+    from kbroker.metadata.image import MetadataImage
+    from kbroker.security.acls import Authorizer
+
+
+class NoServices(Protocol):
+    """A handler that uses no service of the broker (it answers from its request and connection)."""
+
+
+class Authorizing(Protocol):
+    """The ACL authorizer (``kbroker.security.acls.authorized`` reads it through the context)."""
+
+    authorizer: Authorizer
+
+
+class ImageReading(Protocol):
+    """This node's metadata image and configuration."""
+
+    config: BrokerConfig
+    node_id: int
+    image: MetadataImage
+
+
+class Forwarding(Protocol):
+    """Where metadata changes go: this node's controller, or the active controller of a cluster
+    (the admin APIs forward their request there, which authorizes it)."""
+
+    controller_client: ControllerClient
+
+
+
+class GroupServices(Authorizing, Protocol):
+    """The group APIs (classic, consumer, share and streams groups): the group coordinator."""
+
+    group_coordinator: GroupCoordinator | None
+
+
+class TxnServices(Authorizing, Protocol):
+    """The transaction APIs: the transaction coordinator."""
+
+    txn_coordinator: TransactionCoordinator | None
