@@ -21,12 +21,12 @@ from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.operations.delegation_tokens import TokenExpiry
 from kbroker.controller.operations.local import LocalControllerClient
-from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
+from kbroker.controller.quorum import QuorumController
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, dir_failure
 from kbroker.metadata.client import ControllerClient
-from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.image import METADATA_TOPIC, MetadataImage
 from kbroker.metadata.loader import MetadataLoader
 from kbroker.metrics import MetricsService
 from kbroker.raft.io import RaftDriver
@@ -372,10 +372,9 @@ class Broker:
     @property
     def active_controller_id(self) -> int:
         """The active controller as clients see it (Metadata, DescribeCluster: Kafka 4.x reports
-        the KRaft leader)."""
-        if self.controller is None:
-            return -1
-        return self.controller.active_controller_id
+        the KRaft leader), from the Raft layer as Kafka's broker reads it rather than from this
+        node's QuorumController; -1 before start."""
+        return -1 if self.raft is None else self.raft.leader_id
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Controlled shutdown, then stop accepting, answer in-flight requests, then close

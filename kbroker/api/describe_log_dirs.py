@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Protocol
 from kbroker.api.context import RequestContext, require
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
-from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.metadata.directories import cordoned_dirs_supported
+from kbroker.metadata.image import METADATA_TOPIC
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsRequest, DescribeLogDirsResponse

@@ -15,8 +15,7 @@ from kbroker.api.context import PartitionLookup, RequestContext, partition_or_er
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
-from kbroker.controller.errors import ControllerError
-from kbroker.controller.topic_plans import validate_topic_name
+from kbroker.metadata.new_topic import topic_name_error
 from kbroker.security.acls import READ, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.describe_producers import DescribeProducersRequest, DescribeProducersResponse
@@ -37,10 +36,8 @@ class DescribeProducersServices(PartitionLookup, Authorizing, Protocol):
 
 def _topic_error(ctx: RequestContext[DescribeProducersServices], name: str, exists: bool) -> tuple[ErrorCode, str | None] | None:
     """Kafka's topic-level checks, in its order: a legal name, READ, the topic exists."""
-    try:
-        validate_topic_name(name)
-    except ControllerError as exc:
-        return exc.code, exc.message
+    if (message := topic_name_error(name)) is not None:
+        return ErrorCode.INVALID_TOPIC_EXCEPTION, message
     for ok, code in ((authorized(ctx, READ, TOPIC, name), ErrorCode.TOPIC_AUTHORIZATION_FAILED),
                      (exists, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)):
         if not ok:

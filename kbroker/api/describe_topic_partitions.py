@@ -24,10 +24,9 @@ from kbroker.api.error_response import refusal
 from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
-from kbroker.controller.errors import ControllerError
-from kbroker.controller.topic_plans import validate_topic_name
 from kbroker.metadata.directories import has_online_dir
 from kbroker.metadata.image import INTERNAL_TOPICS, MetadataImage, PartitionState
+from kbroker.metadata.new_topic import topic_name_error
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized, authorized_operations
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_topic_partitions import (
@@ -53,9 +52,7 @@ class DescribeTopicPartitionsServices(Authorizing, Protocol):
 
 
 def _missing_topic_error(name: str) -> ErrorCode:
-    try:
-        validate_topic_name(name)
-    except ControllerError:
+    if topic_name_error(name) is not None:
         return ErrorCode.INVALID_TOPIC_EXCEPTION
     return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 

@@ -30,30 +30,19 @@ from kbroker.controller.reassignment import ReassignmentError, validate_manual_a
 from kbroker.controller.replication_control import is_active
 from kbroker.metadata import metadata_records as mr
 from kbroker.metadata.image import RESOURCE_TOPIC, MetadataImage
-from kbroker.metadata.new_topic import NewTopic
+from kbroker.metadata.new_topic import NewTopic, topic_name_error
 from kbroker_protocol.errors import ErrorCode
 
 # Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: the partitions one request may add.
 # It also keeps one commit's metadata batch within the metadata log's max.message.bytes.
 MAX_PARTITIONS_PER_REQUEST = 10_000
-_TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
 
 def validate_topic_name(name: str | None) -> None:
-    if not name:
-        raise ControllerError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty")
-    if name in (".", ".."):
-        raise ControllerError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name cannot be \".\" or \"..\"")
-    if len(name) > 249:
-        raise ControllerError(
-            ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"Topic name is illegal, it can't be longer than 249 characters, topic name: {name}",
-        )
-    if not set(name) <= _TOPIC_NAME_CHARS:
-        raise ControllerError(
-            ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, "
-            "'.', '_' and '-'",
-        )
+    """Raises ControllerError(INVALID_TOPIC_EXCEPTION) when ``name`` is not a legal topic name."""
+    message = topic_name_error(name)
+    if message is not None:
+        raise ControllerError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
 
 
 def _manual_assignment(image: MetadataImage, partition_id: int, replicas: list[int], replication: int | None

@@ -106,7 +106,8 @@ def apply_partition_change(p: PartitionState, r: mrec.PartitionChangeRecord) -> 
 # created (kbroker.controller.operations.topic_logs.plan_create).
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state",
                              "__kbroker_delayed"})  # the last: kbroker/delayed.py
-# The metadata log's own name (as kbroker.controller.quorum.METADATA_TOPIC, which imports this module).
+# The metadata log's own name, for every layer (the metadata log's partition directory, the
+# controller's refusal to create it, the partitions a broker opens and lists).
 # A metadata log written before its creation was refused may still hold a TopicRecord of that name:
 # it is ignored, with its partitions, so that no client API ever reaches the metadata log as a topic
 # partition.

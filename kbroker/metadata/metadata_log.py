@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from kbroker.log import LogConfig, PartitionLog, dir_failure
+from kbroker.metadata.image import METADATA_TOPIC
 from kbroker.metadata.metadata_log_format import (
     CHECKPOINT_SUFFIX,
     DELETE_SUFFIX,
@@ -79,7 +80,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["METADATA_LOG_CONFIG", "ControlRecord", "MetadataLog", "MetadataLogError", "decode_snapshot",
            "encode_batches", "encode_snapshot", "snapshot_file_name", "snapshot_records"]
 
-METADATA_TOPIC = "__cluster_metadata"
 METADATA_PARTITION_DIR = METADATA_TOPIC + "-0"
 # The segment log: never expires (snapshots move its start), never fsynced by itself (flush does),
 # and accepts batches up to the largest an old single-node controller may have written.

@@ -17,7 +17,6 @@ import uuid
 import pytest
 from wire import Wire, create_topic, find_coordinator, produce
 
-from kbroker.controller import quorum
 from kbroker.metadata import image
 from kbroker.metadata import metadata_records as mr
 from kbroker.testing import BrokerThread
@@ -213,7 +212,7 @@ def test_a_metadata_topic_left_in_the_metadata_log_is_ignored(tmp_path):
     """A metadata log written before the name was refused may hold a topic ``__cluster_metadata``
     with its partition: the image ignores it, so no API reaches the metadata log as a topic, and
     restarts keep working."""
-    assert image.METADATA_TOPIC == quorum.METADATA_TOPIC == METADATA  # the image knows the log's name
+    assert image.METADATA_TOPIC == METADATA  # the image knows the log's name
     data = str(tmp_path / "data")
     with BrokerThread(data_dir=data) as b:
         w = Wire(b.bootstrap_servers)

@@ -34,7 +34,6 @@ from kbroker.controller.operations.topic_logs import (
     storage_error,
     write_created,
 )
-from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
 from kbroker.controller.user_op_limits import (
     BATCH_TOO_LARGE_MESSAGE,
@@ -43,6 +42,7 @@ from kbroker.controller.user_op_limits import (
     RecordBudget,
 )
 from kbroker.metadata.client import Requester
+from kbroker.metadata.image import METADATA_TOPIC
 from kbroker.metadata.metadata_records import MetadataRecord
 from kbroker.metadata.new_topic import NewTopic
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, TOPIC, authorized
