@@ -73,7 +73,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -137,6 +136,36 @@ def fetch_frame(topic: str, offset: int, max_bytes: int) -> bytes:
                    rack_id=""), 1, FETCH_VERSION)
 
 
+# --scrape-in-bursts: an arm's scraper, a process of its own. Each line it reads opens a burst: the
+# seconds until its next scrape is due; it then scrapes once a second until it reads "end", and
+# answers "<scrapes> <the last one's start on the monotonic clock> <bytes>".
+SCRAPER = r"""
+import os, select, sys, time, urllib.request
+url, buf = sys.argv[1], b""
+def line(deadline):  # the next line from the pipe, or None at the deadline (unbuffered: select sees it all)
+    global buf
+    while b"\n" not in buf:
+        if deadline is not None and not select.select([0], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            return None
+        chunk = os.read(0, 4096)
+        if not chunk:
+            sys.exit(0)
+        buf += chunk
+    got, buf = buf.split(b"\n", 1)
+    return got
+while True:
+    due = time.monotonic() + float(line(None))
+    count, last, size = 0, -1.0, 0
+    while line(due) is None:  # until "end"
+        last = time.monotonic()
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            size += len(resp.read())
+        count += 1
+        due = last + 1.0
+    os.write(1, f"{count} {last} {size}\n".encode())
+"""
+
+
 class Arm:
     """One broker of a session, its clients, and what it has been sent so far."""
 
@@ -157,7 +186,9 @@ class Arm:
         # during its bursts (what the bursts' CPU and throughput then include)
         self.in_bursts = False
         self.busy_since_scrape = 0.0  # burst seconds since the last scrape
-        self.timer: threading.Timer | None = None
+        self.scraper: subprocess.Popen[bytes] | None = None
+        self.burst_scrapes = 0
+        self.burst_scrape_bytes = 0
         self.burst_start = 0.0
 
     def start(self, data: Path, pin: str | None, hash_seed: str | None = None, clients: bool = True) -> None:
@@ -180,7 +211,7 @@ class Arm:
             admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
         self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=60)
         self.reader = self.sock.makefile("rb")
-        if not clients:  # a new consumer costs its broker ~10 ms/s for a second or two (finding its
+        if not clients:  # a new consumer costs its broker ~10 ms/s for a second or two (presumably finding its
             # coordinator), which the idle reading at the session's start caught for some arms only
             return self._started(http)
         self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
@@ -196,6 +227,9 @@ class Arm:
         if self.metrics:
             self.url = f"{http}/metrics"
             self.scrape()
+            if self.in_bursts:
+                self.scraper = subprocess.Popen([sys.executable, "-c", SCRAPER, self.url], stdin=subprocess.PIPE,
+                                                stdout=subprocess.PIPE)
 
     def scrape(self) -> None:
         """GET /metrics; the broker's CPU around it (the broker answers while the client waits)."""
@@ -211,24 +245,29 @@ class Arm:
         if self.metrics and (idle or not self.in_bursts) and time.monotonic() - self.last_scrape >= 1.0:
             self.scrape()
 
-    def _scrape_in_burst(self) -> None:
-        self.scrape()
-        self.busy_since_scrape = -(time.monotonic() - self.burst_start)  # the burst's time so far is before it
-
     def burst_begins(self) -> None:
-        """--scrape-in-bursts: arm a timer for when this arm's burst time reaches a second since its
-        last scrape; the scrape then runs in a thread while the burst goes on."""
+        """--scrape-in-bursts: tell this arm's scraper process when its next scrape is due (when
+        the arm's burst time reaches a second since its last scrape); it scrapes while the burst
+        goes on, once a second, until the burst ends. A process of its own, as Prometheus is: a
+        thread of this process would take the GIL from the client's loop (tens of ms a scrape)."""
         self.burst_start = time.monotonic()
-        if self.metrics and self.in_bursts:
-            self.timer = threading.Timer(max(0.0, 1.0 - self.busy_since_scrape), self._scrape_in_burst)
-            self.timer.start()
+        if self.scraper is not None:
+            assert self.scraper.stdin is not None
+            self.scraper.stdin.write(f"{max(0.0, 1.0 - self.busy_since_scrape)}\n".encode())
+            self.scraper.stdin.flush()
 
     def burst_ends(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer.join()  # a scrape under way finishes inside this burst
-            self.timer = None
-        self.busy_since_scrape += time.monotonic() - self.burst_start
+        now = time.monotonic()
+        self.busy_since_scrape += now - self.burst_start
+        if self.scraper is not None:
+            assert self.scraper.stdin is not None and self.scraper.stdout is not None
+            self.scraper.stdin.write(b"end\n")
+            self.scraper.stdin.flush()
+            count, last, size = self.scraper.stdout.readline().split()
+            if int(count):  # the last scrape's start, on the same monotonic clock
+                self.busy_since_scrape = now - float(last)
+                self.burst_scrapes += int(count)
+                self.burst_scrape_bytes += int(size)
 
     @property
     def pid(self) -> int:
@@ -236,6 +275,11 @@ class Arm:
         return self.proc.pid
 
     def stop(self) -> None:
+        if self.scraper is not None:
+            assert self.scraper.stdin is not None
+            self.scraper.stdin.close()
+            self.scraper.wait(30)
+            self.scraper = None
         if self.consumer is not None:
             self.consumer.close()
             self.consumer = None
@@ -604,7 +648,11 @@ def main() -> None:
         print(f"load average (1 min) after each round: median {lq[1]:.1f} [{lq[0]:.1f}-{lq[2]:.1f}] "
               f"({min(round_loads):.1f}-{max(round_loads):.1f})")
     if args.scrape_in_bursts:
-        print("(scrapes inside bursts: the broker CPU read around a scrape below also counts the burst's work)")
+        for arm in arms:
+            if arm.metrics:
+                print(f"scrapes of {arm.name} inside its bursts (by a process of their own): {arm.burst_scrapes}, "
+                      f"{arm.burst_scrape_bytes / max(1, arm.burst_scrapes) / 1024:.1f} KiB each; those below: "
+                      f"while idle, at each session's start")
     for name, done in scrapes.items():
         cpu = sorted(c * 1000 for c, _ in done)
         q1, q2, q3 = statistics.quantiles(cpu, n=4)
