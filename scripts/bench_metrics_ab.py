@@ -23,7 +23,8 @@ Method:
   for the whole session; each ``--tree DIR`` adds an arm ``C1``, ``C2``, ...: metrics on and scraped,
   run from another source tree (a ``git archive`` of another commit, or a variant under test);
 - each arm keeps its clients for the session: a raw socket and a confluent-kafka producer
-  (acks=all, linger 5 ms) and consumer (assigned, paused while the producer runs);
+  (acks=all, linger 5 ms) and consumer (assigned, paused while the producer runs), none with
+  ``--records 0``;
 - a *round* gives every arm the same bursts, one arm after the other in an order rotating from
   round to round (each arm as often first, second and last): ``--small`` pipelined small Produce
   requests (10 records of 100 B, acks=1) then as many small Fetch requests (the per-request worst
@@ -44,8 +45,18 @@ Method:
   next is not in the interval, and shows as these spreading wider than it), each arm's idle CPU
   per second, and the throughputs (they follow the machine's load: read them with their spread).
 
+- ``--scrape-in-bursts`` scrapes each metrics-on arm instead during its own bursts, from a thread,
+  once per second of that arm's burst time: its bursts' CPU and throughput then include the scrapes
+  (the throughput the issue names, scraped every second), and ``verdict`` reports every row, the
+  throughputs too, as they are. On a machine where the broker gets a fraction of a core (here
+  13-17 % of one during the bursts, at load 20-30) a scrape per second of wall time weighs that
+  many times more against the work than on a broker with a core of its own;
+- ``--hash-seed N`` gives every broker of session ``s`` the PYTHONHASHSEED ``N + s``: the arms of a
+  session differ in one thing less.
+
 Usage: ``.venv/bin/python scripts/bench_metrics_ab.py [--sessions 3] [--rounds 150] [--small 200]
-[--raw 32] [--records 2000] [--pin CPUS] [--tree DIR]... [--json out.json]``
+[--raw 32] [--records 2000] [--pin CPUS] [--scrape-in-bursts] [--hash-seed N] [--tree DIR]...
+[--json out.json]``
 """
 
 from __future__ import annotations
@@ -125,6 +136,36 @@ def fetch_frame(topic: str, offset: int, max_bytes: int) -> bytes:
                    rack_id=""), 1, FETCH_VERSION)
 
 
+# --scrape-in-bursts: an arm's scraper, a process of its own. Each line it reads opens a burst: the
+# seconds until its next scrape is due; it then scrapes once a second until it reads "end", and
+# answers "<scrapes> <the last one's start on the monotonic clock> <bytes>".
+SCRAPER = r"""
+import os, select, sys, time, urllib.request
+url, buf = sys.argv[1], b""
+def line(deadline):  # the next line from the pipe, or None at the deadline (unbuffered: select sees it all)
+    global buf
+    while b"\n" not in buf:
+        if deadline is not None and not select.select([0], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            return None
+        chunk = os.read(0, 4096)
+        if not chunk:
+            sys.exit(0)
+        buf += chunk
+    got, buf = buf.split(b"\n", 1)
+    return got
+while True:
+    due = time.monotonic() + float(line(None))
+    count, last, size = 0, -1.0, 0
+    while line(due) is None:  # until "end"
+        last = time.monotonic()
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            size += len(resp.read())
+        count += 1
+        due = last + 1.0
+    os.write(1, f"{count} {last} {size}\n".encode())
+"""
+
+
 class Arm:
     """One broker of a session, its clients, and what it has been sent so far."""
 
@@ -141,13 +182,24 @@ class Arm:
         self.consumer: Consumer | None = None
         self.raw_end = 0  # records in topic "raw"
         self.consumed = 0
+        # --scrape-in-bursts: scraped once per second of this arm's own burst time, from a thread,
+        # during its bursts (what the bursts' CPU and throughput then include)
+        self.in_bursts = False
+        self.busy_since_scrape = 0.0  # burst seconds since the last scrape
+        self.scraper: subprocess.Popen[bytes] | None = None
+        self.burst_scrapes = 0
+        self.burst_scrape_bytes = 0
+        self.burst_start = 0.0
 
-    def start(self, data: Path, pin: str | None) -> None:
+    def start(self, data: Path, pin: str | None, hash_seed: str | None = None, clients: bool = True) -> None:
         self.raw_end = 0  # a fresh broker, empty topics
+        self.busy_since_scrape = 0.0
         self.port = free_port()
         http = f"http://127.0.0.1:{free_port()}" if self.metrics else ""
         # cwd and PYTHONPATH: the arm's tree comes before the editable install of this one.
         env = dict(os.environ, PYTHONPATH=str(self.tree))
+        if hash_seed is not None:  # the same for every arm of a session: one less difference between processes
+            env["PYTHONHASHSEED"] = hash_seed
         self.proc, _ready, _cpu = start_broker(data / self.name, self.port, None, env,
                                                [f"kbroker.http.listeners={http}"], self.tree)
         if pin is not None:  # every thread of the broker, and those it starts later
@@ -159,6 +211,9 @@ class Arm:
             admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
         self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=60)
         self.reader = self.sock.makefile("rb")
+        if not clients:  # a new consumer costs its broker ~10 ms/s for a second or two (presumably finding its
+            # coordinator), which the idle reading at the session's start caught for some arms only
+            return self._started(http)
         self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
                                   "batch.size": 1_000_000, "compression.type": "none"})
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
@@ -166,9 +221,15 @@ class Arm:
                                   "max.partition.fetch.bytes": 10_485_760})
         self.consumer.assign([TopicPartition("bench", 0, 0)])
         self.consumer.pause([TopicPartition("bench", 0)])
+        self._started(http)
+
+    def _started(self, http: str) -> None:
         if self.metrics:
             self.url = f"{http}/metrics"
             self.scrape()
+            if self.in_bursts:
+                self.scraper = subprocess.Popen([sys.executable, "-c", SCRAPER, self.url], stdin=subprocess.PIPE,
+                                                stdout=subprocess.PIPE)
 
     def scrape(self) -> None:
         """GET /metrics; the broker's CPU around it (the broker answers while the client waits)."""
@@ -178,10 +239,35 @@ class Arm:
             size = len(resp.read())
         self.scrapes.append((cpu_seconds(self.pid) - cpu0, size))
 
-    def maybe_scrape(self) -> None:
-        """Scrape if a second has passed since the last scrape (called between bursts)."""
-        if self.metrics and time.monotonic() - self.last_scrape >= 1.0:
+    def maybe_scrape(self, idle: bool = False) -> None:
+        """Scrape if a second has passed since the last scrape (called between bursts, and while
+        idle; with --scrape-in-bursts only while idle)."""
+        if self.metrics and (idle or not self.in_bursts) and time.monotonic() - self.last_scrape >= 1.0:
             self.scrape()
+
+    def burst_begins(self) -> None:
+        """--scrape-in-bursts: tell this arm's scraper process when its next scrape is due (when
+        the arm's burst time reaches a second since its last scrape); it scrapes while the burst
+        goes on, once a second, until the burst ends. A process of its own, as Prometheus is: a
+        thread of this process would take the GIL from the client's loop (tens of ms a scrape)."""
+        self.burst_start = time.monotonic()
+        if self.scraper is not None:
+            assert self.scraper.stdin is not None
+            self.scraper.stdin.write(f"{max(0.0, 1.0 - self.busy_since_scrape)}\n".encode())
+            self.scraper.stdin.flush()
+
+    def burst_ends(self) -> None:
+        now = time.monotonic()
+        self.busy_since_scrape += now - self.burst_start
+        if self.scraper is not None:
+            assert self.scraper.stdin is not None and self.scraper.stdout is not None
+            self.scraper.stdin.write(b"end\n")
+            self.scraper.stdin.flush()
+            count, last, size = self.scraper.stdout.readline().split()
+            if int(count):  # the last scrape's start, on the same monotonic clock
+                self.busy_since_scrape = now - float(last)
+                self.burst_scrapes += int(count)
+                self.burst_scrape_bytes += int(size)
 
     @property
     def pid(self) -> int:
@@ -189,6 +275,11 @@ class Arm:
         return self.proc.pid
 
     def stop(self) -> None:
+        if self.scraper is not None:
+            assert self.scraper.stdin is not None
+            self.scraper.stdin.close()
+            self.scraper.wait(30)
+            self.scraper = None
         if self.consumer is not None:
             self.consumer.close()
             self.consumer = None
@@ -253,6 +344,14 @@ class Work:
     def burst(self, arm: Arm) -> dict[str, float]:
         """Every phase once on one arm: CPU s and wall s per phase, and the work done."""
         row: dict[str, float] = {}
+        arm.burst_begins()
+        try:
+            self._burst(arm, row)
+        finally:
+            arm.burst_ends()
+        return row
+
+    def _burst(self, arm: Arm, row: dict[str, float]) -> None:
         if self.small:
             row["small_produce_cpu"], row["small_produce_s"], _ = arm.pipelined([self.small_produce] * self.small, 64,
                                                                                 True)
@@ -270,7 +369,6 @@ class Work:
             arm.raw_end += self.raw * RAW_RECORDS
         if self.records:
             self.client_burst(arm, row)
-        return row
 
     def client_burst(self, arm: Arm, row: dict[str, float]) -> None:
         assert arm.producer is not None and arm.consumer is not None
@@ -395,28 +493,39 @@ def summarise(rows: dict[str, list[list[dict[str, float]]]], arms: list[str], re
     return out
 
 
-def verdict(summary: dict[str, object], scrapes: dict[str, list[tuple[float, int]]], names: list[str]) -> None:
+def verdict(summary: dict[str, object], scrapes: dict[str, list[tuple[float, int]]], names: list[str],
+            in_bursts: bool = False) -> None:
     """Each metrics-on arm's throughput cost for a CPU-bound broker (its event loop on one core)
-    scraped once a second: the per-work CPU ratio to A, and the scrapes' CPU share of the core."""
+    scraped once a second: the per-work CPU ratio to A, and the scrapes' CPU share of the core.
+    With ``in_bursts`` the bursts already hold the scrapes: the ratios as they are, throughputs
+    included (a throughput's cost: how much lower than A's, in per cent)."""
     for name, done in scrapes.items():
-        share = statistics.mean(c for c, _ in done)  # core-seconds per second at one scrape a second
-        print(f"{name} against A, a CPU-bound broker scraped every second (per-work CPU ratio, then the "
-              f"scrape's {share * 100:.2f} % of the core added):")
+        share = 0.0 if in_bursts else statistics.mean(c for c, _ in done)  # core-s per s at one scrape a second
+        if in_bursts:
+            print(f"{name} against A, scraped once per second of its bursts inside them (cost: more CPU per "
+                  f"work, less throughput):")
+        else:
+            print(f"{name} against A, a CPU-bound broker scraped every second (per-work CPU ratio, then the "
+                  f"scrape's {share * 100:.2f} % of the core added):")
         for entry in summary.values():
             assert isinstance(entry, dict)
             pair = entry.get(f"{name}/A")
-            if not isinstance(pair, dict) or entry["unit"] not in ("us", "s/GB"):
+            if not isinstance(pair, dict) or (entry["unit"] not in ("us", "s/GB") and not in_bursts):
                 continue
+            sign = -1 if entry["unit"] not in ("us", "s/GB") else 1  # a throughput: its loss is the cost
 
-            def cost(ratio: float, share: float = share) -> float:
-                return ((1 + ratio / 100) / (1 - share) - 1) * 100
+            def cost(ratio: float, share: float = share, sign: int = sign) -> float:
+                return sign * ((1 + ratio / 100) / (1 - share) - 1) * 100
 
+            lo, hi = sorted((cost(pair["totals_low"]), cost(pair["totals_high"])))
+            mlo, mhi = sorted((sign * pair["median_low"], sign * pair["median_high"]))
             control = entry.get("A2/A")
-            line = (f"  {entry['label']}: {cost(pair['totals']):+.2f} % (95 % CI {cost(pair['totals_low']):+.2f} to "
-                    f"{cost(pair['totals_high']):+.2f})")
+            line = (f"  {entry['label']}: {cost(pair['totals']):+.2f} % (95 % CI {lo:+.2f} to {hi:+.2f}), paired "
+                    f"median {sign * pair['median']:+.2f} % ({mlo:+.2f} to {mhi:+.2f})")
             if isinstance(control, dict):
-                line += (f"; A/A control {control['totals']:+.2f} % ({control['totals_low']:+.2f} to "
-                         f"{control['totals_high']:+.2f})")
+                clo, chi = sorted((sign * control["totals_low"], sign * control["totals_high"]))
+                line += (f"; A/A control {sign * control['totals']:+.2f} % ({clo:+.2f} to {chi:+.2f}), per session "
+                         + " ".join(f"{sign * x:+.1f}" for x in control["sessions"]))
             line += "; per session " + " ".join(f"{cost(x):+.1f}" for x in pair["sessions"]) + " %"
             print(line)
 
@@ -437,6 +546,13 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, action="append", default=[],
                         help="another arm (C1, C2, ...): metrics on and scraped, run from this source tree "
                              "(e.g. a git archive of another commit); repeatable")
+    parser.add_argument("--scrape-in-bursts", action="store_true",
+                        help="scrape the metrics-on arms during their own bursts (from a thread, once per second "
+                             "of the arm's burst time), so that their bursts' CPU and throughput include the scrape, "
+                             "instead of between bursts, measured apart")
+    parser.add_argument("--hash-seed", type=int, default=None,
+                        help="PYTHONHASHSEED for every broker, the same for every arm of a session: N + session "
+                             "(-1: a random one per session); default: each process its own random seed")
     parser.add_argument("--no-aa", action="store_true", help="leave out the A/A control arm A2")
     parser.add_argument("--idle-seconds", type=float, default=5.0,
                         help="seconds every broker's idle CPU is read over at each session's start (B's: the scrapes)")
@@ -451,6 +567,8 @@ def main() -> None:
     for i, tree in enumerate(args.tree):
         arms.append(Arm(f"C{i + 1}", True, tree.resolve()))
     names = [arm.name for arm in arms]
+    for arm in arms:
+        arm.in_bursts = args.scrape_in_bursts
     if args.pin is not None:
         cpus = set(range(os.cpu_count() or 1))
         pinned = {int(c) for c in args.pin.split(",")}
@@ -464,6 +582,7 @@ def main() -> None:
     session_seconds = 0.0
     started = time.time()
     loads = [os.getloadavg()[0]]
+    round_loads: list[float] = []  # after each counted round
     print(f"machine: nproc={os.cpu_count()} cpu={cpu_model()!r}; arms {' '.join(names)}; {args.sessions} sessions "
           f"x {args.rounds} rounds (+{args.warm_rounds} warm-up); per arm and round {args.small} small Produce + "
           f"Fetch, {args.raw} x 64 KiB pipelined, {args.records} x 1 KiB with confluent-kafka; pin {args.pin}; "
@@ -477,14 +596,16 @@ def main() -> None:
                 order = names[:]
                 random.Random(s).shuffle(order)  # which arm starts first
                 for arm in (a for name in order for a in arms if a.name == name):
-                    arm.start(data, args.pin)
+                    arm.start(data, args.pin, None if args.hash_seed is None else
+                              str(args.hash_seed + s if args.hash_seed >= 0 else random.randrange(2**32)),
+                              clients=args.records > 0)
                 session_start = time.monotonic()
                 before = {arm.name: cpu_seconds(arm.pid) for arm in arms}
                 deadline = time.monotonic() + args.idle_seconds
                 while time.monotonic() < deadline:  # every broker idle over the same seconds (B scraped)
                     time.sleep(0.05)
                     for arm in arms:
-                        arm.maybe_scrape()
+                        arm.maybe_scrape(idle=True)
                 for arm in arms:
                     idle[arm.name].append((cpu_seconds(arm.pid) - before[arm.name]) / args.idle_seconds * 1000)
                 print(f"session {s + 1} idle broker CPU: " + ", ".join(f"{n} {idle[n][-1]:.2f}" for n in names)
@@ -503,6 +624,7 @@ def main() -> None:
                         arm.maybe_scrape()
                     if r < args.warm_rounds:
                         continue
+                    round_loads.append(os.getloadavg()[0])
                     for name, row in got.items():
                         rows[name][-1].append(row)
                     if (r - args.warm_rounds) % 25 == 24:
@@ -521,6 +643,16 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     print(f"{time.time() - started:.0f} s; load average (1 min) at the start and at each session's end: "
           f"{' '.join(f'{x:.1f}' for x in loads)}")
+    if len(round_loads) >= 2:
+        lq = statistics.quantiles(round_loads, n=4, method="inclusive")
+        print(f"load average (1 min) after each round: median {lq[1]:.1f} [{lq[0]:.1f}-{lq[2]:.1f}] "
+              f"({min(round_loads):.1f}-{max(round_loads):.1f})")
+    if args.scrape_in_bursts:
+        for arm in arms:
+            if arm.metrics:
+                print(f"scrapes of {arm.name} inside its bursts (by a process of their own): {arm.burst_scrapes}, "
+                      f"{arm.burst_scrape_bytes / max(1, arm.burst_scrapes) / 1024:.1f} KiB each; those below: "
+                      f"while idle, at each session's start")
     for name, done in scrapes.items():
         cpu = sorted(c * 1000 for c, _ in done)
         q1, q2, q3 = statistics.quantiles(cpu, n=4)
@@ -531,10 +663,10 @@ def main() -> None:
     print("idle broker CPU (ms/s), per session: " + "; ".join(
         f"{n} " + " ".join(f"{x:.2f}" for x in idle[n]) for n in names))
     summary = summarise(rows, names, args.bootstrap)
-    verdict(summary, scrapes, names)
+    verdict(summary, scrapes, names, args.scrape_in_bursts)
     if args.json is not None:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                                         "summary": summary, "idle_ms_per_s": idle, "loads": loads,
+                                         "summary": summary, "idle_ms_per_s": idle, "loads": loads, "round_loads": round_loads,
                                          "scrapes": scrapes, "session_seconds": session_seconds}, indent=1))
 
 

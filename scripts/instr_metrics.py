@@ -2,11 +2,16 @@
 
 ``scripts/bench_metrics_ab.py`` measures the broker's CPU time per request; on this project's
 shared machine it resolves a few per cent only over hundreds of interleaved rounds. Counting the
-instructions the broker executes for the same requests does not depend on the machine's load:
+instructions the broker executes for the same requests moves far less with the machine's load,
+though not by nothing: a phase also counts the broker's time-driven work (timers,
+ticks, the pokes below) over its wall time, which callgrind stretches ~50 times and the load further,
+so phases with few requests (``--raw``) and arms that ran at different loads differ by several per
+cent for that alone (scripts/README.md, "Metrics cost", session of 06:05-07:05 UTC):
 this script starts ``python -m kbroker`` under ``valgrind --tool=callgrind`` with instrumentation
 off, warms it up, then for each phase zeroes the counters, turns instrumentation on, sends the
 phase's pipelined requests (the same frames as bench_metrics_ab's small Produce and small Fetch,
-and with ``--raw N`` N of its 64 KiB Produce batches), turns it off and dumps the counts. Per arm
+and with ``--raw N`` N of its 64 KiB Produce batches, then those read back by ~1 MiB Fetches), turns
+it off and dumps the counts. Per arm
 (``off``: metrics off; ``on``: ``kbroker.http.listeners`` set, the console running, ``/metrics``
 scraped before each phase; each ``--tree DIR``: metrics on, from another source tree) it prints
 instructions per request (or per MB) and the ratio to ``off``. Instruction counts leave out
@@ -171,6 +176,19 @@ def run_arm(name: str, metrics: bool, tree: Path, out: Path, work: Work, request
             if raw:
                 ir = broker.phase("raw_produce", [work.raw_produce] * raw)
                 rows.setdefault("instructions per MB produced (64 KiB batches)", []).append(
+                    ir / (raw * len(work.raw_produce) / 1e6))
+                # read them back as bench_metrics_ab does: Fetches of 16 batches (~1 MiB)
+                max_bytes = RAW_PER_FETCH * work.raw_batch_bytes
+                fetches = [fetch_frame("raw", broker.raw_end + i * RAW_PER_FETCH * RAW_RECORDS, max_bytes)
+                           for i in range((raw + RAW_PER_FETCH - 1) // RAW_PER_FETCH)]
+                last = fetch_frame("raw", broker.raw_end + (raw - 1) * RAW_RECORDS, max_bytes)
+                deadline = time.monotonic() + 120
+                while broker.pipelined([last]) < work.raw_batch_bytes // 2:  # the high watermark past them
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the produced batches did not become readable")
+                ir = broker.phase("raw_fetch", fetches)
+                broker.raw_end += raw * RAW_RECORDS
+                rows.setdefault("instructions per MB fetched (~1 MiB Fetches)", []).append(
                     ir / (raw * len(work.raw_produce) / 1e6))
     finally:
         broker.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -28,6 +29,7 @@ from kbroker.log.partition_log import FLUSH_BOUNDS_MS
 from kbroker.metrics.request_text import cumulative
 from kbroker.metrics.requests import RequestStats
 from kbroker.replication.leadership import is_under_min_isr
+from kbroker.security.quota_rates import Rate
 from kbroker_protocol.messages import API_NAMES
 
 if TYPE_CHECKING:
@@ -273,11 +275,28 @@ class BrokerCollector(Collector):
 
 
     def _quotas(self) -> Iterator[Metric]:
-        """Client quota throttling (Kafka's per user/client-id throttle-time sensors of the Produce,
-        Fetch, Request and ControllerMutation quotas), as totals: throttled responses and their
-        throttle time. Labelled by the quota's tags (an empty user or client id: shared by all)."""
+        """Client quotas, per quota (Kafka's quota type: Produce, Fetch, Request,
+        ControllerMutation) and the user/client-id tags of its sensor (an empty tag: the quota is
+        shared by all), as the Prometheus JMX exporter's Kafka rules name Kafka's per user/client-id
+        quota metrics (``kafka.server:type=Produce,user=U,client-id=C`` attribute ``throttle-time``
+        becomes ``kafka_server_quota_throttle_time{resource="Produce",user="U",clientId="C"}``; an
+        empty tag is left out of Kafka's MBean name, and a Prometheus label with an empty value is no
+        label): ``throttle-time`` (the mean throttle of the responses throttled in the sensor's last
+        30-60 s, NaN when none), ``byte-rate`` (Produce, Fetch) and ``request-time`` (Request: percent
+        of a thread). And, Kafka having no counter of them, the throttled responses and their
+        throttle time since the broker started."""
         quotas = self.broker.client_quotas
-        labels = ["quota", "user", "client_id"]
+        labels = ["resource", "user", "clientId"]
+        average = GaugeMetricFamily("kafka_server_quota_throttle_time",
+                                    "Mean throttle time (ms) of the responses a client quota throttled in its last "
+                                    "30-60 s (Kafka's throttle-time; NaN: none), by quota and its user/client-id.",
+                                    labels=labels)
+        byte_rate = GaugeMetricFamily("kafka_server_quota_byte_rate",
+                                      "Bytes per second a Produce or Fetch client quota measures (Kafka's byte-rate), "
+                                      "by quota and its user/client-id.", labels=labels)
+        request_time = GaugeMetricFamily("kafka_server_quota_request_time",
+                                         "Request handling time in percent of a thread the Request client quota "
+                                         "measures (Kafka's request-time), by its user/client-id.", labels=labels)
         count = CounterMetricFamily("kbroker_quota_throttled_responses",
                                     "Responses throttled by a client quota, by quota and its user/client-id.",
                                     labels=labels)
@@ -285,10 +304,20 @@ class BrokerCollector(Collector):
                                     "Throttle time given by a client quota, in ms, by quota and its user/client-id.",
                                     labels=labels)
         for manager in (quotas.produce, quotas.fetch, quotas.request, quotas.controller_mutation):
+            now = manager.clock()
+            rate = byte_rate if manager is quotas.produce or manager is quotas.fetch else \
+                request_time if manager is quotas.request else None
             for (user, client_id), sensor in list(manager.sensors.items()):
+                tags = [manager.name, sanitized_user(user), client_id]
+                average.add_metric(tags, sensor.throttle_time.measure(now))
+                if rate is not None and isinstance(sensor.stat, Rate):
+                    rate.add_metric(tags, sensor.stat.measure(now))
                 if sensor.throttle_count:
-                    count.add_metric([manager.name, user, client_id], sensor.throttle_count)
-                    total.add_metric([manager.name, user, client_id], sensor.throttle_total_ms)
+                    count.add_metric(tags, sensor.throttle_count)
+                    total.add_metric(tags, sensor.throttle_total_ms)
+        yield average
+        yield byte_rate
+        yield request_time
         yield count
         yield total
 
@@ -307,6 +336,13 @@ class BrokerCollector(Collector):
         for side in (quotas.leader, quotas.follower):
             family.add_metric([side.kind], side.throttled_total)
         yield family
+
+
+def sanitized_user(user: str) -> str:
+    """A user as Kafka's quota metrics tag it (DefaultQuotaCallback.quotaMetricTags:
+    ``Sanitizer.sanitize``, Java's URLEncoder with ``*`` and a space percent-encoded): every byte
+    but letters, digits and ``.-_`` as %XX of its UTF-8."""
+    return quote(user, safe="").replace("~", "%7E")
 
 
 def under_replicated(hosted: list[Partition]) -> tuple[int, int]:

@@ -112,6 +112,33 @@ class Rate:
         return total / (window / 1000.0), window
 
 
+class Avg:
+    """Kafka's ``Avg`` over a ``SampledStat``: the mean of the values recorded in the samples still
+    live (``samples`` windows of ``window_ms``, the same rotation and expiry as ``Rate``), NaN when
+    there are none (Avg.combine with no events)."""
+
+    __slots__ = ("_window",)
+
+    def __init__(self, samples: int, window_ms: float) -> None:
+        self._window = Rate(samples, window_ms)
+
+    def record(self, value: float, now: float) -> None:
+        self._window.record(value, now)
+
+    def measure(self, now: float) -> float:
+        window = self._window
+        window._purge(now)
+        count = sum(s.event_count for s in window._samples)
+        return sum(s.value for s in window._samples) / count if count else math.nan
+
+
+# The broker's own metrics config, which Kafka's throttle-time sensors use (they are added without a
+# MetricConfig of their own): ``metrics.num.samples`` and ``metrics.sample.window.ms`` at their
+# defaults, so a throttle-time average covers the last 30-60 s.
+METRICS_NUM_SAMPLES = 2
+METRICS_SAMPLE_WINDOW_MS = 30_000.0
+
+
 class TokenBucket:
     """Kafka's ``TokenBucket`` (controller mutations): ``bound`` tokens a second, at most
     ``samples * window`` seconds' worth; recording takes tokens, possibly below zero."""
@@ -145,12 +172,15 @@ class TokenBucket:
 class Sensor:
     """The usage of one (user, client-id) tag pair against its bound (None: no quota applies)."""
 
-    __slots__ = ("tags", "stat", "bound", "last_record_ms", "throttle_total_ms", "throttle_count")
+    __slots__ = ("tags", "stat", "bound", "last_record_ms", "throttle_total_ms", "throttle_count", "throttle_time")
 
     def __init__(self, tags: tuple[str, str], stat: Rate | TokenBucket, bound: float | None, now: float) -> None:
         self.tags = tags
         self.stat = stat
         self.bound = bound
         self.last_record_ms = now
-        self.throttle_total_ms = 0  # Kafka's throttle-time sensor (an average; kept as a sum and count)
+        # Kafka's throttle-time sensor: the mean throttle of the responses throttled in the last
+        # 30-60 s (its ``throttle-time`` metric); and, for counters, their sum and count since start
+        self.throttle_time = Avg(METRICS_NUM_SAMPLES, METRICS_SAMPLE_WINDOW_MS)
+        self.throttle_total_ms = 0
         self.throttle_count = 0

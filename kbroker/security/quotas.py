@@ -239,7 +239,9 @@ class ClientQuotaManager:
         """Count a throttle of the channel (Kafka's throttle-time sensor)."""
         if throttle_ms <= 0 or not self.enabled:
             return
-        sensor = self.sensor(user, client_id, self.clock())
+        now = self.clock()
+        sensor = self.sensor(user, client_id, now)
+        sensor.throttle_time.record(throttle_ms, now)
         sensor.throttle_total_ms += throttle_ms
         sensor.throttle_count += 1
 

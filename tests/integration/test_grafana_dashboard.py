@@ -96,7 +96,8 @@ def test_every_metric_the_dashboard_queries_is_served_with_its_labels():
     assert dashboard["panels"] and all(p["targets"] for p in dashboard["panels"])
     wanted = queried_metrics(dashboard)
     assert {"kafka_consumergroup_lag", "kafka_network_requestmetrics_remotetimems_sum",
-            "kbroker_quota_throttle_time_ms_total", "kbroker_quota_throttled_responses_total"} <= wanted
+            "kbroker_quota_throttle_time_ms_total", "kbroker_quota_throttled_responses_total",
+            "kafka_server_quota_throttle_time"} <= wanted
     with BrokerThread({"kbroker.http.listeners": "http://127.0.0.1:0", "offsets.topic.num.partitions": "1"}) as b:
         bootstrap = b.bootstrap_servers
         admin = AdminClient({"bootstrap.servers": bootstrap})

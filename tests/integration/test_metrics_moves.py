@@ -65,10 +65,12 @@ def test_quota_throttle_time_is_what_the_throttled_responses_carried(broker, top
         create_topic(admin, topic_name)
         set_quota(admin, {"client-id": "metered"}, "producer_byte_rate", 100.0)
         set_quota(admin, {"user": "ANONYMOUS", "client-id": "busy"}, "request_percentage", 0.0001)
+        set_quota(admin, {"client-id": "reader"}, "consumer_byte_rate", 100.0)
     finally:
         admin.close()
     wait_until(lambda: quotas.produce.quota("ANONYMOUS", "metered") == 100.0
-               and quotas.request.quota("ANONYMOUS", "busy") is not None, message="the quotas applied")
+               and quotas.request.quota("ANONYMOUS", "busy") is not None
+               and quotas.fetch.quota("ANONYMOUS", "reader") == 100.0, message="the quotas applied")
     before = scrape(broker)
 
     produced = []
@@ -87,21 +89,49 @@ def test_quota_throttle_time_is_what_the_throttled_responses_carried(broker, top
         requested = metadata.throttle_time_ms
     finally:
         wire.close()
+    wire = Wire(bootstrap, client_id="reader")
+    try:  # ~10 kB of records against 100 B/s: a throttled Fetch (answered empty, as Kafka's)
+        part = F.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+                                           log_start_offset=-1, partition_max_bytes=65536)
+        fetched = wire.call(1, 12, replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=65536, isolation_level=0,
+                            session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=topic_name, partitions=[part])],
+                            forgotten_topics_data=[], rack_id="").throttle_time_ms
+    finally:
+        wire.close()
     after = scrape(broker)
 
-    assert all(t > 0 for t in produced) and requested > 0, (produced, requested)
+    assert all(t > 0 for t in produced) and requested > 0 and fetched > 0, (produced, requested, fetched)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    produce_tags = {"quota": "Produce", "user": "", "client_id": "metered"}
+    produce_tags = {"resource": "Produce", "user": "", "clientId": "metered"}
     assert delta("kbroker_quota_throttle_time_ms_total", **produce_tags) == sum(produced)
     assert delta("kbroker_quota_throttled_responses_total", **produce_tags) == 2
-    request_tags = {"quota": "Request", "user": "ANONYMOUS", "client_id": "busy"}
+    request_tags = {"resource": "Request", "user": "ANONYMOUS", "clientId": "busy"}
     assert delta("kbroker_quota_throttle_time_ms_total", **request_tags) == requested
     assert delta("kbroker_quota_throttled_responses_total", **request_tags) == 1
+    fetch_tags = {"resource": "Fetch", "user": "", "clientId": "reader"}
+    assert delta("kbroker_quota_throttle_time_ms_total", **fetch_tags) == fetched
+    assert delta("kbroker_quota_throttled_responses_total", **fetch_tags) == 1
     throttled = {k for k, v in after.items() if k[0] == "kbroker_quota_throttled_responses_total" and v}
-    assert len(throttled) == 2, throttled  # nobody else was throttled
+    assert len(throttled) == 3, throttled  # nobody else was throttled
+
+    # Kafka's throttle-time, named as the JMX exporter's Kafka rules name it: the mean throttle of
+    # the sensor's responses throttled in the last 30-60 s; no sensor (no sample) before the clients came
+    def gauge(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
+              **labels: str) -> float | None:
+        return samples.get((name, frozenset(labels.items())))
+
+    assert gauge(before, "kafka_server_quota_throttle_time", **produce_tags) is None
+    assert gauge(after, "kafka_server_quota_throttle_time", **produce_tags) == sum(produced) / 2
+    assert gauge(before, "kafka_server_quota_throttle_time", **request_tags) is None
+    assert gauge(after, "kafka_server_quota_throttle_time", **request_tags) == requested
+    assert gauge(after, "kafka_server_quota_throttle_time", **fetch_tags) == fetched
+    rate = gauge(after, "kafka_server_quota_byte_rate", **produce_tags)
+    assert rate is not None and rate > 0  # the two Produce requests' bytes, per second of the quota window
+    request_time = gauge(after, "kafka_server_quota_request_time", **request_tags)
+    assert request_time is not None and request_time > 0
 
 
 def test_failed_fetches_and_produces_are_counted_per_topic(broker, topic_name):

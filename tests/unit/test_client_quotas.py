@@ -257,7 +257,17 @@ def test_principal_user():
     assert principal_user(None) == "ANONYMOUS"
 
 
+def test_a_user_is_tagged_as_kafkas_sanitizer_writes_it():
+    from kbroker.metrics.collector import sanitized_user
+
+    assert sanitized_user("alice.b-c_d") == "alice.b-c_d"
+    assert sanitized_user("CN=x,O=y z*~") == "CN%3Dx%2CO%3Dy%20z%2A%7E"
+    assert sanitized_user("é") == "%C3%A9"
+    assert sanitized_user("") == ""
+
+
 def test_throttles_are_counted_for_the_metrics_endpoint():
+    import math
     from types import SimpleNamespace
 
     from kbroker.metrics.collector import BrokerCollector
@@ -272,10 +282,26 @@ def test_throttles_are_counted_for_the_metrics_endpoint():
     assert throttle == produce_response.throttle_time_ms == 10_000  # 200 B/s against 100, over 10 s
     quotas.response_throttle(19, "u", "c", 50, 0.0, SimpleNamespace(throttle_time_ms=700))  # CreateTopics
     collector = BrokerCollector(SimpleNamespace(client_quotas=quotas), requests=None)
-    families = {f.name: f for f in collector._quotas()}
-    samples = {(s.labels["quota"], s.labels["user"], s.labels["client_id"]): s.value
-               for s in families["kbroker_quota_throttle_time_ms"].samples if s.name.endswith("_total")}
-    assert samples == {("Produce", "", "c"): 10_000, ("ControllerMutation", "u", ""): 700}
-    counts = {s.labels["quota"]: s.value for s in families["kbroker_quota_throttled_responses"].samples
-              if s.name.endswith("_total")}
-    assert counts == {"Produce": 1, "ControllerMutation": 1}
+
+    def families() -> dict[str, dict[tuple[str, str, str], float]]:
+        return {f.name: {(s.labels["resource"], s.labels["user"], s.labels["clientId"]): s.value
+                         for s in f.samples if not s.name.endswith("_created")} for f in collector._quotas()}
+
+    got = families()
+    assert got["kbroker_quota_throttle_time_ms"] == {("Produce", "", "c"): 10_000, ("ControllerMutation", "u", ""): 700}
+    assert got["kbroker_quota_throttled_responses"] == {("Produce", "", "c"): 1, ("ControllerMutation", "u", ""): 1}
+    # Kafka's throttle-time (an Avg of the broker's 2 samples of 30 s) and byte-rate, as the JMX
+    # exporter's Kafka rules name them
+    assert got["kafka_server_quota_throttle_time"] == {("Produce", "", "c"): 10_000.0,
+                                                       ("ControllerMutation", "u", ""): 700.0}
+    # Kafka's Rate over a first sample: over (quota.window.num - 1) windows of 1 s
+    assert got["kafka_server_quota_byte_rate"] == {("Produce", "", "c"): 2000 / 10}
+    clock.sleep(35_000)  # a second throttle in the next sample of 30 s
+    quotas.produce.throttled("u", "c", 4000)
+    assert families()["kafka_server_quota_throttle_time"][("Produce", "", "c")] == 7000.0  # (10,000 + 4,000) / 2
+    clock.sleep(30_000)  # the first sample's last event is 65 s old (2 samples x 30 s: expired); the second's 30 s
+    assert families()["kafka_server_quota_throttle_time"][("Produce", "", "c")] == 4000.0
+    clock.sleep(30_000)
+    got = families()
+    assert math.isnan(got["kafka_server_quota_throttle_time"][("Produce", "", "c")])  # none in the window
+    assert got["kbroker_quota_throttle_time_ms"][("Produce", "", "c")] == 14_000  # the counters keep counting
