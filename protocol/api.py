@@ -20,6 +20,7 @@ import struct
 from typing import Any
 
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
+from kbroker_protocol.message import Message
 from kbroker_protocol.messages import (
     REQUESTS,
     RESOLVED_REQUESTS,
@@ -28,7 +29,8 @@ from kbroker_protocol.messages import (
     RequestHeader,
     ResponseHeader,
 )
-from kbroker_protocol.primitives import DECODE_ERRORS, Message, Writer, as_view, decode_guard
+from kbroker_protocol.wire_read import DECODE_ERRORS, as_view, decode_guard
+from kbroker_protocol.wire_write import Writer
 
 __all__ = [
     "decode_request",

@@ -12,8 +12,8 @@ listing a broker, polled every 5 ms on a fresh connection, measured from just be
 is spawned. Also the CPU time (user+system) the broker used until then, its RSS then, and the
 "started in N ms" its log prints (``Broker.start``, from the first log-dir step to serving). The broker runs as the dev start does (``python -m kbroker``, uvloop if installed),
 on an ephemeral Kafka port, with the metrics/console HTTP listener on an ephemeral port too
-(``--no-http``: without it); the process is run with ``cwd`` = the tree, so ``-m kbroker`` imports
-that tree's package. By default with a warm bytecode cache of its own per tree
+(``--no-http``: without it); the process is run with ``cwd`` = the tree and that tree first on
+``PYTHONPATH`` (``tree_path``), so it imports that tree's ``kbroker`` and codec. By default with a warm bytecode cache of its own per tree
 (``PYTHONPYCACHEPREFIX``, one warm-up start first), as an installed package runs; ``--cold``:
 ``PYTHONDONTWRITEBYTECODE=1``, every module compiled at each start.
 
@@ -36,6 +36,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tree_path import tree_pythonpath  # noqa: E402
 
 
 def free_port() -> int:
@@ -146,7 +150,7 @@ def main() -> None:
     envs = []
     for i, tree in enumerate(trees):
         env = dict(os.environ)
-        env.pop("PYTHONPATH", None)
+        env["PYTHONPATH"] = tree_pythonpath(tree)  # the tree's own codec (kbroker_protocol), not the venv's
         if args.cold:
             env["PYTHONDONTWRITEBYTECODE"] = "1"
         else:

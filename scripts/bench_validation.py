@@ -45,7 +45,8 @@ from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
 from kbroker_protocol.compression import Codec, compress  # noqa: E402
 from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
 from kbroker_protocol.record_batch import CRC_OFFSET, HEADER_SIZE, compute_crc, parse_header, validate_batch  # noqa: E402
-from kbroker_protocol.records import Record, _write_varint, build_batch  # noqa: E402
+from kbroker_protocol.record_build import _write_varint  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 NOW = int(time.time() * 1000)
 P = REQUESTS[0]

@@ -321,8 +321,23 @@ def is_lazy(f: FieldSpec) -> bool:
     return f.struct is not None and not f.is_array and not _null_default(f)
 
 
+# The codec modules the generated code takes its helpers from, and their aliases there: the base
+# class and field values (kbroker_protocol.message), decoding (wire_read), encoding (wire_write).
+PRIMITIVE_MODULES = {"message": "_m", "wire_read": "_r", "wire_write": "_w"}
+_MESSAGE_NAMES = frozenset({"Message", "DEFAULT", "ZERO_UUID", "Records"})
+
+
+def primitive_home(name: str) -> str:
+    """The module of ``PRIMITIVE_MODULES`` that defines a helper the generated code uses."""
+    if name in _MESSAGE_NAMES:
+        return "message"
+    if name == "Writer" or name.startswith(("write_", "pack_")):
+        return "wire_write"
+    return "wire_read"
+
+
 # Python types of the spec's scalar types, as the codec holds them at run time (see
-# kbroker_protocol.primitives: uuids are uuid.UUID, bytes are bytes, records are any of the
+# kbroker_protocol.message: uuids are uuid.UUID, bytes are bytes, records are any of the
 # values the writers accept and come back from a decode as memoryview slices).
 PY_TYPES = {
     "int8": "int",
@@ -336,7 +351,7 @@ PY_TYPES = {
     "uuid": "_uuid.UUID",
     "string": "str",
     "bytes": "bytes",
-    "records": "_p.Records",
+    "records": "_m.Records",
 }
 
 
@@ -940,11 +955,14 @@ class ModuleEmitter:
             "import struct",
             "import uuid as _uuid",
             "",
-            "from kbroker_protocol import primitives as _p",
+            "from kbroker_protocol import " + ", ".join(
+                f"{module} as {alias}" for module, alias in sorted(PRIMITIVE_MODULES.items())
+                if module == "message" or any(primitive_home(name) == module for name in self.imports)
+            ),
             "",
             "_new = object.__new__",
         ]
-        imports = [f"_{name} = _p.{name}" for name in sorted(self.imports)]
+        imports = [f"_{name} = {PRIMITIVE_MODULES[primitive_home(name)]}.{name}" for name in sorted(self.imports)]
         consts = [f"{name} = struct.Struct({fmt!r})" for fmt, name in sorted(self.structs_fmt.items(), key=lambda x: x[1])]
         parts = [
             "\n".join(head + imports + consts),
@@ -1044,7 +1062,7 @@ def render_root_init(mods: dict[str, list[MessageSpec]]) -> str:
         "",
         "One module per request/response pair (``produce.py``: ``ProduceRequest``, ``ProduceResponse``),",
         "plus ``request_header.py`` and ``response_header.py``.  Every class (see",
-        "``kbroker_protocol.primitives.Message``) has ``__slots__``, a keyword constructor defaulting each field",
+        "``kbroker_protocol.message.Message``) has ``__slots__``, a keyword constructor defaulting each field",
         "to the spec default, snake_case attributes plus ``unknown_tagged_fields`` (``(tag, bytes)``",
         "pairs), ``API_KEY``, ``MIN_VERSION``, ``MAX_VERSION``, ``FLEXIBLE_MIN_VERSION``, nested struct",
         "classes named by the spec's struct types, ``encode(version)``, ``encode_into(writer, version)``,",
@@ -1066,7 +1084,7 @@ def render_root_init(mods: dict[str, list[MessageSpec]]) -> str:
         "from typing import TYPE_CHECKING, Any",
         "",
         "if TYPE_CHECKING:  # the classes as a type checker sees them; at run time, __getattr__",
-        "    from kbroker_protocol.primitives import Message",
+        "    from kbroker_protocol.message import Message",
     ]
     for mod, msgs in sorted(mods.items()):
         lines.append(f"    from kbroker_protocol.messages.{mod} import {', '.join(m.name for m in msgs)}")

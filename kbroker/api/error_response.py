@@ -121,10 +121,12 @@ def refusal(api_key: int) -> Callable[[_B], _B]:
 
 
 def _top_level(api_key: int) -> None:
-    """Register a builder that sets only the top-level error code (other fields at defaults)."""
-    response_cls: Callable[..., Message] = RESPONSES[api_key]  # (any message with a top-level error code)
+    """Register a builder that sets only the top-level error code (other fields at defaults). The
+    response class is looked up when a response is built, not here: importing this module does
+    not import the message modules of these 26 APIs."""
 
     def build(request: Any, version: int, code: int) -> Message:
+        response_cls: Callable[..., Message] = RESPONSES[api_key]  # (any message with a top-level error code)
         return response_cls(error_code=code)
 
     refusal(api_key)(build)

@@ -50,11 +50,12 @@ import logging
 import re
 import uuid
 
+from kbroker.coordinator.assignment_sets import copy_parts, minus, same
 from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_consumer_classic import ConsumerClassicHosting
 from kbroker.coordinator.group_consumer_model import STABLE, ConsumerGroup, ConsumerGroupError, ConsumerMember
-from kbroker.coordinator.group_members import LEAVE_EPOCH, STATIC_LEAVE_EPOCH, Record, copy_parts, minus, same
+from kbroker.coordinator.group_members import LEAVE_EPOCH, STATIC_LEAVE_EPOCH, Record
 from kbroker.coordinator.group_regex import Requester
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode, default_message

@@ -7,6 +7,7 @@ import logging
 import uuid
 from typing import Any
 
+from kbroker.coordinator.assignment_sets import copy_parts, minus, same
 from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
 from kbroker.coordinator.group_consumer_model import (
@@ -19,7 +20,7 @@ from kbroker.coordinator.group_consumer_model import (
     _decode_classic_subscription,
 )
 from kbroker.coordinator.group_consumer_state import ConsumerGroupState
-from kbroker.coordinator.group_members import Record, copy_parts, minus, same
+from kbroker.coordinator.group_members import Record
 from kbroker.coordinator.group_records import encode_group_key
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from kbroker.coordinator.assignment_sets import copy_parts, grant, intersect, minus, same, union
 from kbroker.coordinator.group_assignors import ASSIGNORS, AssignmentMember
 from kbroker.coordinator.group_consumer_model import (
     CURRENT_ASSIGNMENT,
@@ -33,15 +34,9 @@ from kbroker.coordinator.group_members import (
     GroupHost,
     MemberGroupManager,
     Record,
-    copy_parts,
     decode_record,
-    grant,
-    intersect,
-    minus,
     record_key,
     record_value,
-    same,
-    union,
 )
 from kbroker.coordinator.group_regex import RegexResolutions, RegexUpdate, Requester, ResolvedRegex, prune
 from kbroker.coordinator.timer_keys import GroupTimerKey

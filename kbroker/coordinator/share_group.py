@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from kbroker.coordinator.assignment_sets import copy_parts
 from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_members import (
     LEAVE_EPOCH,
@@ -38,7 +39,6 @@ from kbroker.coordinator.group_members import (
     MemberGroup,
     MemberGroupManager,
     Record,
-    copy_parts,
 )
 from kbroker.coordinator.share_assignor import assign
 from kbroker.coordinator.share_group_config import effective

@@ -47,16 +47,10 @@ from __future__ import annotations
 import logging
 from functools import partial
 
+from kbroker.coordinator.assignment_sets import copy_parts, minus, union
 from kbroker.coordinator.coordinator_writes import response_error
 from kbroker.coordinator.group_classic import ClassicGroup, GroupState
-from kbroker.coordinator.group_members import (
-    LEAVE_EPOCH,
-    STATIC_LEAVE_EPOCH,
-    Record,
-    copy_parts,
-    minus,
-    union,
-)
+from kbroker.coordinator.group_members import LEAVE_EPOCH, STATIC_LEAVE_EPOCH, Record
 from kbroker.coordinator.streams_assignor import Tasks
 from kbroker.coordinator.streams_group_model import (
     ASSIGNMENT_DELAYED,

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, TypeVar
 
-from kbroker.coordinator.group_members import GroupError, GroupKind, GroupMember, MemberGroup, copy_parts
+from kbroker.coordinator.assignment_sets import copy_parts
+from kbroker.coordinator.group_members import GroupError, GroupKind, GroupMember, MemberGroup
 from kbroker.coordinator.streams_assignor import Tasks
 from kbroker_protocol.messages.coordinator import (
     StreamsGroupCurrentMemberAssignmentKey,

@@ -12,15 +12,8 @@ import hashlib
 import logging
 from functools import partial
 
-from kbroker.coordinator.group_members import (
-    STATIC_LEAVE_EPOCH,
-    MemberGroupManager,
-    Record,
-    copy_parts,
-    grant,
-    intersect,
-    minus,
-)
+from kbroker.coordinator.assignment_sets import copy_parts, grant, intersect, minus
+from kbroker.coordinator.group_members import STATIC_LEAVE_EPOCH, MemberGroupManager, Record
 from kbroker.coordinator.streams_assignor import AssignorMember, Tasks, assign
 from kbroker.coordinator.streams_group_model import (
     CURRENT_ASSIGNMENT,

@@ -14,16 +14,27 @@ The file is Kafka's checkpoint text format (``OffsetCheckpointFile``)::
     my-topic 1 17
 
 written atomically (temporary file, fsync, rename). A damaged file is ignored with a warning (the
-partitions then keep the high watermark recovery gave them), as is a missing one.
+partitions then keep the high watermark recovery gave them), as is a missing one. The replica
+manager restores and writes them through :class:`HighWatermarkCheckpoints`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from kbroker.log import dir_failure
+
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
+_manager_log = logging.getLogger("kbroker.replication.replica_manager")  # (the name these messages always had)
 
 FILE = "replication-offset-checkpoint"
 VERSION = 0
@@ -78,3 +89,84 @@ def write(log_dir: Path, entries: dict[tuple[str, int], int]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+class CheckpointHost(Protocol):
+    """What the checkpoints read of the broker: the config and the local partitions."""
+
+    config: BrokerConfig
+    partitions: dict[tuple[str, int], Partition]
+
+
+class HighWatermarkCheckpoints:
+    """The checkpoint half of the replica manager: a replicated partition's high watermark restored
+    when it is opened, and every log directory's checkpoint written when it changed, every
+    ``replica.high.watermark.checkpoint.interval.ms`` (in a worker thread) and at shut-down."""
+
+    broker: CheckpointHost
+    _closed: bool
+
+    def _init_checkpoints(self) -> None:
+        self._checkpoints: dict[Path, dict[tuple[str, int], int] | None] = {}  # log dir -> entries read
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
+        self._checkpoint_task: asyncio.Future[None] | None = None
+        self._written: dict[Path, dict[tuple[str, int], int]] = {}
+        self._checkpoint_lock = threading.Lock()
+
+    def _restore_high_watermark(self, partition: Partition, replicas: int) -> None:
+        """A replicated partition (``replicas`` > 1) starts from its checkpointed high watermark
+        (0 when its log directory's checkpoint does not list it, as Kafka); one replica is its own
+        ISR and starts at its log end. Without a checkpoint file the log's own value stays."""
+        if replicas <= 1:
+            return
+        log_dir = Path(partition.log.directory).parent
+        if log_dir not in self._checkpoints:
+            self._checkpoints[log_dir] = read(log_dir)
+        entries = self._checkpoints[log_dir]
+        if entries is not None:
+            partition.log.high_watermark = entries.get((partition.topic, partition.index), 0)
+
+    def _ensure_checkpoint_timer(self) -> None:
+        if self._checkpoint_timer is not None or self._closed:
+            return
+        interval = self.broker.config["replica.high.watermark.checkpoint.interval.ms"] / 1000
+        self._checkpoint_timer = asyncio.get_running_loop().call_later(interval, self._checkpoint_tick)
+
+    def _checkpoint_tick(self) -> None:
+        self._checkpoint_timer = None
+        if self._closed:
+            return
+        if self._checkpoint_task is None or self._checkpoint_task.done():
+            changed = self._changed_checkpoints()
+            if changed:
+                loop = asyncio.get_running_loop()
+                self._checkpoint_task = loop.run_in_executor(None, self._write_checkpoints, changed)
+        self._ensure_checkpoint_timer()
+
+    def _changed_checkpoints(self) -> dict[Path, dict[tuple[str, int], int]]:
+        by_dir: dict[Path, dict[tuple[str, int], int]] = {}
+        for partition in list(self.broker.partitions.values()):
+            plog = partition.log
+            by_dir.setdefault(Path(plog.directory).parent, {})[(partition.topic, partition.index)] = \
+                plog.high_watermark
+        changed = {d: e for d, e in by_dir.items() if self._written.get(d) != e}
+        self._written.update(changed)
+        return changed
+
+    def _write_checkpoints(self, changed: dict[Path, dict[tuple[str, int], int]]) -> None:
+        with self._checkpoint_lock:  # the periodic write (a worker thread) and the last one at stop
+            self._write_checkpoints_locked(changed)
+
+    def _write_checkpoints_locked(self, changed: dict[Path, dict[tuple[str, int], int]]) -> None:
+        for log_dir, entries in changed.items():
+            try:
+                write(log_dir, entries)
+            except OSError as exc:
+                _manager_log.error("cannot write the high watermark checkpoint of %s: %s", log_dir, exc)
+                self._written.pop(log_dir, None)
+                # as Kafka: a checkpoint that cannot be written fails its log dir
+                dir_failure.report(Path(log_dir), "writing the high watermark checkpoint", exc)
+
+    def checkpoint_high_watermarks(self) -> None:
+        """Write the high watermark checkpoints now (shut-down)."""
+        self._write_checkpoints(self._changed_checkpoints())

@@ -28,25 +28,28 @@ import asyncio
 import itertools
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
 from kbroker.replication.broker_connection import BrokerConnection, FetcherConnectionError
 from kbroker.replication.fetch_sessions import INITIAL_EPOCH, INVALID_SESSION_ID
-from kbroker.replication.producer_manager import partition_state
+from kbroker.replication.follower_log import (
+    FetchState,
+    append_fetched,
+    truncate_diverging,
+    truncate_to_high_watermark,
+)
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError
 from kbroker_protocol.messages.fetch import FetchRequest
 from kbroker_protocol.messages.list_offsets import ListOffsetsRequest
-from kbroker_protocol.record_batch import BatchHeader, InvalidRecordBatch, parse_header
-from kbroker_protocol.records import ControlType, iter_records, parse_control_record
+from kbroker_protocol.record_batch import InvalidRecordBatch
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
     from kbroker.metadata.image import MetadataImage
     from kbroker.replication.partition import Partition
-    from kbroker.replication.producer_state import PartitionProducerState
 
 
 log = logging.getLogger("kbroker.replication.fetcher")
@@ -106,20 +109,6 @@ FETCH_VERSION = 17
 LIST_OFFSETS_VERSION = 9
 UNDEFINED = -1
 _ids = itertools.count(1)
-
-
-@dataclass(eq=False)
-class FetchState:
-    """What a follower fetches of one partition (Kafka's ``PartitionFetchState``)."""
-
-    partition: Partition
-    leader_id: int
-    leader_epoch: int
-    fetch_offset: int
-    truncating: bool  # the log has no epoch: truncate to the high watermark before fetching
-    delayed_until: float = 0.0  # loop time; a partition error backs off until then
-    errors_logged: set[int] = field(default_factory=set)
-    lag: int | None = None  # the leader's high watermark less the fetch offset, after the last fetch with data
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +290,7 @@ class ReplicaFetcher:
                         await asyncio.sleep(backoff)
                         continue
                     for s in [s for s in ready if s.truncating]:
-                        self._truncate_to_high_watermark(s)
+                        truncate_to_high_watermark(s)
                     fetching = [s for s in ready if not s.truncating and self._current(s)]
                     # the follower's replication throttle (kbroker/security/replication_quotas.py)
                     throttles = self._broker.replication_quotas
@@ -365,30 +354,7 @@ class ReplicaFetcher:
         p = s.partition
         return self.partitions.get((p.topic, p.index)) is s
 
-    # -- truncation -------------------------------------------------------------------------
-
-    def _truncate_to_high_watermark(self, s: FetchState) -> None:
-        p = s.partition
-        hw = p.log.high_watermark
-        if p.log.log_end_offset > hw:
-            log.info("%s-%d: truncating to the high watermark %d (the log has no leader epochs)", p.topic, p.index, hw)
-            p.log.truncate_to(hw)
-            p.producer_state = None
-        s.fetch_offset = p.log.log_end_offset
-        s.truncating = False
-
-    def _truncate_diverging(self, s: FetchState, epoch: int, end_offset: int) -> None:
-        p = s.partition
-        before = p.log.log_end_offset
-        result = p.log.truncate_to_epoch_end(epoch, end_offset)
-        if result is None:
-            return
-        offset, _complete = result
-        if offset < before:
-            p.producer_state = None  # rebuilt from the log (and its snapshots) on next use
-            log.info("%s-%d: truncated from %d to %d: the leader's epoch %d ends at %d", p.topic, p.index, before,
-                     offset, epoch, end_offset)
-        s.fetch_offset = p.log.log_end_offset
+    # -- out of range (truncation: kbroker.replication.follower_log) ------------------------
 
     async def _out_of_range(self, conn: BrokerConnection, s: FetchState) -> None:
         """Kafka's ``handleOutOfRangeError``: past the leader's end, truncate to it; before its
@@ -533,11 +499,11 @@ class ReplicaFetcher:
         s.errors_logged.clear()
         diverging = pd.diverging_epoch
         if diverging is not None and (diverging.epoch >= 0 or diverging.end_offset >= 0):
-            self._truncate_diverging(s, diverging.epoch, diverging.end_offset)
+            truncate_diverging(s, diverging.epoch, diverging.end_offset)
             return
         records = pd.records
         if records is not None and len(records):
-            self._append(s, memoryview(records))
+            append_fetched(s, memoryview(records))
             throttles = self._broker.replication_quotas
             if throttles.follower.is_throttled(p):
                 throttles.follower.record(len(records))
@@ -551,72 +517,6 @@ class ReplicaFetcher:
             plog.advance_log_start(pd.log_start_offset)
         if plog.high_watermark != before:
             p.notify()
-
-    def _append(self, s: FetchState, data: memoryview) -> None:
-        p = s.partition
-        plog = p.log
-        batches: list[tuple[int, BatchHeader]] = []
-        pos = 0
-        while len(data) - pos >= 61:
-            header = parse_header(data, pos)
-            if header.size > len(data) - pos:
-                break  # a partial batch at the end: fetched again next time
-            batches.append((pos, header))
-            pos += header.size
-        if not batches:
-            return
-        leo = plog.log_end_offset
-        first_pos, first = batches[0]
-        if first.base_offset < leo:
-            # The batch holding the fetch offset starts before it (the log was cut inside a batch):
-            # keep the whole batch, as the leader has it.
-            drop = [b for b in batches if b[1].last_offset < leo]
-            batches = batches[len(drop):]
-            if not batches:
-                return
-            first_pos, first = batches[0]
-            if first.base_offset < leo:
-                plog.truncate_to(first.base_offset)
-                p.producer_state = None
-        last_pos, last = batches[-1]
-        chunk = data[first_pos : last_pos + last.size]
-        # The producer state as of the log end, before these batches (loaded from the log if needed).
-        state = partition_state(p) if any(h.producer_id >= 0 for _pos, h in batches) else None
-        plog.append(chunk, assign_offsets=False)
-        if state is not None:
-            self._update_producer_state(p, state, chunk, batches, first_pos)
-        s.fetch_offset = plog.log_end_offset
-
-    def _update_producer_state(self, p: Partition, state: PartitionProducerState, chunk: memoryview,
-                               batches: list[tuple[int, BatchHeader]], first_pos: int) -> None:
-        """The producer state learns the appended batches; ABORT markers go to the ``.txnindex``."""
-        for pos, header in batches:
-            if header.producer_id < 0:
-                continue
-            if header.is_control:
-                ctrl = _control(chunk[pos - first_pos : pos - first_pos + header.size])
-                if ctrl is None:
-                    continue
-                aborted = state.apply_marker(header.producer_id, header.producer_epoch,
-                                             ctrl.type == ControlType.COMMIT, header.base_offset,
-                                             ctrl.coordinator_epoch or 0, header.max_timestamp)
-                if aborted is not None:
-                    p.log.record_aborted_txn(aborted.producer_id, aborted.first_offset, aborted.last_offset,
-                                             aborted.last_stable_offset)
-            else:
-                state.update(header, header.base_offset, header.last_offset)
-
-
-def _control(batch: memoryview) -> Any:
-    try:
-        records = list(iter_records(bytes(batch)))
-        ctrl = parse_control_record(records[0]) if records else None
-    except (InvalidRecordBatch, ValueError):
-        return None
-    if ctrl is None or ctrl.type not in (ControlType.ABORT, ControlType.COMMIT):
-        return None
-    return ctrl
-
 
 def _name(code: int) -> str:
     try:

@@ -22,17 +22,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError, dir_failure
+from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
 from kbroker.log.errors import LogError
 from kbroker.log.group_commit import GroupCommit, NotDurableError
-from kbroker.replication import hw_checkpoint, leadership
+from kbroker.replication import leadership
 from kbroker.replication.deadline import Deadline, WaitClock
+from kbroker.replication.hw_checkpoint import HighWatermarkCheckpoints
 from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError
@@ -119,7 +119,7 @@ RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 ALTER_PARTITION_RETRY_MS = 50  # Kafka's AlterPartitionManager retries after a short backoff
 
 
-class ReplicaManager(TxnVerification):
+class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
     broker: ReplicaHost
 
     def __init__(self, broker: ReplicaHost) -> None:
@@ -140,11 +140,7 @@ class ReplicaManager(TxnVerification):
         # IsrShrinksPerSec meters: marked when the controller accepted them), read by the metrics.
         self.isr_expands = 0
         self.isr_shrinks = 0
-        self._checkpoints: dict[Path, dict[tuple[str, int], int] | None] = {}  # log dir -> entries read
-        self._checkpoint_timer: asyncio.TimerHandle | None = None
-        self._checkpoint_task: asyncio.Future[None] | None = None
-        self._written: dict[Path, dict[tuple[str, int], int]] = {}
-        self._checkpoint_lock = threading.Lock()
+        self._init_checkpoints()
 
     # -- time, config, image -----------------------------------------------------------------
 
@@ -178,7 +174,7 @@ class ReplicaManager(TxnVerification):
     def apply_partition_state(self, partition: Partition, state: PartitionState) -> None:
         """A partition record for a local replica (Kafka's ``applyDelta``): lead or follow."""
         if partition.partition_epoch < 0:  # just opened
-            self._restore_high_watermark(partition, state)
+            self._restore_high_watermark(partition, len(state.replicas))
             self._ensure_checkpoint_timer()
         if state.leader == self.node_id:
             self.fetchers.remove_partition(partition)
@@ -204,66 +200,6 @@ class ReplicaManager(TxnVerification):
         for partition in list(self.broker.partitions.values()):
             if Path(partition.log.directory).parent == log_dir:
                 self.fetchers.remove_partition(partition)
-
-    # -- high watermark checkpoints ----------------------------------------------------------
-
-    def _restore_high_watermark(self, partition: Partition, state: PartitionState) -> None:
-        """A replicated partition starts from its checkpointed high watermark (0 when its log
-        directory's checkpoint does not list it, as Kafka); one replica is its own ISR and
-        starts at its log end. Without a checkpoint file the log's own value stays."""
-        if len(state.replicas) <= 1:
-            return
-        log_dir = Path(partition.log.directory).parent
-        if log_dir not in self._checkpoints:
-            self._checkpoints[log_dir] = hw_checkpoint.read(log_dir)
-        entries = self._checkpoints[log_dir]
-        if entries is not None:
-            partition.log.high_watermark = entries.get((partition.topic, partition.index), 0)
-
-    def _ensure_checkpoint_timer(self) -> None:
-        if self._checkpoint_timer is not None or self._closed:
-            return
-        interval = self.broker.config["replica.high.watermark.checkpoint.interval.ms"] / 1000
-        self._checkpoint_timer = asyncio.get_running_loop().call_later(interval, self._checkpoint_tick)
-
-    def _checkpoint_tick(self) -> None:
-        self._checkpoint_timer = None
-        if self._closed:
-            return
-        if self._checkpoint_task is None or self._checkpoint_task.done():
-            changed = self._changed_checkpoints()
-            if changed:
-                loop = asyncio.get_running_loop()
-                self._checkpoint_task = loop.run_in_executor(None, self._write_checkpoints, changed)
-        self._ensure_checkpoint_timer()
-
-    def _changed_checkpoints(self) -> dict[Path, dict[tuple[str, int], int]]:
-        by_dir: dict[Path, dict[tuple[str, int], int]] = {}
-        for partition in list(self.broker.partitions.values()):
-            plog = partition.log
-            by_dir.setdefault(Path(plog.directory).parent, {})[(partition.topic, partition.index)] = \
-                plog.high_watermark
-        changed = {d: e for d, e in by_dir.items() if self._written.get(d) != e}
-        self._written.update(changed)
-        return changed
-
-    def _write_checkpoints(self, changed: dict[Path, dict[tuple[str, int], int]]) -> None:
-        with self._checkpoint_lock:  # the periodic write (a worker thread) and the last one at stop
-            self._write_checkpoints_locked(changed)
-
-    def _write_checkpoints_locked(self, changed: dict[Path, dict[tuple[str, int], int]]) -> None:
-        for log_dir, entries in changed.items():
-            try:
-                hw_checkpoint.write(log_dir, entries)
-            except OSError as exc:
-                log.error("cannot write the high watermark checkpoint of %s: %s", log_dir, exc)
-                self._written.pop(log_dir, None)
-                # as Kafka: a checkpoint that cannot be written fails its log dir
-                dir_failure.report(Path(log_dir), "writing the high watermark checkpoint", exc)
-
-    def checkpoint_high_watermarks(self) -> None:
-        """Write the high watermark checkpoints now (shut-down)."""
-        self._write_checkpoints(self._changed_checkpoints())
 
     def stop_replica(self, partition: Partition) -> None:
         """The partition is deleted (or this broker is no longer a replica): stop fetching it and

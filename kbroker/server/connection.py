@@ -5,11 +5,8 @@ may finish out of order (a long-polling Fetch behind a Metadata request), but re
 strictly in request order. A Produce with acks=0 takes a slot that is dropped without output.
 
 Backpressure: when the transport's write buffer passes its high-water mark, or too many requests
-are in flight, the connection stops reading from the socket until both drain. Broker-wide bounds
-(``queued.max.request.bytes``, ``queued.max.requests``: see :mod:`kbroker.server.limits`) also
-stop reading: request bytes held by this connection (a partly received frame, and the frames of
-requests not yet answered) are counted in the broker's budget and given back as requests are
-answered and when the connection closes.
+are in flight, the connection stops reading from the socket until both drain; the broker-wide
+bounds and client-quota throttling also stop it (:class:`~kbroker.server.flow.FlowControl`).
 
 Fetch responses carry :class:`~kbroker.log.FileSlice` parts (one or more per partition); they
 go from the segment file to the socket with ``os.sendfile`` when nothing else is queued on the
@@ -39,11 +36,12 @@ from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
 from kbroker.security.quotas import principal_user
 from kbroker.security.sasl import SaslAuthenticator
 from kbroker.security.tls import PrincipalMapper, distinguished_name
+from kbroker.server.flow import FlowControl
 from kbroker.server.slots import RequestMetrics
 from kbroker.server.slots import Slot as _Slot
 from kbroker.server.slots import SyntheticHeader as _SyntheticHeader
 from kbroker.server.slots import timed as _timed
-from kbroker.server.writer import SENDFILE_MIN_BYTES, ResponseWriter
+from kbroker.server.writer import ResponseWriter
 from kbroker_protocol.api import decode_request, encode_response, unsupported_request
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
 from kbroker_protocol.framing import Frame, FrameDecoder
@@ -57,16 +55,11 @@ if TYPE_CHECKING:
     from kbroker_protocol.messages import RequestHeader
     from kbroker_protocol.primitives import Message
 
-__all__ = ["MAX_IN_FLIGHT", "SENDFILE_MIN_BYTES", "SMALL_REQUEST_BYTES", "KafkaConnection", "RequestHooks",
-           "RequestMetrics", "ServerHost"]
+__all__ = ["KafkaConnection", "RequestHooks", "RequestMetrics", "ServerHost"]
 
 log = logging.getLogger(__name__)
 
 _KEY_VERSION = struct.Struct(">hh")
-MAX_IN_FLIGHT = 256
-# A request this small (size prefix included) is read even when the broker-wide request-byte
-# budget is used up, so clients keep being served while others hold the budget.
-SMALL_REQUEST_BYTES = 64 * 1024
 _NO_RESPONSE = object()
 _PRODUCE = 0  # api key
 _clock = time.perf_counter  # the request metrics' clock (a module global: one lookup per reading)
@@ -100,7 +93,7 @@ class ServerHost(Protocol):
     connection_listeners: list[Callable[[KafkaConnection], None]]
 
 
-class KafkaConnection(ResponseWriter, asyncio.Protocol):
+class KafkaConnection(ResponseWriter, FlowControl, asyncio.Protocol):
     def __init__(self, broker: ServerHost, endpoint: Endpoint, admitted: str | None = None) -> None:
         self.broker = broker
         self.endpoint = endpoint
@@ -199,30 +192,6 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         for listener in self.broker.connection_listeners:
             listener(self)  # e.g. share sessions of this connection end (Kafka's ConnectionDisconnectListener)
 
-    def release_all(self) -> None:
-        """Give back everything this connection holds in the broker-wide budgets (once)."""
-        limits = self.limits
-        limits.forget(self)
-        for _ in range(self._in_flight):
-            limits.request_finished()
-        self._in_flight = 0
-        self._request_bytes = 0
-        self._reserved = 0
-        self.decoder = FrameDecoder(0)  # drop a partly received frame
-        limits.hold(-self._held)
-        self._held = 0
-        if self._admitted is not None:
-            limits.release_connection(self._admitted, self.endpoint.listener)
-            self._admitted = None
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        self._update_reading()
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        self._update_reading()
-
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
@@ -254,29 +223,6 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         self._account()
         self._flush()
         self._update_reading()
-
-    def _has_room(self) -> bool:
-        """Whether the frame being received may be read further: it has its size reserved in the
-        broker's request-byte budget (taken as soon as its size prefix is in, when the budget is
-        not used up, or whatever the budget for a small request), as Kafka's memory pool does."""
-        expected = self.decoder.expected
-        if expected is None or self._reserved:
-            return True
-        size = expected + 4
-        if size <= SMALL_REQUEST_BYTES or not self.limits.bytes_exhausted:
-            self._reserved = size
-            self._account()
-            return True
-        return False
-
-    def _account(self) -> None:
-        """Bring this connection's share of the broker's request-byte budget up to date."""
-        if self._closed:
-            return
-        held = self._reserved + self._request_bytes
-        if held != self._held:
-            self.limits.hold(held - self._held)
-            self._held = held
 
     def eof_received(self) -> bool | None:
         # Half-close from the client: answer what is in flight, then close.
@@ -474,33 +420,6 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
             self._flush()
             self._update_reading()
 
-    def throttle(self, throttle_ms: int) -> None:
-        """Kafka's channel throttling (KIP-219): the response goes out at once, and nothing more is
-        read from the connection until ``throttle_ms`` has passed."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + throttle_ms / 1000
-        if until <= self._throttled_until:
-            return
-        self._throttled_until = until
-        # the time muted is the broker's, not the client's: the idle and request-receive timers
-        # (connections.max.idle.ms, kbroker.request.receive.timeout.ms) count from its end
-        ends = time.monotonic() + throttle_ms / 1000
-        self.last_active = max(self.last_active, ends)
-        if self.decoder.buffered:
-            self.frame_started = max(self.frame_started, ends)
-        if self._throttled is not None:
-            self._throttled.cancel()
-        self._throttled = loop.call_at(until, self._throttle_done)
-        self._update_reading()
-
-    def _throttle_done(self) -> None:
-        self._throttled = None
-        self._update_reading()
-
-    @property
-    def throttled(self) -> bool:
-        return self._throttled is not None
-
     def _unsupported(self, exc: UnsupportedVersionError) -> None:
         if self.broker.request_hooks is not None:  # the trace records what a client was refused
             header = getattr(exc, "header", None)
@@ -562,32 +481,6 @@ class KafkaConnection(ResponseWriter, asyncio.Protocol):
         self._hold_output = False
         self._flush()
         self.close()
-
-    # -- flow control -------------------------------------------------------------------------
-
-    def _update_reading(self) -> None:
-        transport = self.transport
-        if transport is None or self._closed:
-            return
-        should_pause = (self._write_paused or self._in_flight >= MAX_IN_FLIGHT or self._hold_output
-                        or self._throttled is not None)
-        if not should_pause:
-            limits = self.limits
-            # Broker-wide: a large frame begun when the request-byte budget is used up waits
-            # for room; at queued.max.requests, a connection with a request in flight waits.
-            if not self._has_room() or (limits.requests_exhausted and self._in_flight):
-                should_pause = True
-                limits.wait(self)
-        if should_pause and not self._read_paused:
-            self._read_paused = True
-            transport.pause_reading()
-        elif not should_pause and self._read_paused:
-            self._read_paused = False
-            transport.resume_reading()
-
-    def limits_changed(self) -> None:
-        """A broker-wide budget this connection waited for has room again."""
-        self._update_reading()
 
     def close(self) -> None:
         if self._closed:

@@ -3,7 +3,7 @@
 
 One module per request/response pair (``produce.py``: ``ProduceRequest``, ``ProduceResponse``),
 plus ``request_header.py`` and ``response_header.py``.  Every class (see
-``kbroker_protocol.primitives.Message``) has ``__slots__``, a keyword constructor defaulting each field
+``kbroker_protocol.message.Message``) has ``__slots__``, a keyword constructor defaulting each field
 to the spec default, snake_case attributes plus ``unknown_tagged_fields`` (``(tag, bytes)``
 pairs), ``API_KEY``, ``MIN_VERSION``, ``MAX_VERSION``, ``FLEXIBLE_MIN_VERSION``, nested struct
 classes named by the spec's struct types, ``encode(version)``, ``encode_into(writer, version)``,
@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the classes as a type checker sees them; at run time, __getattr__
-    from kbroker_protocol.primitives import Message
+    from kbroker_protocol.message import Message
     from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
     from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnResponse
     from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse

@@ -6,26 +6,26 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_ZERO_UUID = _p.ZERO_UUID
-_array_too_long = _p.array_too_long
-_bad_length = _p.bad_length
-_read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_string = _p.read_compact_string
-_read_nullable_string = _p.read_nullable_string
-_read_string = _p.read_string
-_read_unknown_tags = _p.read_unknown_tags
-_read_uvarint = _p.read_uvarint
-_write_compact_nullable_string = _p.write_compact_nullable_string
-_write_compact_string = _p.write_compact_string
-_write_nullable_string = _p.write_nullable_string
-_write_string = _p.write_string
-_write_unknown_tags = _p.write_unknown_tags
-_write_uvarint = _p.write_uvarint
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_ZERO_UUID = _m.ZERO_UUID
+_array_too_long = _r.array_too_long
+_bad_length = _r.bad_length
+_read_compact_nullable_string = _r.read_compact_nullable_string
+_read_compact_string = _r.read_compact_string
+_read_nullable_string = _r.read_nullable_string
+_read_string = _r.read_string
+_read_unknown_tags = _r.read_unknown_tags
+_read_uvarint = _r.read_uvarint
+_write_compact_nullable_string = _w.write_compact_nullable_string
+_write_compact_string = _w.write_compact_string
+_write_nullable_string = _w.write_nullable_string
+_write_string = _w.write_string
+_write_unknown_tags = _w.write_unknown_tags
+_write_uvarint = _w.write_uvarint
 _S_b = struct.Struct('>b')
 _S_bb = struct.Struct('>bb')
 _S_h = struct.Struct('>h')

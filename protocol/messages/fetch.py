@@ -6,35 +6,35 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_Writer = _p.Writer
-_ZERO_UUID = _p.ZERO_UUID
-_array_too_long = _p.array_too_long
-_bad_length = _p.bad_length
-_check_tag_count = _p.check_tag_count
-_pack_array = _p.pack_array
-_read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_string = _p.read_compact_string
-_read_fixed_array = _p.read_fixed_array
-_read_string = _p.read_string
-_read_tag_header = _p.read_tag_header
-_read_unknown_tags = _p.read_unknown_tags
-_read_uvarint = _p.read_uvarint
-_short = _p.short
-_tag_overrun = _p.tag_overrun
-_uuid_from_bytes = _p.uuid_from_bytes
-_write_compact_nullable_string = _p.write_compact_nullable_string
-_write_compact_records = _p.write_compact_records
-_write_compact_string = _p.write_compact_string
-_write_records = _p.write_records
-_write_string = _p.write_string
-_write_tags = _p.write_tags
-_write_unknown_tags = _p.write_unknown_tags
-_write_uvarint = _p.write_uvarint
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_Writer = _w.Writer
+_ZERO_UUID = _m.ZERO_UUID
+_array_too_long = _r.array_too_long
+_bad_length = _r.bad_length
+_check_tag_count = _r.check_tag_count
+_pack_array = _w.pack_array
+_read_compact_nullable_string = _r.read_compact_nullable_string
+_read_compact_string = _r.read_compact_string
+_read_fixed_array = _r.read_fixed_array
+_read_string = _r.read_string
+_read_tag_header = _r.read_tag_header
+_read_unknown_tags = _r.read_unknown_tags
+_read_uvarint = _r.read_uvarint
+_short = _r.short
+_tag_overrun = _r.tag_overrun
+_uuid_from_bytes = _r.uuid_from_bytes
+_write_compact_nullable_string = _w.write_compact_nullable_string
+_write_compact_records = _w.write_compact_records
+_write_compact_string = _w.write_compact_string
+_write_records = _w.write_records
+_write_string = _w.write_string
+_write_tags = _w.write_tags
+_write_unknown_tags = _w.write_unknown_tags
+_write_uvarint = _w.write_uvarint
 _S_i = struct.Struct('>i')
 _S_ihi = struct.Struct('>ihi')
 _S_ihqq = struct.Struct('>ihqq')
@@ -214,7 +214,7 @@ class FetchResponse(_Message):
                     self.first_offset: int = first_offset
                     self.unknown_tagged_fields: list[tuple[int, bytes]] = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
-            def __init__(self, *, partition_index: int = 0, error_code: int = 0, high_watermark: int = 0, last_stable_offset: int = -1, log_start_offset: int = -1, diverging_epoch: FetchResponse.FetchableTopicResponse.PartitionData.EpochEndOffset = _DEFAULT, current_leader: FetchResponse.FetchableTopicResponse.PartitionData.LeaderIdAndEpoch = _DEFAULT, snapshot_id: FetchResponse.FetchableTopicResponse.PartitionData.SnapshotId = _DEFAULT, aborted_transactions: list[FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction] | None = _DEFAULT, preferred_read_replica: int = -1, records: _p.Records | None = None, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:
+            def __init__(self, *, partition_index: int = 0, error_code: int = 0, high_watermark: int = 0, last_stable_offset: int = -1, log_start_offset: int = -1, diverging_epoch: FetchResponse.FetchableTopicResponse.PartitionData.EpochEndOffset = _DEFAULT, current_leader: FetchResponse.FetchableTopicResponse.PartitionData.LeaderIdAndEpoch = _DEFAULT, snapshot_id: FetchResponse.FetchableTopicResponse.PartitionData.SnapshotId = _DEFAULT, aborted_transactions: list[FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction] | None = _DEFAULT, preferred_read_replica: int = -1, records: _m.Records | None = None, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:
                 self.partition_index: int = partition_index
                 self.error_code: int = error_code
                 self.high_watermark: int = high_watermark
@@ -225,7 +225,7 @@ class FetchResponse(_Message):
                 self.snapshot_id: FetchResponse.FetchableTopicResponse.PartitionData.SnapshotId = _C_FetchResponse_FetchableTopicResponse_PartitionData_SnapshotId() if snapshot_id is _DEFAULT else snapshot_id
                 self.aborted_transactions: list[FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction] | None = [] if aborted_transactions is _DEFAULT else aborted_transactions
                 self.preferred_read_replica: int = preferred_read_replica
-                self.records: _p.Records | None = records
+                self.records: _m.Records | None = records
                 self.unknown_tagged_fields: list[tuple[int, bytes]] = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
         def __init__(self, *, topic: str = '', topic_id: _uuid.UUID = _ZERO_UUID, partitions: list[FetchResponse.FetchableTopicResponse.PartitionData] = _DEFAULT, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:

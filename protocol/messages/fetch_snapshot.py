@@ -6,30 +6,30 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_Writer = _p.Writer
-_ZERO_UUID = _p.ZERO_UUID
-_array_too_long = _p.array_too_long
-_bad_length = _p.bad_length
-_check_tag_count = _p.check_tag_count
-_read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_string = _p.read_compact_string
-_read_tag_header = _p.read_tag_header
-_read_unknown_tags = _p.read_unknown_tags
-_read_uvarint = _p.read_uvarint
-_short = _p.short
-_tag_overrun = _p.tag_overrun
-_uuid_from_bytes = _p.uuid_from_bytes
-_write_compact_nullable_string = _p.write_compact_nullable_string
-_write_compact_records = _p.write_compact_records
-_write_compact_string = _p.write_compact_string
-_write_tags = _p.write_tags
-_write_unknown_tags = _p.write_unknown_tags
-_write_uvarint = _p.write_uvarint
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_Writer = _w.Writer
+_ZERO_UUID = _m.ZERO_UUID
+_array_too_long = _r.array_too_long
+_bad_length = _r.bad_length
+_check_tag_count = _r.check_tag_count
+_read_compact_nullable_string = _r.read_compact_nullable_string
+_read_compact_string = _r.read_compact_string
+_read_tag_header = _r.read_tag_header
+_read_unknown_tags = _r.read_unknown_tags
+_read_uvarint = _r.read_uvarint
+_short = _r.short
+_tag_overrun = _r.tag_overrun
+_uuid_from_bytes = _r.uuid_from_bytes
+_write_compact_nullable_string = _w.write_compact_nullable_string
+_write_compact_records = _w.write_compact_records
+_write_compact_string = _w.write_compact_string
+_write_tags = _w.write_tags
+_write_unknown_tags = _w.write_unknown_tags
+_write_uvarint = _w.write_uvarint
 _S_H = struct.Struct('>H')
 _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
@@ -148,14 +148,14 @@ class FetchSnapshotResponse(_Message):
                     self.leader_epoch: int = leader_epoch
                     self.unknown_tagged_fields: list[tuple[int, bytes]] = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
-            def __init__(self, *, index: int = 0, error_code: int = 0, snapshot_id: FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot.SnapshotId = _DEFAULT, current_leader: FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot.LeaderIdAndEpoch = _DEFAULT, size: int = 0, position: int = 0, unaligned_records: _p.Records | None = None, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:
+            def __init__(self, *, index: int = 0, error_code: int = 0, snapshot_id: FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot.SnapshotId = _DEFAULT, current_leader: FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot.LeaderIdAndEpoch = _DEFAULT, size: int = 0, position: int = 0, unaligned_records: _m.Records | None = None, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:
                 self.index: int = index
                 self.error_code: int = error_code
                 self.snapshot_id: FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot.SnapshotId = _C_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_SnapshotId() if snapshot_id is _DEFAULT else snapshot_id
                 self.current_leader: FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot.LeaderIdAndEpoch = _C_FetchSnapshotResponse_TopicSnapshot_PartitionSnapshot_LeaderIdAndEpoch() if current_leader is _DEFAULT else current_leader
                 self.size: int = size
                 self.position: int = position
-                self.unaligned_records: _p.Records | None = unaligned_records
+                self.unaligned_records: _m.Records | None = unaligned_records
                 self.unknown_tagged_fields: list[tuple[int, bytes]] = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
         def __init__(self, *, name: str = '', partitions: list[FetchSnapshotResponse.TopicSnapshot.PartitionSnapshot] = _DEFAULT, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:

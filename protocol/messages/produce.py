@@ -6,35 +6,35 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_Writer = _p.Writer
-_ZERO_UUID = _p.ZERO_UUID
-_array_too_long = _p.array_too_long
-_bad_length = _p.bad_length
-_check_tag_count = _p.check_tag_count
-_read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_string = _p.read_compact_string
-_read_nullable_string = _p.read_nullable_string
-_read_string = _p.read_string
-_read_tag_header = _p.read_tag_header
-_read_unknown_tags = _p.read_unknown_tags
-_read_uvarint = _p.read_uvarint
-_short = _p.short
-_tag_overrun = _p.tag_overrun
-_uuid_from_bytes = _p.uuid_from_bytes
-_write_compact_nullable_string = _p.write_compact_nullable_string
-_write_compact_records = _p.write_compact_records
-_write_compact_string = _p.write_compact_string
-_write_nullable_string = _p.write_nullable_string
-_write_records = _p.write_records
-_write_string = _p.write_string
-_write_tags = _p.write_tags
-_write_unknown_tags = _p.write_unknown_tags
-_write_uvarint = _p.write_uvarint
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_Writer = _w.Writer
+_ZERO_UUID = _m.ZERO_UUID
+_array_too_long = _r.array_too_long
+_bad_length = _r.bad_length
+_check_tag_count = _r.check_tag_count
+_read_compact_nullable_string = _r.read_compact_nullable_string
+_read_compact_string = _r.read_compact_string
+_read_nullable_string = _r.read_nullable_string
+_read_string = _r.read_string
+_read_tag_header = _r.read_tag_header
+_read_unknown_tags = _r.read_unknown_tags
+_read_uvarint = _r.read_uvarint
+_short = _r.short
+_tag_overrun = _r.tag_overrun
+_uuid_from_bytes = _r.uuid_from_bytes
+_write_compact_nullable_string = _w.write_compact_nullable_string
+_write_compact_records = _w.write_compact_records
+_write_compact_string = _w.write_compact_string
+_write_nullable_string = _w.write_nullable_string
+_write_records = _w.write_records
+_write_string = _w.write_string
+_write_tags = _w.write_tags
+_write_unknown_tags = _w.write_unknown_tags
+_write_uvarint = _w.write_uvarint
 _S_hi = struct.Struct('>hi')
 _S_i = struct.Struct('>i')
 _S_ihqq = struct.Struct('>ihqq')
@@ -67,9 +67,9 @@ class ProduceRequest(_Message):
             MAX_VERSION = 13
             FLEXIBLE_MIN_VERSION = 9
 
-            def __init__(self, *, index: int = 0, records: _p.Records | None = None, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:
+            def __init__(self, *, index: int = 0, records: _m.Records | None = None, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:
                 self.index: int = index
-                self.records: _p.Records | None = records
+                self.records: _m.Records | None = records
                 self.unknown_tagged_fields: list[tuple[int, bytes]] = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
         def __init__(self, *, name: str = '', topic_id: _uuid.UUID = _ZERO_UUID, partition_data: list[ProduceRequest.TopicProduceData.PartitionProduceData] = _DEFAULT, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:

@@ -6,27 +6,27 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_ZERO_UUID = _p.ZERO_UUID
-_array_too_long = _p.array_too_long
-_bad_length = _p.bad_length
-_pack_array = _p.pack_array
-_read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_string = _p.read_compact_string
-_read_fixed_array = _p.read_fixed_array
-_read_unknown_tags = _p.read_unknown_tags
-_read_uvarint = _p.read_uvarint
-_short = _p.short
-_uuid_from_bytes = _p.uuid_from_bytes
-_write_compact_nullable_string = _p.write_compact_nullable_string
-_write_compact_records = _p.write_compact_records
-_write_compact_string = _p.write_compact_string
-_write_unknown_tags = _p.write_unknown_tags
-_write_uvarint = _p.write_uvarint
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_ZERO_UUID = _m.ZERO_UUID
+_array_too_long = _r.array_too_long
+_bad_length = _r.bad_length
+_pack_array = _w.pack_array
+_read_compact_nullable_string = _r.read_compact_nullable_string
+_read_compact_string = _r.read_compact_string
+_read_fixed_array = _r.read_fixed_array
+_read_unknown_tags = _r.read_unknown_tags
+_read_uvarint = _r.read_uvarint
+_short = _r.short
+_uuid_from_bytes = _r.uuid_from_bytes
+_write_compact_nullable_string = _w.write_compact_nullable_string
+_write_compact_records = _w.write_compact_records
+_write_compact_string = _w.write_compact_string
+_write_unknown_tags = _w.write_unknown_tags
+_write_uvarint = _w.write_uvarint
 _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
@@ -167,14 +167,14 @@ class ShareFetchResponse(_Message):
                     self.delivery_count: int = delivery_count
                     self.unknown_tagged_fields: list[tuple[int, bytes]] = [] if unknown_tagged_fields is None else unknown_tagged_fields
 
-            def __init__(self, *, partition_index: int = 0, error_code: int = 0, error_message: str | None = None, acknowledge_error_code: int = 0, acknowledge_error_message: str | None = None, current_leader: ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.LeaderIdAndEpoch = _DEFAULT, records: _p.Records | None = None, acquired_records: list[ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.AcquiredRecords] = _DEFAULT, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:
+            def __init__(self, *, partition_index: int = 0, error_code: int = 0, error_message: str | None = None, acknowledge_error_code: int = 0, acknowledge_error_message: str | None = None, current_leader: ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.LeaderIdAndEpoch = _DEFAULT, records: _m.Records | None = None, acquired_records: list[ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.AcquiredRecords] = _DEFAULT, unknown_tagged_fields: list[tuple[int, bytes]] | None = None) -> None:
                 self.partition_index: int = partition_index
                 self.error_code: int = error_code
                 self.error_message: str | None = error_message
                 self.acknowledge_error_code: int = acknowledge_error_code
                 self.acknowledge_error_message: str | None = acknowledge_error_message
                 self.current_leader: ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.LeaderIdAndEpoch = _C_ShareFetchResponse_ShareFetchableTopicResponse_PartitionData_LeaderIdAndEpoch() if current_leader is _DEFAULT else current_leader
-                self.records: _p.Records | None = records
+                self.records: _m.Records | None = records
                 self.acquired_records: list[ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.AcquiredRecords] = [] if acquired_records is _DEFAULT else acquired_records
                 self.unknown_tagged_fields: list[tuple[int, bytes]] = [] if unknown_tagged_fields is None else unknown_tagged_fields
 

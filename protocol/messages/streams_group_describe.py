@@ -6,24 +6,24 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_ZERO_UUID = _p.ZERO_UUID
-_array_too_long = _p.array_too_long
-_bad_length = _p.bad_length
-_pack_array = _p.pack_array
-_read_compact_nullable_string = _p.read_compact_nullable_string
-_read_compact_string = _p.read_compact_string
-_read_fixed_array = _p.read_fixed_array
-_read_unknown_tags = _p.read_unknown_tags
-_read_uvarint = _p.read_uvarint
-_write_compact_nullable_string = _p.write_compact_nullable_string
-_write_compact_string = _p.write_compact_string
-_write_unknown_tags = _p.write_unknown_tags
-_write_uvarint = _p.write_uvarint
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_ZERO_UUID = _m.ZERO_UUID
+_array_too_long = _r.array_too_long
+_bad_length = _r.bad_length
+_pack_array = _w.pack_array
+_read_compact_nullable_string = _r.read_compact_nullable_string
+_read_compact_string = _r.read_compact_string
+_read_fixed_array = _r.read_fixed_array
+_read_unknown_tags = _r.read_unknown_tags
+_read_uvarint = _r.read_uvarint
+_write_compact_nullable_string = _w.write_compact_nullable_string
+_write_compact_string = _w.write_compact_string
+_write_unknown_tags = _w.write_unknown_tags
+_write_uvarint = _w.write_uvarint
 _S_H = struct.Struct('>H')
 _S_b = struct.Struct('>b')
 _S_h = struct.Struct('>h')

@@ -82,7 +82,7 @@ def compressed(codec: int, section: bytes, n: int) -> bytes:
 def bomb(decompressed_size: int = 512 * 1024 * 1024) -> bytes:
     """A zstd batch of one record whose value is ``decompressed_size`` zero bytes: about 16 KB on the
     wire. (Built with a streaming compressor: the value is never held in memory.)"""
-    from kbroker_protocol.records import _write_varint  # the varint writer the codec uses
+    from kbroker_protocol.record_build import _write_varint  # the varint writer the codec uses
 
     body = bytearray(b"\x00")  # attributes
     _write_varint(body, 0)  # timestamp delta

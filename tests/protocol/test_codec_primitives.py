@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kbroker_protocol.exceptions import ProtocolError
-from kbroker_protocol.primitives import (
-    Writer,
+from kbroker_protocol.wire_read import (
     read_compact_array_len,
     read_nullable_string,
     read_string,
@@ -14,6 +13,9 @@ from kbroker_protocol.primitives import (
     read_uvarlong,
     read_varint,
     read_varlong,
+)
+from kbroker_protocol.wire_write import (
+    Writer,
     write_compact_records,
     write_compact_string,
     write_records,

@@ -108,6 +108,22 @@ def test_every_api_is_found_without_its_handler_module_imported() -> None:
         assert module == CORE or module in _builder_homes(int(key)), (key, module)
 
 
+def test_importing_the_core_imports_no_message_module_of_its_top_level_builders() -> None:
+    """The top-level-code builders look their response class up when they build a response: a
+    broker's start does not import those APIs' message modules for them (start-up cost)."""
+    code = textwrap.dedent("""
+        import json, sys
+        from kbroker.api.error_response import TOP_LEVEL_ONLY
+        before = set(sys.modules)
+        from kbroker_protocol.messages import RESPONSES
+        print(json.dumps(sorted(RESPONSES[key].__module__ for key in TOP_LEVEL_ONLY
+                                if RESPONSES[key].__module__ in before)))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
+
+
 def test_each_builder_lives_where_the_lookup_imports() -> None:
     """Here every handler module is imported: each registered builder is in the core or in a
     module ``refusal_modules`` names for its key (else a fresh broker would not find it), or in the

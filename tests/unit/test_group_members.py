@@ -11,6 +11,7 @@ import group_fakes
 import pytest
 from group_fakes import FakeTopic
 
+from kbroker.coordinator.assignment_sets import copy_parts, grant, intersect, minus, same, union
 from kbroker.coordinator.group_consumer import ConsumerGroupManager
 from kbroker.coordinator.group_consumer_model import KIND as CONSUMER_KIND
 from kbroker.coordinator.group_consumer_model import ConsumerGroup, ConsumerMember
@@ -21,13 +22,7 @@ from kbroker.coordinator.group_members import (
     GroupMember,
     MemberGroup,
     MemberGroupManager,
-    copy_parts,
     decode_record,
-    grant,
-    intersect,
-    minus,
-    same,
-    union,
 )
 from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker_protocol.errors import ErrorCode

@@ -25,4 +25,4 @@ def test_wheel_installs_the_codec_as_kbroker_protocol(tmp_path):
                                                                 for n in names)
     # The generated codec's own imports name the installed package.
     produce = zipfile.ZipFile(wheel).read("kbroker_protocol/messages/produce.py").decode()
-    assert "from kbroker_protocol import primitives" in produce
+    assert "from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w" in produce

@@ -6,14 +6,14 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_ZERO_UUID = _p.ZERO_UUID
-_read_string = _p.read_string
-_write_string = _p.write_string
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_ZERO_UUID = _m.ZERO_UUID
+_read_string = _r.read_string
+_write_string = _w.write_string
 _S_i = struct.Struct('>i')
 
 

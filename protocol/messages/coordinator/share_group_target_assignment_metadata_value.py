@@ -6,18 +6,18 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_Writer = _p.Writer
-_ZERO_UUID = _p.ZERO_UUID
-_check_tag_count = _p.check_tag_count
-_read_tag_header = _p.read_tag_header
-_read_uvarint = _p.read_uvarint
-_tag_overrun = _p.tag_overrun
-_write_tags = _p.write_tags
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_Writer = _w.Writer
+_ZERO_UUID = _m.ZERO_UUID
+_check_tag_count = _r.check_tag_count
+_read_tag_header = _r.read_tag_header
+_read_uvarint = _r.read_uvarint
+_tag_overrun = _r.tag_overrun
+_write_tags = _w.write_tags
 _S_i = struct.Struct('>i')
 _S_q = struct.Struct('>q')
 

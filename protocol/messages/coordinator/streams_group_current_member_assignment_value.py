@@ -6,27 +6,27 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_Writer = _p.Writer
-_ZERO_UUID = _p.ZERO_UUID
-_array_too_long = _p.array_too_long
-_bad_length = _p.bad_length
-_check_tag_count = _p.check_tag_count
-_pack_array = _p.pack_array
-_read_compact_string = _p.read_compact_string
-_read_fixed_array = _p.read_fixed_array
-_read_tag_header = _p.read_tag_header
-_read_unknown_tags = _p.read_unknown_tags
-_read_uvarint = _p.read_uvarint
-_tag_overrun = _p.tag_overrun
-_write_compact_string = _p.write_compact_string
-_write_tags = _p.write_tags
-_write_unknown_tags = _p.write_unknown_tags
-_write_uvarint = _p.write_uvarint
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_Writer = _w.Writer
+_ZERO_UUID = _m.ZERO_UUID
+_array_too_long = _r.array_too_long
+_bad_length = _r.bad_length
+_check_tag_count = _r.check_tag_count
+_pack_array = _w.pack_array
+_read_compact_string = _r.read_compact_string
+_read_fixed_array = _r.read_fixed_array
+_read_tag_header = _r.read_tag_header
+_read_unknown_tags = _r.read_unknown_tags
+_read_uvarint = _r.read_uvarint
+_tag_overrun = _r.tag_overrun
+_write_compact_string = _w.write_compact_string
+_write_tags = _w.write_tags
+_write_unknown_tags = _w.write_unknown_tags
+_write_uvarint = _w.write_uvarint
 _S_iib = struct.Struct('>iib')
 
 

@@ -6,22 +6,22 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_ZERO_UUID = _p.ZERO_UUID
-_array_too_long = _p.array_too_long
-_bad_length = _p.bad_length
-_pack_array = _p.pack_array
-_read_fixed_array = _p.read_fixed_array
-_read_nullable_bytes = _p.read_nullable_bytes
-_read_nullable_string = _p.read_nullable_string
-_read_string = _p.read_string
-_write_nullable_bytes = _p.write_nullable_bytes
-_write_nullable_string = _p.write_nullable_string
-_write_string = _p.write_string
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_ZERO_UUID = _m.ZERO_UUID
+_array_too_long = _r.array_too_long
+_bad_length = _r.bad_length
+_pack_array = _w.pack_array
+_read_fixed_array = _r.read_fixed_array
+_read_nullable_bytes = _r.read_nullable_bytes
+_read_nullable_string = _r.read_nullable_string
+_read_string = _r.read_string
+_write_nullable_bytes = _w.write_nullable_bytes
+_write_nullable_string = _w.write_nullable_string
+_write_string = _w.write_string
 _S_i = struct.Struct('>i')
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_ZERO_UUID = _p.ZERO_UUID
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_ZERO_UUID = _m.ZERO_UUID
 _S_i = struct.Struct('>i')
 
 

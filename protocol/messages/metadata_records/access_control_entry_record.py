@@ -6,17 +6,17 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_ZERO_UUID = _p.ZERO_UUID
-_read_compact_string = _p.read_compact_string
-_read_unknown_tags = _p.read_unknown_tags
-_uuid_from_bytes = _p.uuid_from_bytes
-_write_compact_string = _p.write_compact_string
-_write_unknown_tags = _p.write_unknown_tags
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_ZERO_UUID = _m.ZERO_UUID
+_read_compact_string = _r.read_compact_string
+_read_unknown_tags = _r.read_unknown_tags
+_uuid_from_bytes = _r.uuid_from_bytes
+_write_compact_string = _w.write_compact_string
+_write_unknown_tags = _w.write_unknown_tags
 _S_b = struct.Struct('>b')
 _S_bb = struct.Struct('>bb')
 _S_ub = struct.Struct('>16sb')

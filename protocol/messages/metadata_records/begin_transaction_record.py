@@ -6,20 +6,20 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
-from kbroker_protocol import primitives as _p
+from kbroker_protocol import message as _m, wire_read as _r, wire_write as _w
 
 _new = object.__new__
-_DEFAULT = _p.DEFAULT
-_Message = _p.Message
-_Writer = _p.Writer
-_ZERO_UUID = _p.ZERO_UUID
-_check_tag_count = _p.check_tag_count
-_read_compact_nullable_string = _p.read_compact_nullable_string
-_read_tag_header = _p.read_tag_header
-_read_uvarint = _p.read_uvarint
-_tag_overrun = _p.tag_overrun
-_write_compact_nullable_string = _p.write_compact_nullable_string
-_write_tags = _p.write_tags
+_DEFAULT = _m.DEFAULT
+_Message = _m.Message
+_Writer = _w.Writer
+_ZERO_UUID = _m.ZERO_UUID
+_check_tag_count = _r.check_tag_count
+_read_compact_nullable_string = _r.read_compact_nullable_string
+_read_tag_header = _r.read_tag_header
+_read_uvarint = _r.read_uvarint
+_tag_overrun = _r.tag_overrun
+_write_compact_nullable_string = _w.write_compact_nullable_string
+_write_tags = _w.write_tags
 
 
 class BeginTransactionRecord(_Message):
