@@ -314,7 +314,8 @@ class Bench:
                          str(a.consume_records), "--timeout", "300"], timeout=600))
                     if not c["complete"]:
                         raise RuntimeError(f"consumed only {c['records']} of {a.consume_records} records")
-                    r.update(consume_mb_per_s=c["mb_per_s"], consume_records_per_s=c["records_per_s"],
+                    r.update(consume_mb_per_s=c["mb_per_s"], consume_steady_mb_per_s=c.get("steady_mb_per_s"),
+                             consume_records_per_s=c["records_per_s"],
                              consume_seconds=c["seconds"], consume_first_record_s=c["first_record_s"],
                              consume_cpu_s_per_gb=ccpu / (c["bytes"] / 1e9))
                 node.stop()

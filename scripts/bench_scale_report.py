@@ -41,6 +41,7 @@ CURVES: dict[str, tuple[str, str, list[tuple[str, str, str, bool]]]] = {
         ("mb_per_s", "produce", "MB/s", True),
         ("cpu_s_per_gb", "broker CPU per GB", "CPU s/GB", False),
         ("consume_mb_per_s", "consume it back (1 librdkafka consumer)", "MB/s", True),
+        ("consume_steady_mb_per_s", "consume, after the first 10,000 records", "MB/s", True),
         ("consume_cpu_s_per_gb", "broker CPU per GB consumed", "CPU s/GB", False),
     ]),
     "mixed": ("rate", "offered records/s (1 KiB, 4 keyed producers, 4 consumers, retention on)", [
