@@ -31,6 +31,7 @@ def summarize(reports: list[dict]) -> dict:
     total: dict = {"runs": len(reports), "valid_runs": sum(1 for r in reports if r["valid"]),
                    "broker_valid_runs": sum(1 for r in reports if r["broker_valid"]),
                    "duplicates_after_client_timeout": sum(r["duplicates_after_client_timeout"] for r in reports),
+                   "duplicates_after_epoch_bump": sum(r.get("duplicates_after_epoch_bump", 0) for r in reports),
                    "reorders_of_those_duplicates": sum(r["reorders_of_those_duplicates"] for r in reports),
                    "broker_anomaly_counts": {},
                    "faults": sum(r["faults_applied"] for r in reports), "fault_kinds": {},
@@ -75,7 +76,7 @@ def table(reports: list[dict]) -> str:
         broker = ", ".join(f"{k} {v}" for k, v in r["broker_anomaly_counts"].items() if v) or "0"
         row = (f"| {r['seed']} | {r['faults_applied']} | {r['sends_acknowledged']} | "
                f"{r.get('ops', {}).get('send:info', 0)} | {r['anomaly_counts']['duplicate']} "
-               f"({r['duplicates_after_client_timeout']}) | {lat['p50']} | {lat['p99']} | {lat['max']} | "
+               f"({r['duplicates_after_client_timeout'] + r.get('duplicates_after_epoch_bump', 0)}) | {lat['p50']} | {lat['p99']} | {lat['max']} | "
                f"{r.get('longest_write_stall', {}).get('s', '-')} | {broker} | "
                f"{r['valid']} | {r['broker_valid']} | {len(r['crashes'])} |")
         if txn:
