@@ -24,6 +24,9 @@ The lines read, as librdkafka 2.x words them (``rdkafka_idempotence.c``, ``rdkaf
 - ``DRAIN``: ``<topic> [P] beginning partition drain: wait for outstanding requests to finish before
   producing to new leader``: a leader change (its epoch unknown), when the ``topic`` context is off.
 - ``TIMEOUT``: ``... <topic> [P]: timed out N+M message(s) ...: message.timeout.ms exceeded``.
+- ``BROKERUA``: ``<topic> [P]: broker unavailable: produce: <error>``: a produce request to that
+  broker (the thread's ``/<id>``) failed: an answer (``Broker: Not leader for partition``) or the
+  connection (``Local: Broker transport failure``); its batches are queued again, written or not.
 - any line saying ``fenced`` (``Producer fenced by newer instance``, PRODUCER_FENCED, _FENCED).
 """
 
@@ -49,6 +52,7 @@ LEADER = re.compile(r"^(?P<topic>\S+) \[(?P<partition>\d+)\]: leader (?P<old>-?\
 TIMEOUT = re.compile(r"(?P<topic>[^\s:]+) \[(?P<partition>\d+)\]: timed out (?P<n>\d+)\+(?P<m>\d+) message\(s\)")
 NEW_LEADER = re.compile(r"(?P<topic>\S+) \[(?P<partition>\d+)\] beginning partition drain: wait for outstanding "
                         r"requests to finish before producing to new leader")
+UNAVAILABLE = re.compile(r"^(?P<topic>\S+) \[(?P<partition>\d+)\]: broker unavailable: produce: (?P<error>.*)$")
 FENCED = re.compile(r"fenced", re.IGNORECASE)
 WALL_FORMAT = "%Y-%m-%d %H:%M:%S,%f"
 
@@ -57,7 +61,8 @@ WALL_FORMAT = "%Y-%m-%d %H:%M:%S,%f"
 class Event:
     """One thing a producer logged, at ``time`` on the history's clock. ``kind``: ``bump`` (an epoch
     bump or PID reset begins; ``reason``), ``bumped`` (done; ``epoch``), ``leader`` (an election:
-    ``partition``, ``leader``, ``epoch``, ``previous``), ``timeout`` (``partition``), ``fenced``."""
+    ``partition``, ``leader``, ``epoch``, ``previous``), ``produce_error`` (``partition``, ``broker``,
+    ``error``), ``timeout`` (``partition``), ``fenced``."""
 
     time: float
     kind: str
@@ -82,6 +87,7 @@ def parse(lines: Iterable[str], anchor: float | None = None) -> list[Event]:
     first_wall: datetime | None = None
     known: dict[int, tuple[int, int]] = {}
     drained: dict[int, float] = {}
+    unavailable: dict[tuple[str | None, int, str], float] = {}
     for line in lines:
         m = LINE.match(line.rstrip("\n"))
         if m is None:
@@ -118,9 +124,20 @@ def parse(lines: Iterable[str], anchor: float | None = None) -> list[Event]:
             # and second, whichever producer saw it first.
             partition = int(nl["partition"])
             if t - drained.get(partition, float("-inf")) >= 1.0:
+                broker = m["thread"].rsplit("/", 1)[-1]  # the new leader's broker thread: <address>/<id>
                 events.append(Event(t, "leader", process, partition,
-                                    {"leader": None, "epoch": None, "previous": None}))
+                                    {"leader": int(broker) if broker.isdigit() else None, "epoch": None,
+                                     "previous": None}))
             drained[partition] = t
+        elif facility == "BROKERUA" and (ua := UNAVAILABLE.match(text)):
+            # One line per batch: one event a producer, partition and error per second.
+            partition = int(ua["partition"])
+            broker = m["thread"].rsplit("/", 1)[-1]
+            key = (process, partition, ua["error"])
+            if t - unavailable.get(key, float("-inf")) >= 1.0:
+                events.append(Event(t, "produce_error", process, partition,
+                                    {"broker": int(broker) if broker.isdigit() else None, "error": ua["error"]}))
+            unavailable[key] = t
         elif facility == "TIMEOUT" and (tm := TIMEOUT.search(text)):
             events.append(Event(t, "timeout", process, int(tm["partition"]),
                                 {"messages": int(tm["n"]) + int(tm["m"])}))

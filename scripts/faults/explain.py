@@ -105,7 +105,8 @@ def _election(events: Sequence[Event], partition: int, before: float | None = No
 def explain(ops: list[Op], anomalies: dict[str, list[dict[str, Any]]],
             events: Sequence[Event], limit: int | None = None) -> list[dict[str, Any]]:
     """For each lost or duplicated value: its producer, partition, send and outcome; the epoch
-    bumps its producer logged meanwhile (with librdkafka's reason) and its message timeouts; the
+    bumps its producer logged meanwhile (with librdkafka's reason), its failed produce requests to
+    that partition (the first three: the broker and its answer) and its message timeouts; the
     election of its partition it follows (the last leader change at or before the first bump, or
     before the outcome when there is none) and, for a lost value, the first election after its
     acknowledgement (the one whose new leader may have lacked it). At most ``limit`` records."""
@@ -133,6 +134,9 @@ def explain(ops: list[Op], anomalies: dict[str, list[dict[str, Any]]],
                 "timeouts": [round(t, 3) for t in timeouts.get(send["process"], ()) if send["time"] <= t <= end],
                 "bumps": [{"time": round(b.time, 3), "reason": b.detail["reason"], "reset": b.detail["reset"],
                            "from_epoch": b.detail["from_epoch"]} for b in bumps],
+                "produce_errors": [{"time": round(e.time, 3), "broker": e.detail["broker"], "error": e.detail["error"]}
+                                   for e in events if e.kind == "produce_error" and e.process == send["process"]
+                                   and e.partition == send["partition"] and send["time"] <= e.time <= end][:3],
                 "follows": None if anchor is None else _election(events, send["partition"], before=anchor),
             }
             if kind == "lost" and outcome is not None and outcome["type"] == "ok":
@@ -143,7 +147,8 @@ def explain(ops: list[Op], anomalies: dict[str, list[dict[str, Any]]],
 
 def _leader(election: dict[str, Any]) -> str:
     if election["epoch"] is None:
-        return f"a new leader at {election['time']} s (its epoch not logged)"
+        who = "a new leader" if election["leader"] is None else f"n{election['leader']} new leader"
+        return f"{who} at {election['time']} s (its epoch not logged)"
     prev = election["previous"]
     was = f" (was n{prev[0]} at epoch {prev[1]})" if prev and prev[0] >= 0 else ""
     return f"n{election['leader']} leader at epoch {election['epoch']}{was} at {election['time']} s"
@@ -160,6 +165,8 @@ def describe(record: dict[str, Any]) -> str:
     for bump in record["bumps"]:
         what = "PID reset" if bump["reset"] else f"epoch bump from epoch {bump['from_epoch']}"
         parts.append(f"{record['process']} {what} at {bump['time']} s: {bump['reason']}")
+    for error in record.get("produce_errors", []):
+        parts.append(f"a produce to n{error['broker']} failed at {error['time']} s: {error['error']}")
     if record["timeouts"]:
         parts.append(f"{len(record['timeouts'])} of {record['process']}'s sends timed out meanwhile")
     if record["follows"] is not None:
