@@ -162,6 +162,27 @@ def load(path: Path | str, ops: list[dict[str, Any]] | None = None) -> list[Even
         return parse(lines, anchor)
 
 
+def reason_class(reason: str) -> str:
+    """A bump's reason without its counts: ``message timeout`` for "N message(s) timed out on queue
+    [P]", else librdkafka's words (``skipped sequence numbers``, ``unknown producer id``, ...)."""
+    return "message timeout" if re.fullmatch(r"\d+ message\(s\) timed out on \S+ \[\d+\]", reason) else reason
+
+
+def figures(events: list[Event]) -> dict[str, Any]:
+    """A run's client events counted: elections, epoch bumps (and PID resets) by reason, failed
+    produce requests by error, fencings."""
+    bumps: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for e in events:
+        if e.kind == "bump":
+            key = ("PID reset: " if e.detail["reset"] else "") + reason_class(e.detail["reason"])
+            bumps[key] = bumps.get(key, 0) + 1
+        elif e.kind == "produce_error":
+            errors[e.detail["error"]] = errors.get(e.detail["error"], 0) + 1
+    return {"elections": sum(e.kind == "leader" for e in events), "epoch_bumps": bumps,
+            "produce_errors": errors, "fenced": sum(e.kind == "fenced" for e in events)}
+
+
 def history_time_filter(now: Callable[[], float]) -> logging.Filter:
     """A logging filter giving each record ``htime`` = ``now()`` (the history's clock), for the
     clients.log format ``%(asctime)s t=%(htime).6f %(message)s``."""

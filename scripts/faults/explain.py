@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .checker import check
-from .clientlog import Event
+from .clientlog import Event, figures
 
 Op = dict[str, Any]
 TIMED_OUT = "_MSG_TIMED_OUT"
@@ -191,8 +191,9 @@ def score(report: dict[str, Any], ops: list[Op], healthy: bool, events: Sequence
     ``events``, ``duplicates_after_epoch_bump`` for the other bumps; ``reorders_of_those_duplicates``),
     the broker's own (``broker_anomaly_counts``) and ``broker_valid`` (none of those). ``healthy`` is
     the run's own verdict besides the history (drain complete, progress after every fault, every node
-    back); both verdicts require it. With ``events``, ``explanations`` holds what ``explain`` says of
-    the first 50 lost or duplicated values."""
+    back); both verdicts require it. With ``events``, ``client_events`` counts them
+    (``clientlog.figures``) and ``explanations`` holds what ``explain`` says of the first 50 lost or
+    duplicated values."""
     found = check(ops)["anomalies"]
     explained = client_timeout_duplicates(ops, found["duplicate"])
     timed = {d["value"] for d in explained}
@@ -206,6 +207,7 @@ def score(report: dict[str, Any], ops: list[Op], healthy: bool, events: Sequence
     report["duplicates_after_epoch_bump"] = len(bumped)
     report["reorders_of_those_duplicates"] = len(reorders)
     if events:
+        report["client_events"] = figures(list(events))
         report["explanations"] = [describe(r) for r in explain(ops, found, events, limit=50)]
     report["broker_anomaly_counts"] = counts
     report["valid"] = not any(every.values()) and healthy

@@ -141,3 +141,11 @@ def test_without_the_log_or_with_another_producers_bump_the_duplicate_stays_the_
         assert report["broker_anomaly_counts"]["duplicate"] == 1 and report["broker_valid"] is False
     late = SKIPPED.replace("t=35.100000", "t=36.500000")  # after the value's acknowledgement
     assert score({}, ops, True, clientlog.parse(late.splitlines()))["duplicates_after_epoch_bump"] == 0
+
+
+def test_a_runs_client_events_are_counted_by_kind_and_reason():
+    events = clientlog.parse((ELECTION + TIMEOUT_BUMP + SKIPPED).splitlines())
+    assert clientlog.figures(events) == {
+        "elections": 3, "epoch_bumps": {"message timeout": 1, "skipped sequence numbers": 1},
+        "produce_errors": {"Broker: Not leader for partition": 1}, "fenced": 0}
+    assert score({}, duplicate_history(), True, events)["client_events"]["elections"] == 3
