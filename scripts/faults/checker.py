@@ -9,6 +9,8 @@ list's length):
 * ``unexpected``: a value read that no send ever invoked;
 * ``duplicate``: one value seen at two different (partition, offset) places;
 * ``double_ack``: one (partition, offset) acknowledged to two sends of different values;
+  (a send acknowledged without an offset, librdkafka's implicit ack, must be read like any other
+  and takes part in no offset check);
 * ``inconsistent_offset``: one (partition, offset) read (or acknowledged) with different values;
 * ``reorder``: in a partition, a producer's values at increasing offsets not in the order it sent them;
 * ``poll_skip``: a consumer read offset ``a`` then ``b > a + 1`` of a partition while some offset
@@ -60,7 +62,7 @@ def check(ops: list[Op]) -> dict[str, Any]:
     """All anomalies of a history plus operation counts: ``{"anomalies": {name: [examples]}, ...}``."""
     ops = sorted(ops, key=lambda op: op["index"])
     invoked: dict[Any, tuple[str, int, int]] = {}  # value -> (process, partition, send order)
-    acked: dict[Any, tuple[int, int]] = {}  # value -> (partition, offset) of its first ack
+    acked: dict[Any, tuple[int, int | None]] = {}  # value -> (partition, offset) of its first ack
     ack_at: dict[tuple[int, int], Any] = {}
     anomalies: dict[str, list[Any]] = {name: [] for name in ANOMALIES}
     where: dict[Any, set[tuple[int, int]]] = defaultdict(set)
@@ -85,6 +87,11 @@ def check(ops: list[Op]) -> dict[str, Any]:
             txn_of.pop(op["value"], None)
             if op["value"] in txn_values[op["txn"]]:
                 txn_values[op["txn"]].remove(op["value"])
+        elif op["type"] == "ok" and op.get("offset") is None:
+            # Acknowledged without an offset: librdkafka's implicit ack (a message whose own request
+            # failed, e.g. NOT_LEADER_OR_FOLLOWER, delivered once a later batch of the same producer
+            # and partition succeeded: in order, so it was written). It must be read; where, unknown.
+            acked.setdefault(op["value"], (op["partition"], None))
         elif op["type"] == "ok":
             place = (op["partition"], op["offset"])
             value = op["value"]
@@ -111,7 +118,8 @@ def check(ops: list[Op]) -> dict[str, Any]:
     if drained or any(op["process"] == DRAIN and op["f"] == "poll" for op in ops):
         known = dict(committed_acked)
         for _op, partition, offset, value in reads(ops):
-            known.setdefault(value, (partition, offset))
+            if known.get(value, (None, None))[1] is None:  # unknown, or acknowledged without an offset
+                known[value] = (partition, offset)
         for value, place in known.items():
             if value not in drained:
                 anomalies["lost"].append({"value": value, "partition": place[0], "offset": place[1],

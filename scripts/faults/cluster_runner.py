@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import clientlog
 from .checker import transaction_figures
 from .cluster import TARGETS, Cluster
 from .explain import score
@@ -64,7 +65,8 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
     clients = logging.getLogger("faults.clients")
     if config.producer_debug:
         handler = logging.FileHandler(config.out / "clients.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        handler.setFormatter(logging.Formatter(clientlog.FORMAT))
+        handler.addFilter(clientlog.history_time_filter(history.now))
         clients.addHandler(handler)
         clients.setLevel(logging.DEBUG)
         clients.propagate = False
@@ -124,7 +126,7 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         report["transactions"] = transaction_figures(history.ops)
     # A duplicate that librdkafka's epoch bump after a message timeout explains is the client's, and so
     # is the reorder its second copy makes: counted apart; broker_valid ignores them (valid stays strict).
-    score(report, history.ops, healthy(report))
+    score(report, history.ops, healthy(report), clientlog.load(config.out / "clients.log", history.ops))
     (config.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (config.out / "report.txt").write_text(text(report))
     report["plot"] = plot(history.ops, config.out / "report.png")
@@ -156,7 +158,7 @@ def rescore(run_dir: Path) -> dict[str, Any]:
             report["crashes"].append({"node": op["node"], "exit": op["exit"], "during": op.get("during", last_heal)})
     if report.get("transactional"):
         report["transactions"] = transaction_figures(ops)
-    score(report, ops, healthy(report))
+    score(report, ops, healthy(report), clientlog.load(run_dir / "clients.log", ops))
     (run_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (run_dir / "report.txt").write_text(text(report))
     return report

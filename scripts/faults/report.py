@@ -115,7 +115,7 @@ def text(report: dict[str, Any]) -> str:
     lines = [f"valid: {report['valid']}"]
     for key in ("target", "flush", "seed", "cycles", "faults", "faults_applied", "fault_kinds", "crashes",
                 "heals_without_progress", "nodes_not_back", "duplicates_after_client_timeout",
-                "reorders_of_those_duplicates", "broker_anomaly_counts", "broker_valid", "operations", "sends_invoked", "sends_acknowledged",
+                "duplicates_after_epoch_bump", "reorders_of_those_duplicates", "broker_anomaly_counts", "broker_valid", "operations", "sends_invoked", "sends_acknowledged",
                 "values_read", "duration_s", "ack_latency_ms", "drain_complete"):
         if key in report:
             lines.append(f"{key}: {report[key]}")
@@ -124,6 +124,8 @@ def text(report: dict[str, Any]) -> str:
     for name, found in report["anomalies"].items():
         for example in found[:5]:
             lines.append(f"  {name}: {json.dumps(example)}")
+    for line in report.get("explanations", []):
+        lines.append(f"  explained: {line}")
     return "\n".join(lines) + "\n"
 
 

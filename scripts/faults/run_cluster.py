@@ -31,6 +31,7 @@ def summarize(reports: list[dict]) -> dict:
     total: dict = {"runs": len(reports), "valid_runs": sum(1 for r in reports if r["valid"]),
                    "broker_valid_runs": sum(1 for r in reports if r["broker_valid"]),
                    "duplicates_after_client_timeout": sum(r["duplicates_after_client_timeout"] for r in reports),
+                   "duplicates_after_epoch_bump": sum(r.get("duplicates_after_epoch_bump", 0) for r in reports),
                    "reorders_of_those_duplicates": sum(r["reorders_of_those_duplicates"] for r in reports),
                    "broker_anomaly_counts": {},
                    "faults": sum(r["faults_applied"] for r in reports), "fault_kinds": {},
@@ -75,7 +76,7 @@ def table(reports: list[dict]) -> str:
         broker = ", ".join(f"{k} {v}" for k, v in r["broker_anomaly_counts"].items() if v) or "0"
         row = (f"| {r['seed']} | {r['faults_applied']} | {r['sends_acknowledged']} | "
                f"{r.get('ops', {}).get('send:info', 0)} | {r['anomaly_counts']['duplicate']} "
-               f"({r['duplicates_after_client_timeout']}) | {lat['p50']} | {lat['p99']} | {lat['max']} | "
+               f"({r['duplicates_after_client_timeout'] + r.get('duplicates_after_epoch_bump', 0)}) | {lat['p50']} | {lat['p99']} | {lat['max']} | "
                f"{r.get('longest_write_stall', {}).get('s', '-')} | {broker} | "
                f"{r['valid']} | {r['broker_valid']} | {len(r['crashes'])} |")
         if txn:
@@ -84,6 +85,46 @@ def table(reports: list[dict]) -> str:
                                                                  "aborted_values_written")) + " |"
         rows.append(row)
     return "\n".join(rows) + "\n"
+
+
+def _cell(r: dict | None) -> list[str]:
+    """One broker's cells of a ``compare`` row: operations, acknowledged, the broker's anomalies,
+    duplicates (client-explained), crashes, epoch bumps by reason (clients.log)."""
+    if r is None:
+        return ["-"] * 6
+    broker = ", ".join(f"{k} {v}" for k, v in r["broker_anomaly_counts"].items() if v) or "0"
+    if not r["broker_valid"] and broker == "0":
+        broker = "0 (run unhealthy)"
+    explained = r["duplicates_after_client_timeout"] + r.get("duplicates_after_epoch_bump", 0)
+    events = r.get("client_events")
+    bumps = "-" if events is None else (", ".join(f"{k} {v}" for k, v in sorted(events["epoch_bumps"].items()))
+                                        or "0")
+    return [f"{r['operations']:,}", f"{r['sends_acknowledged']:,}", broker,
+            f"{r['anomaly_counts'].get('duplicate', 0)} ({explained})", str(len(r["crashes"])), bumps]
+
+
+def compare(left: list[dict], right: list[dict]) -> str:
+    """A Markdown table of the same seeds on two brokers (e.g. kbroker's runs, then Kafka's), one row
+    a seed: its faults (same seed, same schedule), then per broker the operations, acknowledged sends,
+    the broker's anomalies, duplicates (client-explained), node crashes and the producers' epoch bumps
+    by reason."""
+    by_left = {r["seed"]: r for r in left}
+    by_right = {r["seed"]: r for r in right}
+    names = [(left or right or [{}])[0].get("target", "left"), (right or [{}])[0].get("target", "right")]
+    cols = ["operations", "acked", "broker anomalies", "duplicates (client)", "crashes", "epoch bumps"]
+    rows = ["| seed | faults | " + " | ".join(f"{n}: {c}" for n in names for c in cols) + " |",
+            "| --- | --- |" + " --- |" * (2 * len(cols))]
+    for seed in sorted(by_left.keys() | by_right.keys()):
+        some = by_left.get(seed) or by_right[seed]
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(some["fault_kinds"].items(), key=lambda kv: (-kv[1], kv[0])))
+        rows.append(f"| {seed} | {some['faults_applied']}: {kinds} | "
+                    + " | ".join(_cell(by_left.get(seed)) + _cell(by_right.get(seed))) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _reports(out: Path) -> list[dict]:
+    return [json.loads((d / "report.json").read_text()) for d in sorted(out.glob("run-*"))
+            if (d / "report.json").exists()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", type=Path, nargs="+", metavar="OUT",
                         help="print the summary of the finished runs under one or more OUT directories (their "
                              "report.json, not re-checked) and exit")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("OUT1", "OUT2"),
+                        help="print a Markdown table of the seeds run under both (e.g. kbroker's and Kafka's "
+                             "runs), one row a seed, and exit")
     parser.add_argument("--cleanup", action="store_true", help="remove leftovers of interrupted runs and exit")
     parser.add_argument("--rescore", type=Path, metavar="OUT",
                         help="re-check every finished run under OUT (run-*/history.jsonl), rewrite the reports and "
@@ -118,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {item}")
         return 0
     if args.table:
-        sys.stdout.write(table([json.loads((d / "report.json").read_text()) for d in sorted(args.table.glob("run-*"))
-                                if (d / "report.json").exists()]))
+        sys.stdout.write(table(_reports(args.table)))
+        return 0
+    if args.compare:
+        sys.stdout.write(compare(_reports(args.compare[0]), _reports(args.compare[1])))
         return 0
     if args.summary:
         reports = [json.loads((d / "report.json").read_text()) for out in args.summary

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import clientlog
 from .broker import BrokerProcess, free_port
 from .explain import score
 from .history import History
@@ -84,7 +85,8 @@ def run(config: RunConfig) -> dict[str, Any]:
     drain_complete = False
     if config.producer_debug:
         handler = logging.FileHandler(config.out / "clients.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        handler.setFormatter(logging.Formatter(clientlog.FORMAT))
+        handler.addFilter(clientlog.history_time_filter(history.now))
         clients = logging.getLogger("faults.clients")
         clients.addHandler(handler)
         clients.setLevel(logging.DEBUG)
@@ -133,7 +135,8 @@ def run(config: RunConfig) -> dict[str, Any]:
                                  "config": {k: str(v) for k, v in asdict(config).items()}})
     # The cluster runner's scoring: duplicates (and their reorders) that librdkafka's epoch bump after
     # a message timeout explains are counted apart; broker_valid ignores them, valid stays strict.
-    score(report, history.ops, drain_complete and all(progress))
+    score(report, history.ops, drain_complete and all(progress),
+          clientlog.load(config.out / "clients.log", history.ops))
     (config.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (config.out / "report.txt").write_text(text(report))
     report["plot"] = plot(history.ops, config.out / "report.png")

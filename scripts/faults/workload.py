@@ -68,7 +68,8 @@ class Workload:
         self.producers = producers
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self.group = group
-        # librdkafka debug contexts (e.g. "eos,msg") for the producers, logged to "faults.clients".
+        # librdkafka debug contexts (e.g. "eos,msg") for the producers, logged to "faults.clients"; each
+        # producer's client.id is its history process, so its log lines name it (clientlog.py).
         self.producer_extra: dict[str, Any] = (
             {"debug": producer_debug, "logger": logging.getLogger("faults.clients"), "log_level": 7}
             if producer_debug else {})
@@ -137,8 +138,8 @@ class Workload:
         fatal = threading.Event()
         delivered = self._delivery_reports(process, k, fatal)
         on_error = self._fatal_errors(process, fatal)
-        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
-                             "linger.ms": 2, "message.timeout.ms": self.message_timeout_ms, "error_cb": on_error, **CLIENT,
+        producer = Producer({"bootstrap.servers": self.bootstrap, "client.id": process,
+                             "enable.idempotence": True, "acks": "all", "linger.ms": 2, "message.timeout.ms": self.message_timeout_ms, "error_cb": on_error, **CLIENT,
                              **self.producer_extra})
         partition = 0
         try:
@@ -180,7 +181,8 @@ class Workload:
         txns = itertools.count()
         delivered = self._delivery_reports(process, k, None)
         on_error = self._fatal_errors(process, fatal)
-        producer = Producer({"bootstrap.servers": self.bootstrap, "transactional.id": f"faults-txn-{k}",
+        producer = Producer({"bootstrap.servers": self.bootstrap, "client.id": process,
+                             "transactional.id": f"faults-txn-{k}",
                              "enable.idempotence": True, "acks": "all", "linger.ms": 2,
                              "transaction.timeout.ms": 20000, "message.timeout.ms": 15000, "error_cb": on_error,
                              **CLIENT, **self.producer_extra})

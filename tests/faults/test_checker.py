@@ -44,6 +44,20 @@ def test_written_value_missing_from_the_final_drain_is_lost_even_if_read_before(
                                           {"value": 10, "partition": 1, "offset": 2, "acknowledged": False}]
 
 
+def test_a_send_acknowledged_without_an_offset_must_be_read_and_checks_no_offset():
+    # librdkafka's implicit ack (seen on Kafka, seed 277): the send's own request failed
+    # NOT_LEADER_OR_FOLLOWER, a later batch succeeded, so it is delivered with no offset (None).
+    h = clean()
+    h.op("p1", "invoke", "send", value=9, partition=1).op("p1", "ok", "send", value=9, partition=1, offset=None)
+    h.send("p1", 10, 1, 2)
+    read = H()
+    read.ops = [dict(op) for op in h.ops]
+    read.poll("drain", (0, 0, 1), (0, 1, 2), (0, 2, 4), (1, 0, 3), (1, 1, 9), (1, 2, 10))
+    assert check(read.ops)["valid"], check(read.ops)["anomalies"]
+    h.poll("drain", (0, 0, 1), (0, 1, 2), (0, 2, 4), (1, 0, 3), (1, 2, 10))  # 9 is not there
+    assert only(check(h.ops), "lost") == [{"value": 9, "partition": 1, "offset": None, "acknowledged": True}]
+
+
 def test_drain_with_everything_is_valid():
     h = clean().poll("drain", (0, 0, 1), (0, 1, 2), (0, 2, 4), (1, 0, 3))
     assert check(h.ops)["valid"]
