@@ -8,12 +8,11 @@ import socket
 import struct
 from typing import Any
 
-from waiting import wait_until
-
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS, RequestHeader
 from kbroker_protocol.records import Record, build_batch
+from tests.integration.waiting import wait_until
 
 E = ErrorCode
 
