@@ -9,13 +9,12 @@ are not computed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
-from kbroker.api.services import Authorizing
+from kbroker.api.services import GroupTopicServices
 from kbroker.coordinator.group_views import reading_committed
 from kbroker.metadata.image import MetadataImage
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
@@ -27,17 +26,7 @@ from kbroker_protocol.messages.consumer_group_describe import (
     TopicPartitions,
 )
 
-if TYPE_CHECKING:
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
-
 G = ConsumerGroupDescribeResponse.DescribedGroup
-
-
-class ConsumerGroupDescribeServices(Authorizing, Protocol):
-    """What ConsumerGroupDescribe uses of the broker."""
-
-    group_coordinator: GroupCoordinator | None
-    image: MetadataImage
 
 
 def _assignment(image: MetadataImage, parts: Mapping[str, Iterable[int]]) -> Assignment:
@@ -50,13 +39,13 @@ def _assignment(image: MetadataImage, parts: Mapping[str, Iterable[int]]) -> Ass
 
 
 @api(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, 0, 1)
-def handle_consumer_group_describe(ctx: RequestContext[ConsumerGroupDescribeServices], request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
+def handle_consumer_group_describe(ctx: RequestContext[GroupTopicServices], request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
     # Kafka reads the groups at the last committed offset of their partition (group_views).
     with reading_committed(ctx.broker.group_coordinator, request.group_ids):
         return _consumer_group_describe(ctx, request)
 
 
-def _consumer_group_describe(ctx: RequestContext[ConsumerGroupDescribeServices], request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
+def _consumer_group_describe(ctx: RequestContext[GroupTopicServices], request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
     from kbroker.coordinator.group_consumer import ConsumerGroup
 
     coordinator = ctx.broker.group_coordinator

@@ -10,12 +10,10 @@ id on join. v1 (KIP-1082) adds the topic regex and requires a client-generated m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
-from kbroker.api.services import Authorizing
+from kbroker.api.services import GroupConfigServices
 from kbroker.coordinator.group_coordinator import await_offsets_topic, coordinator_error
 from kbroker.coordinator.group_regex import Requester
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized, client_host
@@ -25,22 +23,9 @@ from kbroker_protocol.messages.consumer_group_heartbeat import (
     ConsumerGroupHeartbeatResponse,
 )
 
-if TYPE_CHECKING:
-    from kbroker.config import BrokerConfig
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
-    from kbroker.metadata.image import MetadataImage
-
-
-class ConsumerGroupHeartbeatServices(Authorizing, Protocol):
-    """What ConsumerGroupHeartbeat uses of the broker."""
-
-    config: BrokerConfig
-    group_coordinator: GroupCoordinator | None
-    image: MetadataImage
-
 
 @api(ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, 0, 1)
-async def handle_consumer_group_heartbeat(ctx: RequestContext[ConsumerGroupHeartbeatServices], request: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse:
+async def handle_consumer_group_heartbeat(ctx: RequestContext[GroupConfigServices], request: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse:
     coordinator = ctx.broker.group_coordinator
     if coordinator is None or coordinator.consumer is None:
         return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=None,

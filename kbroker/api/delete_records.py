@@ -13,12 +13,11 @@ v2 is v1 with flexible encoding.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
 
-from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
+from kbroker.api.context import RequestContext, partition_or_error
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.api.services import Authorizing
+from kbroker.api.services import ReplicaServices
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
 from kbroker.metadata.image import INTERNAL_TOPICS
 from kbroker.security.acls import DELETE, TOPIC, authorized
@@ -34,11 +33,7 @@ HIGH_WATERMARK = -1
 INVALID_LOW_WATERMARK = -1
 
 
-class DeleteRecordsServices(PartitionLookup, Authorizing, Protocol):
-    """What DeleteRecords uses of the broker."""
-
-
-def _delete(broker: DeleteRecordsServices, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
+def _delete(broker: ReplicaServices, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
     if broker.image.partition(topic, index) is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, INVALID_LOW_WATERMARK
     if topic in INTERNAL_TOPICS:
@@ -65,7 +60,7 @@ def _delete(broker: DeleteRecordsServices, topic: str, index: int, offset: int) 
 
 
 @api(DeleteRecordsRequest, DeleteRecordsResponse, 0, 2)
-def handle_delete_records(ctx: RequestContext[DeleteRecordsServices], request: DeleteRecordsRequest) -> DeleteRecordsResponse:
+def handle_delete_records(ctx: RequestContext[ReplicaServices], request: DeleteRecordsRequest) -> DeleteRecordsResponse:
     broker = ctx.broker
     by_topic: dict[str, TopicResult] = {}
     for t in request.topics:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import builder_for
@@ -47,15 +46,7 @@ from kbroker_protocol.messages.allocate_producer_ids import (
 from kbroker_protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
 from kbroker_protocol.primitives import Message
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
-
-
-class EnvelopeServices(OperationHost, Protocol):
-    """What Envelope and AllocateProducerIds use of the node: the node the controller's operations
-    run in (any forwarded operation may run)."""
 
 
 def _error(code: ErrorCode) -> EnvelopeResponse:
@@ -83,11 +74,11 @@ def error_codes(message: object) -> set[int]:
     return found
 
 
-async def handle_envelope(ctx: RequestContext[EnvelopeServices], request: EnvelopeRequest) -> EnvelopeResponse:
+async def handle_envelope(ctx: RequestContext[OperationHost], request: EnvelopeRequest) -> EnvelopeResponse:
     return await envelope(ctx.broker, request, ctx.peer)
 
 
-async def envelope(broker: EnvelopeServices, request: EnvelopeRequest, peer: str = "?") -> EnvelopeResponse:
+async def envelope(broker: OperationHost, request: EnvelopeRequest, peer: str = "?") -> EnvelopeResponse:
     """The Envelope handler on ``broker`` (the node running the controller), for any server that
     serves the controller listener (``peer``: the forwarding node's address, for the log)."""
     # (imported here: Envelopes reach only the controller of a multi-node quorum)
@@ -136,12 +127,12 @@ async def envelope(broker: EnvelopeServices, request: EnvelopeRequest, peer: str
     return EnvelopeResponse(response_data=data, error_code=ErrorCode.NONE)
 
 
-async def handle_allocate_producer_ids(ctx: RequestContext[EnvelopeServices], request: AllocateProducerIdsRequest
+async def handle_allocate_producer_ids(ctx: RequestContext[OperationHost], request: AllocateProducerIdsRequest
                                        ) -> AllocateProducerIdsResponse:
     return await allocate_producer_ids(ctx.broker, request)
 
 
-async def allocate_producer_ids(broker: EnvelopeServices, request: AllocateProducerIdsRequest
+async def allocate_producer_ids(broker: OperationHost, request: AllocateProducerIdsRequest
                                 ) -> AllocateProducerIdsResponse:
     """The AllocateProducerIds handler on ``broker`` (the node running the controller)."""
     if not controller_active(broker.controller):

@@ -24,12 +24,11 @@ LeaderEpoch (v4+), as Kafka's ``Partition.fetchOffsetForTimestamp`` / ``UnifiedL
 from __future__ import annotations
 
 import os
-from typing import Protocol
 
-from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
+from kbroker.api.context import RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.registry import api
-from kbroker.api.services import Authorizing
+from kbroker.api.services import ReplicaServices
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError, PartitionLog
 from kbroker.replication.partition import Partition
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized
@@ -43,10 +42,6 @@ PartResp = ListOffsetsResponse.ListOffsetsTopicResponse.ListOffsetsPartitionResp
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5, -6
 NO_EPOCH = -1
 DEBUGGING_REPLICA_ID = -2
-
-
-class ListOffsetsServices(PartitionLookup, Authorizing, Protocol):
-    """What ListOffsets uses of the broker."""
 
 
 def batch_leader_epoch(plog: PartitionLog, offset: int) -> int:
@@ -97,7 +92,7 @@ def _lookup(partition: Partition, timestamp: int, isolation: int) -> tuple[int, 
 
 
 @api(ListOffsetsRequest, ListOffsetsResponse, 1, 11)
-def handle_list_offsets(ctx: RequestContext[ListOffsetsServices], request: ListOffsetsRequest) -> ListOffsetsResponse:
+def handle_list_offsets(ctx: RequestContext[ReplicaServices], request: ListOffsetsRequest) -> ListOffsetsResponse:
     broker = ctx.broker
     version = ctx.api_version
     isolation = request.isolation_level if version >= 2 else 0

@@ -11,34 +11,21 @@ than ``offset.metadata.max.bytes`` gets OFFSET_METADATA_TOO_LARGE.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import api
-from kbroker.api.services import Authorizing
+from kbroker.api.services import GroupTopicServices
 from kbroker.coordinator.group_coordinator import await_offsets_topic, coordinator_error
 from kbroker.security.acls import GROUP, READ, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.offset_commit import OffsetCommitRequest, OffsetCommitResponse
 
-if TYPE_CHECKING:
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
-    from kbroker.metadata.image import MetadataImage
-
 Resp = OffsetCommitResponse.OffsetCommitResponseTopic
 RespPart = Resp.OffsetCommitResponsePartition
 
 
-class OffsetCommitServices(Authorizing, Protocol):
-    """What OffsetCommit uses of the broker."""
-
-    group_coordinator: GroupCoordinator | None
-    image: MetadataImage
-
-
 @api(OffsetCommitRequest, OffsetCommitResponse, 2, 10)
-async def handle_offset_commit(ctx: RequestContext[OffsetCommitServices], request: OffsetCommitRequest) -> OffsetCommitResponse:
+async def handle_offset_commit(ctx: RequestContext[GroupTopicServices], request: OffsetCommitRequest) -> OffsetCommitResponse:
     if not authorized(ctx, READ, GROUP, request.group_id):  # Kafka: the whole request (kbroker/security/acls.py)
         return error_response_as(OffsetCommitResponse, request, ctx.api_version, int(ErrorCode.GROUP_AUTHORIZATION_FAILED))
     version = ctx.api_version

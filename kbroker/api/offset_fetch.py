@@ -12,20 +12,15 @@ UNKNOWN_MEMBER_ID); v10 names topics by id. Partitions without a committed offse
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import NO_EPOCH, NO_OFFSET, refusal
 from kbroker.api.registry import api
-from kbroker.api.services import Authorizing
+from kbroker.api.services import GroupTopicServices
 from kbroker.coordinator.group_coordinator import coordinator_error
 from kbroker.security.acls import DESCRIBE, GROUP, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchResponse
-
-if TYPE_CHECKING:
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
-    from kbroker.metadata.image import MetadataImage
 
 T = OffsetFetchResponse.OffsetFetchResponseTopic
 P = T.OffsetFetchResponsePartition
@@ -35,14 +30,7 @@ _Topics = list[tuple[str, list[int]]]  # (topic, partitions) asked for
 _Row = tuple[str, int, int, int, str, ErrorCode]  # (topic, partition, offset, leader epoch, metadata, error)
 
 
-class OffsetFetchServices(Authorizing, Protocol):
-    """What OffsetFetch uses of the broker."""
-
-    group_coordinator: GroupCoordinator | None
-    image: MetadataImage
-
-
-async def _fetch(ctx: RequestContext[OffsetFetchServices], group_id: str, topics: _Topics | None, require_stable: bool,
+async def _fetch(ctx: RequestContext[GroupTopicServices], group_id: str, topics: _Topics | None, require_stable: bool,
                  member_id: str | None = None, member_epoch: int = -1) -> tuple[ErrorCode, list[_Row]]:
     """Kafka's checks first: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED), then DESCRIBE
     on each topic: a requested topic one may not describe answers TOPIC_AUTHORIZATION_FAILED, and
@@ -61,7 +49,7 @@ async def _fetch(ctx: RequestContext[OffsetFetchServices], group_id: str, topics
     return error, rows + denied if error == ErrorCode.NONE else rows
 
 
-async def _fetch_authorized(ctx: RequestContext[OffsetFetchServices], group_id: str, topics: _Topics | None, require_stable: bool,
+async def _fetch_authorized(ctx: RequestContext[GroupTopicServices], group_id: str, topics: _Topics | None, require_stable: bool,
                             member_id: str | None = None, member_epoch: int = -1) -> tuple[ErrorCode, list[_Row]]:
     coordinator = ctx.broker.group_coordinator
     # Kafka: the group's partition answers first (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS),
@@ -83,7 +71,7 @@ def _group_by_topic(rows: list[_Row]) -> dict[str, list[_Row]]:
 
 
 @api(OffsetFetchRequest, OffsetFetchResponse, 1, 10)
-async def handle_offset_fetch(ctx: RequestContext[OffsetFetchServices], request: OffsetFetchRequest) -> OffsetFetchResponse:
+async def handle_offset_fetch(ctx: RequestContext[GroupTopicServices], request: OffsetFetchRequest) -> OffsetFetchResponse:
     version = ctx.api_version
     if version < 8:
         topics = None if request.topics is None else [(t.name, list(t.partition_indexes)) for t in request.topics]

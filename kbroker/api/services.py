@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from kbroker.api.context import PartitionLookup
+
 # the controller-listener APIs of the cluster's control: the operations they run take the same
 from kbroker.controller.operations.host import ClusterControlling as ClusterControlling
+from kbroker.coordinator.hosts import BrokerView
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
@@ -59,3 +62,26 @@ class TxnServices(Authorizing, Protocol):
     """The transaction APIs: the transaction coordinator."""
 
     txn_coordinator: TransactionCoordinator | None
+
+
+class GroupTopicServices(GroupServices, Protocol):
+    """The group APIs that name topics (OffsetCommit, OffsetFetch, ConsumerGroupDescribe): the
+    group coordinator and the image the topics are resolved in."""
+
+    image: MetadataImage
+
+
+class GroupConfigServices(GroupServices, BrokerView, Protocol):
+    """The group APIs that read which group protocols are on (ConsumerGroupHeartbeat, the streams
+    group APIs): the group coordinator, the configuration and the image's features."""
+
+
+class ShareGroupServices(BrokerView, Protocol):
+    """The share group APIs of the group coordinator (ShareGroupHeartbeat, ShareGroupDescribe), on
+    only when the configuration and the image's features say so."""
+
+    group_coordinator: GroupCoordinator | None
+
+
+class ReplicaServices(PartitionLookup, Authorizing, Protocol):
+    """The APIs answered by this broker's replicas (ListOffsets, DeleteRecords)."""

@@ -8,14 +8,12 @@ the coordinator errors of the group's partition, else state (Empty/Stable), epoc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
+from kbroker.api.services import ShareGroupServices
 from kbroker.coordinator.group_views import reading_committed
-from kbroker.coordinator.hosts import BrokerView
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroup
 from kbroker_protocol.errors import ErrorCode
@@ -26,29 +24,20 @@ from kbroker_protocol.messages.share_group_describe import (
     TopicPartitions,
 )
 
-if TYPE_CHECKING:
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
-
 G = ShareGroupDescribeResponse.DescribedGroup
 M = ShareGroupDescribeResponse.DescribedGroup.Member
 # What a group allows without an authorizer: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
 ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 
 
-class ShareGroupDescribeServices(BrokerView, Protocol):
-    """What ShareGroupDescribe uses of the broker."""
-
-    group_coordinator: GroupCoordinator | None
-
-
 @api(ShareGroupDescribeRequest, ShareGroupDescribeResponse, 1, 1)
-def handle_share_group_describe(ctx: RequestContext[ShareGroupDescribeServices], request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse:
+def handle_share_group_describe(ctx: RequestContext[ShareGroupServices], request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse:
     # Kafka reads the groups at the last committed offset of their partition (group_views).
     with reading_committed(ctx.broker.group_coordinator, request.group_ids):
         return _share_group_describe(ctx, request)
 
 
-def _share_group_describe(ctx: RequestContext[ShareGroupDescribeServices], request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse:
+def _share_group_describe(ctx: RequestContext[ShareGroupServices], request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse:
     broker = ctx.broker
     if not share_groups_enabled(broker):
         return ShareGroupDescribeResponse(groups=[G(group_id=g, error_code=ErrorCode.UNSUPPORTED_VERSION, members=[])

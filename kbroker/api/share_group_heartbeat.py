@@ -9,27 +9,16 @@ than 36 characters member id is INVALID_REQUEST; both without a message (Kafka a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import api
+from kbroker.api.services import ShareGroupServices
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error, offsets_topic_created
-from kbroker.coordinator.hosts import BrokerView
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.share_group_heartbeat import (
     ShareGroupHeartbeatRequest,
     ShareGroupHeartbeatResponse,
 )
-
-if TYPE_CHECKING:
-    from kbroker.coordinator.group_coordinator import GroupCoordinator
-
-
-class ShareGroupHeartbeatServices(BrokerView, Protocol):
-    """What ShareGroupHeartbeat uses of the broker."""
-
-    group_coordinator: GroupCoordinator | None
 
 
 def _error(code: ErrorCode, message: str | None = None) -> ShareGroupHeartbeatResponse:
@@ -43,7 +32,7 @@ def member_id_valid(member_id: str | None) -> bool:
 
 
 @api(ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, 1, 1)
-async def handle_share_group_heartbeat(ctx: RequestContext[ShareGroupHeartbeatServices], request: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse:
+async def handle_share_group_heartbeat(ctx: RequestContext[ShareGroupServices], request: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse:
     # Answered once the group partition's records are replicated (Kafka's coordinator runtime
     # completes a write, with or without records, when the high watermark passes its last
     # written offset): COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR if that fails (issue 17).
@@ -58,7 +47,7 @@ async def handle_share_group_heartbeat(ctx: RequestContext[ShareGroupHeartbeatSe
     return response
 
 
-def _share_group_heartbeat(ctx: RequestContext[ShareGroupHeartbeatServices], request: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse:
+def _share_group_heartbeat(ctx: RequestContext[ShareGroupServices], request: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse:
     broker = ctx.broker
     # Refused in KafkaApis: getErrorResponse carries the code only.
     if not share_groups_enabled(broker):

@@ -10,16 +10,13 @@ streams_group_topology_description_update.py), so ``TopologyDescription`` stays 
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
-from kbroker.api.services import GroupServices
+from kbroker.api.services import GroupConfigServices
 from kbroker.api.streams_group_heartbeat import streams_enabled
 from kbroker.coordinator.group_views import reading_committed
-from kbroker.coordinator.hosts import BrokerView
 from kbroker.coordinator.streams_assignor import Tasks
 from kbroker.coordinator.streams_group import StreamsGroup
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
@@ -37,10 +34,6 @@ from kbroker_protocol.messages.streams_group_describe import (
 )
 
 G = StreamsGroupDescribeResponse.DescribedGroup
-
-
-class StreamsGroupDescribeServices(GroupServices, BrokerView, Protocol):
-    """What StreamsGroupDescribe uses of the broker."""
 
 
 def _ids(tasks: Tasks) -> list[TaskIds]:
@@ -71,13 +64,13 @@ def _topology(group: StreamsGroup, ready: bool) -> G.Topology | None:
 
 
 @api(StreamsGroupDescribeRequest, StreamsGroupDescribeResponse, 0, 1)
-def handle_streams_group_describe(ctx: RequestContext[StreamsGroupDescribeServices], request: StreamsGroupDescribeRequest) -> StreamsGroupDescribeResponse:
+def handle_streams_group_describe(ctx: RequestContext[GroupConfigServices], request: StreamsGroupDescribeRequest) -> StreamsGroupDescribeResponse:
     # Kafka reads the groups at the last committed offset of their partition (group_views).
     with reading_committed(ctx.broker.group_coordinator, request.group_ids):
         return _streams_group_describe(ctx, request)
 
 
-def _streams_group_describe(ctx: RequestContext[StreamsGroupDescribeServices], request: StreamsGroupDescribeRequest) -> StreamsGroupDescribeResponse:
+def _streams_group_describe(ctx: RequestContext[GroupConfigServices], request: StreamsGroupDescribeRequest) -> StreamsGroupDescribeResponse:
     coordinator = ctx.broker.group_coordinator
     if not streams_enabled(ctx.broker):
         return StreamsGroupDescribeResponse(groups=[G(group_id=g, error_code=ErrorCode.UNSUPPORTED_VERSION, members=[])

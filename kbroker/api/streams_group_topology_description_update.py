@@ -11,15 +11,12 @@ disabled, GROUP_AUTHORIZATION_FAILED without READ on the group.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.api.services import GroupServices
+from kbroker.api.services import GroupConfigServices
 from kbroker.api.streams_group_heartbeat import streams_enabled
-from kbroker.coordinator.hosts import BrokerView
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.streams_group_topology_description_update import (
     StreamsGroupTopologyDescriptionUpdateRequest,
@@ -27,12 +24,8 @@ from kbroker_protocol.messages.streams_group_topology_description_update import 
 )
 
 
-class StreamsGroupTopologyDescriptionUpdateServices(GroupServices, BrokerView, Protocol):
-    """What StreamsGroupTopologyDescriptionUpdate uses of the broker."""
-
-
 @api(StreamsGroupTopologyDescriptionUpdateRequest, StreamsGroupTopologyDescriptionUpdateResponse, 0, 0)
-def handle_streams_group_topology_description_update(ctx: RequestContext[StreamsGroupTopologyDescriptionUpdateServices], request: StreamsGroupTopologyDescriptionUpdateRequest) -> StreamsGroupTopologyDescriptionUpdateResponse:
+def handle_streams_group_topology_description_update(ctx: RequestContext[GroupConfigServices], request: StreamsGroupTopologyDescriptionUpdateRequest) -> StreamsGroupTopologyDescriptionUpdateResponse:
     if not streams_enabled(ctx.broker):
         return StreamsGroupTopologyDescriptionUpdateResponse(error_code=ErrorCode.UNSUPPORTED_VERSION,
                                                              error_message=default_message(ErrorCode.UNSUPPORTED_VERSION))
