@@ -58,8 +58,9 @@ def test_snapshots_taken_loaded_and_fetched(snapshotting_cluster):
     c.stop_all()
     c.start()
     wait_until(lambda: agreed_leader(c), 30, 0.05, "a leader after the restart", c.logs)
-    for n in c.node_ids:
-        assert set(names) | {"while-wiped"} <= {t.name for t in metadata(c, n).topics}
+    for n in c.node_ids:  # each node applies what the new leader's high watermark commits, in its own time
+        wait_until(lambda n=n: set(names) | {"while-wiped"} <= {t.name for t in metadata(c, n).topics}, 30, 0.05,
+                   f"every topic on node {n} after the restart", c.logs)
 
 
 def _call(c: Cluster, node_id: int, api_key: int, version: int, **fields):
