@@ -55,7 +55,10 @@ def test_leader_elected_and_topics_visible_on_every_node(cluster):
     assert create_topic(cluster, next(n for n in cluster.node_ids if n != leader), "via-1") == E.TOPIC_ALREADY_EXISTS
 
 
-def test_kill_active_controller_while_creating_topics(cluster):
+def test_kill_active_controller_while_creating_topics(fast_cluster):
+    # fast sessions: the killed node's restart is not refused as a duplicate registration for Kafka's
+    # 9 s, until the session of its previous run expires
+    cluster = fast_cluster
     leader = wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader", cluster.logs)
     _, _, old_epoch, _, _ = quorum_view(cluster, leader)
     survivors = [n for n in cluster.node_ids if n != leader]
@@ -107,7 +110,10 @@ def test_kill_active_controller_while_creating_topics(cluster):
     wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader all three nodes name", cluster.logs)
 
 
-def test_restart_of_all_nodes_from_disk(cluster):
+def test_restart_of_all_nodes_from_disk(fast_cluster):
+    # fast sessions: a node whose controlled shutdown timed out (the quorum gone) registers again
+    # once its previous session expires, 3 s rather than Kafka's 9 s
+    cluster = fast_cluster
     wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader", cluster.logs)
     for name in ("a", "b", "c"):
         assert create_via_controller(cluster, name, cluster.node_ids) == E.NONE

@@ -7,7 +7,7 @@ import io
 import shutil
 
 import pytest
-from cluster_fixture import Cluster
+from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
 from kbroker.config import BrokerConfig, load_properties_file
@@ -20,8 +20,9 @@ E = ErrorCode
 
 @pytest.fixture
 def snapshotting_cluster(tmp_path):
-    # a snapshot every ~4 KB of committed records
-    c = Cluster(tmp_path / "cluster", 3, {"metadata.log.max.record.bytes.between.snapshots": "4000"})
+    # a snapshot every ~4 KB of committed records; fast sessions: a restarted node registers again
+    # once the session of its previous run expires (3 s rather than Kafka's 9 s)
+    c = Cluster(tmp_path / "cluster", 3, {"metadata.log.max.record.bytes.between.snapshots": "4000", **FAST_SESSIONS})
     try:
         yield c.start()
     finally:
