@@ -9,8 +9,8 @@ import json
 import random
 import struct
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from kbroker.console.client import KafkaClient, KafkaError, check, leaderless
 from kbroker.console.ops import (
@@ -181,7 +181,42 @@ def _partitions_arg(query: dict[str, Any], leaders: dict[int, int]) -> list[int]
     return [index]
 
 
+# A leader named by this node's metadata that has not applied the same metadata yet answers
+# UNKNOWN_TOPIC_OR_PARTITION, one that moved NOT_LEADER_OR_FOLLOWER: a Kafka consumer refreshes its
+# metadata and fetches again. A read changes nothing, so the console's reads (browse, tail) start
+# over with fresh leaders, for up to READ_WAIT seconds. A partition without a leader
+# (LEADER_NOT_AVAILABLE, from the metadata) is answered at once.
+RETRY_READ = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+READ_WAIT = 10.0
+RETRY_BACKOFF = 0.1  # Kafka's retry.backoff.ms
+
+_T = TypeVar("_T")
+
+
+async def _read_retrying(read: Callable[[], Awaitable[_T]]) -> _T:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READ_WAIT
+    while True:
+        try:
+            return await read()
+        except KafkaError as exc:
+            if exc.error_code not in RETRY_READ or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(RETRY_BACKOFF)
+
+
 async def browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
+    """Records newest first (see _browse), read again with fresh leaders after a retriable error."""
+    return await _read_retrying(lambda: _browse(client, topic, query))
+
+
+async def tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
+    """Records after the given positions (see _tail), read again with fresh leaders after a
+    retriable error."""
+    return await _read_retrying(lambda: _tail(client, topic, query))
+
+
+async def _browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
     """Records newest first: the newest ``limit``, or ``limit`` from ``offset``/``timestamp`` on,
     of one partition or all; ``filter`` keeps the records whose key, value or a header contains
     the text (case-insensitive), scanning back up to MAX_SCAN records per partition."""
@@ -248,7 +283,7 @@ async def browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict
     }
 
 
-async def tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
+async def _tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
     """Records after the given positions (``positions=p:offset,...``), newest first: one Fetch per
     leader with every partition it leads, the first waiting up to ``wait_ms`` for a record (a
     long poll, so a page tailing a quiet topic asks once a second)."""
@@ -316,7 +351,6 @@ def murmur2(data: bytes) -> int:
 RETRY_PRODUCE = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                  ErrorCode.LEADER_NOT_AVAILABLE)
 PRODUCE_WAIT = 10.0
-RETRY_BACKOFF = 0.1  # Kafka's retry.backoff.ms
 
 
 async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -35,11 +35,16 @@ FAST_RAFT = {
 # A fenced broker's leaderships move after its session expires: shorter than Kafka's 9 s here.
 FAST_SESSIONS = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
 
+# An empty consumer group's first rebalance without Kafka's 3 s wait for more members, as Kafka's own
+# config/server.properties sets it "for development and testing" (the in-process brokers'
+# kbroker.testing.TEST_DEFAULTS and the reference Kafka's TEST_SETTINGS do the same).
+FAST_GROUPS = {"group.initial.rebalance.delay.ms": "0"}
+
 
 class Cluster:
     def __init__(self, root: Path, n: int, extra: dict[str, str] | None = None, *, brokers: int = 0,
                  separate: bool = False) -> None:
-        self.layout = ClusterLayout.create(root, n, dict(FAST_RAFT, **(extra or {})), brokers=brokers,
+        self.layout = ClusterLayout.create(root, n, {**FAST_RAFT, **FAST_GROUPS, **(extra or {})}, brokers=brokers,
                                            separate=separate)
         self.procs: dict[int, subprocess.Popen] = {}
 

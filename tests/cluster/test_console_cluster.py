@@ -56,9 +56,14 @@ def test_the_console_of_one_node_shows_and_drives_the_whole_cluster(tmp_path):
 
         t = wait_until(described, 60, 0.1, "the topic with three in-sync replicas a partition", cluster.logs)
         leaders = {p["partition"]: p["leader"] for p in t["partitions"]}
-        # the console's view is the cluster's: the same leaders as another node's Metadata
-        md = next(x for x in metadata(cluster, active).topics if x.name == TOPIC)
-        assert {p.partition_index: p.leader_id for p in md.partitions} == leaders
+        # the console's view is the cluster's: the same leaders as another node's Metadata (once that
+        # node applied the creation too: each node in its own time)
+        def leaders_of_active() -> dict[int, int] | None:
+            md = next((x for x in metadata(cluster, active).topics if x.name == TOPIC), None)
+            return None if md is None else {p.partition_index: p.leader_id for p in md.partitions}
+
+        wait_until(lambda: leaders_of_active() == leaders, 30, 0.05, f"the leaders {leaders} on node {active}",
+                   leaders_of_active)
         # the controller spreads the leaders (Kafka's placement: one per broker here)
         assert sorted(leaders.values()) == nodes
         remote = sorted(p for p, leader in leaders.items() if leader != node)

@@ -46,9 +46,12 @@ def test_delayed_records_reach_every_partition_of_a_replicated_topic(cluster):
     assert all(len(p.replicas) == 3 for p in md.partitions.values())
 
 
-def test_pending_delayed_records_survive_the_kill_of_their_leader(cluster):
+def test_pending_delayed_records_survive_the_kill_of_their_leader(fast_cluster):
     """The node holding pending delayed records is killed (kill -9): the new leader of its
-    internal partition loads them from the replicated log and delivers them, once each."""
+    internal partition loads them from the replicated log and delivers them, once each. (Fast
+    sessions: the leaderships move 3 s after the kill, so the records are due 6 s after their
+    produce, the kill coming at once.)"""
+    cluster = fast_cluster
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -61,7 +64,7 @@ def test_pending_delayed_records_survive_the_kill_of_their_leader(cluster):
     leader = wait_until(lambda: _leader(admin, "later"), timeout=30, message="later-0 has a leader")
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     for i in range(10):
-        producer.produce("later", b"r%d" % i, partition=0, headers=[("kbroker-deliver-after-ms", b"15000")])
+        producer.produce("later", b"r%d" % i, partition=0, headers=[("kbroker-deliver-after-ms", b"6000")])
     assert producer.flush(60) == 0
     cluster.kill(leader)
     others = [n for n in cluster.node_ids if n != leader]
@@ -120,11 +123,13 @@ def _high(cluster, nodes, topic: str) -> int:
     return best
 
 
-def test_delayed_records_reach_a_target_led_elsewhere_and_survive_their_scheduler(cluster):
+def test_delayed_records_reach_a_target_led_elsewhere_and_survive_their_scheduler(fast_cluster):
     """Records held by node 1's scheduler whose target partition moves to node 2 (a reassignment
     that drops node 1) are produced to node 2 over the inter-broker listener, idempotently; then
     node 1 is killed (kill -9) with more records pending: the internal partition's new leader
-    delivers them (to node 2, locally or not). Every record arrives once."""
+    delivers them (to node 2, locally or not). Every record arrives once. (Fast sessions: the
+    internal partitions' leaderships move 3 s after the kill.)"""
+    cluster = fast_cluster
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -140,8 +145,8 @@ def test_delayed_records_reach_a_target_led_elsewhere_and_survive_their_schedule
         return _leader(admin, topic)
     wait_until(lambda: leader("moving") == 1, timeout=30, message="node 1 leads moving-0")
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
-    for i in range(20):  # 10 due in 12 s (after the move below), 10 in 25 s (after the kill)
-        delay = b"12000" if i < 10 else b"25000"
+    for i in range(20):  # 10 due in 10 s (after the move below), 10 in 17 s (after the kill)
+        delay = b"10000" if i < 10 else b"17000"
         producer.produce("moving", b"m%d" % i, partition=0, headers=[("kbroker-deliver-after-ms", delay)])
     assert producer.flush(60) == 0
     assert _high(cluster, [1, 2, 3], "moving") == 0

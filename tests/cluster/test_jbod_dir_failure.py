@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cluster_fixture import Cluster
+from cluster_fixture import FAST_SESSIONS, Cluster
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kbroker.config import BrokerConfig, load_properties_file
@@ -41,8 +41,10 @@ def jbod_cluster(tmp_path):
     if os.geteuid() != 0:
         pytest.fail("this test needs root (it mounts a small tmpfs as a log dir): run the suite as root")
     # A follower whose dir failed stops fetching; until replica.lag.time.max.ms has passed since it
-    # was last caught up it still holds the high watermark (acks=all waits): shortened here.
-    c = Cluster(tmp_path / "cluster", 3, {"replica.lag.time.max.ms": "4000"})
+    # was last caught up it still holds the high watermark (acks=all waits): shortened here. Fast
+    # sessions: the node killed and restarted at the end registers again once the session of its
+    # previous run expires (3 s rather than Kafka's 9 s).
+    c = Cluster(tmp_path / "cluster", 3, {"replica.lag.time.max.ms": "4000", **FAST_SESSIONS})
     with small_disk(c.layout.root / f"node-{NODE}-b", 32, "kbroker-jbod-test") as disk:
         try:
             path = c.layout.properties_path(NODE)

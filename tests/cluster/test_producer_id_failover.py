@@ -46,7 +46,9 @@ def init_producer_ids(cluster, node_id: int, count: int) -> list[int]:
     return [a.producer_id for a in answers if a.error_code == E.NONE]
 
 
-def test_producer_id_blocks_unique_across_controller_failover(cluster):
+def test_producer_id_blocks_unique_across_controller_failover(fast_cluster):
+    # fast sessions: the killed node's restart registers once its previous session expires (3 s)
+    cluster = fast_cluster
     leader = wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader", cluster.logs)
     ids: dict[tuple[str, int], list[int]] = defaultdict(list)  # (phase, broker) -> ids in order
     lock = threading.Lock()

@@ -29,10 +29,15 @@ def test_leader_elected_and_topics_visible_on_every_node(cluster):
     for n in cluster.node_ids:
         if n != leader:
             assert quorum_view(cluster, n)[:2] == (E.NOT_LEADER_OR_FOLLOWER, leader)
-    # every broker lists the three brokers; as Kafka 4's, its controller id is an alive broker
-    for n in cluster.node_ids:
+    # every broker lists the three brokers (once it applied their registrations: each node in its
+    # own time); as Kafka 4's, its controller id is an alive broker
+    def with_three_brokers(n: int):
         m = metadata(cluster, n)
-        assert sorted(b.node_id for b in m.brokers) == [1, 2, 3] and m.controller_id in (1, 2, 3)
+        return m if sorted(b.node_id for b in m.brokers) == [1, 2, 3] else None
+
+    for n in cluster.node_ids:
+        m = wait_until(lambda n=n: with_three_brokers(n), 10, 0.05, f"the three brokers in node {n}'s metadata")
+        assert m.controller_id in (1, 2, 3)
     assert create_via_controller(cluster, "orders", cluster.node_ids) == E.NONE
     for n in cluster.node_ids:
         topics = wait_until(lambda n=n: {t.name: t for t in metadata(cluster, n).topics if t.name == "orders"},
@@ -50,7 +55,10 @@ def test_leader_elected_and_topics_visible_on_every_node(cluster):
     assert create_topic(cluster, next(n for n in cluster.node_ids if n != leader), "via-1") == E.TOPIC_ALREADY_EXISTS
 
 
-def test_kill_active_controller_while_creating_topics(cluster):
+def test_kill_active_controller_while_creating_topics(fast_cluster):
+    # fast sessions: the killed node's restart is not refused as a duplicate registration for Kafka's
+    # 9 s, until the session of its previous run expires
+    cluster = fast_cluster
     leader = wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader", cluster.logs)
     _, _, old_epoch, _, _ = quorum_view(cluster, leader)
     survivors = [n for n in cluster.node_ids if n != leader]
@@ -88,9 +96,11 @@ def test_kill_active_controller_while_creating_topics(cluster):
     assert new_leader != leader
     error, named, epoch, _, voters = quorum_view(cluster, new_leader)
     assert (error, named, voters) == (E.NONE, new_leader, [1, 2, 3]) and epoch > old_epoch
+    # every acknowledged creation reaches every survivor (each applies the committed records in its
+    # own time: the last ones may not be there yet when the creator stops)
     for n in survivors:
-        names = {t.name for t in metadata(cluster, n).topics}
-        assert set(acknowledged) <= names
+        wait_until(lambda n=n: set(acknowledged) <= {t.name for t in metadata(cluster, n).topics}, 30, 0.05,
+                   f"the acknowledged topics on node {n}", cluster.logs)
     # the killed node comes back from its disk as a follower and catches up
     cluster.start_node(leader)
     wait_until(lambda: set(acknowledged) <= {t.name for t in metadata(cluster, leader).topics}, 30, 0.05,
@@ -100,17 +110,23 @@ def test_kill_active_controller_while_creating_topics(cluster):
     wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader all three nodes name", cluster.logs)
 
 
-def test_restart_of_all_nodes_from_disk(cluster):
+def test_restart_of_all_nodes_from_disk(fast_cluster):
+    # fast sessions: a node whose controlled shutdown timed out (the quorum gone) registers again
+    # once its previous session expires, 3 s rather than Kafka's 9 s
+    cluster = fast_cluster
     wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader", cluster.logs)
     for name in ("a", "b", "c"):
         assert create_via_controller(cluster, name, cluster.node_ids) == E.NONE
     cluster.stop_all()
     cluster.start()
     wait_until(lambda: agreed_leader(cluster), 30, 0.05, "a leader after the restart", cluster.logs)
-    for n in cluster.node_ids:
+    # each node replays its log and applies what the new leader's high watermark commits, in its own time
+    def restored(n: int) -> bool:
         m = metadata(cluster, n)
-        assert {"a", "b", "c"} <= {t.name for t in m.topics}
-        assert sorted(b.node_id for b in m.brokers) == [1, 2, 3]
+        return {"a", "b", "c"} <= {t.name for t in m.topics} and sorted(b.node_id for b in m.brokers) == [1, 2, 3]
+
+    for n in cluster.node_ids:
+        wait_until(lambda n=n: restored(n), 30, 0.05, f"the topics and the three brokers on node {n}", cluster.logs)
     assert create_via_controller(cluster, "d", cluster.node_ids) == E.NONE
 
 

@@ -99,8 +99,11 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
         assert nodes == [1, 2, 3, 4]
         bootstrap = ",".join(cluster.bootstrap(n) for n in nodes)
         create_topic(cluster, [1, 2, 3])
-        wait_until(lambda: (p := partition_state(cluster, 2, TOPIC)) is not None and p.leader_id == 1
-                   and sorted(p.isr_nodes) == [1, 2, 3], 60, 0.1, "leader 1 with a full ISR", cluster.logs)
+        # each node applies the committed creation in its own time: node 4 is the one asked below
+        for n in (2, 4):
+            wait_until(lambda n=n: (p := partition_state(cluster, n, TOPIC)) is not None and p.leader_id == 1
+                       and sorted(p.isr_nodes) == [1, 2, 3], 60, 0.1, f"leader 1 with a full ISR on node {n}",
+                       cluster.logs)
 
         # a plan to an unknown broker: refused, nothing changes
         bad = tmp_path / "bad.json"
@@ -251,10 +254,12 @@ def test_reassign_partitions_tool_moves_a_partition_under_acks_all_writes(tmp_pa
                        "--preserve-throttles")
         assert res.returncode == 0, res.stdout + res.stderr
         assert f"Successfully cancelled partition reassignment for: {TOPIC}-0" in res.stdout, res.stdout
-        p = partition_state(cluster, 4, TOPIC)
         # Kafka's PartitionReassignmentRevert: the replicas less the adding ones, in the order the
-        # reassignment had them (not necessarily the order before it)
-        assert list(p.replica_nodes) == [2, 3, *removing] and sorted(p.isr_nodes) == [2, 3, 4]
+        # reassignment had them (not necessarily the order before it); committed by the controller,
+        # then applied by node 4 in its own time
+        wait_until(lambda: (p := partition_state(cluster, 4, TOPIC)) is not None
+                   and list(p.replica_nodes) == [2, 3, *removing] and sorted(p.isr_nodes) == [2, 3, 4],
+                   30, 0.1, "the replicas restored on node 4", lambda: partition_state(cluster, 4, TOPIC))
         w = cluster.wire(4)
         try:
             listed = w.call(ListPartitionReassignmentsRequest(timeout_ms=10000, topics=None), 0)

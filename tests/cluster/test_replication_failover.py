@@ -65,8 +65,10 @@ def test_leader_kill_loses_no_acknowledged_record_and_node_rejoins_isr(fast_clus
     assert producer.flush(60) == 0
     assert errors == []
     assert len(acked) == sent
-    new = partition_state(cluster, survivors[0])
-    assert new.leader_id in survivors and leader not in new.isr_nodes
+    # the new leader and the smaller ISR are committed; survivors[0] applies them in its own time
+    wait_until(lambda: (p := partition_state(cluster, survivors[0])) is not None and p.leader_id in survivors
+               and leader not in p.isr_nodes, 30, 0.05, f"the new leader and ISR on node {survivors[0]}",
+               lambda: partition_state(cluster, survivors[0]))
 
     # every acknowledged record exactly once and in order (one partition, idempotent producer)
     consumer = confluent_kafka.Consumer({"bootstrap.servers": ",".join(cluster.bootstrap(n) for n in survivors),
@@ -198,8 +200,10 @@ def test_consumer_group_survives_kill_of_its_coordinator(fast_cluster):
         survivors = [n for n in nodes if n != coordinator]
         wait_until(consume_until(200), 120, 0, "consuming and committing after the coordinator's death",
                    cluster.logs)
-        new = wait_until(lambda: find_coordinator(cluster, survivors[0], group), 30, 0.05, "the new coordinator")
-        assert new in survivors
+        # survivors[0] names a survivor once it applied the new leader of the group's partition
+        wait_until(lambda: find_coordinator(cluster, survivors[0], group) in survivors, 30, 0.05,
+                   f"a surviving coordinator named by node {survivors[0]}",
+                   lambda: find_coordinator(cluster, survivors[0], group))
     finally:
         a.close()
     assert seen[:200] == list(range(200))
@@ -270,8 +274,10 @@ def test_transactions_with_remote_markers_across_a_coordinator_move(fast_cluster
     cluster.kill(coordinator)
     survivors = [n for n in nodes if n != coordinator]
     producer.commit_transaction(120)
-    new = wait_until(lambda: find_txn_coordinator(cluster, survivors[0], tid), 30, 0.05, "the new coordinator")
-    assert new in survivors
+    # survivors[0] names a survivor once it applied the new leader of the id's partition
+    wait_until(lambda: find_txn_coordinator(cluster, survivors[0], tid) in survivors, 30, 0.05,
+               f"a surviving coordinator named by node {survivors[0]}",
+               lambda: find_txn_coordinator(cluster, survivors[0], tid))
 
     consumer = confluent_kafka.Consumer({"bootstrap.servers": ",".join(cluster.bootstrap(n) for n in survivors),
                                          "group.id": "committed-reader", "isolation.level": "read_committed",

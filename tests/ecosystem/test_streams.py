@@ -35,16 +35,20 @@ WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".spl
 USERS = [f"user{i}" for i in range(4)]
 PARTITIONS = 2
 # The killed instance stays a member of its group until its session times out; the restarted one gets
-# the tasks only then. The app asks for a 10 s session with the classic protocol (the client's
-# session.timeout.ms, EosStreamsApp.java); the streams protocol's session is the broker's
-# group.streams.session.timeout.ms (default 45 s, and its minimum 45 s too). 10 s on both, so the
-# restart waits 10 s for the dead member rather than 45 s. The group's first rebalance is not delayed
-# either (the classic protocol's group.initial.rebalance.delay.ms is 0 in TEST_SETTINGS). Kafka's
-# transaction.timeout.ms for Streams' producers is 10 s; the coordinator looks for timed-out
-# transactions (the killed instance's open one) every second rather than every 10 s.
+# the tasks only then. The app asks for a 6 s session (the brokers' group.min.session.timeout.ms) with
+# the classic protocol (the client's session.timeout.ms, EosStreamsApp.java); the streams protocol's
+# session is the broker's group.streams.session.timeout.ms (default 45 s, and its minimum 45 s too),
+# its heartbeat interval group.streams.heartbeat.interval.ms (5 s, at least
+# group.streams.min.heartbeat.interval.ms). 6 s on both, heartbeats every second, so the restart
+# waits 6 s for the dead member rather than 45 s. The group's first rebalance is not delayed either
+# (the classic protocol's group.initial.rebalance.delay.ms is 0 in TEST_SETTINGS). The app's
+# producers' transaction.timeout.ms is 6 s (Streams' default 10 s); the coordinator looks for
+# timed-out transactions (the killed instance's open one) every second rather than every 10 s.
 BROKER_OVERRIDES = {
-    "group.streams.session.timeout.ms": "10000",
-    "group.streams.min.session.timeout.ms": "10000",
+    "group.streams.session.timeout.ms": "6000",
+    "group.streams.min.session.timeout.ms": "6000",
+    "group.streams.heartbeat.interval.ms": "1000",
+    "group.streams.min.heartbeat.interval.ms": "1000",
     "group.streams.initial.rebalance.delay.ms": "0",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
 }
