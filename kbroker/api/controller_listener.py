@@ -12,6 +12,8 @@ from typing import Any, Protocol
 from kbroker.api import load_handlers
 from kbroker.api.context import BrokerServices
 from kbroker.api.registry import CONTROLLER_LISTENER, handlers_for
+from kbroker.controller.client import Requester
+from kbroker.raft.transport import request_identity
 from kbroker_protocol.messages import RequestHeader
 
 
@@ -52,3 +54,14 @@ def install_controller_handlers(broker: BrokerServices, handlers: HandlerTable) 
     for key, entry in handlers_for(CONTROLLER_LISTENER).items():
         handlers[key] = (lambda fn: lambda header, body: fn(ControllerRequestContext(broker, header), body))(
             entry.handler)
+
+
+def controller_requester(header: ControllerHeader) -> Requester:
+    """Who sent the request being served on the controller listener: its connection's principal
+    and host (Kafka's ControllerApis authorizes ``request.context.principal``; a forwarded request
+    comes in an Envelope, which names its own), for the operations that authorize it."""
+    principal, host = request_identity()
+    kind, _, name = principal.partition(":")
+    if host:
+        return Requester(client_id=header.client_id, client_host=host, principal_type=kind, principal_name=name)
+    return Requester(client_id=header.client_id, principal_type=kind, principal_name=name)
