@@ -19,15 +19,15 @@ from kbroker.api import install_handlers
 from kbroker.config import BrokerConfig, ConfigError, Endpoint
 from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
-from kbroker.controller.client import ControllerClient
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.loader import MetadataLoader
 from kbroker.controller.operations.delegation_tokens import TokenExpiry
 from kbroker.controller.operations.local import LocalControllerClient
 from kbroker.controller.quorum import METADATA_TOPIC, QuorumController
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, dir_failure
+from kbroker.metadata.client import ControllerClient
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.loader import MetadataLoader
 from kbroker.metrics import MetricsService
 from kbroker.raft.io import RaftDriver
 from kbroker.replication.fetch_sessions import FetchSessionCache
@@ -56,11 +56,11 @@ from kbroker.wiring.metadata_quorum import make_raft, wire_metadata
 from kbroker.wiring.registration import build_lifecycle, log_directory_ids, registration_listeners
 
 if TYPE_CHECKING:
-    from kbroker.controller.broker_lifecycle import BrokerLifecycleManager
-    from kbroker.controller.channel import ControllerChannel
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.metadata.broker_lifecycle import BrokerLifecycleManager
+    from kbroker.metadata.channel import ControllerChannel
     from kbroker.server.connection import RequestHooks, RequestMetrics
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Broker:
         self.config = config
         self.node_id = config.node_id
         # The broker's image of the committed metadata log (Kafka's MetadataLoader), never the
-        # controller's: records reach it once committed (kbroker/controller/loader.py).
+        # controller's: records reach it once committed (kbroker/metadata/loader.py).
         self.metadata_loader = MetadataLoader()
         self.image = self.metadata_loader.image
         self.local_partitions = LocalPartitions(self)  # this broker's replicas follow the metadata log
@@ -113,7 +113,7 @@ class Broker:
         self._idle_task: asyncio.Task[object] | None = None
         self.log_manager: LogManager | None = None
         # Topics whose creation is under way (partition logs being created off the event loop):
-        # name with '.' as '_' -> name (see kbroker/replication/topics.py).
+        # name with '.' as '_' -> name (see kbroker/controller/operations/topic_logs.py).
         self.creating_topics: dict[str, str] = {}
         self.create_partitions_lock = asyncio.Lock()
         self.controller: QuorumController | None = None
@@ -275,8 +275,8 @@ class Broker:
         is) in Envelopes over its controller listener (controller-seam's RemoteControllerClient), as
         Kafka's brokers forward them."""
         from kbroker.api.envelope import error_response_for
-        from kbroker.controller.channel import ControllerChannel
-        from kbroker.controller.remote import RemoteControllerClient
+        from kbroker.metadata.channel import ControllerChannel
+        from kbroker.metadata.remote import RemoteControllerClient
 
         raft = self.raft
         assert raft is not None
@@ -310,7 +310,7 @@ class Broker:
         """Registration and heartbeats with the active controller (cluster-control's
         BrokerLifecycleManager, Kafka's BrokerLifecycleManager) over a channel of their own; start-up
         goes on once the controller has unfenced this broker (its metadata caught up)."""
-        from kbroker.controller.broker_lifecycle import BrokerState
+        from kbroker.metadata.broker_lifecycle import BrokerState
 
         raft = self.raft
         assert raft is not None

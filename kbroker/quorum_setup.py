@@ -94,7 +94,7 @@ def read_setup(cfg: Any, node_id: int) -> RaftSetup:
 
 def checkpoint_controls(snapshot: Snapshot) -> tuple[dict[int, Voter] | None, int | None]:
     """The voter set and kraft.version of a ``MetadataLog`` snapshot (``.checkpoint`` bytes)."""
-    from kbroker.controller.metadata_log import decode_snapshot
+    from kbroker.metadata.metadata_log import decode_snapshot
 
     data = snapshot.data
     if not isinstance(data, bytes | bytearray | memoryview):

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import TextIO
 
 from kbroker.config import BrokerConfig, parse_properties
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.features import KRAFT_VERSION, METADATA_VERSION, SUPPORTED_FEATURES, bootstrap_levels
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.features import KRAFT_VERSION, METADATA_VERSION, SUPPORTED_FEATURES, bootstrap_levels
 from kbroker.raft.files import write_atomically
 from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
 from kbroker_protocol.messages.data.snapshot_footer_record import SnapshotFooterRecord

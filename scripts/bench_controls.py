@@ -266,7 +266,7 @@ def bench_dispatch(rounds: int, requests: int) -> dict[str, list[float]]:
     async def run() -> dict[str, list[float]]:
         out: dict[str, list[float]] = {name: [] for name in variants}
         async with EmbeddedBroker() as embedded:
-            from kbroker.controller.quorum import NewTopic
+            from kbroker.metadata.new_topic import NewTopic
             from kbroker.replication.topics import create_topic
 
             await create_topic(embedded.broker, NewTopic("dispatch", 1, 1))
@@ -313,7 +313,7 @@ def bench_produce_dispatch(rounds: int, requests: int) -> dict[str, list[float]]
     data = b"".join(frame(i) for i in range(requests))
 
     async def run() -> dict[str, list[float]]:
-        from kbroker.controller.quorum import NewTopic
+        from kbroker.metadata.new_topic import NewTopic
         from kbroker.replication.topics import create_topic
 
         out: dict[str, list[float]] = {"real": [], "manual": []}

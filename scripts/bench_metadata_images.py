@@ -32,8 +32,8 @@ import tracemalloc
 import uuid
 from pathlib import Path
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import MetadataImage
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import MetadataImage
 
 
 def records(topics: int, partitions: int, replicas: int) -> list[bytes]:

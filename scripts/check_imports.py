@@ -5,11 +5,13 @@ Usage::
 
     .venv/bin/python scripts/check_imports.py [--include-type-only] [--quiet]
 
-Layers, bottom up (issue 14's target): ``kbroker_protocol`` (the ``protocol/`` folder) → ``kbroker.log`` → ``kbroker.metadata``
-(and today's ``kbroker.controller``) → ``kbroker.replication`` → ``kbroker.coordinator`` →
-``kbroker.security`` → ``kbroker.controller.operations`` (the controller's side of the forwarded
-admin APIs) → ``kbroker.api`` → ``kbroker.server`` → everything else in ``kbroker`` (the
-composition root, CLI, testing). ``kbroker.raft`` sits beside ``kbroker.metadata``. Imports inside ``if TYPE_CHECKING:``
+Layers, bottom up (issue 14): ``kbroker_protocol`` (the ``protocol/`` folder) → ``kbroker.log`` →
+``kbroker.metadata`` (the image, loader, records, metadata log, the controller client a broker
+uses) → ``kbroker.replication`` → ``kbroker.coordinator`` → ``kbroker.security`` →
+``kbroker.controller`` (the active controller) → ``kbroker.controller.operations`` (the
+controller's side of the forwarded admin APIs) → ``kbroker.api`` → ``kbroker.server`` →
+everything else in ``kbroker`` (the composition root, CLI, testing). ``kbroker.raft`` sits beside
+``kbroker.metadata``. Imports inside ``if TYPE_CHECKING:``
 blocks count only with ``--include-type-only``. Prints every cycle (as a list of modules) and every
 upward import, and exits 1 if there is any.
 """
@@ -25,10 +27,16 @@ REPO = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, ...]] = [
     ("kbroker_protocol",),
     ("kbroker.log",),
-    ("kbroker.metadata", "kbroker.controller", "kbroker.raft"),
+    # what every node reads of the metadata (image, loader, records, the metadata log) and its
+    # client of the active controller; the Raft layer beside it (its voter update talks to the
+    # controller over the channel, the loader reads the Raft driver's commits)
+    ("kbroker.metadata", "kbroker.raft"),
     ("kbroker.replication",),
     ("kbroker.coordinator",),
     ("kbroker.security",),
+    # the active controller (QuorumController, replication and cluster control, placement): above
+    # the broker's data path, which reaches it only through the metadata client and the image
+    ("kbroker.controller",),
     # the controller's operations (the controller's side of the forwarded admin APIs): above what
     # they use (the image and controller, topic creation's logs, the coordinators' config checks,
     # authorization), below the API layer that forwards to them

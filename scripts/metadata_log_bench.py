@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Timings of MetadataLog (kbroker/controller/metadata_log.py) and the metadata snapshots.
+"""Timings of MetadataLog (kbroker/metadata/metadata_log.py) and the metadata snapshots.
 
 Measures, in a temporary directory on the local disk:
 - append + flush (fsync) of one entry, as a leader's commit of one record: median and p99;
@@ -18,10 +18,10 @@ import time
 import uuid
 from pathlib import Path
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.metadata_log import MetadataLog
-from kbroker.controller.snapshot import image_to_snapshot, load_snapshot
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.metadata_log import MetadataLog
+from kbroker.metadata.snapshot import image_to_snapshot, load_snapshot
 from kbroker.raft.log import Entry
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import ALTER_CLIENT_QUOTAS
+from kbroker.metadata.client import ALTER_CLIENT_QUOTAS
 from kbroker_protocol.errors import default_message
 from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasRequest, AlterClientQuotasResponse
 

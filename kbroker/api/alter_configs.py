@@ -24,7 +24,6 @@ from kbroker.api.context import BrokerServices, RequestContext, requester
 from kbroker.api.describe_configs import RESOURCE_BROKER, broker_resource_error
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import Requester
 from kbroker.controller.operations.alter_configs import (
     CORDONED,
     AlterRequest,
@@ -36,6 +35,7 @@ from kbroker.controller.operations.alter_configs import (
     replaced,
     validate_cordoned,
 )
+from kbroker.metadata.client import Requester
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
 from kbroker.security.acls import config_refused as _refused
 from kbroker_protocol.errors import ErrorCode

@@ -32,12 +32,12 @@ from kbroker.api.context import HandlerContext, RequestContext, requester, respo
 from kbroker.api.controller_listener import controller_requester
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
-from kbroker.controller.client import controller_active
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.reassignments import (
     alter_partition_reassignments_error,
     alter_partition_reassignments_operation,
 )
+from kbroker.metadata.client import controller_active
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import (
     AlterPartitionReassignmentsRequest,

@@ -17,8 +17,8 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import ALTER_USER_SCRAM_CREDENTIALS
 from kbroker.controller.operations.alter_user_scram_credentials import alter_user_scram_credentials_error
+from kbroker.metadata.client import ALTER_USER_SCRAM_CREDENTIALS
 from kbroker_protocol.messages.alter_user_scram_credentials import (
     AlterUserScramCredentialsRequest,
     AlterUserScramCredentialsResponse,

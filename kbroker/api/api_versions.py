@@ -24,7 +24,7 @@ import re
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import HANDLERS, api
-from kbroker.controller.features import SUPPORTED_FEATURES
+from kbroker.metadata.features import SUPPORTED_FEATURES
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 

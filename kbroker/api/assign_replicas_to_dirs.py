@@ -22,8 +22,8 @@ from kbroker_protocol.messages.assign_replicas_to_dirs import (
 async def handle_assign_replicas_to_dirs(ctx: HandlerContext, request: AssignReplicasToDirsRequest) -> AssignReplicasToDirsResponse:
     from kbroker.controller.cluster_runtime import is_active, operation, write
     from kbroker.controller.dir_control import assign_replicas_to_dirs
-    from kbroker.controller.directories import MV_DIRECTORY_ASSIGNMENT
-    from kbroker.controller.features import METADATA_VERSION
+    from kbroker.metadata.directories import MV_DIRECTORY_ASSIGNMENT
+    from kbroker.metadata.features import METADATA_VERSION
     controller = local_controller(ctx.broker)
     if not is_active(controller):
         return AssignReplicasToDirsResponse(error_code=ErrorCode.NOT_CONTROLLER)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbroker.api.context import RequestContext, requester
-from kbroker.controller.topic_plans import NewTopic
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.replication.topics import AUTO_CREATE_TIMEOUT_MS, CREATE_TOPICS_VERSION, internal_defaults
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse

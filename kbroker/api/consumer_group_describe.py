@@ -14,8 +14,8 @@ from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.group_describe import group_to_describe
 from kbroker.api.registry import api
-from kbroker.controller.image import MetadataImage
 from kbroker.coordinator.group_views import reading_committed
+from kbroker.metadata.image import MetadataImage
 from kbroker.security.acls import DESCRIBE, GROUP, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_describe import (

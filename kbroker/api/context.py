@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from kbroker.controller.client import ControllerClient, Requester
-from kbroker.controller.client import (
-    response_as as response_as,  # (for the handlers: a forwarded answer typed)
-)
 from kbroker.controller.operations.host import OperationHost, RaftOperationHost
 from kbroker.controller.operations.host import ServiceNotRunning as ServiceNotRunning
 from kbroker.controller.operations.host import local_controller as local_controller
 from kbroker.controller.operations.host import require as require
+from kbroker.metadata.client import ControllerClient, Requester
+from kbroker.metadata.client import (
+    response_as as response_as,  # (for the handlers: a forwarded answer typed)
+)
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from kbroker.api import load_handlers
 from kbroker.api.context import BrokerServices
 from kbroker.api.registry import CONTROLLER_LISTENER, handlers_for
-from kbroker.controller.client import Requester
+from kbroker.metadata.client import Requester
 from kbroker.raft.transport import request_identity
 from kbroker_protocol.messages import RequestHeader
 

@@ -29,13 +29,13 @@ from kbroker.api.context import (
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.config import BrokerConfig
-from kbroker.controller.client import UNREGISTER_CONTROLLER
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES
-from kbroker.controller.image import MetadataImage
 from kbroker.controller.operations.host import RaftOperationHost
 from kbroker.controller.operations.quorum import unregister_controller, unregister_controller_error
 from kbroker.controller.quorum import QuorumController
+from kbroker.metadata.client import UNREGISTER_CONTROLLER
+from kbroker.metadata.features import METADATA_VERSION, SUPPORTED_FEATURES
+from kbroker.metadata.image import MetadataImage
 from kbroker.raft.io import RaftDriver
 from kbroker.security.internode import InterNodeSecurity
 from kbroker_protocol.errors import ErrorCode, default_message
@@ -168,8 +168,8 @@ async def register_self(broker: RegisteringController) -> None:
     """Kafka's ControllerRegistrationManager: keep this controller's registration (this process's
     incarnation) in the metadata, asking the active controller (maybe this node) over the
     controller listener."""
-    from kbroker.controller.channel import ControllerChannel
-    from kbroker.controller.client import ControllerUnavailable
+    from kbroker.metadata.channel import ControllerChannel
+    from kbroker.metadata.client import ControllerUnavailable
 
     raft = broker.raft
     assert raft is not None  # a controller's

@@ -18,17 +18,17 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import (
-    CREATE_DELEGATION_TOKEN,
-    EXPIRE_DELEGATION_TOKEN,
-    RENEW_DELEGATION_TOKEN,
-)
 from kbroker.controller.operations.delegation_tokens import (
     ANONYMOUS,
     USER_TYPE,
     create_response,
     owner_of,
     tokens_of,
+)
+from kbroker.metadata.client import (
+    CREATE_DELEGATION_TOKEN,
+    EXPIRE_DELEGATION_TOKEN,
+    RENEW_DELEGATION_TOKEN,
 )
 from kbroker.security.acls import CREATE_TOKENS, DELEGATION_TOKEN, DESCRIBE, DESCRIBE_TOKENS, USER, authorized
 from kbroker.security.tokens import ERROR_TIMESTAMP, split_principal

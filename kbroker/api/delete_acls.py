@@ -11,7 +11,7 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import DELETE_ACLS
+from kbroker.metadata.client import DELETE_ACLS
 from kbroker_protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse
 
 

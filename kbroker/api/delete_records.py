@@ -17,8 +17,8 @@ import logging
 from kbroker.api.context import BrokerServices, RequestContext, partition_or_error
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.image import INTERNAL_TOPICS
 from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
+from kbroker.metadata.image import INTERNAL_TOPICS
 from kbroker.security.acls import DELETE, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.delete_records import DeleteRecordsRequest, DeleteRecordsResponse

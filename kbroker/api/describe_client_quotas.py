@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.image import QuotaEntity
+from kbroker.metadata.image import QuotaEntity
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE_CONFIGS, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, USER
 from kbroker_protocol.errors import ErrorCode

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.registry import api
-from kbroker.controller.directories import cordoned_dirs_supported
 from kbroker.controller.quorum import METADATA_TOPIC
+from kbroker.metadata.directories import cordoned_dirs_supported
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsRequest, DescribeLogDirsResponse

@@ -22,10 +22,10 @@ from kbroker.api.context import RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.metadata import TOPIC_OPERATIONS
 from kbroker.api.registry import api
-from kbroker.controller.directories import has_online_dir
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.image import INTERNAL_TOPICS, MetadataImage, PartitionState
 from kbroker.controller.topic_plans import validate_topic_name
+from kbroker.metadata.directories import has_online_dir
+from kbroker.metadata.image import INTERNAL_TOPICS, MetadataImage, PartitionState
 from kbroker.security.acls import DESCRIBE, TOPIC, authorized, authorized_operations
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_topic_partitions import (

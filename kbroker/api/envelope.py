@@ -32,9 +32,9 @@ from collections.abc import Awaitable, Callable
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import builder_for
 from kbroker.api.registry import HANDLERS
-from kbroker.controller.client import FORWARDED_APIS, Requester, controller_active
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.local import LocalControllerClient
+from kbroker.metadata.client import FORWARDED_APIS, Requester, controller_active
 from kbroker_protocol.api import decode_request, encode_response
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
@@ -81,7 +81,7 @@ async def envelope(broker: BrokerServices, request: EnvelopeRequest, peer: str =
     """The Envelope handler on ``broker`` (the node running the controller), for any server that
     serves the controller listener (``peer``: the forwarding node's address, for the log)."""
     # (imported here: Envelopes reach only the controller of a multi-node quorum)
-    from kbroker.controller.remote import deserialize_principal
+    from kbroker.metadata.remote import deserialize_principal
     try:
         principal = deserialize_principal(request.request_principal or b"")
     except ValueError as exc:

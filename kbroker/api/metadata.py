@@ -31,9 +31,9 @@ from kbroker.api.auto_topic_creation import Created, auto_create
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.directories import has_online_dir
-from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
-from kbroker.controller.topic_plans import NewTopic
+from kbroker.metadata.directories import has_online_dir
+from kbroker.metadata.image import MetadataImage, PartitionState, TopicImage
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.security.acls import (
     CLUSTER,
     CLUSTER_NAME,

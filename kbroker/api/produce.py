@@ -39,7 +39,7 @@ from kbroker.api.context import RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.fetch import current_leader
 from kbroker.api.registry import api
-from kbroker.controller.image import INTERNAL_TOPICS
+from kbroker.metadata.image import INTERNAL_TOPICS
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized

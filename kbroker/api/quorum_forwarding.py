@@ -17,8 +17,8 @@ from __future__ import annotations
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import DESCRIBE_QUORUM, UNREGISTER_BROKER
 from kbroker.controller.operations.quorum import describe_quorum_error, unregister_broker_error
+from kbroker.metadata.client import DESCRIBE_QUORUM, UNREGISTER_BROKER
 from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
 from kbroker_protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
 

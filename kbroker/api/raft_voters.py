@@ -13,13 +13,13 @@ from typing import Any
 from kbroker.api.context import RaftNodeServices, RequestContext, requester, response_as
 from kbroker.api.error_response import Builder, refusal
 from kbroker.api.registry import api
-from kbroker.controller.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER
 from kbroker.controller.operations.raft_voters import (
     UPDATE_RAFT_VOTER,
     add_raft_voter,
     remove_raft_voter,
     update_raft_voter,
 )
+from kbroker.metadata.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER
 from kbroker_protocol.errors import default_message
 from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse
 from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse

@@ -22,10 +22,10 @@ from kbroker.api.context import BrokerServices, RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.share_common import share_coordinator
-from kbroker.controller.image import TopicImage
 from kbroker.coordinator.group_coordinator import coordinator_error, offsets_topic_created
 from kbroker.coordinator.share_coordinator import share_groups_enabled
 from kbroker.coordinator.share_group import ShareGroupError
+from kbroker.metadata.image import TopicImage
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.alter_share_group_offsets import (
     AlterShareGroupOffsetsRequest,

@@ -22,11 +22,11 @@ from kbroker.api.authorization import group_refused
 from kbroker.api.auto_topic_creation import auto_create
 from kbroker.api.context import BrokerServices, RequestContext
 from kbroker.api.registry import api
-from kbroker.controller.image import INTERNAL_TOPICS
-from kbroker.controller.topic_plans import NewTopic
 from kbroker.coordinator.group_coordinator import coordinator_error, group_write_error, offsets_topic_created
 from kbroker.coordinator.streams_group import MISSING_INTERNAL_TOPICS
 from kbroker.coordinator.streams_group_model import StreamsGroupError
+from kbroker.metadata.image import INTERNAL_TOPICS
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.streams_group_heartbeat import (

@@ -29,16 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kbroker.config import BROKER_DEFAULTS
-from kbroker.controller.directories import MV_DIRECTORY_ASSIGNMENT, cordoned_dirs_supported
-from kbroker.controller.features import METADATA_VERSION
-from kbroker.controller.image import (
-    FENCING_FENCE,
-    FENCING_UNFENCE,
-    NO_LEADER,
-    SHUTDOWN_CHANGE_IN_CONTROLLED_SHUTDOWN,
-    MetadataImage,
-)
-from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.replication_control import (
     ReplicationSettings,
     elr_enabled,
@@ -48,6 +38,16 @@ from kbroker.controller.replication_control import (
     partitions_with_broker_in_isr,
     partitions_with_no_leader,
 )
+from kbroker.metadata.directories import MV_DIRECTORY_ASSIGNMENT, cordoned_dirs_supported
+from kbroker.metadata.features import METADATA_VERSION
+from kbroker.metadata.image import (
+    FENCING_FENCE,
+    FENCING_UNFENCE,
+    NO_LEADER,
+    SHUTDOWN_CHANGE_IN_CONTROLLED_SHUTDOWN,
+    MetadataImage,
+)
+from kbroker.metadata.metadata_records import MetadataRecord
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest, BrokerHeartbeatResponse
 from kbroker_protocol.messages.broker_registration import (

@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from kbroker.controller.cluster_control import ClusterControl
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.replication_control import (
     ReplicationSettings,
     preferred_leader_elections,
     unclean_leader_elections,
 )
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.metadata_records import MetadataRecord
 
 MAX_ELECTIONS_PER_IMBALANCE = 1000  # Kafka's QuorumController maxElectionsPerImbalance
 

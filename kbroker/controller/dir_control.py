@@ -18,9 +18,9 @@ import logging
 import uuid
 from typing import Any
 
-from kbroker.controller.directories import is_online, replica_directory
-from kbroker.controller.image import NO_LEADER, MetadataImage, PartitionState, TopicImage
 from kbroker.controller.replication_control import ReplicationSettings, generate_leader_and_isr_updates
+from kbroker.metadata.directories import is_online, replica_directory
+from kbroker.metadata.image import NO_LEADER, MetadataImage, PartitionState, TopicImage
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.assign_replicas_to_dirs import (
     AssignReplicasToDirsRequest,

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from kbroker.controller.features import METADATA_VERSION
+from kbroker.metadata.features import METADATA_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Writes the controller makes for its own node, outside any forwarded API (issue 14).
 
 A broker never commits metadata itself: its API handlers and coordinators ask the active
-controller through the controller client (``kbroker/controller/client.py``). What is left here is
+controller through the controller client (``kbroker/metadata/client.py``). What is left here is
 what Kafka's controller writes on its own initiative or on a broker's Raft-layer message, which
 has no CreateTopics-like request a handler could send, and which kbroker's single node takes
 without the message:
@@ -27,11 +27,11 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from kbroker.controller import metadata_records as mr
 from kbroker.controller.dir_control import handle_directories_cordoned
-from kbroker.controller.directories import cordoned_dirs_supported
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.directories import cordoned_dirs_supported
+from kbroker.metadata.image import RESOURCE_BROKER, RESOURCE_GROUP
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:

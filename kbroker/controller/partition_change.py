@@ -1,7 +1,7 @@
 """One partition's next state, as Kafka 4.4's ``PartitionChangeBuilder`` (metadata/.../controller/),
 sans IO: the builder reads a :class:`PartitionState` and the targets set on it and returns the
 ``PartitionChangeRecord`` that moves the partition there, or None when nothing changes. The
-record becomes partition state in one place, :func:`kbroker.controller.image.apply_partition_change`
+record becomes partition state in one place, :func:`kbroker.metadata.image.apply_partition_change`
 (the image applies it; :func:`merge` previews it on a copy).
 
 Epoch rules, eligible leader replicas and reassignment completion: see
@@ -15,8 +15,8 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 
-from kbroker.controller.directories import replica_directory
-from kbroker.controller.image import (
+from kbroker.metadata.directories import replica_directory
+from kbroker.metadata.image import (
     LEADER_RECOVERY_UNCHANGED,
     LEADER_UNCHANGED,
     NO_LEADER,

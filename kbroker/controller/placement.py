@@ -25,9 +25,9 @@ from __future__ import annotations
 import random as _random
 import uuid
 
-from kbroker.controller.directories import has_uncordoned_dirs, new_partition_directories
-from kbroker.controller.image import MetadataImage
 from kbroker.controller.replication_control import elr_enabled, is_active
+from kbroker.metadata.directories import has_uncordoned_dirs, new_partition_directories
+from kbroker.metadata.image import MetadataImage
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import PartitionRecord
 

@@ -18,9 +18,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from kbroker.controller import metadata_records as mr
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.features import (
+from kbroker.controller.topic_plans import plan_partitions, plan_topic
+from kbroker.log import LogConfig, PartitionLog
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.features import (
     KRAFT_VERSION,
     METADATA_VERSION,
     SUPPORTED_FEATURES,
@@ -29,15 +31,10 @@ from kbroker.controller.features import (
     bootstrap_levels,
     plan_feature_updates,
 )
-from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
-from kbroker.controller.loader import MetadataLoader, kraft_version_of
-from kbroker.controller.metadata_log import MetadataLog
-from kbroker.controller.topic_plans import (
-    NewTopic,
-    plan_partitions,
-    plan_topic,
-)
-from kbroker.log import LogConfig, PartitionLog
+from kbroker.metadata.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
+from kbroker.metadata.loader import MetadataLoader, kraft_version_of
+from kbroker.metadata.metadata_log import MetadataLog
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
 from kbroker.raft.node import NotLeaderError
@@ -210,7 +207,7 @@ class QuorumController:
     def _load_snapshot(self, snap: Snapshot) -> None:
         """Replace the image by a snapshot's (Kafka's handleLoadSnapshot on a standby: the active
         controller never loads one, its log being the longest)."""
-        from kbroker.controller.snapshot import load_snapshot
+        from kbroker.metadata.snapshot import load_snapshot
 
         self._uncommitted.clear()
         self.image.replace_with(MetadataImage())
@@ -388,7 +385,7 @@ class QuorumController:
         protocol id]) (PLAINTEXT when not given); ``log_dirs`` the directory ids of its log.dirs,
         recorded from metadata.version 17 (IBP_3_7_IV2, directory assignment) as cluster control
         records a remote registration's."""
-        from kbroker.controller.directories import MV_DIRECTORY_ASSIGNMENT
+        from kbroker.metadata.directories import MV_DIRECTORY_ASSIGNMENT
 
         if self.image.features.get(METADATA_VERSION, 0) < MV_DIRECTORY_ASSIGNMENT:
             log_dirs = ()

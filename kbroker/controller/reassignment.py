@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from kbroker.controller.directories import default_dir_provider, has_uncordoned_dirs
-from kbroker.controller.image import MetadataImage, PartitionState, TopicImage
 from kbroker.controller.partition_change import Election, PartitionChangeBuilder
 from kbroker.controller.replication_control import ReplicationSettings, elr_enabled, leader_acceptor
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP, BatchTooLarge
+from kbroker.metadata.directories import default_dir_provider, has_uncordoned_dirs
+from kbroker.metadata.image import MetadataImage, PartitionState, TopicImage
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import (
     AlterPartitionReassignmentsRequest,

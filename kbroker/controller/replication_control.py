@@ -30,15 +30,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from kbroker.config import BROKER_DEFAULTS
-from kbroker.controller.directories import default_dir_provider, has_online_dir
-from kbroker.controller.image import (
-    LEADER_UNCHANGED,
-    NO_LEADER,
-    MetadataImage,
-    PartitionState,
-    TopicImage,
-)
-from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.partition_change import (
     RECOVERED,
     RECOVERING,
@@ -46,6 +37,15 @@ from kbroker.controller.partition_change import (
     PartitionChangeBuilder,
     merge,
 )
+from kbroker.metadata.directories import default_dir_provider, has_online_dir
+from kbroker.metadata.image import (
+    LEADER_UNCHANGED,
+    NO_LEADER,
+    MetadataImage,
+    PartitionState,
+    TopicImage,
+)
+from kbroker.metadata.metadata_records import MetadataRecord
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
 from kbroker_protocol.messages.metadata_records import PartitionChangeRecord

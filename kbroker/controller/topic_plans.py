@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from kbroker.controller import metadata_records as mr
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.image import RESOURCE_TOPIC, MetadataImage
 from kbroker.controller.placement import (
     PlacementError,
     new_partition_record,
@@ -32,6 +28,9 @@ from kbroker.controller.placement import (
 )
 from kbroker.controller.reassignment import ReassignmentError, validate_manual_assignment
 from kbroker.controller.replication_control import is_active
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import RESOURCE_TOPIC, MetadataImage
+from kbroker.metadata.new_topic import NewTopic
 from kbroker_protocol.errors import ErrorCode
 
 # Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: the partitions one request may add.
@@ -55,17 +54,6 @@ def validate_topic_name(name: str | None) -> None:
             f"Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, "
             "'.', '_' and '-'",
         )
-
-
-@dataclass(slots=True)
-class NewTopic:
-    name: str
-    num_partitions: int = -1
-    replication_factor: int = -1
-    # partition -> replicas; or (partition, replicas) pairs in request order, which may name a
-    # partition twice (Kafka refuses that: "Found multiple manual partition assignments ...")
-    assignments: dict[int, list[int]] | Sequence[tuple[int, list[int]]] = field(default_factory=dict)
-    configs: dict[str, str] = field(default_factory=dict)
 
 
 def _manual_assignment(image: MetadataImage, partition_id: int, replicas: list[int], replication: int | None

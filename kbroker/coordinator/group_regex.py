@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kbroker.config import BROKER_DEFAULTS
-from kbroker.controller.image import MetadataImage
+from kbroker.metadata.image import MetadataImage
 
 # Kafka's AclOperation.DESCRIBE and ResourceType.TOPIC codes (kbroker.security.acls has them all; the
 # coordinator layer sits below security and sees the authorizer only through the protocol below)

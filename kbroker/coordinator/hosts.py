@@ -25,8 +25,8 @@ from kbroker.replication.topics import InternalTopicOwner, TopicHost
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.controller.image import MetadataImage
     from kbroker.coordinator.group_regex import Authorizer as RegexAuthorizer
+    from kbroker.metadata.image import MetadataImage
     from kbroker.replication.deadline import WaitClock
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_ids import ProducerIdManager

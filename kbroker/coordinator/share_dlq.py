@@ -32,9 +32,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from kbroker.controller.topic_plans import NewTopic
 from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.share_partition import split_batches
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.replication.topics import create_topic
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import Record, build_batch, iter_records

@@ -29,8 +29,8 @@ from kbroker.coordinator.share_state import STATE_TOPIC, ShareState, ShareStateS
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from kbroker.controller.image import MetadataImage
     from kbroker.coordinator.hosts import CoordinatorHost
+    from kbroker.metadata.image import MetadataImage
 
 
 log = logging.getLogger(__name__)

@@ -32,10 +32,10 @@ from kbroker_protocol.messages import API_NAMES
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.controller.image import MetadataImage
     from kbroker.controller.quorum import QuorumController, RaftLogView
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.log.partition_log import PartitionLog
+    from kbroker.metadata.image import MetadataImage
     from kbroker.replication.partition import Partition
     from kbroker.replication.replica_manager import ReplicaManager
     from kbroker.security.quotas import ClientQuotas

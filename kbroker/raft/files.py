@@ -1,6 +1,6 @@
 """Durable files of the Raft layer and the metadata log: atomic writes (a temporary file, fsynced,
 renamed, the directory fsynced) and the scan of a directory's snapshot files at open. Shared by
-``raft/file_log.py``, ``raft/state_store.py`` and ``controller/metadata_log.py``."""
+``raft/file_log.py``, ``raft/state_store.py`` and ``metadata/metadata_log.py``."""
 
 from __future__ import annotations
 

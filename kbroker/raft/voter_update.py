@@ -25,8 +25,8 @@ import uuid
 from collections.abc import Collection, Coroutine
 from typing import Protocol
 
-from kbroker.controller.channel import ControllerChannel
-from kbroker.controller.client import ControllerUnavailable
+from kbroker.metadata.channel import ControllerChannel
+from kbroker.metadata.client import ControllerUnavailable
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.kraft_upgrade import local_voter
 from kbroker.raft.node import RaftNode, Role

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 
 from kbroker.config import TOPIC_DEFAULTS
-from kbroker.controller.image import MetadataImage, PartitionState
+from kbroker.metadata.image import MetadataImage, PartitionState
 from kbroker.replication.partition import UNKNOWN_OFFSET, FollowerState, Partition, PendingIsr
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest

@@ -1,7 +1,7 @@
 """Producer-id allocation for idempotent and transactional producers (Kafka's RPCProducerIdManager).
 
 Ids come in blocks that the controller reserves durably in the metadata log (AllocateProducerIds,
-through the broker's :class:`~kbroker.controller.client.ControllerClient`), so an id is never
+through the broker's :class:`~kbroker.metadata.client.ControllerClient`), so an id is never
 handed out twice, across restarts and across the brokers of a cluster. As in Kafka, the next block
 is asked for once 90% of the current one is used, so that allocation rarely waits; when the current
 block is used up and the next has not arrived, :meth:`ProducerIdManager.allocate` raises
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Protocol
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from kbroker.controller.client import ControllerClient
-    from kbroker.controller.image import MetadataImage
+    from kbroker.metadata.client import ControllerClient
+    from kbroker.metadata.image import MetadataImage
 
 log = logging.getLogger(__name__)
 

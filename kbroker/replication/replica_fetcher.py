@@ -44,7 +44,7 @@ from kbroker_protocol.records import ControlType, iter_records, parse_control_re
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.controller.image import MetadataImage
+    from kbroker.metadata.image import MetadataImage
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_state import PartitionProducerState
 

@@ -61,8 +61,8 @@ from kbroker_protocol.records import Buffer
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.controller.broker_lifecycle import Channel
-    from kbroker.controller.image import MetadataImage, PartitionState
+    from kbroker.metadata.broker_lifecycle import Channel
+    from kbroker.metadata.image import MetadataImage, PartitionState
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_manager import ProducerStateManager
     from kbroker.replication.producer_state import VerificationGuard

@@ -1,8 +1,9 @@
-"""Topic administration shared by CreateTopics, Metadata auto-creation and the coordinators.
+"""The broker's side of topic creation, shared by Metadata auto-creation and the coordinators.
 
-It lives in replication, below the coordinators and the API handlers that use it: it creates the
-partition logs of this broker's replicas before the controller commits the records, and reaches the
-broker only through :class:`TopicHost`.
+It lives in replication, below the coordinators and the API handlers that use it, and reaches the
+broker only through :class:`TopicHost`; it asks the controller for topics through the controller
+client and never imports the controller. The controller's side (a topic's checks and records, the
+partition logs created before the commit) is kbroker/controller/operations/topic_logs.py.
 
 The coordinators' internal topics (``__consumer_offsets``, ``__transaction_state``,
 ``__share_group_state``, ``__kbroker_delayed``) are asked of the active controller with a
@@ -24,27 +25,19 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kbroker.config import ConfigError, validate_topic_configs
-from kbroker.controller.errors import ControllerError
-from kbroker.controller.image import INTERNAL_TOPICS
-from kbroker.controller.metadata_records import MetadataRecord
-from kbroker.controller.quorum import METADATA_TOPIC
-from kbroker.controller.topic_plans import NewTopic
+from kbroker.metadata.image import INTERNAL_TOPICS
+from kbroker.metadata.metadata_records import MetadataRecord
+from kbroker.metadata.new_topic import NewTopic
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.metadata_records import PartitionRecord
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.controller.client import ControllerClient
-    from kbroker.controller.image import MetadataImage
-    from kbroker.controller.quorum import QuorumController
     from kbroker.log import LogConfig, LogManager
+    from kbroker.metadata.client import ControllerClient
+    from kbroker.metadata.image import MetadataImage
     from kbroker_protocol.messages.create_topics import CreateTopicsRequest
 
 _log = logging.getLogger(__name__)
-
-METADATA_TOPIC_PROHIBITED = f"Creation of internal topic {METADATA_TOPIC} is prohibited."
-
 
 class InternalTopicOwner(Protocol):
     """A coordinator as internal topic creation sees it: its topic, partitions and configs."""
@@ -64,10 +57,8 @@ class TopicHost(Protocol):
     config: BrokerConfig
     node_id: int
     image: MetadataImage
-    controller: QuorumController | None
     controller_client: ControllerClient
     log_manager: LogManager | None
-    creating_topics: dict[str, str]
     services: list[Any]
 
     @property
@@ -86,38 +77,6 @@ class CreateResult:
     error: ErrorCode
     message: str | None = None
     records: list[MetadataRecord] | None = None
-
-
-def plan_create(broker: TopicHost, topic: NewTopic) -> CreateResult:
-    """Validate a topic creation; returns the records to commit or the error.
-
-    The metadata log's name is refused first, whatever else the request says, as Kafka's
-    ControllerApis.createTopics refuses it for every creation path (CreateTopics and the brokers'
-    auto-creation, which sends CreateTopics to the controller): its partition 0 would be the
-    controller's own log.
-    """
-    if topic.name == METADATA_TOPIC:
-        return CreateResult(topic.name, ErrorCode.INVALID_REQUEST, METADATA_TOPIC_PROHIBITED)
-    pending = _creating(broker)
-    other = pending.get(topic.name.replace(".", "_"))
-    if other == topic.name:
-        return CreateResult(topic.name, ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{topic.name}' already exists.")
-    if other is not None:
-        return CreateResult(topic.name, ErrorCode.INVALID_TOPIC_EXCEPTION,
-                            f"Topic '{topic.name}' collides with existing topic: {other}")
-    try:
-        configs = validate_topic_configs(topic.configs, broker.config)
-    except ConfigError as exc:
-        return CreateResult(topic.name, ErrorCode.INVALID_CONFIG, str(exc))
-    topic.configs = configs
-    assert broker.controller is not None
-    try:
-        records = broker.controller.plan_topic(
-            topic, broker.config["num.partitions"], broker.config["default.replication.factor"]
-        )
-    except ControllerError as exc:
-        return CreateResult(topic.name, exc.code, exc.message)
-    return CreateResult(topic.name, ErrorCode.NONE, None, records)
 
 
 class InternalTopicOwners(Protocol):
@@ -158,87 +117,6 @@ async def create_topic(broker: CreatingHost, topic: NewTopic) -> CreateResult:
 
 CREATE_TOPICS_VERSION = 7
 AUTO_CREATE_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms default, which AutoTopicCreationManager sends
-
-
-# -- partition logs of new partitions: created before the records are committed ---------------
-#
-# A topic (or new partitions) is committed to the metadata log only once every partition log it
-# needs on this broker exists in memory; if one cannot be created, those created are removed
-# again, nothing is committed and the topic gets KAFKA_STORAGE_ERROR. Their directories are made
-# after the commit (`LogManager.make_dirs`, on the log manager's worker), as Kafka's broker makes
-# its logs when it applies the partition records, or by a first write that comes sooner. A crash
-# between the commit and the directories leaves committed partitions without one: the broker
-# makes it when it opens the partitions of the replayed metadata at start. CreateTopics and
-# CreatePartitions create the logs on a worker thread, so other clients are served meanwhile; the
-# topic names being created are reserved in ``broker.creating_topics`` until then.
-
-
-def _creating(broker: TopicHost) -> dict[str, str]:
-    """Topics being created: name with '.' as '_' -> name (``TopicHost.creating_topics``)."""
-    return broker.creating_topics
-
-
-def reserve_topic(broker: TopicHost, name: str) -> None:
-    _creating(broker)[name.replace(".", "_")] = name
-
-
-def release_topic(broker: TopicHost, name: str) -> None:
-    _creating(broker).pop(name.replace(".", "_"), None)
-
-
-def partition_keys(broker: TopicHost, name: str, records: Sequence[MetadataRecord]) -> list[tuple[str, int]]:
-    """The partitions among ``records`` that have a replica on this broker."""
-    return [
-        (name, r.partition_id) for r in records
-        if isinstance(r, PartitionRecord) and broker.node_id in r.replicas
-    ]
-
-
-def create_partition_logs(
-    broker: TopicHost, name: str, records: Sequence[MetadataRecord], configs: dict[str, str] | None
-) -> list[tuple[str, int]]:
-    """Create the logs the records' partitions need here, all or none (raises `OSError`).
-    Runs on any thread. Returns the partitions whose logs were created."""
-    keys = partition_keys(broker, name, records)
-    if not keys:
-        return []
-    assert broker.log_manager is not None
-    try:
-        return broker.log_manager.create_logs(keys, broker.default_log_config(configs))
-    except OSError as exc:
-        _log.error("cannot create the logs of %d partitions of %s: %s", len(keys), name, exc)
-        raise
-
-
-def storage_error(name: str, exc: OSError) -> CreateResult:
-    return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot create the partition logs of {name}: {exc}")
-
-
-async def write_created(
-    broker: TopicHost, name: str, records: Sequence[MetadataRecord], keys: list[tuple[str, int]], batch: list[bytes] | bytes | None = None
-) -> CreateResult | None:
-    """Write the records whose logs `create_partition_logs` created through the controller
-    (``batch``: the records already encoded by the controller's ``build``); if the write fails
-    before the records are in the metadata log, the logs are removed again and the error returned
-    (None: committed and applied)."""
-    assert broker.controller is not None and broker.log_manager is not None
-    before = broker.controller.log.log_end_offset
-    try:
-        await broker.controller.write(records, batch)
-    except OSError as exc:
-        return _not_written(broker, name, keys, before, exc)
-    broker.log_manager.make_dirs(keys)  # committed: the directories now, off the loop
-    return None
-
-
-def _not_written(broker: TopicHost, name: str, keys: list[tuple[str, int]], before: int,
-                 exc: OSError) -> CreateResult:
-    assert broker.controller is not None and broker.log_manager is not None
-    if broker.controller.log.log_end_offset != before:
-        raise exc
-    _log.error("cannot commit the creation of %s: %s", name, exc)
-    broker.log_manager.remove_new_logs(keys)
-    return CreateResult(name, ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot commit the creation of {name}: {exc}")
 
 
 def internal_replication_factor(broker: TopicHost, key: str) -> int:

@@ -15,7 +15,7 @@ from kbroker_protocol.record_batch import BatchHeader
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.controller.image import MetadataImage
+    from kbroker.metadata.image import MetadataImage
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_manager import ProducerStateManager, TxnVerifier
     from kbroker.replication.producer_state import VerificationGuard

@@ -2,7 +2,7 @@
 ``ConnectionQuotas``' per-IP connection rate).
 
 Quotas are ClientQuotaRecords in the metadata log (written by AlterClientQuotas, carried by snapshots;
-see kbroker/controller/image.py): an entity (``user``, ``client-id``, both, or ``ip``; a name of
+see kbroker/metadata/image.py): an entity (``user``, ``client-id``, both, or ``ip``; a name of
 None is the ``<default>`` entity) and a key:
 
 - ``producer_byte_rate``: Produce request bytes per second;
@@ -43,7 +43,7 @@ from kbroker.config.addresses import normal_address
 from kbroker.security.quota_rates import Clock, Rate, Sensor, TokenBucket, monotonic_ms, round_half_up
 
 if TYPE_CHECKING:
-    from kbroker.controller.client import Requester
+    from kbroker.metadata.client import Requester
 
 log = logging.getLogger(__name__)
 

@@ -22,16 +22,16 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Protocol
 
-from kbroker.controller.directories import cordoned_dirs_supported
 from kbroker.controller.node_writes import record_own_cordoned
+from kbroker.metadata.directories import cordoned_dirs_supported
 from kbroker.wiring.jbod import directory_ids_by_dir
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.controller.broker_lifecycle import BrokerLifecycleManager
-    from kbroker.controller.image import MetadataImage
     from kbroker.controller.quorum import QuorumController
     from kbroker.log import LogManager
+    from kbroker.metadata.broker_lifecycle import BrokerLifecycleManager
+    from kbroker.metadata.image import MetadataImage
 
 log = logging.getLogger(__name__)
 

@@ -25,17 +25,17 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from kbroker.controller.directories import directory_assignment_supported, replica_directory
-from kbroker.controller.image import MetadataImage
 from kbroker.log import dir_failure
+from kbroker.metadata.directories import directory_assignment_supported, replica_directory
+from kbroker.metadata.image import MetadataImage
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.assign_replicas_to_dirs import AssignReplicasToDirsRequest
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.controller.broker_lifecycle import BrokerLifecycleManager
-    from kbroker.controller.channel import ControllerChannel
     from kbroker.log import LogManager
+    from kbroker.metadata.broker_lifecycle import BrokerLifecycleManager
+    from kbroker.metadata.channel import ControllerChannel
     from kbroker.raft.io import RaftDriver
     from kbroker.replication.replica_manager import ReplicaManager
     from kbroker.security.internode import InterNodeSecurity
@@ -144,7 +144,7 @@ class JbodAgent:
 
     async def watch_lifecycle(self) -> None:
         """Halt when the lifecycle shut down for an offline dir the controller never heard of."""
-        from kbroker.controller.broker_lifecycle import OFFLINE_DIR_TIMEOUT, BrokerState
+        from kbroker.metadata.broker_lifecycle import OFFLINE_DIR_TIMEOUT, BrokerState
         lifecycle = self.broker.lifecycle
         if lifecycle is None:
             raise RuntimeError("the JBOD agent's lifecycle watch needs the broker's lifecycle manager")
@@ -221,7 +221,7 @@ def directory_ids_by_dir(log_dirs: list[Path]) -> dict[Path, uuid.UUID]:
 def start_jbod_agent(broker: JbodBroker) -> JbodAgent:
     """Hook a JbodAgent to ``broker`` (its lifecycle started): replica dirs, and failed dirs when
     it has several (a failure of a single dir halts the broker)."""
-    from kbroker.controller.channel import ControllerChannel
+    from kbroker.metadata.channel import ControllerChannel
     raft = broker.raft
     log_manager = broker.log_manager
     if raft is None or log_manager is None:

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kbroker.config import BrokerConfig
-from kbroker.controller.image import MetadataImage, TopicImage
 from kbroker.controller.quorum import METADATA_TOPIC
 from kbroker.log import LogConfig, LogManager
+from kbroker.metadata.image import MetadataImage, TopicImage
 from kbroker.replication.partition import Partition
 from kbroker.replication.producer_snapshot import empty_log_producer_state
 from kbroker.replication.replica_manager import ReplicaManager

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from kbroker.config import BrokerConfig
-from kbroker.controller.loader import MetadataLoader
-from kbroker.controller.metadata_log import MetadataLog, MetadataLogError
 from kbroker.errors import StartupError
+from kbroker.metadata.loader import MetadataLoader
+from kbroker.metadata.metadata_log import MetadataLog, MetadataLogError
 from kbroker.quorum_setup import RaftSetup, checkpoint_controls, read_setup
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import Entry, Snapshot

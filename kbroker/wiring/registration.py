@@ -9,9 +9,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 from kbroker.config import SECURITY_PROTOCOL_IDS, BrokerConfig
-from kbroker.controller.broker_lifecycle import BrokerLifecycleManager, LifecycleMachine
-from kbroker.controller.channel import ControllerChannel
-from kbroker.controller.features import SUPPORTED_FEATURES
+from kbroker.metadata.broker_lifecycle import BrokerLifecycleManager, LifecycleMachine
+from kbroker.metadata.channel import ControllerChannel
+from kbroker.metadata.features import SUPPORTED_FEATURES
 from kbroker.raft.io import RaftDriver
 from kbroker.storage import StorageError, read_meta_properties, uuid_from_str
 

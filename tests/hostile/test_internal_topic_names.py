@@ -17,8 +17,9 @@ import uuid
 import pytest
 from wire import Wire, create_topic, find_coordinator, produce
 
-from kbroker.controller import image, quorum
-from kbroker.controller import metadata_records as mr
+from kbroker.controller import quorum
+from kbroker.metadata import image
+from kbroker.metadata import metadata_records as mr
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS

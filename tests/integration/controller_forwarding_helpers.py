@@ -10,8 +10,8 @@ import pytest
 
 from kbroker.api.envelope import CONTROLLER_APIS, error_response_for
 from kbroker.api.registry import HANDLERS, ApiHandler
-from kbroker.controller.channel import ControllerChannel
-from kbroker.controller.remote import RemoteControllerClient
+from kbroker.metadata.channel import ControllerChannel
+from kbroker.metadata.remote import RemoteControllerClient
 from kbroker.testing import EmbeddedBroker
 
 

@@ -46,7 +46,7 @@ def join_member(wire, group, version=5, **kw):
 
 
 def create_topic(broker, name: str, partitions: int) -> None:
-    from kbroker.controller.quorum import NewTopic
+    from kbroker.metadata.new_topic import NewTopic
     from kbroker.replication.topics import create_topic as create
 
     result = broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1)))

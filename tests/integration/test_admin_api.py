@@ -9,7 +9,7 @@ import pytest
 from waiting import wait_until
 from wire import Wire, create_topic, produce
 
-from kbroker.controller import metadata_records as mr
+from kbroker.metadata import metadata_records as mr
 from kbroker_protocol.messages import REQUESTS
 from tests.integration.admin_helpers import (
     CP,

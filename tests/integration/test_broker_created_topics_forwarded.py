@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbroker.controller.topic_plans import NewTopic
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.replication.topics import create_topic
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from kbroker.api.envelope import error_response_for, handle_envelope
-from kbroker.controller.client import ControllerUnavailable, Requester
-from kbroker.controller.remote import serialize_principal
+from kbroker.metadata.client import ControllerUnavailable, Requester
+from kbroker.metadata.remote import serialize_principal
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.api import decode_request, decode_response, encode_request, encode_response
 from kbroker_protocol.errors import ErrorCode
@@ -253,7 +253,7 @@ async def test_a_lost_response_is_retried_and_applied_once(nodes):
         proxy.close()
     assert proxy.lost == 1
     # The retry reached the controller, which had applied the first attempt: the topic exists once
-    # and the answer is the controller's to the repeat (documented in kbroker/controller/channel.py)
+    # and the answer is the controller's to the repeat (documented in kbroker/metadata/channel.py)
     assert answer.topics[0].error_code == E.TOPIC_ALREADY_EXISTS
     assert len(created) == 1
     assert sorted(a.broker.image.topic("once").partitions) == [0, 1]

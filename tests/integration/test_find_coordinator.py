@@ -10,8 +10,8 @@ import uuid
 import pytest
 from wire import Wire, find_coordinator
 
-from kbroker.controller import metadata_records as mr
 from kbroker.coordinator.partitioning import partition_for
+from kbroker.metadata import metadata_records as mr
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest

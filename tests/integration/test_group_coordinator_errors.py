@@ -15,8 +15,8 @@ import pytest
 from waiting import wait_until
 from wire import Wire
 
-from kbroker.controller import metadata_records as mr
 from kbroker.coordinator.partitioning import partition_for
+from kbroker.metadata import metadata_records as mr
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
@@ -41,7 +41,7 @@ OFFSETS = "__consumer_offsets"
 
 
 def create_topic(broker: BrokerThread, name: str, partitions: int) -> None:
-    from kbroker.controller.quorum import NewTopic
+    from kbroker.metadata.new_topic import NewTopic
     from kbroker.replication.topics import create_topic as create
 
     result = broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1)))

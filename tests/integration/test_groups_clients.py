@@ -37,7 +37,7 @@ def gbroker():
 
 
 def create_topic(broker, name: str, partitions: int) -> None:
-    from kbroker.controller.quorum import NewTopic
+    from kbroker.metadata.new_topic import NewTopic
     from kbroker.replication.topics import create_topic as create
 
     assert broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1))).error == 0

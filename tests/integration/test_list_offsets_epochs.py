@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from wire import Wire, create_topic
 
-from kbroker.controller import metadata_records as mr
+from kbroker.metadata import metadata_records as mr
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.records import Record, build_batch

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from wire import Wire, create_topic
 
-from kbroker.controller import metadata_records as mr
+from kbroker.metadata import metadata_records as mr
 from kbroker_protocol.messages import REQUESTS, RESPONSES
 
 
@@ -78,7 +78,7 @@ def test_a_replica_in_an_offline_log_dir_is_an_offline_replica(wire, broker, top
     """Kafka's KRaftMetadataCache.isReplicaOffline: a replica whose recorded log dir is not one of
     its broker's online dirs (here LOST) is listed in Metadata's and DescribeTopicPartitions'
     offline replicas."""
-    from kbroker.controller.directories import DIR_LOST
+    from kbroker.metadata.directories import DIR_LOST
 
     create_topic(wire, topic_name, 1)
     node = broker.broker.node_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from wire import Wire, create_topic
 
-from kbroker.controller.snapshot import image_to_records
+from kbroker.metadata.snapshot import image_to_records
 from kbroker.testing import BrokerThread
 
 

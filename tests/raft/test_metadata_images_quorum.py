@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from kbroker.controller import metadata_records as mr
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.loader import MetadataLoader
 from kbroker.controller.quorum import QuorumController
-from kbroker.controller.snapshot import image_to_records
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.loader import MetadataLoader
+from kbroker.metadata.snapshot import image_to_records
 from kbroker.raft.io import ProposalLostError, RaftStoppedError
 from kbroker.wiring.metadata_quorum import wire_metadata
 from tests.raft.raft_io_helpers import VOTERS, Cluster, wait_for

@@ -7,9 +7,11 @@ import uuid
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.metadata_log import (
+from kbroker.controller.quorum import METADATA_LOG_CONFIG, QuorumController
+from kbroker.log import PartitionLog
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.metadata_log import (
     ControlRecord,
     MetadataLog,
     MetadataLogError,
@@ -17,8 +19,7 @@ from kbroker.controller.metadata_log import (
     encode_snapshot,
     snapshot_file_name,
 )
-from kbroker.controller.quorum import METADATA_LOG_CONFIG, NewTopic, QuorumController
-from kbroker.log import PartitionLog
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.raft.log import Entry, Snapshot
 from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
 from kbroker_protocol.messages.data.leader_change_message import LeaderChangeMessage
@@ -245,7 +246,7 @@ def test_a_left_over_truncation_file_after_a_completed_cut_is_dropped(tmp_path):
     log.truncate_to(4)
     log.close()
     # as if the process died after writing the cut's new batch, before removing the file
-    from kbroker.controller.metadata_log import encode_batches
+    from kbroker.metadata.metadata_log import encode_batches
 
     (d / "kbroker-truncation.batch").write_bytes(encode_batches(0, [Entry(1, bytes([i]), batch_end=i == 3) for i in range(4)]))
     reopened = MetadataLog(d)
@@ -256,8 +257,8 @@ def test_a_left_over_truncation_file_after_a_completed_cut_is_dropped(tmp_path):
 def test_a_log_going_back_in_epochs_is_cut_there(tmp_path):
     """Batches whose epochs go back cannot be a Raft log (MetadataLog never writes them): the log
     ends before the first one, durably, and is logged."""
-    from kbroker.controller.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
-    from kbroker.controller.metadata_log import encode_batches
+    from kbroker.metadata.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
+    from kbroker.metadata.metadata_log import encode_batches
 
     d = tmp_path / "__cluster_metadata-0"
     plog = PartitionLog.open(d, RAFT_LOG_CONFIG)
@@ -317,8 +318,8 @@ def test_records_going_back_before_the_snapshots_epoch_are_cut(tmp_path):
     log.flush()
     log.take_snapshot(2, [b"s"])
     log.close()
-    from kbroker.controller.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
-    from kbroker.controller.metadata_log import encode_batches
+    from kbroker.metadata.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
+    from kbroker.metadata.metadata_log import encode_batches
 
     plog = PartitionLog.open(d, RAFT_LOG_CONFIG)
     plog.append(encode_batches(2, [Entry(3, b"old")]), assign_offsets=False)
@@ -349,8 +350,8 @@ def test_a_damaged_batch_inside_the_log_is_refused_with_the_reason(tmp_path, cle
 
 
 def test_a_log_with_a_gap_in_offsets_is_refused(tmp_path):
-    from kbroker.controller.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
-    from kbroker.controller.metadata_log import encode_batches
+    from kbroker.metadata.metadata_log import METADATA_LOG_CONFIG as RAFT_LOG_CONFIG
+    from kbroker.metadata.metadata_log import encode_batches
 
     d = tmp_path / "__cluster_metadata-0"
     plog = PartitionLog.open(d, RAFT_LOG_CONFIG)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kbroker.controller.metadata_log import MetadataLog, MetadataLogError, snapshot_records
+from kbroker.metadata.metadata_log import MetadataLog, MetadataLogError, snapshot_records
 from kbroker.raft.file_log import ENTRIES_FILE, FileRaftLog, LogCorruptError
 from kbroker.raft.log import Entry, MemoryLog, RaftLog
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import random
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.metadata_log import MetadataLog, decode_snapshot, snapshot_file_name
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.metadata_log import MetadataLog, decode_snapshot, snapshot_file_name
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import Entry, Snapshot
 from kbroker.raft.state_store import FileQuorumStateStore

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from kbroker.controller import metadata_log as metadata_log_module
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.metadata_log import MetadataLog
 from kbroker.log import dir_failure
 from kbroker.log.append import LogAppend
 from kbroker.log.segment import LogSegment
+from kbroker.metadata import metadata_log as metadata_log_module
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.metadata_log import MetadataLog
 from kbroker.raft import state_store
 from kbroker.raft.log import Entry
 from kbroker.raft.state_store import ElectionState, FileQuorumStateStore
@@ -121,7 +121,7 @@ def test_the_halt_ends_the_process_with_status_1(tmp_path):
 
     script = textwrap.dedent(f"""
         import errno, logging
-        from kbroker.controller.metadata_log import MetadataLog
+        from kbroker.metadata.metadata_log import MetadataLog
         from kbroker.log.segment import LogSegment
         from kbroker.raft.log import Entry
         logging.basicConfig(level=logging.INFO)

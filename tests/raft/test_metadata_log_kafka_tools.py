@@ -13,13 +13,14 @@ import sys
 import uuid
 from pathlib import Path
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.features import SUPPORTED_FEATURES
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.metadata_log import MetadataLog, snapshot_file_name
-from kbroker.controller.quorum import METADATA_LOG_CONFIG, NewTopic, QuorumController
-from kbroker.controller.snapshot import image_to_snapshot
+from kbroker.controller.quorum import METADATA_LOG_CONFIG, QuorumController
 from kbroker.log import PartitionLog
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.features import SUPPORTED_FEATURES
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.metadata_log import MetadataLog, snapshot_file_name
+from kbroker.metadata.new_topic import NewTopic
+from kbroker.metadata.snapshot import image_to_snapshot
 from kbroker.raft.log import Entry, LeaderChange
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,8 +162,8 @@ def test_kafka_storage_format_checkpoint_opens_as_a_metadata_log(tmp_path):
     """kafka-storage format --standalone (Kafka 4.4) writes the bootstrap snapshot
     00000000000000000000-0000000000.checkpoint: MetadataLog opens it, and its records load into an
     image (the bootstrap features, kraft.version 1 from its KRaftVersionRecord)."""
-    from kbroker.controller.metadata_log import decode_snapshot
-    from kbroker.controller.snapshot import load_snapshot
+    from kbroker.metadata.metadata_log import decode_snapshot
+    from kbroker.metadata.snapshot import load_snapshot
     from kbroker_protocol.messages.data.voters_record import VotersRecord
     from kbroker_protocol.records import ControlType
 

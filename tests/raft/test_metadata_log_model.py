@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from kbroker.controller.metadata_log import MetadataLog, snapshot_records
+from kbroker.metadata.metadata_log import MetadataLog, snapshot_records
 from kbroker.raft.file_log import FileRaftLog
 from kbroker.raft.log import Entry, MemoryLog, Snapshot
 
@@ -91,7 +91,7 @@ def run(impl: str, seed: int, tmp_path) -> dict[str, int]:
             epoch = ref.last_epoch + rng.randrange(0, 2)
             records = [f"installed@{end}".encode()]
             if metadata:  # what a leader would send
-                from kbroker.controller.metadata_log import encode_snapshot
+                from kbroker.metadata.metadata_log import encode_snapshot
 
                 data = encode_snapshot(records, epoch)
             else:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from kbroker.controller.metadata_log import MetadataLog, snapshot_records
+from kbroker.metadata.metadata_log import MetadataLog, snapshot_records
 from kbroker.raft import simulation
 from kbroker.raft.log import Entry, RaftLog, Snapshot
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from kbroker.controller.metadata_log import MetadataLog
+from kbroker.metadata.metadata_log import MetadataLog
 from kbroker.raft import (
     ElectionState,
     Entry,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from kbroker.controller.metadata_log_format import decode_batch_entries, encode_batches
+from kbroker.metadata.metadata_log_format import decode_batch_entries, encode_batches
 from kbroker.raft import node_base
 from kbroker.raft.log import ControlRecord, Entry, LeaderChange, MemoryLog
 from kbroker.raft.node import RaftConfig, RaftNode, Role

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from kbroker.controller import metadata_records as mr
+from kbroker.metadata import metadata_records as mr
 from kbroker.replication.broker_connection import BrokerConnection
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.errors import ErrorCode

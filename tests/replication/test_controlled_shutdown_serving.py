@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 
-from kbroker.controller import metadata_records as mr
+from kbroker.metadata import metadata_records as mr
 from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, produce, wait_for
 from tests.replication.leadership import connected, produce_awaiting_follower, produced

@@ -11,8 +11,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from kbroker.controller import metadata_records as mr
 from kbroker.coordinator.partitioning import partition_for
+from kbroker.metadata import metadata_records as mr
 from kbroker.replication.broker_connection import BrokerConnection
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.errors import ErrorCode

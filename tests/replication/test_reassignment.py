@@ -132,7 +132,7 @@ async def test_a_replica_reassigned_away_while_its_broker_was_down_is_deleted_at
     import shutil
     import uuid
 
-    from kbroker.controller import metadata_records as mr
+    from kbroker.metadata import metadata_records as mr
     from kbroker.testing import EmbeddedBroker
 
     data = tmp_path / "data"

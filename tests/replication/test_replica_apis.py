@@ -3,7 +3,7 @@ offline replicas), and only the leader answering ListOffsets and OffsetForLeader
 
 from __future__ import annotations
 
-from kbroker.controller import metadata_records as mr
+from kbroker.metadata import metadata_records as mr
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
 from tests.replication.harness import Cluster, batch, produce, wait_for

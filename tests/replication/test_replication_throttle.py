@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbroker.controller import metadata_records as mr
+from kbroker.metadata import metadata_records as mr
 from kbroker.security.replication_quotas import ReplicationQuotas
 from kbroker_protocol.messages import REQUESTS
 from tests.replication.harness import Cluster, batch, produce, wait_for

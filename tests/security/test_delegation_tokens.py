@@ -300,7 +300,7 @@ async def test_forwarded_token_requests_run_on_the_controller_for_the_envelopes_
     """Create/renew/expire as another broker forwards them (an Envelope carrying the client's
     principal): the controller decides for that principal and writes the records."""
     from kbroker.api.envelope import envelope
-    from kbroker.controller.remote import serialize_principal
+    from kbroker.metadata.remote import serialize_principal
     from kbroker.testing import EmbeddedBroker
     from kbroker_protocol.api import decode_response, encode_request
     from kbroker_protocol.messages import RequestHeader

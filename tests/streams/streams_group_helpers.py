@@ -55,7 +55,7 @@ def statuses(resp):
 
 
 def create_topic(broker, name, partitions):
-    from kbroker.controller.quorum import NewTopic
+    from kbroker.metadata.new_topic import NewTopic
     from kbroker.replication.topics import create_topic as create
 
     assert broker.call(lambda: create(broker.broker, NewTopic(name, partitions, 1))).error == ErrorCode.NONE

@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kbroker.controller import metadata_records as mr
 from kbroker.controller.cluster_control import ClusterControl
-from kbroker.controller.features import SUPPORTED_FEATURES, bootstrap_levels
-from kbroker.controller.image import FENCING_UNFENCE, RESOURCE_TOPIC, MetadataImage, PartitionState
 from kbroker.controller.replication_control import alter_partition
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.features import SUPPORTED_FEATURES, bootstrap_levels
+from kbroker.metadata.image import FENCING_UNFENCE, RESOURCE_TOPIC, MetadataImage, PartitionState
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest

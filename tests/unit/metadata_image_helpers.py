@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.loader import MetadataLoader
 from kbroker.controller.quorum import QuorumController
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.loader import MetadataLoader
 from kbroker.raft.log import Entry, MemoryLog
 from kbroker.wiring.metadata_quorum import wire_metadata
 

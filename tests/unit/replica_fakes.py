@@ -32,7 +32,7 @@ PRODUCE_VERSION = 11
 
 @dataclass
 class FakePartitionState:
-    """An image partition record (kbroker.controller.image.PartitionState's fields read here)."""
+    """An image partition record (kbroker.metadata.image.PartitionState's fields read here)."""
 
     leader: int
     replicas: list[int]

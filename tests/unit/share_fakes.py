@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kbroker.config.keys import BROKER_DEFAULTS
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import MetadataImage
 from kbroker.coordinator.share_coordinator import ShareCoordinator
 from kbroker.coordinator.share_state import STATE_TOPIC
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import MetadataImage
 from kbroker_protocol.records import build_batch, iter_records
 from tests.unit.txn_fakes import FakeBatchHeader, HeldReplication
 

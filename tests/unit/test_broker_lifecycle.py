@@ -1,4 +1,4 @@
-"""The broker's registration and heartbeat lifecycle (kbroker.controller.broker_lifecycle) as Kafka
+"""The broker's registration and heartbeat lifecycle (kbroker.metadata.broker_lifecycle) as Kafka
 4.4's BrokerLifecycleManager: the state machine alone, then the driver over a fake channel backed
 by the real controller logic, on a virtual clock."""
 
@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from kbroker.controller.broker_lifecycle import (
+from kbroker.controller.cluster_control import ClusterControl
+from kbroker.metadata.broker_lifecycle import (
     BROKER_HEARTBEAT,
     BROKER_REGISTRATION,
     BrokerLifecycleManager,
@@ -15,8 +16,7 @@ from kbroker.controller.broker_lifecycle import (
     ControllerUnavailable,
     LifecycleMachine,
 )
-from kbroker.controller.cluster_control import ClusterControl
-from kbroker.controller.features import SUPPORTED_FEATURES
+from kbroker.metadata.features import SUPPORTED_FEATURES
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
 from kbroker_protocol.messages.broker_registration import BrokerRegistrationResponse
@@ -250,7 +250,7 @@ def test_a_broker_registers_runs_and_shuts_down_in_a_controlled_way():
 
 
 def test_the_driver_gives_the_channel_its_timeout_and_retries_a_version_mismatch():
-    from kbroker.controller.broker_lifecycle import ControllerVersionMismatch
+    from kbroker.metadata.broker_lifecycle import ControllerVersionMismatch
 
     class Channel:
         def __init__(self) -> None:

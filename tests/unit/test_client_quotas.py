@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.snapshot import image_to_records, records_to_image, snapshot_removals
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.snapshot import image_to_records, records_to_image, snapshot_removals
 from kbroker.security.quotas import (
     DEFAULT,
     ClientQuotaManager,

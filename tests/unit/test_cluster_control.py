@@ -9,7 +9,7 @@ import uuid
 
 from kbroker.config import BrokerConfig
 from kbroker.controller.cluster_control import ClusterControl
-from kbroker.controller.image import FENCING_FENCE, FENCING_UNFENCE, NO_LEADER
+from kbroker.metadata.image import FENCING_FENCE, FENCING_UNFENCE, NO_LEADER
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import (
     BrokerRegistrationChangeRecord,
@@ -556,9 +556,9 @@ def test_handlers_on_the_real_controller_and_its_metadata_log(tmp_path):
 
     from kbroker.api.broker_heartbeat import handle_broker_heartbeat
     from kbroker.api.broker_registration import handle_broker_registration
-    from kbroker.controller.image import MetadataImage
     from kbroker.controller.quorum import METADATA_LOG_CONFIG, QuorumController
     from kbroker.log import PartitionLog
+    from kbroker.metadata.image import MetadataImage
 
     plog = PartitionLog.open(tmp_path / "__cluster_metadata-0", METADATA_LOG_CONFIG)
     controller = QuorumController(1, plog, MetadataImage())

@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 from kbroker.controller.cluster_control import ClusterControl
-from kbroker.controller.image import NO_LEADER
 from kbroker.controller.placement import PlacementError, partition_records, place_replicas
 from kbroker.controller.replication_control import is_active
+from kbroker.metadata.image import NO_LEADER
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
 from kbroker_protocol.messages.metadata_records import TopicRecord

@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 
 from kbroker.config import BROKER_KEYS, BrokerConfig
-from kbroker.controller.broker_lifecycle import (
+from kbroker.controller.operations.reassignments import replication_settings
+from kbroker.metadata.broker_lifecycle import (
     DEFAULT_HEARTBEAT_INTERVAL_MS,
     DEFAULT_INITIAL_REGISTRATION_TIMEOUT_MS,
 )
-from kbroker.controller.operations.reassignments import replication_settings
 from kbroker.security.quotas import ClientQuotas
 from kbroker.security.replication_quotas import ReplicationQuotas
 from kbroker.security.tokens import DelegationTokens

@@ -17,8 +17,8 @@ import pytest
 
 from kbroker.api.context import RequestContext
 from kbroker.api.registry import HANDLERS
-from kbroker.controller.client import FORWARDED_APIS, Requester
 from kbroker.controller.operations.local import OPERATIONS, LocalControllerClient
+from kbroker.metadata.client import FORWARDED_APIS, Requester
 from kbroker.replication.producer_ids import ProducerIdManager, ProducerIdsUnavailable
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.errors import ErrorCode
@@ -331,7 +331,7 @@ class CreationRequests:
 async def test_topics_a_broker_creates_go_to_the_active_controller_when_it_is_elsewhere(broker, monkeypatch):
     """create_topic (the share groups' dead-letter topics) and ensure_internal_topic (the
     coordinators') send a CreateTopics through the controller client and write nothing here."""
-    from kbroker.controller.quorum import NewTopic
+    from kbroker.metadata.new_topic import NewTopic
     from kbroker.replication.topics import _INTERNAL, create_topic, ensure_internal_topic
 
     monkeypatch.setattr(broker.controller, "is_active", lambda: False)
@@ -359,7 +359,7 @@ async def test_topics_a_broker_creates_go_to_the_active_controller_when_it_is_el
 
 
 async def test_create_topic_answers_the_controllers_answer(broker):
-    from kbroker.controller.quorum import NewTopic
+    from kbroker.metadata.new_topic import NewTopic
     from kbroker.replication.topics import create_topic
 
     refused = await create_topic(broker, NewTopic("__cluster_metadata"))

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
 from kbroker.controller.operations import alter_user_scram_credentials as scram_op
 from kbroker.controller.operations import create_acls as create_op
 from kbroker.controller.operations import delete_acls as delete_op
+from kbroker.metadata import metadata_records as mr
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsRequest
 from kbroker_protocol.messages.create_acls import CreateAclsRequest

@@ -12,15 +12,16 @@ import uuid
 import pytest
 
 from kbroker.config import BrokerConfig, ConfigError
-from kbroker.controller.broker_lifecycle import BROKER_HEARTBEAT, LifecycleMachine
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.features import METADATA_VERSION, SUPPORTED_FEATURES, bootstrap_levels
 from kbroker.controller.placement import PlacementError, place_replicas
 from kbroker.controller.reassignment import ReassignmentError, validate_manual_assignment
-from kbroker.controller.snapshot import image_to_records, records_to_image
-from kbroker.controller.topic_plans import NewTopic, plan_topic
+from kbroker.controller.topic_plans import plan_topic
 from kbroker.log import LogConfig
 from kbroker.log.log_manager import LogManager
+from kbroker.metadata.broker_lifecycle import BROKER_HEARTBEAT, LifecycleMachine
+from kbroker.metadata.features import METADATA_VERSION, SUPPORTED_FEATURES, bootstrap_levels
+from kbroker.metadata.new_topic import NewTopic
+from kbroker.metadata.snapshot import image_to_records, records_to_image
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatResponse
 from kbroker_protocol.messages.broker_registration import BrokerRegistrationResponse

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
 from kbroker.controller.operations import create_partitions as cp
+from kbroker.metadata import metadata_records as mr
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest
 from tests.unit.metadata_image_helpers import node

@@ -9,15 +9,15 @@ from __future__ import annotations
 import uuid
 
 from kbroker.controller.dir_control import assign_replicas_to_dirs
-from kbroker.controller.directories import DIR_LOST, DIR_MIGRATING, has_online_dir, is_online
-from kbroker.controller.image import DIR_UNASSIGNED, NO_LEADER
 from kbroker.controller.replication_control import (
     ReplicationSettings,
     is_active,
     leader_acceptor,
     unclean_leader_elections,
 )
-from kbroker.controller.snapshot import image_to_records, records_to_image
+from kbroker.metadata.directories import DIR_LOST, DIR_MIGRATING, has_online_dir, is_online
+from kbroker.metadata.image import DIR_UNASSIGNED, NO_LEADER
+from kbroker.metadata.snapshot import image_to_records, records_to_image
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.assign_replicas_to_dirs import AssignReplicasToDirsRequest
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest

@@ -25,8 +25,8 @@ import pytest
 
 from kbroker.api import HANDLER_TABLE, controller_apis, load_handlers, refusal_modules
 from kbroker.api.error_response import BUILDERS, TOP_LEVEL_ONLY, builder_for, error_response, refusal
-from kbroker.controller.client import FORWARDED_APIS
 from kbroker.controller.operations.local import OPERATIONS
+from kbroker.metadata.client import FORWARDED_APIS
 from kbroker.raft.transport import RAFT_APIS
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS, RESPONSES

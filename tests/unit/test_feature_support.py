@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from kbroker.controller.feature_support import cluster_support
-from kbroker.controller.features import SUPPORTED_FEATURES, FeatureUpdateError, plan_feature_updates
-from kbroker.controller.image import BrokerRegistration
+from kbroker.metadata.features import SUPPORTED_FEATURES, FeatureUpdateError, plan_feature_updates
+from kbroker.metadata.image import BrokerRegistration
 from kbroker_protocol.messages.metadata_records import RegisterControllerRecord
 
 

@@ -1,11 +1,11 @@
-"""Feature-level rules of kbroker/controller/features.py against Kafka 4.4's FeatureControlManager,
+"""Feature-level rules of kbroker/metadata/features.py against Kafka 4.4's FeatureControlManager,
 for the cases a freshly formatted broker cannot reach over the wire (it starts at the newest levels)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kbroker.controller.features import (
+from kbroker.metadata.features import (
     SAFE_DOWNGRADE,
     UNSAFE_DOWNGRADE,
     UPGRADE,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kbroker.api import find_coordinator as fc
-from kbroker.controller.image import MetadataImage
+from kbroker.metadata.image import MetadataImage
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
 

@@ -30,7 +30,8 @@ def edges(check_imports):
 
 def test_graph_covers_the_layers(check_imports, edges):
     # The walk found the packages it checks (an empty graph would pass everything).
-    for module in ("kbroker_protocol.api", "kbroker.log.partition_log", "kbroker.controller.quorum",
+    for module in ("kbroker_protocol.api", "kbroker.log.partition_log", "kbroker.metadata.image",
+                   "kbroker.metadata.loader", "kbroker.metadata.client", "kbroker.controller.quorum",
                    "kbroker.replication.replica_manager", "kbroker.coordinator.group_coordinator",
                    "kbroker.api.produce", "kbroker.server.connection", "kbroker.broker"):
         assert module in edges
@@ -58,10 +59,12 @@ def test_checker_finds_a_cycle_and_an_upward_import(check_imports):
 
 
 def test_layer_order(check_imports):
-    order = ["kbroker_protocol.api", "kbroker.log", "kbroker.controller.quorum", "kbroker.replication",
-             "kbroker.coordinator", "kbroker.api", "kbroker.server", "kbroker.broker"]
+    order = ["kbroker_protocol.api", "kbroker.log", "kbroker.metadata.image", "kbroker.replication",
+             "kbroker.coordinator", "kbroker.security", "kbroker.controller.quorum",
+             "kbroker.controller.operations.create_topics", "kbroker.api", "kbroker.server", "kbroker.broker"]
     ranks = [check_imports.layer_of(m) for m in order]
     assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)
+    assert check_imports.layer_of("kbroker.raft.io") == check_imports.layer_of("kbroker.metadata.loader")
     assert check_imports.layer_of("kbroker.control.plane") == check_imports.layer_of("kbroker.broker")
     assert check_imports.layer_of("kbroker.testing") == check_imports.layer_of("kbroker.broker")
 
@@ -81,3 +84,23 @@ def test_type_only_imports_count(check_imports, tmp_path):
     assert found == {"kbroker.broker", "kbroker.api.produce"}
     found = check_imports.imports_of(source, "kbroker.replication.a", modules, type_only=False)
     assert found == {"kbroker.api.produce"}
+
+
+def test_the_data_path_never_imports_the_controller(check_imports, edges):
+    # Issue 14: replication, the coordinators and security read the metadata through the image,
+    # the loader and the controller client (kbroker.metadata), never the active controller's
+    # modules, type-only imports included.
+    below = ("kbroker.metadata", "kbroker.raft", "kbroker.log", "kbroker.replication", "kbroker.coordinator",
+             "kbroker.security")
+    found = sorted((src, dst) for src, dsts in edges.items() if src.startswith(below)
+                   for dst in dsts if dst.startswith("kbroker.controller"))
+    assert found == []
+    assert any(dst.startswith("kbroker.metadata") for dst in edges["kbroker.replication.replica_manager"])
+
+
+@pytest.mark.parametrize("src", ["kbroker.replication.topics", "kbroker.coordinator.hosts",
+                                 "kbroker.metadata.client", "kbroker.raft.voter_update"])
+def test_an_import_of_the_controller_from_below_is_upward(check_imports, src):
+    for dst in ("kbroker.controller.quorum", "kbroker.controller.topic_plans", "kbroker.controller.errors"):
+        assert check_imports.upward({src: {dst}}) == [(src, dst)]
+    assert check_imports.upward({"kbroker.controller.quorum": {src}}) == []

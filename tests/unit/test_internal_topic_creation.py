@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kbroker.controller.client import ControllerUnavailable, Requester
+from kbroker.metadata.client import ControllerUnavailable, Requester
 from kbroker.replication.topics import await_internal_topic, ensure_internal_topic
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse

@@ -1,4 +1,4 @@
-"""What each metadata record does to the metadata image (kbroker/controller/image.py), record type
+"""What each metadata record does to the metadata image (kbroker/metadata/image.py), record type
 by record type, against Kafka 4.4's image deltas (metadata/.../image/*Delta.java,
 PartitionRegistration.merge, BrokerRegistration.cloneWith). Table-driven: each case is the records
 applied before, in log order, and what the image then says. No broker, no log: the image alone."""
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import (
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import (
     DIR_UNASSIGNED,
     RESOURCE_BROKER,
     RESOURCE_GROUP,

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
 from kbroker.controller.cluster_control import ClusterControl
-from kbroker.controller.snapshot import image_to_records
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.snapshot import image_to_records
 from kbroker.raft.log import Entry
 from tests.unit.metadata_image_helpers import node
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
+from kbroker.metadata import metadata_records as mr
 from kbroker.raft.log import Entry
 from tests.unit.metadata_image_helpers import node
 
@@ -34,7 +34,7 @@ def test_a_failing_listener_is_logged_and_the_others_and_the_controller_still_ge
     seen: list[object] = []
     loader.image.listeners.append(failing)
     loader.image.listeners.append(seen.append)
-    with caplog.at_level(logging.ERROR, logger="kbroker.controller.image"):
+    with caplog.at_level(logging.ERROR, logger="kbroker.metadata.image"):
         _commit(raft, mr.RemoveTopicRecord(topic_id=TID))
     assert loader.image.topic("t") is None
     assert [type(r) for r in seen] == [mr.RemoveTopicRecord]

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
-from kbroker.controller.metadata_log import MetadataLog, MetadataLogError, encode_snapshot
-from kbroker.controller.snapshot import (
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
+from kbroker.metadata.metadata_log import MetadataLog, MetadataLogError, encode_snapshot
+from kbroker.metadata.snapshot import (
     image_to_records,
     image_to_snapshot,
     load_snapshot,
@@ -251,7 +251,7 @@ def test_a_damaged_snapshot_is_refused():
 
 
 def test_snapshot_policy_by_bytes_and_by_time():
-    from kbroker.controller.snapshot import SnapshotPolicy
+    from kbroker.metadata.snapshot import SnapshotPolicy
 
     p = SnapshotPolicy(now_ms=0, max_bytes=100, max_interval_ms=1000)
     assert p.applied(60, 10) is None

@@ -10,13 +10,14 @@ import random
 import uuid
 from types import SimpleNamespace
 
-from kbroker.controller.directories import DIR_MIGRATING, MV_DIRECTORY_ASSIGNMENT, default_dir, has_online_dir
-from kbroker.controller.features import METADATA_VERSION, bootstrap_levels
-from kbroker.controller.image import DIR_UNASSIGNED
-from kbroker.controller.metadata_records import decode_frame, encode_frame
 from kbroker.controller.placement import partition_records, place_replicas
 from kbroker.controller.reassignment import alter_partition_reassignments
-from kbroker.controller.topic_plans import NewTopic, plan_partitions, plan_topic
+from kbroker.controller.topic_plans import plan_partitions, plan_topic
+from kbroker.metadata.directories import DIR_MIGRATING, MV_DIRECTORY_ASSIGNMENT, default_dir, has_online_dir
+from kbroker.metadata.features import METADATA_VERSION, bootstrap_levels
+from kbroker.metadata.image import DIR_UNASSIGNED
+from kbroker.metadata.metadata_records import decode_frame, encode_frame
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.wiring.jbod import JbodAgent, pending_assignments
 from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as Req
 from kbroker_protocol.messages.metadata_records import (

@@ -16,7 +16,7 @@ import pytest
 
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.node_writes import record_own_cordoned, reelect_leader, reset_metadata
-from kbroker.controller.topic_plans import NewTopic
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.replication.topics import create_topic
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.errors import ErrorCode

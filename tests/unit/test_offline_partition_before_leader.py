@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kbroker.api.context import partition_or_error
-from kbroker.controller.image import MetadataImage
+from kbroker.metadata.image import MetadataImage
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.replica_manager import ReplicaManager
 from kbroker_protocol.errors import ErrorCode

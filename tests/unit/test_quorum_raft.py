@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.features import FeatureUpdateError
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.loader import MetadataLoader
 from kbroker.controller.quorum import ControllerError, QuorumController
-from kbroker.controller.snapshot import kraft_version_control
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.features import FeatureUpdateError
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.loader import MetadataLoader
+from kbroker.metadata.snapshot import kraft_version_control
 from kbroker.raft.log import Entry, MemoryLog
 from kbroker.raft.node import NotLeaderError
 from kbroker.wiring.metadata_quorum import wire_metadata
@@ -104,9 +104,9 @@ def test_a_snapshot_installed_while_running_brings_every_listener_to_its_state()
     first (Kafka's MetadataDelta on handleLoadSnapshot)."""
     import uuid
 
-    from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_TOPIC
-    from kbroker.controller.metadata_log import encode_snapshot
-    from kbroker.controller.snapshot import image_to_snapshot
+    from kbroker.metadata.image import RESOURCE_BROKER, RESOURCE_TOPIC
+    from kbroker.metadata.metadata_log import encode_snapshot
+    from kbroker.metadata.snapshot import image_to_snapshot
     from kbroker.raft.log import Snapshot
     from kbroker.security.acls import Authorizer
     from kbroker.security.scram import ScramCredentials

@@ -5,13 +5,13 @@ PartitionReassignmentReplicas and PartitionReassignmentRevert, on an image in me
 from __future__ import annotations
 
 from kbroker.config import BrokerConfig
-from kbroker.controller.image import LEADER_UNCHANGED
 from kbroker.controller.reassignment import (
     ReassignmentReplicas,
     ReassignmentRevert,
     alter_partition_reassignments,
     list_partition_reassignments,
 )
+from kbroker.metadata.image import LEADER_UNCHANGED
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as Req
 from kbroker_protocol.messages.list_partition_reassignments import (
@@ -310,7 +310,7 @@ def test_kafkas_reassign_partitions_scenario():
 
 
 def test_a_reassignment_under_way_survives_a_snapshot():
-    from kbroker.controller.snapshot import image_to_records, records_to_image
+    from kbroker.metadata.snapshot import image_to_records, records_to_image
 
     log, _ = running_cluster(brokers=(1, 2, 3, 4))
     log.topic("t", [[1, 2, 3]])

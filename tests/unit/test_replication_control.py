@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from kbroker.controller.image import LEADER_UNCHANGED, NO_LEADER
 from kbroker.controller.replication_control import (
     Election,
     PartitionChangeBuilder,
@@ -14,6 +13,7 @@ from kbroker.controller.replication_control import (
     partitions_with_broker_in_isr,
     preferred_leader_elections,
 )
+from kbroker.metadata.image import LEADER_UNCHANGED, NO_LEADER
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
 from tests.unit.cluster_helpers import TID, alter_isr, part, partition_error, running_cluster
@@ -193,7 +193,7 @@ def test_a_replica_in_controlled_shutdown_is_ineligible():
 
 
 def test_a_snapshot_keeps_elr_recovery_state_and_broker_lifecycle_fields():
-    from kbroker.controller.snapshot import image_to_records, records_to_image
+    from kbroker.metadata.snapshot import image_to_records, records_to_image
 
     log, cc = running_cluster(brokers=(1, 2, 3))
     log.topic("t", [[1, 2, 3]], configs={"min.insync.replicas": "2"}, isr=[[1, 2]])
@@ -285,8 +285,8 @@ def test_elect_leader_as_kafkas_election_leaders():
 
 
 def test_turning_unclean_election_on_brings_offline_partitions_back():
-    from kbroker.controller.image import RESOURCE_TOPIC
     from kbroker.controller.replication_control import unclean_leader_elections
+    from kbroker.metadata.image import RESOURCE_TOPIC
     from kbroker_protocol.messages.metadata_records import ConfigRecord
 
     log, _ = running_cluster(NO_ELR)

@@ -11,10 +11,11 @@ from collections import Counter
 
 import pytest
 
-from kbroker.controller import metadata_records as mr
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.image import MetadataImage
-from kbroker.controller.topic_plans import NewTopic, plan_partitions, plan_topic
+from kbroker.controller.topic_plans import plan_partitions, plan_topic
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import MetadataImage
+from kbroker.metadata.new_topic import NewTopic
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord
 from tests.unit.cluster_helpers import image_with_brokers as cluster

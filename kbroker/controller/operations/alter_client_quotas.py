@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 import socket
 
-from kbroker.controller.client import Requester
-from kbroker.controller.image import QuotaEntity, quota_entity
 from kbroker.controller.operations.host import (
     OperationHost,
     OperationSubject,
     local_controller,
     operation_subject,
 )
+from kbroker.metadata.client import Requester
+from kbroker.metadata.image import QuotaEntity, quota_entity
 from kbroker.security.acls import ALTER_CONFIGS, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.quotas import CLIENT_ID, IP, IP_KEYS, USER, USER_CLIENT_KEYS
 from kbroker_protocol.errors import ErrorCode, default_message

@@ -22,14 +22,14 @@ from typing import TypeVar
 from kbroker.config import BROKER_KEYS, TOPIC_KEYS, ConfigError, dynamic_listener_key
 from kbroker.config.broker_config import cordoned_log_dirs_problem
 from kbroker.config.group_keys import GROUP_KEYS, RESOURCE_GROUP, validate_group_configs
-from kbroker.controller.client import Requester
-from kbroker.controller.directories import cordoned_dirs_supported
 from kbroker.controller.operations.host import (
     OperationHost,
     OperationSubject,
     local_controller,
     operation_subject,
 )
+from kbroker.metadata.client import Requester
+from kbroker.metadata.directories import cordoned_dirs_supported
 from kbroker.security.acls import ALTER_CONFIGS as ALTER_CONFIGS_OP
 from kbroker.security.acls import config_refused as _refused
 from kbroker_protocol.errors import ErrorCode

@@ -13,14 +13,14 @@ The broker's handler (which forwards the request here) is kbroker/api/alter_user
 
 from __future__ import annotations
 
-from kbroker.controller.client import Requester
-from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.operations.host import (
     OperationHost,
     OperationSubject,
     local_controller,
     operation_subject,
 )
+from kbroker.metadata.client import Requester
+from kbroker.metadata.metadata_records import MetadataRecord
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker.security.scram import MECHANISMS_BY_TYPE, credential_from_salted
 from kbroker_protocol.errors import ErrorCode

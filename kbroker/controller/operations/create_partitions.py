@@ -12,7 +12,7 @@ than 10,000 such topics with "Unable to perform excessively large batch operatio
 bound on one controller operation).
 
 The new partitions' logs are created on a worker thread before the records are committed (see
-kbroker/replication/topics.py); a topic whose logs cannot all be created gets KAFKA_STORAGE_ERROR
+kbroker/controller/operations/topic_logs.py); a topic whose logs cannot all be created gets KAFKA_STORAGE_ERROR
 with nothing committed or left on disk. Run one at a time with the controller's other operations,
 so two requests never plan the same new partition ids (Kafka's controller serializes them too).
 The broker's handler is kbroker/api/create_partitions.py.
@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 
-from kbroker.controller.client import Requester
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.host import OperationHost, local_controller, operation_subject, require
+from kbroker.controller.operations.topic_logs import create_partition_logs, storage_error, write_created
 from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST, validate_create_partitions
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
-from kbroker.replication.topics import create_partition_logs, storage_error, write_created
+from kbroker.metadata.client import Requester
 from kbroker.security.acls import ALTER, TOPIC, authorized
 from kbroker.security.quotas import (
     UNBOUNDED_MUTATION_QUOTA,

@@ -7,7 +7,7 @@ write more than 10,000 metadata records in all (TopicRecord, ConfigRecords and P
 the topics that pass their checks, validateOnly included: kbroker/controller/user_op_limits.py).
 ``__cluster_metadata`` (the metadata log) cannot be created: INVALID_REQUEST. The partition logs
 of this node's replicas are created on a worker thread before the topic is committed (see
-kbroker/replication/topics.py): other clients are served meanwhile, and a topic whose logs cannot
+kbroker/controller/operations/topic_logs.py): other clients are served meanwhile, and a topic whose logs cannot
 all be created (out of descriptors or disk) is answered KAFKA_STORAGE_ERROR with nothing committed
 and nothing left on disk. The broker's handler is kbroker/api/create_topics.py.
 """
@@ -18,8 +18,6 @@ import asyncio
 import logging
 import uuid
 
-from kbroker.controller.client import Requester
-from kbroker.controller.metadata_records import MetadataRecord
 from kbroker.controller.operations.host import (
     OperationHost,
     OperationSubject,
@@ -27,15 +25,7 @@ from kbroker.controller.operations.host import (
     operation_subject,
     require,
 )
-from kbroker.controller.quorum import METADATA_TOPIC
-from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST, NewTopic
-from kbroker.controller.user_op_limits import (
-    BATCH_TOO_LARGE_MESSAGE,
-    MAX_RECORDS_PER_USER_OP,
-    BatchTooLarge,
-    RecordBudget,
-)
-from kbroker.replication.topics import (
+from kbroker.controller.operations.topic_logs import (
     METADATA_TOPIC_PROHIBITED,
     create_partition_logs,
     plan_create,
@@ -44,6 +34,17 @@ from kbroker.replication.topics import (
     storage_error,
     write_created,
 )
+from kbroker.controller.quorum import METADATA_TOPIC
+from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST
+from kbroker.controller.user_op_limits import (
+    BATCH_TOO_LARGE_MESSAGE,
+    MAX_RECORDS_PER_USER_OP,
+    BatchTooLarge,
+    RecordBudget,
+)
+from kbroker.metadata.client import Requester
+from kbroker.metadata.metadata_records import MetadataRecord
+from kbroker.metadata.new_topic import NewTopic
 from kbroker.security.acls import CLUSTER, CLUSTER_NAME, CREATE, TOPIC, authorized
 from kbroker.security.quotas import (
     UNBOUNDED_MUTATION_QUOTA,

@@ -27,8 +27,8 @@ import base64
 import logging
 import uuid
 
-from kbroker.controller.client import Requester, controller_active
 from kbroker.controller.operations.host import OperationHost, operation_subject
+from kbroker.metadata.client import Requester, controller_active
 from kbroker.security.acls import CREATE_TOKENS, USER, authorized
 from kbroker.security.tokens import (
     DelegationTokens,

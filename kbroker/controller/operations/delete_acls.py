@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 
-from kbroker.controller.client import Requester
 from kbroker.controller.operations.host import (
     OperationHost,
     OperationSubject,
@@ -15,6 +14,7 @@ from kbroker.controller.operations.host import (
     operation_subject,
 )
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP
+from kbroker.metadata.client import Requester
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, AclFilter, acl_of_record, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse

@@ -15,7 +15,6 @@ import logging
 import uuid
 from collections import Counter
 
-from kbroker.controller.client import Requester
 from kbroker.controller.operations.host import (
     OperationHost,
     OperationSubject,
@@ -23,6 +22,7 @@ from kbroker.controller.operations.host import (
     operation_subject,
 )
 from kbroker.controller.user_op_limits import MAX_RECORDS_PER_USER_OP, BatchTooLarge, RecordBudget
+from kbroker.metadata.client import Requester
 from kbroker.security.acls import DELETE, DESCRIBE, TOPIC, authorized
 from kbroker.security.quotas import (
     UNBOUNDED_MUTATION_QUOTA,

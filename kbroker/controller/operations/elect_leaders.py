@@ -21,12 +21,12 @@ The broker's handler is kbroker/api/elect_leaders.py.
 
 from __future__ import annotations
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.client import Requester
 from kbroker.controller.operations.host import OperationHost, local_controller, operation_subject
 from kbroker.controller.operations.reassignments import replication_settings
 from kbroker.controller.replication_control import ELECTION_PREFERRED, ELECTION_UNCLEAN, elect_leader
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.client import Requester
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from kbroker.replication.topics import TopicHost
 
 if TYPE_CHECKING:
-    from kbroker.controller.client import Requester
     from kbroker.controller.quorum import QuorumController
+    from kbroker.metadata.client import Requester
     from kbroker.raft.io import RaftDriver
     from kbroker.security.acls import Authorizer
     from kbroker.security.quotas import ClientQuotas
@@ -26,8 +26,12 @@ T = TypeVar("T")
 
 
 class OperationHost(TopicHost, Protocol):
-    """The node the controller's operations run in (topic creation's :class:`TopicHost` included)."""
+    """The node the controller's operations run in (topic creation's :class:`TopicHost` included):
+    its controller (None on a node that is not a controller) and the topic names being created
+    there (``topic_logs``)."""
 
+    controller: QuorumController | None
+    creating_topics: dict[str, str]
     cluster_id: str
     authorizer: Authorizer
     scram_credentials: ScramCredentials

@@ -1,8 +1,8 @@
-"""The controller of this process as a :class:`~kbroker.controller.client.ControllerClient`, and the
+"""The controller of this process as a :class:`~kbroker.metadata.client.ControllerClient`, and the
 table of the operations it runs.
 
 :data:`OPERATIONS` names the controller's side of every API in
-:data:`~kbroker.controller.client.FORWARDED_APIS`, written out here: importing this module (as
+:data:`~kbroker.metadata.client.FORWARDED_APIS`, written out here: importing this module (as
 whatever builds a :class:`LocalControllerClient` does) is what makes every operation reachable, so
 no Envelope or local call can find the table unfilled. :class:`LocalControllerClient` runs an
 operation on ``host``'s ``QuorumController``: the single-node path, and the controller's side of a
@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kbroker.controller import client as c
-from kbroker.controller.client import ForwardingOperations, Requester
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations import (
     alter_client_quotas,
@@ -34,6 +32,8 @@ from kbroker.controller.operations import (
     update_features,
 )
 from kbroker.controller.operations.host import OperationHost
+from kbroker.metadata import client as c
+from kbroker.metadata.client import ForwardingOperations, Requester
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 
@@ -65,7 +65,7 @@ OPERATIONS: dict[int, Operation] = {
     c.REMOVE_RAFT_VOTER: raft_voters.remove_raft_voter_operation,
     c.UNREGISTER_CONTROLLER: quorum.unregister_controller_operation,
 }
-"""The controller's side of each forwarded API, by API key (exactly :data:`~kbroker.controller.client.FORWARDED_APIS`)."""
+"""The controller's side of each forwarded API, by API key (exactly :data:`~kbroker.metadata.client.FORWARDED_APIS`)."""
 
 
 class LocalControllerClient(ForwardingOperations):

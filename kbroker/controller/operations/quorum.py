@@ -25,15 +25,15 @@ import time
 import uuid
 from typing import TypeVar
 
-from kbroker.controller.client import Requester
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.features import METADATA_VERSION
 from kbroker.controller.operations.host import (
     OperationHost,
     RaftOperationHost,
     local_controller,
     operation_subject,
 )
+from kbroker.metadata.client import Requester
+from kbroker.metadata.features import METADATA_VERSION
 from kbroker.raft.wire import METADATA_TOPIC
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode, default_message

@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Iterable
 from typing import TypeVar
 
-from kbroker.controller.client import Requester
 from kbroker.controller.operations.host import OperationHost, RaftOperationHost, operation_subject
 from kbroker.controller.operations.update_features import metadata_directory_id
+from kbroker.metadata.client import Requester
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.node import VoterChange
 from kbroker.raft.voters import Voter

@@ -11,10 +11,10 @@ error responses of both requests are here, as the operations answer with them.
 
 from __future__ import annotations
 
-from kbroker.controller.client import Requester
 from kbroker.controller.operations.host import OperationHost, operation_subject
 from kbroker.controller.reassignment import alter_partition_reassignments, list_partition_reassignments
 from kbroker.controller.replication_control import ReplicationSettings
+from kbroker.metadata.client import Requester
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import (

@@ -3,7 +3,7 @@
 Changes finalized feature levels (``kafka-features.sh upgrade/downgrade``, Admin.updateFeatures).
 A Kafka broker forwards this to the controller; here the built-in controller checks the whole
 request as Kafka's ``FeatureControlManager.updateFeatures`` does (see
-kbroker/controller/features.py) and writes one FeatureLevelRecord per feature to the metadata log
+kbroker/metadata/features.py) and writes one FeatureLevelRecord per feature to the metadata log
 atomically, or nothing. A failure is one top-level INVALID_UPDATE_VERSION naming the first feature
 that failed ("The update failed for all features since ..."), with no per-feature results. On
 success v0-1 list each feature with error NONE (message "NONE", as Kafka's ``Errors.message()``);
@@ -20,9 +20,9 @@ import base64
 import uuid
 from pathlib import Path
 
-from kbroker.controller.client import Requester
-from kbroker.controller.features import FeatureUpdateError
 from kbroker.controller.operations.host import OperationHost, local_controller, operation_subject
+from kbroker.metadata.client import Requester
+from kbroker.metadata.features import FeatureUpdateError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse

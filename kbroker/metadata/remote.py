@@ -34,8 +34,8 @@ import struct
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from kbroker.controller.channel import ControllerVersionMismatch
-from kbroker.controller.client import (
+from kbroker.metadata.channel import ControllerVersionMismatch
+from kbroker.metadata.client import (
     ALLOCATE_PRODUCER_IDS,
     ENVELOPE,
     FORWARDED_APIS,

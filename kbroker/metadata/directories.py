@@ -25,8 +25,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 
-from kbroker.controller.features import METADATA_VERSION
-from kbroker.controller.image import DIR_UNASSIGNED, BrokerRegistration, MetadataImage, PartitionState
+from kbroker.metadata.features import METADATA_VERSION
+from kbroker.metadata.image import DIR_UNASSIGNED, BrokerRegistration, MetadataImage, PartitionState
 
 # MetadataVersion.IBP_3_7_IV2: registrations carry log directories, partitions their replicas' dirs.
 MV_DIRECTORY_ASSIGNMENT = 17

@@ -2,7 +2,7 @@
 
 The image is changed only by :meth:`MetadataImage.apply` of metadata records (Kafka's KRaft
 record types from ``metadata/``), in log order. A node holds two: the broker-side image of the
-committed records (``kbroker.controller.loader.MetadataLoader``, Kafka's MetadataLoader), which
+committed records (``kbroker.metadata.loader.MetadataLoader``, Kafka's MetadataLoader), which
 the broker reads, and the controller's (``QuorumController.image``), to which the active
 controller applies its records as it appends them (Kafka's QuorumController state).
 """
@@ -103,10 +103,10 @@ def apply_partition_change(p: PartitionState, r: mrec.PartitionChangeRecord) -> 
 # Kafka's Topic.INTERNAL_TOPICS (clients/.../common/internals/Topic.java): Metadata marks them
 # internal, and clients may not Produce to them nor DeleteRecords from them. ``__cluster_metadata``
 # is not among them: it is no topic at all but the controller's own log, and its name cannot be
-# created (METADATA_TOPIC in kbroker.controller.quorum).
+# created (kbroker.controller.operations.topic_logs.plan_create).
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state",
                              "__kbroker_delayed"})  # the last: kbroker/delayed.py
-# The metadata log's own name (kbroker.controller.quorum.METADATA_TOPIC, which imports this module).
+# The metadata log's own name (as kbroker.controller.quorum.METADATA_TOPIC, which imports this module).
 # A metadata log written before its creation was refused may still hold a TopicRecord of that name:
 # it is ignored, with its partitions, so that no client API ever reaches the metadata log as a topic
 # partition.

@@ -3,7 +3,7 @@ of an UpdateFeatures request, as Kafka 4.4's ``Feature``/``MetadataVersion`` enu
 ``BrokerFeatures.defaultSupportedFeatures``/``QuorumFeatures`` and ``FeatureControlManager`` define them.
 
 Finalized levels live in the metadata log as ``FeatureLevelRecord``s (level 0 removes a feature);
-:class:`kbroker.controller.image.MetadataImage` replays them. Only stable levels are supported, as a
+:class:`kbroker.metadata.image.MetadataImage` replays them. Only stable levels are supported, as a
 Kafka broker without ``unstable.feature.versions.enable``.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kbroker.controller import metadata_records as mr
+from kbroker.metadata import metadata_records as mr
 from kbroker_protocol.errors import ErrorCode
 
 METADATA_VERSION = "metadata.version"

@@ -43,8 +43,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from kbroker.config import BROKER_DEFAULTS
-from kbroker.controller.channel import ControllerVersionMismatch
-from kbroker.controller.client import ControllerUnavailable
+from kbroker.metadata.channel import ControllerVersionMismatch
+from kbroker.metadata.client import ControllerUnavailable
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.broker_heartbeat import BrokerHeartbeatRequest
 from kbroker_protocol.messages.broker_registration import BrokerRegistrationRequest

@@ -34,7 +34,7 @@ batches of at most ``SNAPSHOT_BATCH_BYTES``, a control batch with the ``Snapshot
 directory fsynced (``FileRawSnapshotWriter.freeze``). ``Snapshot.data`` is the file's content, the
 bytes a leader sends in FetchSnapshot (Kafka's ``UnalignedRecords``); ``snapshot_records(data)``
 gives the framed records back. ``take_snapshot`` takes either that content or a list of framed
-records and ``ControlRecord``s (``kbroker.controller.snapshot.image_to_snapshot(image)``); the
+records and ``ControlRecord``s (``kbroker.metadata.snapshot.image_to_snapshot(image)``); the
 header's LastContainedLogTimestamp is then the append time of the last record it covers. Only the latest
 snapshot is kept (older files are deleted) and the log start moves to its end offset: whole
 segments below it are deleted (Kafka's ``deleteBeforeSnapshot``).
@@ -52,7 +52,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kbroker.controller.metadata_log_format import (
+from kbroker.log import LogConfig, PartitionLog, dir_failure
+from kbroker.metadata.metadata_log_format import (
     CHECKPOINT_SUFFIX,
     DELETE_SUFFIX,
     PARTIAL_SUFFIX,
@@ -67,7 +68,6 @@ from kbroker.controller.metadata_log_format import (
     snapshot_file_name,
     snapshot_records,
 )
-from kbroker.log import LogConfig, PartitionLog, dir_failure
 from kbroker.raft.files import fsync_dir, scan_snapshot_files, write_atomically
 from kbroker.raft.log import ControlRecord, Entry, MemoryLog, Snapshot
 from kbroker_protocol.record_batch import InvalidRecordBatch, iter_batch_headers
@@ -75,7 +75,7 @@ from kbroker_protocol.records import Record, build_batch, decode_batch
 
 logger = logging.getLogger(__name__)
 
-# The format's names are imported from here too (kbroker.controller.metadata_log_format).
+# The format's names are imported from here too (kbroker.metadata.metadata_log_format).
 __all__ = ["METADATA_LOG_CONFIG", "ControlRecord", "MetadataLog", "MetadataLogError", "decode_snapshot",
            "encode_batches", "encode_snapshot", "snapshot_file_name", "snapshot_records"]
 

@@ -18,7 +18,7 @@ resolved again:
 - when the response's top-level error is NOT_CONTROLLER (the node is no longer, or not yet, the
   active controller; the connection is closed, as Kafka does, so the next attempt reconnects).
 
-After the deadline it raises :class:`~kbroker.controller.client.ControllerUnavailable`. If the
+After the deadline it raises :class:`~kbroker.metadata.client.ControllerUnavailable`. If the
 controller does not serve the API at any version this node can send,
 :class:`ControllerVersionMismatch` is raised at once (Kafka's ``versionMismatch``).
 
@@ -54,7 +54,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from kbroker.controller.client import ControllerUnavailable
+from kbroker.metadata.client import ControllerUnavailable
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError

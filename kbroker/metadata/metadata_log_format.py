@@ -1,4 +1,4 @@
-"""The bytes of the KRaft metadata log (``kbroker/controller/metadata_log.py``): its record batches
+"""The bytes of the KRaft metadata log (``kbroker/metadata/metadata_log.py``): its record batches
 (entries <-> Kafka record batches, LeaderChangeMessage and other control records included) and its
 ``.checkpoint`` snapshot files (SnapshotHeaderRecord, the records, SnapshotFooterRecord), as Kafka
 writes them.

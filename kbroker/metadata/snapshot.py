@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from kbroker.config import BROKER_DEFAULTS
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
-from kbroker.controller.metadata_log import ControlRecord, decode_snapshot
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, MetadataImage
+from kbroker.metadata.metadata_log import ControlRecord, decode_snapshot
 from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
 from kbroker_protocol.messages.metadata_records import UnregisterBrokerRecord
 from kbroker_protocol.records import ControlType

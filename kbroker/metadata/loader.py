@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import time
 
-from kbroker.controller import metadata_records as mr
-from kbroker.controller.image import MetadataImage
+from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.image import MetadataImage
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
 from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
@@ -78,7 +78,7 @@ class MetadataLoader:
     def take_snapshot(self) -> Snapshot | None:
         """Write the committed image as a snapshot of the log up to it (the log drops the prefix;
         a replica that needs it fetches the snapshot instead). None when there is nothing new."""
-        from kbroker.controller.snapshot import image_to_snapshot
+        from kbroker.metadata.snapshot import image_to_snapshot
 
         raft = self.raft
         assert raft is not None
@@ -106,7 +106,7 @@ class MetadataLoader:
         (`snapshot_removals`: topics, configs, SCRAM credentials, ACLs, features, brokers), then
         the image is emptied and the snapshot's records applied to it, so that every listener
         ends in the snapshot's state (Kafka's MetadataDelta to the publishers)."""
-        from kbroker.controller.snapshot import load_snapshot, snapshot_removals
+        from kbroker.metadata.snapshot import load_snapshot, snapshot_removals
 
         new = load_snapshot(snap.data, snap.end_offset)
         removals = snapshot_removals(self.image, new)

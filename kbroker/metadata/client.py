@@ -10,7 +10,7 @@ Kafka's error codes and messages:
 - ``kbroker.controller.operations.local.LocalControllerClient`` runs the operation on this
   process's ``QuorumController`` (the single-node path, and the controller's side of a forwarded
   request: the Envelope handler decodes the inner request and runs it here);
-- ``kbroker.controller.remote.RemoteControllerClient`` sends it to the active controller of a
+- ``kbroker.metadata.remote.RemoteControllerClient`` sends it to the active controller of a
   cluster over a ``ControllerChannel``.
 
 The operations themselves (Kafka's ``ControllerApis`` checks, then the controller's decision and
@@ -34,7 +34,6 @@ from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlter
 from kbroker_protocol.messages.update_features import UpdateFeaturesResponse
 
 if TYPE_CHECKING:
-    from kbroker.controller.quorum import QuorumController
     from kbroker_protocol.messages.alter_configs import AlterConfigsRequest
     from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest
     from kbroker_protocol.messages.create_topics import CreateTopicsRequest
@@ -116,7 +115,17 @@ class ControllerClient(Protocol):
         ...
 
 
-def controller_active(controller: QuorumController | None) -> TypeGuard[QuorumController]:
+class NodeController(Protocol):
+    """This node's controller as the broker side asks whether it is the active one (the
+    ``QuorumController`` of ``kbroker.controller.quorum``, which this layer does not import)."""
+
+    def is_active(self) -> bool: ...
+
+
+_C = TypeVar("_C", bound=NodeController)
+
+
+def controller_active(controller: _C | None) -> TypeGuard[_C]:
     """Whether ``controller`` exists and is the active controller (``is_active()``: always for the
     single voter, while it leads for a Raft quorum's)."""
     return controller is not None and controller.is_active()
