@@ -21,13 +21,15 @@ NO_REASSIGNMENT_IN_PROGRESS (cancel of none). Without ALTER on the cluster the w
 CLUSTER_AUTHORIZATION_FAILED. v1 adds ``allowReplicationFactorChange`` (echoed in the response).
 
 A controller also serves it on its controller listener (Kafka's ControllerApis, for clients using
-``bootstrap.controllers``): run there when it is the active controller, else NOT_CONTROLLER for
-every partition (the client looks for the active one).
+``bootstrap.controllers``): run there when it is the active controller, authorized as the
+connection's principal (``controller_requester``: Kafka's ``request.context.principal``), else
+NOT_CONTROLLER for every partition (the client looks for the active one).
 """
 
 from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
+from kbroker.api.controller_listener import controller_requester
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.api.services import Forwarding
@@ -37,7 +39,7 @@ from kbroker.controller.operations.reassignments import (
     alter_partition_reassignments_error,
     alter_partition_reassignments_operation,
 )
-from kbroker.metadata.client import Requester, controller_active
+from kbroker.metadata.client import controller_active
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import (
     AlterPartitionReassignmentsRequest,
@@ -60,7 +62,7 @@ async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext
         return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:
         return await alter_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
-                                                             Requester(client_id=ctx.header.client_id))
+                                                             controller_requester(ctx.header))
     except ControllerError as exc:  # leadership lost while the operation ran
         return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(exc.code))
 

@@ -11,6 +11,8 @@ from typing import Generic, Protocol, TypeVar
 
 from kbroker.api import load_handlers
 from kbroker.api.registry import CONTROLLER_LISTENER, Handler, Reply, handlers_for
+from kbroker.metadata.client import Requester
+from kbroker.raft.transport import request_identity
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.primitives import Message
 
@@ -60,3 +62,14 @@ def install_controller_handlers(broker: object, handlers: HandlerTable) -> None:
 
 def _bound(broker: object, handler: Handler) -> Callable[[ControllerHeader, Message], Reply | Awaitable[Reply]]:
     return lambda header, body: handler(ControllerRequestContext(broker, header), body)
+
+
+def controller_requester(header: ControllerHeader) -> Requester:
+    """Who sent the request being served on the controller listener: its connection's principal
+    and host (Kafka's ControllerApis authorizes ``request.context.principal``; a forwarded request
+    comes in an Envelope, which names its own), for the operations that authorize it."""
+    principal, host = request_identity()
+    kind, _, name = principal.partition(":")
+    if host:
+        return Requester(client_id=header.client_id, client_host=host, principal_type=kind, principal_name=name)
+    return Requester(client_id=header.client_id, principal_type=kind, principal_name=name)

@@ -7,12 +7,14 @@ each with its replicas (the target then the leaving ones), adding and removing r
 broker forwards the request to the active controller, which answers from its image (the one it
 writes reassignments to). Without DESCRIBE on the cluster the whole request is
 CLUSTER_AUTHORIZATION_FAILED. A controller also serves it on its controller listener (Kafka's
-ControllerApis): answered by the active controller, NOT_CONTROLLER from another.
+ControllerApis): answered by the active controller, NOT_CONTROLLER from another, authorized as the
+connection's principal there (``controller_requester``).
 """
 
 from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
+from kbroker.api.controller_listener import controller_requester
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.api.services import Forwarding
@@ -22,7 +24,7 @@ from kbroker.controller.operations.reassignments import (
     list_partition_reassignments_error,
     list_partition_reassignments_operation,
 )
-from kbroker.metadata.client import Requester, controller_active
+from kbroker.metadata.client import controller_active
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.list_partition_reassignments import (
     ListPartitionReassignmentsRequest,
@@ -45,7 +47,7 @@ async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext[
         return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:
         return await list_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
-                                                            Requester(client_id=ctx.header.client_id))
+                                                            controller_requester(ctx.header))
     except ControllerError as exc:  # leadership lost while the operation ran
         return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(exc.code))
 

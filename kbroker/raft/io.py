@@ -58,8 +58,8 @@ from kbroker.raft.transport import (
     CloseConnection,
     ErrorResponder,
     Inbound,
+    InboundSession,
     RaftTransport,
-    SessionFrames,
     Slot,
     frame_of,
     read_frame,
@@ -209,7 +209,9 @@ class RaftDriver(RaftTransport):
         # This voter's controller endpoint as advertised.listeners names it (None: the one it binds).
         self.advertised_endpoint: tuple[str, int] | None = None
         self.authenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter, Callable[[bytes], None]],
-                                    Awaitable[SessionFrames | None]] | None = None
+                                    Awaitable[InboundSession | None]] | None = None
+        # an SSL listener without SASL: the client certificate's principal (None: refused, closed)
+        self.tls_principal: Callable[[asyncio.StreamWriter], str | None] | None = None
         self.open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = \
             asyncio.open_connection
 

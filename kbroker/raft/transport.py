@@ -11,8 +11,9 @@ import logging
 import struct
 from collections import ChainMap, deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.raft.messages import FetchRequest, FetchSnapshotRequest, FetchSnapshotResponse, Message
 from kbroker.raft.node import RaftConfig, RaftNode
@@ -49,9 +50,31 @@ _CORRELATION = struct.Struct(">i")
 # Kafka's ``request.getErrorResponse(e)`` (ControllerApis' ``requestHelper.handleError``), set by the API
 # layer: (api key, version, request, exception) -> the request's error response; None: there is none
 ErrorResponder = Callable[[int, int, Any, BaseException], WireMessage | None]
-# An authenticated connection's SASL session (kbroker.security.inbound.InboundSession.on_frame): each
-# later frame goes to it first; True when it took it (a re-authentication, KIP-368).
-SessionFrames = Callable[[asyncio.StreamReader, bytes, Callable[[int, bytes], None]], Awaitable[bool]]
+ANONYMOUS = "User:ANONYMOUS"
+
+
+class InboundSession(Protocol):
+    """An authenticated connection's SASL session (kbroker.security.inbound.InboundSession): its
+    principal, and ``on_frame``, which sees each later frame first (True when it took it: a
+    re-authentication, KIP-368)."""
+
+    @property
+    def principal(self) -> str: ...
+
+    async def on_frame(self, reader: asyncio.StreamReader, frame: bytes,
+                       respond: Callable[[int, bytes], None]) -> bool: ...
+
+
+# Who sent the request a handler of :attr:`RaftTransport.handlers` serves: its connection's
+# principal and host (set in the handler's own task; read through :func:`request_identity`).
+_IDENTITY: ContextVar[tuple[str, str]] = ContextVar("controller_listener_identity", default=(ANONYMOUS, ""))
+
+
+def request_identity() -> tuple[str, str]:
+    """(principal, client host) of the connection whose request the running handler serves, as
+    Kafka's ControllerApis reads ``request.context.principal``: the SASL principal, the client
+    certificate's on an SSL listener, else ``User:ANONYMOUS``."""
+    return _IDENTITY.get()
 INCONSISTENT_CLUSTER_ID = int(ErrorCode.INCONSISTENT_CLUSTER_ID)
 INVALID_REQUEST = int(ErrorCode.INVALID_REQUEST)
 KRAFT_VERSION_FEATURE = "kraft.version"
@@ -79,6 +102,8 @@ class Inbound:
     writer: asyncio.StreamWriter
     slots: deque[Slot] = field(default_factory=deque)
     closed: bool = False
+    principal: str = ANONYMOUS
+    host: str = ""
 
     def add_slot(self, correlation_id: int) -> Slot:
         slot = Slot(correlation_id)
@@ -138,7 +163,8 @@ class RaftTransport(SnapshotTransfer):
     _requests: dict[int, tuple[Inbound, Slot, int, int]]
     _next_inbound_id: int
     authenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter, Callable[[bytes], None]],
-                           Awaitable[SessionFrames | None]] | None
+                           Awaitable[InboundSession | None]] | None
+    tls_principal: Callable[[asyncio.StreamWriter], str | None] | None
     open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
     if TYPE_CHECKING:
@@ -160,16 +186,24 @@ class RaftTransport(SnapshotTransfer):
         conn = Inbound(writer)
         self._inbound.add(conn)
         peer = writer.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            conn.host = str(peer[0])
         try:
-            session: SessionFrames | None = None
+            session: InboundSession | None = None
             if self.authenticate is not None:
                 session = await self.authenticate(reader, writer, lambda frame: self._on_request(conn, frame))
                 if session is None:
                     return
+                conn.principal = session.principal
+            elif self.tls_principal is not None:
+                principal = self.tls_principal(writer)
+                if principal is None:
+                    return  # a certificate that no principal mapping rule matches (logged)
+                conn.principal = principal
             respond = functools.partial(self._respond_in_order, conn)
             while self._running:
                 frame = await read_frame(reader, self.max_frame_bytes)
-                if session is not None and await session(reader, frame, respond):
+                if session is not None and await session.on_frame(reader, frame, respond):
                     continue
                 self._on_request(conn, frame)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -256,6 +290,7 @@ class RaftTransport(SnapshotTransfer):
     async def _run_handler(self, conn: Inbound, slot: Slot, header: Any, body: Any,
                            handler: Callable[[Any, Any], Any]) -> None:
         api_key, version = header.request_api_key, header.request_api_version
+        _IDENTITY.set((conn.principal, conn.host))  # (this task's context only)
         try:
             resp = await handler(header, body)
             frame: bytes | None = frame_of(encode_response(slot.correlation_id, api_key, version, resp))

@@ -28,7 +28,7 @@ from kbroker.config import BrokerConfig
 from kbroker.security.listeners import ListenerSecurity, _sasl_settings
 from kbroker.security.sasl import API_VERSIONS, SaslAuthenticator
 from kbroker.security.scram import ScramCredentials
-from kbroker.security.tls import PrincipalMapper, build_server_context
+from kbroker.security.tls import PrincipalMapper, build_server_context, certificate_principal
 from kbroker_protocol.api import decode_request, encode_response
 from kbroker_protocol.exceptions import ProtocolError
 
@@ -92,6 +92,17 @@ class _Stream:
 
     def close(self) -> None:
         self.closed = True
+
+
+def tls_principal(writer: asyncio.StreamWriter, mapper: PrincipalMapper) -> str | None:
+    """An SSL listener's principal for a new connection (the client certificate's, mapped; without
+    one ``User:ANONYMOUS``), or None when no mapping rule applies: the connection is closed."""
+    try:
+        return certificate_principal(writer.get_extra_info("ssl_object"), mapper) or "User:ANONYMOUS"
+    except LookupError as exc:
+        log.info("closing connection from %s: %s", writer.get_extra_info("peername"), exc)
+        writer.close()
+        return None
 
 
 async def authenticate_inbound(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, security: ListenerSecurity,

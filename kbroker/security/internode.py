@@ -15,6 +15,7 @@ Bad settings raise ConfigError at start-up, as Kafka refuses them, naming the ke
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +28,16 @@ from kbroker.security.client import (
     controller_client_security,
     inter_broker_client_security,
 )
-from kbroker.security.inbound import controller_listener_security, inbound_session
+from kbroker.security.inbound import (
+    InboundSession,
+    controller_listener_security,
+    inbound_session,
+    tls_principal,
+)
 from kbroker.security.listeners import ListenerSecurity
 from kbroker.security.scram import ScramCredentials
 
 Opener = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
-# an authenticated connection's frames go through its session first (re-authentication, expiry)
-SessionFrames = Callable[[asyncio.StreamReader, bytes, Callable[[int, bytes], None]], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +70,10 @@ class InterNodeSecurity:
             return
         raft.server_ssl = server.ssl_context
         if server.sasl:
+            # the session: the connection's principal, and its later frames first (re-authentication, expiry)
             async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                                   on_api_versions: Callable[[bytes], None]) -> SessionFrames | None:
-                session = await inbound_session(reader, writer, server, credentials, on_api_versions)
-                return None if session is None else session.on_frame
+                                   on_api_versions: Callable[[bytes], None]) -> InboundSession | None:
+                return await inbound_session(reader, writer, server, credentials, on_api_versions)
             raft.authenticate = authenticate
+        elif server.principal_mapper is not None:
+            raft.tls_principal = functools.partial(tls_principal, mapper=server.principal_mapper)

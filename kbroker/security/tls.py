@@ -416,3 +416,15 @@ class PrincipalMapper:
             if result is not None:
                 return result
         raise LookupError(f"No rules apply to {dn}")
+
+
+def certificate_principal(ssl_object: Any, mapper: PrincipalMapper) -> str | None:
+    """An SSL listener's principal for a connection (Kafka's SslPrincipalMapper on the client
+    certificate's subject DN): ``User:<name>``, or None without a client certificate (the
+    connection is then ANONYMOUS). Raises LookupError when no rule maps the DN (Kafka refuses the
+    connection)."""
+    cert = None if ssl_object is None else ssl_object.getpeercert()
+    if not cert:
+        return None
+    subject = cert.get("subject", ())
+    return "User:" + mapper.name(distinguished_name(subject if isinstance(subject, tuple) else ()))

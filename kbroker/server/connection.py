@@ -35,7 +35,7 @@ from kbroker.api.error_response import builder_for, error_response
 from kbroker.api.registry import HANDLERS, LATEST_VERSION_UNSTABLE, Handler
 from kbroker.security.quotas import principal_user
 from kbroker.security.sasl import SaslAuthenticator
-from kbroker.security.tls import PrincipalMapper, distinguished_name
+from kbroker.security.tls import PrincipalMapper, certificate_principal
 from kbroker.server.flow import FlowControl
 from kbroker.server.slots import RequestMetrics
 from kbroker.server.slots import Slot as _Slot
@@ -167,13 +167,10 @@ class KafkaConnection(ResponseWriter, FlowControl, asyncio.Protocol):
 
     def _ssl_principal(self, ssl_object: ssl.SSLObject, mapper: PrincipalMapper) -> None:
         """SSL listener: the client certificate's subject DN through ssl.principal.mapping.rules."""
-        cert = ssl_object.getpeercert()
-        if not cert:
-            return  # no client certificate: ANONYMOUS
-        subject = cert.get("subject", ())
-        dn = distinguished_name(subject if isinstance(subject, tuple) else ())
         try:
-            self.principal = "User:" + mapper.name(dn)
+            principal = certificate_principal(ssl_object, mapper)
+            if principal is not None:  # (no client certificate: ANONYMOUS)
+                self.principal = principal
         except LookupError as exc:
             log.info("closing connection from %s: %s", self.peer, exc)
             self.close()

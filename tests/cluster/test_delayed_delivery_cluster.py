@@ -55,9 +55,6 @@ def test_pending_delayed_records_survive_the_kill_of_their_leader(fast_cluster):
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from kbroker_protocol.messages import REQUESTS
-
-    L = REQUESTS[2]
     bootstrap = cluster.bootstrap()
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic("later", 1, 3)])["later"].result(60)
@@ -68,28 +65,9 @@ def test_pending_delayed_records_survive_the_kill_of_their_leader(fast_cluster):
     assert producer.flush(60) == 0
     cluster.kill(leader)
     others = [n for n in cluster.node_ids if n != leader]
-
-    def high() -> int:
-        """The partition's high watermark, from whichever surviving node leads it (ListOffsets)."""
-        best = -1
-        for n in others:
-            try:
-                w = cluster.wire(n)
-                try:
-                    resp = w.call(2, 7, replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(
-                        name="later", partitions=[L.ListOffsetsTopic.ListOffsetsPartition(
-                            partition_index=0, current_leader_epoch=-1, timestamp=-1)])])
-                finally:
-                    w.close()
-            except OSError:
-                continue
-            part = resp.topics[0].partitions[0]
-            if part.error_code == 0:
-                best = max(best, part.offset)
-        return best
-    wait_until(lambda: high() >= 10, timeout=90, message="the delayed records delivered after the kill",
-               details=cluster.logs)
-    assert high() == 10  # once each
+    wait_until(lambda: _high(cluster, others, "later") >= 10, timeout=90,
+               message="the delayed records delivered after the kill", details=cluster.logs)
+    assert _high(cluster, others, "later") == 10  # once each
     logs = "\n".join(cluster.layout.log_path(n).read_text(errors="replace") for n in others)
     assert "delayed delivery: loaded __kbroker_delayed-" in logs and "10 pending" in logs
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -19,6 +20,22 @@ def run_on_loop(loop: asyncio.AbstractEventLoop, fn) -> Any:
         return fn()
 
     return asyncio.run_coroutine_threadsafe(call(), loop).result(10)
+
+
+def _leader_change(cluster: Cluster, watch: bool) -> tuple[Callable[[], None], dict[str, int]]:
+    """For a producer's thread (call inside the brokers' loop): a function that moves t-0's
+    leadership to broker 2 (on the loop) while the producer still believes broker 1 leads; with
+    ``watch``, a no-op fault rule on broker 1's Produce (its id in the dict returned) then counts the
+    requests broker 1 still gets."""
+    loop = asyncio.get_running_loop()
+    rule: dict[str, int] = {}
+
+    def on_loop() -> None:
+        cluster.change("t", 0, leader=2)
+        if watch:
+            rule["id"] = cluster.nodes[1].add_fault(api="Produce", action="delay", delay_ms=0)
+
+    return lambda: run_on_loop(loop, on_loop), rule
 
 
 def _produce_confluent(bootstrap: str, topic: str, batches: list[list[bytes]], between,
@@ -59,17 +76,8 @@ def _consume_confluent(bootstrap: str, topic: str, count: int) -> list[bytes]:
 async def test_confluent_producer_and_consumer_move_to_the_new_leader():
     async with Cluster(2) as cluster:
         cluster.create_topic("t", [[1, 2]])
-        loop = asyncio.get_running_loop()
         bootstrap = cluster.bootstrap(1)
-        rule: dict[str, int] = {}
-
-        def change_leader() -> None:
-            # Leadership moves to broker 2 while the producer still believes broker 1 leads.
-            def on_loop() -> None:
-                cluster.change("t", 0, leader=2)
-                rule["id"] = cluster.nodes[1].add_fault(api="Produce", action="delay", delay_ms=0)
-
-            run_on_loop(loop, on_loop)
+        change_leader, rule = _leader_change(cluster, watch=True)
 
         first = [b"before-%d" % i for i in range(5)]
         second = [b"after-%d" % i for i in range(5)]
@@ -102,17 +110,9 @@ def _produce_kafka_python(bootstrap: str, topic: str, batches: list[list[bytes]]
 async def test_kafka_python_producer_retries_to_the_new_leader_on_not_leader_or_follower():
     async with Cluster(2) as cluster:
         cluster.create_topic("t", [[1, 2]])
-        loop = asyncio.get_running_loop()
-        rule: dict[str, int] = {}
-
-        def change_leader() -> None:
-            # Runs on the producer's thread between its two batches: the metadata it caches still
-            # names broker 1, so its next produce goes there and is answered NOT_LEADER_OR_FOLLOWER.
-            def on_loop() -> None:
-                cluster.change("t", 0, leader=2)
-                rule["id"] = cluster.nodes[1].add_fault(api="Produce", action="delay", delay_ms=0)
-
-            run_on_loop(loop, on_loop)
+        # between its two batches: the metadata the producer caches still names broker 1, so its
+        # next produce goes there and is answered NOT_LEADER_OR_FOLLOWER
+        change_leader, rule = _leader_change(cluster, watch=True)
 
         await asyncio.to_thread(_produce_kafka_python, cluster.bootstrap(1), "t",
                                 [[b"a%d" % i for i in range(3)], [b"b%d" % i for i in range(3)]], change_leader)
@@ -157,13 +157,7 @@ async def test_idempotent_producer_keeps_its_sequence_across_a_leader_change():
     # next batches (not starting at sequence 0) are accepted there, and nothing is duplicated.
     async with Cluster(2) as cluster:
         cluster.create_topic("t", [[1, 2]])
-        loop = asyncio.get_running_loop()
-
-        def change_leader() -> None:
-            def on_loop() -> None:
-                cluster.change("t", 0, leader=2)
-
-            run_on_loop(loop, on_loop)
+        change_leader, _rule = _leader_change(cluster, watch=False)
 
         first = [b"i-before-%d" % i for i in range(5)]
         second = [b"i-after-%d" % i for i in range(5)]
