@@ -83,17 +83,17 @@ def summary(res: dict) -> str:
             lines.append(f"| {name} | - | {len(runs)} runs, none complete | | | | | |")
             continue
         mbs = [r["mb_per_s"] for r in ok]
-        steady = [r.get("steady_mb_per_s") or 0.0 for r in ok]
+        steady = [r["steady_mb_per_s"] for r in ok if r.get("steady_mb_per_s")]
         first = " / ".join(f"{r['first_record_s']:.2f}" for r in ok)
         lines.append(
             f"| {name} | {fmt(median(mbs))} | {' / '.join(fmt(x) for x in mbs)} | "
-            f"{fmt(median(steady))} | {' / '.join(fmt(x) for x in steady)} | "
+            f"{fmt(median(steady)) if steady else '-'} | {' / '.join(fmt(x) for x in steady)} | "
             f"{first} | "
             f"{fmt(median(r['cpu_s_per_gb'] for r in ok))} | "
             f"{min(r['loadavg_before'] for r in ok):.1f}-{max(r['loadavg_before'] for r in ok):.1f} |")
     for key in ("mb_per_s", "steady_mb_per_s"):
-        meds = {n: median(r.get(key) or 0.0 for r in rs if r.get("complete"))
-                for n, rs in res["runs"].items() if any(r.get("complete") for r in rs)}
+        meds = {n: median(r[key] for r in rs if r.get("complete") and r.get(key))
+                for n, rs in res["runs"].items() if any(r.get("complete") and r.get(key) for r in rs)}
         kafka = meds.get("kafka")
         for n, m in meds.items():
             if kafka and n != "kafka":
