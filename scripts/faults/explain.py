@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .checker import check
-from .clientlog import Event, figures
+from .clientlog import Event, figures, reason_class
 
 Op = dict[str, Any]
 TIMED_OUT = "_MSG_TIMED_OUT"
@@ -162,9 +162,12 @@ def describe(record: dict[str, Any]) -> str:
         else f"{out['type']} {out.get('error')} at {out['time']} s")
     parts = [f"{record['anomaly']} value {record['value']} ({record['process']}, partition {record['partition']}, "
              f"at {record['at']}): sent at {record['sent']} s, {said}"]
-    for bump in record["bumps"]:
+    for bump in record["bumps"][:1]:  # the one that re-sent it first; the others counted
         what = "PID reset" if bump["reset"] else f"epoch bump from epoch {bump['from_epoch']}"
         parts.append(f"{record['process']} {what} at {bump['time']} s: {bump['reason']}")
+    if len(record["bumps"]) > 1:
+        reasons = sorted({reason_class(b["reason"]) for b in record["bumps"][1:]})
+        parts.append(f"{len(record['bumps']) - 1} more bumps before its outcome ({', '.join(reasons)})")
     for error in record.get("produce_errors", []):
         parts.append(f"a produce to n{error['broker']} failed at {error['time']} s: {error['error']}")
     if record["timeouts"]:

@@ -149,3 +149,14 @@ def test_a_runs_client_events_are_counted_by_kind_and_reason():
         "elections": 3, "epoch_bumps": {"message timeout": 1, "skipped sequence numbers": 1},
         "produce_errors": {"Broker: Not leader for partition": 1}, "fenced": 0}
     assert score({}, duplicate_history(), True, events)["client_events"]["elections"] == 3
+
+
+def test_an_explanation_names_the_first_bump_and_counts_the_others():
+    ops = duplicate_history()
+    second = SKIPPED.replace("t=35.100000", "t=35.500000").replace("Epoch:0}", "Epoch:1}")
+    events = clientlog.parse((ELECTION + SKIPPED + second).splitlines())
+    dup = next(r for r in explain(ops, check(ops)["anomalies"], events) if r["anomaly"] == "duplicate")
+    assert len(dup["bumps"]) == 2
+    line = describe(dup)
+    assert "epoch bump from epoch 0 at 35.1 s: skipped sequence numbers" in line
+    assert "1 more bumps before its outcome (skipped sequence numbers)" in line and "from epoch 1" not in line
