@@ -59,7 +59,7 @@ Resp = TypeVar("Resp", bound=Message)
 TypedHandler = Callable[[C, Req], "Resp | PreEncoded | Awaitable[Resp | PreEncoded | None] | None"]
 
 # API keys whose request spec marks its newest version ``latestVersionUnstable`` (Kafka 4.4:
-# InitProducerId v6, KIP-939 two-phase commit). tests/protocol/test_unstable_versions.py checks
+# InitProducerId v6, KIP-939 two-phase commit). tests/protocol/test_versions_44.py checks
 # this set against every request spec, so a regenerated codec cannot silently disagree with it.
 LATEST_VERSION_UNSTABLE: frozenset[int] = frozenset({22})
 

@@ -216,17 +216,23 @@ async def tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[s
     return await _read_retrying(lambda: _tail(client, topic, query))
 
 
+async def _leaders_of_known(client: KafkaClient, topic: str) -> dict[int, int]:
+    """partition -> leader of ``topic``; a topic the metadata does not have is NotFound at once
+    (not retried: it is the node's own metadata saying so, not a leader that lags)."""
+    try:
+        return await client.leaders(topic)
+    except KafkaError as exc:
+        if exc.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+            raise NotFound(f"no topic {topic!r}") from None
+        raise
+
+
 async def _browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
     """Records newest first: the newest ``limit``, or ``limit`` from ``offset``/``timestamp`` on,
     of one partition or all; ``filter`` keeps the records whose key, value or a header contains
     the text (case-insensitive), scanning back up to MAX_SCAN records per partition."""
     topic_name(topic, "topic")
-    try:
-        leaders = await client.leaders(topic)
-    except KafkaError as exc:
-        if exc.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-            raise NotFound(f"no topic {topic!r}") from None
-        raise
+    leaders = await _leaders_of_known(client, topic)
     partitions = _partitions_arg(query, leaders)
     # Partitions without a leader (offline) cannot be read: named in the answer, or refused when
     # asked for alone.
@@ -288,7 +294,7 @@ async def _tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[
     leader with every partition it leads, the first waiting up to ``wait_ms`` for a record (a
     long poll, so a page tailing a quiet topic asks once a second)."""
     topic_name(topic, "topic")
-    leaders = await client.leaders(topic)
+    leaders = await _leaders_of_known(client, topic)
     positions: dict[int, int] = {}
     for item in (query.get("positions") or "").split(","):
         if not item:

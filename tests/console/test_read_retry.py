@@ -83,3 +83,23 @@ def test_retries_stop_at_the_deadline(monkeypatch):
         tail(client)
     assert e.value.code == "UNKNOWN_TOPIC_OR_PARTITION"
     assert client.sent == [(1, 1)]
+
+
+class UnknownTopicClient(FakeClient):
+    """Metadata without the topic: what the node's own metadata says, not a lagging leader."""
+
+    def __init__(self) -> None:
+        super().__init__([{}], [])
+        self.metadata_calls = 0
+
+    async def leaders(self, topic: str) -> dict[int, int]:
+        self.metadata_calls += 1
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None, f"topic {topic}")
+
+
+@pytest.mark.parametrize("read", [tail, browse])
+def test_a_topic_the_metadata_does_not_have_is_not_found_at_once(read):
+    client = UnknownTopicClient()
+    with pytest.raises(records.NotFound):
+        read(client)
+    assert (client.metadata_calls, client.sent) == (1, [])

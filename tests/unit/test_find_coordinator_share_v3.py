@@ -27,9 +27,6 @@ class _ShareTopic:
         self.ensured += 1
         return False
 
-    async def await_topic(self) -> bool:
-        return False
-
     def partition_for(self, key: str, /) -> int:
         return 0
 
