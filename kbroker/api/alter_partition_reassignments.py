@@ -34,8 +34,8 @@ from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.api.services import Forwarding
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.operations.host import OperationHost
 from kbroker.controller.operations.reassignments import (
+    ReassignmentHost,
     alter_partition_reassignments_error,
     alter_partition_reassignments_operation,
 )
@@ -57,7 +57,7 @@ async def handle_alter_partition_reassignments(ctx: RequestContext[Forwarding], 
 
 
 @api(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, 0, 1, listeners=(CONTROLLER_LISTENER,))
-async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext[OperationHost], request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
+async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext[ReassignmentHost], request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
         return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:

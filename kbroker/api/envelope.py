@@ -16,11 +16,13 @@ serialized with its header, is the Envelope's response data; if that response na
 anywhere (or this node's controller is not the active one), the Envelope answers NOT_CONTROLLER
 with no data instead, so that the forwarding broker finds the active controller and retries (Kafka's
 ``RequestChannel.buildResponseSend``). An inner operation that fails unexpectedly is answered with
-its error response (UNKNOWN_SERVER_ERROR), inside the Envelope.
+its error response (UNKNOWN_SERVER_ERROR), inside the Envelope. As the inner request may be any
+forwarded API, the Envelope handler sees the union of what the controller's operations use of the
+node: ``RaftOperationHost`` (``OperationHost`` and, for the quorum operations, the Raft driver).
 
 AllocateProducerIds, as ``ControllerApis.handleAllocateProducerIdsRequest``: a block of producer
 ids for the broker (STALE_BROKER_EPOCH for a broker not registered at that epoch, NOT_CONTROLLER
-when this node's controller is not active).
+when this node's controller is not active); it sees only the node's controller (``ControllerHolder``).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from kbroker.api.context import RequestContext
 from kbroker.api.error_response import builder_for
 from kbroker.api.registry import HANDLERS
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.operations.host import OperationHost
-from kbroker.controller.operations.local import LocalControllerClient
+from kbroker.controller.operations.host import ControllerHolder, RaftOperationHost
+from kbroker.controller.operations.local import LocalControllerClient, allocate_producer_id_block
 from kbroker.metadata.client import FORWARDED_APIS, Requester, controller_active
 from kbroker_protocol.api import decode_request, encode_response
 from kbroker_protocol.errors import ErrorCode
@@ -74,11 +76,11 @@ def error_codes(message: object) -> set[int]:
     return found
 
 
-async def handle_envelope(ctx: RequestContext[OperationHost], request: EnvelopeRequest) -> EnvelopeResponse:
+async def handle_envelope(ctx: RequestContext[RaftOperationHost], request: EnvelopeRequest) -> EnvelopeResponse:
     return await envelope(ctx.broker, request, ctx.peer)
 
 
-async def envelope(broker: OperationHost, request: EnvelopeRequest, peer: str = "?") -> EnvelopeResponse:
+async def envelope(broker: RaftOperationHost, request: EnvelopeRequest, peer: str = "?") -> EnvelopeResponse:
     """The Envelope handler on ``broker`` (the node running the controller), for any server that
     serves the controller listener (``peer``: the forwarding node's address, for the log)."""
     # (imported here: Envelopes reach only the controller of a multi-node quorum)
@@ -127,18 +129,19 @@ async def envelope(broker: OperationHost, request: EnvelopeRequest, peer: str = 
     return EnvelopeResponse(response_data=data, error_code=ErrorCode.NONE)
 
 
-async def handle_allocate_producer_ids(ctx: RequestContext[OperationHost], request: AllocateProducerIdsRequest
+async def handle_allocate_producer_ids(ctx: RequestContext[ControllerHolder], request: AllocateProducerIdsRequest
                                        ) -> AllocateProducerIdsResponse:
     return await allocate_producer_ids(ctx.broker, request)
 
 
-async def allocate_producer_ids(broker: OperationHost, request: AllocateProducerIdsRequest
+async def allocate_producer_ids(broker: ControllerHolder, request: AllocateProducerIdsRequest
                                 ) -> AllocateProducerIdsResponse:
-    """The AllocateProducerIds handler on ``broker`` (the node running the controller)."""
+    """The AllocateProducerIds handler on ``broker`` (the node running the controller: its
+    controller is all it uses)."""
     if not controller_active(broker.controller):
         return AllocateProducerIdsResponse(error_code=ErrorCode.NOT_CONTROLLER, producer_id_start=-1,
                                            producer_id_len=0)
-    return await LocalControllerClient(broker).allocate_producer_ids(request.broker_id, request.broker_epoch)
+    return await allocate_producer_id_block(broker, request.broker_id, request.broker_epoch)
 
 
 def error_response_for(api_key: int, request: Message, version: int, code: int) -> Message | None:

@@ -19,8 +19,8 @@ from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.api.services import Forwarding
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.operations.host import OperationHost
 from kbroker.controller.operations.reassignments import (
+    ReassignmentHost,
     list_partition_reassignments_error,
     list_partition_reassignments_operation,
 )
@@ -42,7 +42,7 @@ async def handle_list_partition_reassignments(ctx: RequestContext[Forwarding], r
 
 
 @api(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0, listeners=(CONTROLLER_LISTENER,))
-async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext[OperationHost], request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
+async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext[ReassignmentHost], request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
     if not controller_active(ctx.broker.controller):
         return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.topic_plans import plan_partitions, plan_topic
-from kbroker.log import LogConfig, PartitionLog
+from kbroker.log import PartitionLog
 from kbroker.metadata import metadata_records as mr
 from kbroker.metadata.features import (
     KRAFT_VERSION,
@@ -49,8 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The metadata log is fsynced on every commit and never expires.
-METADATA_LOG_CONFIG = LogConfig(segment_bytes=64 * 1024 * 1024, flush_messages=1, retention_ms=-1)
 PRODUCER_ID_BLOCK_SIZE = 1000
 class RaftLogView:
     """What callers read of the metadata log (offsets, high watermark) when it is a Raft log."""
@@ -93,7 +91,7 @@ class QuorumController:
         self.image = image
         self.raft = raft
         # the node's image of the committed log: what a revert goes back to; without a Raft
-        # driver, what `commit` publishes each record to once it is appended and fsynced
+        # driver, what `commit` publishes each record to once it is appended
         self.committed = committed
         # records applied to the image when appended, not yet committed: offset -> epoch
         self._uncommitted: dict[int, int] = {}

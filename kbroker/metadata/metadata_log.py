@@ -81,10 +81,15 @@ __all__ = ["METADATA_LOG_CONFIG", "ControlRecord", "MetadataLog", "MetadataLogEr
            "encode_batches", "encode_snapshot", "snapshot_file_name", "snapshot_records"]
 
 METADATA_PARTITION_DIR = METADATA_TOPIC + "-0"
-# The segment log: never expires (snapshots move its start), never fsynced by itself (flush does),
-# and accepts batches up to the largest an old single-node controller may have written.
+# The segment log, as Kafka 4.4's KafkaRaftLog opens it (MetadataLogConfig's defaults): segments of
+# metadata.log.segment.bytes (1 GiB) rolled after metadata.log.segment.ms (7 days, the topic
+# default); never expires (retention -1: snapshots move its start), never fsynced by itself (the
+# Raft layer's flush does); it accepts batches up to the largest an old single-node controller may
+# have written (Kafka: 8 MiB, KafkaRaftClient.MAX_BATCH_SIZE_BYTES). The only definition: every
+# metadata log, and the tests' single-node ones, open with it.
 METADATA_LOG_CONFIG = LogConfig(
-    segment_bytes=64 * 1024 * 1024,
+    segment_bytes=1024 * 1024 * 1024,
+    segment_ms=7 * 24 * 60 * 60 * 1000,
     retention_ms=-1,
     retention_bytes=-1,
     flush_messages=2**63 - 1,

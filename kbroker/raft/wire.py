@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from kbroker.metadata.image import METADATA_TOPIC
 from kbroker.raft import messages as m
 from kbroker.raft.log import ControlRecord, Entry, LeaderChange
 from kbroker_protocol.messages import begin_quorum_epoch as bqe
@@ -31,7 +32,6 @@ from kbroker_protocol.primitives import received_records
 from kbroker_protocol.record_batch import iter_batch_headers
 from kbroker_protocol.records import ControlType, Record, build_batch, decode_batch
 
-METADATA_TOPIC = "__cluster_metadata"
 METADATA_TOPIC_ID = uuid.UUID(int=1)  # Kafka's Uuid.METADATA_TOPIC_ID (0, 1)
 METADATA_PARTITION = 0
 _ZERO_UUID = uuid.UUID(int=0)

@@ -7,11 +7,12 @@ import uuid
 
 import pytest
 
-from kbroker.controller.quorum import METADATA_LOG_CONFIG, QuorumController
+from kbroker.controller.quorum import QuorumController
 from kbroker.log import PartitionLog
 from kbroker.metadata import metadata_records as mr
 from kbroker.metadata.image import MetadataImage
 from kbroker.metadata.metadata_log import (
+    METADATA_LOG_CONFIG,
     ControlRecord,
     MetadataLog,
     MetadataLogError,
@@ -361,3 +362,16 @@ def test_a_log_with_a_gap_in_offsets_is_refused(tmp_path):
     plog.close()
     with pytest.raises(MetadataLogError, match="offset 5 follows 1"):
         MetadataLog(d)
+
+
+def test_the_metadata_log_is_opened_as_kafkas(tmp_path):
+    """As Kafka 4.4's KafkaRaftLog opens __cluster_metadata-0 (MetadataLogConfig's defaults): 1 GiB
+    segments rolled after 7 days, no retention (snapshots move its start), no flush by count or
+    time (the Raft layer flushes). The single-node controller's logs open with the same."""
+    log = MetadataLog(tmp_path / "__cluster_metadata-0")
+    config = log.partition_log.config
+    log.close()
+    assert config is METADATA_LOG_CONFIG
+    assert (config.segment_bytes, config.segment_ms) == (1024 * 1024 * 1024, 7 * 24 * 3600 * 1000)
+    assert (config.retention_ms, config.retention_bytes) == (-1, -1)
+    assert config.flush_messages == config.flush_ms == 2**63 - 1

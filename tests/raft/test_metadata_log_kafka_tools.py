@@ -13,12 +13,12 @@ import sys
 import uuid
 from pathlib import Path
 
-from kbroker.controller.quorum import METADATA_LOG_CONFIG, QuorumController
+from kbroker.controller.quorum import QuorumController
 from kbroker.log import PartitionLog
 from kbroker.metadata import metadata_records as mr
 from kbroker.metadata.features import SUPPORTED_FEATURES
 from kbroker.metadata.image import MetadataImage
-from kbroker.metadata.metadata_log import MetadataLog, snapshot_file_name
+from kbroker.metadata.metadata_log import METADATA_LOG_CONFIG, MetadataLog, snapshot_file_name
 from kbroker.metadata.new_topic import NewTopic
 from kbroker.metadata.snapshot import image_to_snapshot
 from kbroker.raft.log import Entry, LeaderChange

@@ -556,9 +556,10 @@ def test_handlers_on_the_real_controller_and_its_metadata_log(tmp_path):
 
     from kbroker.api.broker_heartbeat import handle_broker_heartbeat
     from kbroker.api.broker_registration import handle_broker_registration
-    from kbroker.controller.quorum import METADATA_LOG_CONFIG, QuorumController
+    from kbroker.controller.quorum import QuorumController
     from kbroker.log import PartitionLog
     from kbroker.metadata.image import MetadataImage
+    from kbroker.metadata.metadata_log import METADATA_LOG_CONFIG
 
     plog = PartitionLog.open(tmp_path / "__cluster_metadata-0", METADATA_LOG_CONFIG)
     controller = QuorumController(1, plog, MetadataImage())

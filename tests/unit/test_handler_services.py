@@ -92,18 +92,26 @@ def test_the_broker_has_every_service_of_every_handler() -> None:
 
 
 def test_handlers_see_small_protocols() -> None:
-    """Only the handlers that run a controller operation on this node (Envelope's, and the
-    reassignments on the controller listener) see the node the operations run in
-    (``OperationHost``); every other handler's services are fewer, and the group APIs share one
-    Protocol."""
-    from kbroker.controller.operations.host import OperationHost
+    """Only Envelope sees the node the controller operations run in: it runs whichever forwarded
+    operation its request holds, so it needs the union of what they use (``RaftOperationHost``:
+    ``OperationHost`` and the Raft driver of the quorum operations). AllocateProducerIds and the
+    reassignments on the controller listener see only what their operation uses; every other
+    handler's services are fewer, and the group APIs share one Protocol."""
+    from kbroker.controller.operations.host import OperationHost, RaftOperationHost
 
-    broadest = len(_members(OperationHost))
+    broadest = len(_members(RaftOperationHost))
     sizes = {fn.__name__: len(_members(_services(fn))) for fn in _all_handlers()}
     assert max(sizes.values()) == broadest
-    assert sorted(name for name, size in sizes.items() if size == broadest) == [
-        "handle_allocate_producer_ids", "handle_alter_partition_reassignments_on_controller", "handle_envelope",
-        "handle_list_partition_reassignments_on_controller"]
+    assert sorted(name for name, size in sizes.items() if size == broadest) == ["handle_envelope"]
+    assert sorted(fn.__name__ for fn in _all_handlers() if OperationHost in _services(fn).__mro__) == [
+        "handle_envelope"]
+    narrowed = {fn.__name__: _services(fn).__name__ for fn in _all_handlers() if fn.__name__ in (
+        "handle_allocate_producer_ids", "handle_alter_partition_reassignments_on_controller",
+        "handle_list_partition_reassignments_on_controller")}
+    assert narrowed == {"handle_allocate_producer_ids": "ControllerHolder",
+                        "handle_alter_partition_reassignments_on_controller": "ReassignmentHost",
+                        "handle_list_partition_reassignments_on_controller": "ReassignmentHost"}
+    assert all(sizes[name] <= 3 for name in narrowed)
     assert sorted(sizes.values())[len(sizes) // 2] <= 4  # the median handler uses a few services
     groups = {_services(fn) for fn in handler_services.BROKER_LISTENER_HANDLERS
               if fn.__module__.rsplit(".", 1)[1] in ("heartbeat", "join_group", "sync_group", "leave_group")}

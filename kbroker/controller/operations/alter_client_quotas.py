@@ -86,7 +86,7 @@ def _check_value(keys: dict[str, str], key: str, value: float) -> str | None:
     return None
 
 
-async def _alter_client_quotas(broker: OperationHost, ctx: OperationSubject, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
+async def _alter_client_quotas(broker: OperationHost, ctx: OperationSubject[OperationHost], request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
     if not authorized(ctx, ALTER_CONFIGS, CLUSTER, CLUSTER_NAME):
         code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
         return AlterClientQuotasResponse(throttle_time_ms=0, entries=[

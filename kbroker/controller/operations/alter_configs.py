@@ -199,7 +199,7 @@ async def _alter(broker: OperationHost, request: AlterRequest, response_cls: typ
         return await _alter_resources(operation_subject(broker, requester), request, response_cls, new_configs)
 
 
-async def _alter_resources(ctx: OperationSubject, request: AlterRequest, response_cls: type[AlterResponse],
+async def _alter_resources(ctx: OperationSubject[OperationHost], request: AlterRequest, response_cls: type[AlterResponse],
                            new_configs: NewConfigs) -> AlterResponse:
     broker = ctx.broker
     out = []

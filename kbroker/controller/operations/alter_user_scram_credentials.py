@@ -53,7 +53,7 @@ async def alter_user_scram_credentials(broker: OperationHost, request: AlterUser
         return await _alter_user_scram_credentials(operation_subject(broker, requester), request)
 
 
-async def _alter_user_scram_credentials(ctx: OperationSubject, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
+async def _alter_user_scram_credentials(ctx: OperationSubject[OperationHost], request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return alter_user_scram_credentials_error(request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))

@@ -40,7 +40,7 @@ async def create_acls(broker: OperationHost, request: CreateAclsRequest, version
         return await _create_acls(operation_subject(broker, requester), request)
 
 
-async def _create_acls(ctx: OperationSubject, request: CreateAclsRequest) -> CreateAclsResponse:
+async def _create_acls(ctx: OperationSubject[OperationHost], request: CreateAclsRequest) -> CreateAclsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return CreateAclsResponse(results=[Result(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)

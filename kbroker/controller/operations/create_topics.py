@@ -71,7 +71,7 @@ async def create_topics(broker: OperationHost, request: CreateTopicsRequest, ver
         return response
 
 
-async def _create_topics(broker: OperationHost, request: CreateTopicsRequest, ctx: OperationSubject, mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA
+async def _create_topics(broker: OperationHost, request: CreateTopicsRequest, ctx: OperationSubject[OperationHost], mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA
                          ) -> CreateTopicsResponse:
     results: list[Result] = []
     seen: dict[str, int] = {}

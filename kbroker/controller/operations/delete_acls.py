@@ -32,7 +32,7 @@ async def delete_acls(broker: OperationHost, request: DeleteAclsRequest, version
         return await _delete_acls(operation_subject(broker, requester), request)
 
 
-async def _delete_acls(ctx: OperationSubject, request: DeleteAclsRequest) -> DeleteAclsResponse:
+async def _delete_acls(ctx: OperationSubject[OperationHost], request: DeleteAclsRequest) -> DeleteAclsResponse:
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return DeleteAclsResponse(filter_results=[
             FilterResult(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None, matching_acls=[])

@@ -52,7 +52,7 @@ async def delete_topics(broker: OperationHost, request: DeleteTopicsRequest, ver
         return response
 
 
-async def _delete_topics(broker: OperationHost, request: DeleteTopicsRequest, version: int, ctx: OperationSubject,
+async def _delete_topics(broker: OperationHost, request: DeleteTopicsRequest, version: int, ctx: OperationSubject[OperationHost],
                          mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> DeleteTopicsResponse:
     image = local_controller(broker).image  # the controller's own (kbroker/controller/quorum.py)
     wanted: list[tuple[str | None, uuid.UUID]] = (

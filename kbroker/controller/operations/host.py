@@ -4,13 +4,16 @@ An operation (the controller's side of a forwarded admin API, :mod:`kbroker.cont
 runs on the node that hosts the active controller: :class:`OperationHost` is that node as the
 operations use it (its ``QuorumController``, configuration, image and the security stores the
 records update), so this package never imports the API layer that forwards to it. The broker
-(``kbroker.broker.Broker``) provides it; the API handlers that run an operation on this node
-(Envelope, the reassignments on the controller listener) are typed on it.
+(``kbroker.broker.Broker``) provides it. An operation module that uses less of the node declares
+the smaller Protocol it uses (``reassignments.ReassignmentHost``, :class:`ControllerHolder` for
+AllocateProducerIds), and the handlers that run only that operation are typed on it; Envelope, which
+runs any forwarded operation (``local.LocalControllerClient``), sees the union,
+:class:`RaftOperationHost`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from kbroker.replication.topics import TopicHost
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from kbroker.security.tokens import DelegationTokens
 
 T = TypeVar("T")
+B = TypeVar("B")  # the node as an operation uses it (``OperationSubject.broker``)
 
 
 class OperationHost(TopicHost, Protocol):
@@ -88,14 +92,16 @@ def local_controller(host: ControllerHolder) -> QuorumController:
     return require(host.controller, "the controller")
 
 
-class OperationSubject:
+class OperationSubject(Generic[B]):
     """The principal and address a controller operation authorizes: what ``authorized`` reads from a
     request context (``ctx.broker``, ``ctx.connection.principal``/``peer``), built from the
-    forwarded request's requester (Kafka's ControllerApis authorizes the Envelope's principal)."""
+    forwarded request's requester (Kafka's ControllerApis authorizes the Envelope's principal).
+    ``B``: the node as the operation uses it (what it declares, e.g. ``OperationHost``; the
+    ``authorizer`` at least, for ``authorized``)."""
 
     __slots__ = ("broker", "connection", "principal", "peer", "internal")
 
-    def __init__(self, broker: OperationHost, requester: Requester | None) -> None:
+    def __init__(self, broker: B, requester: Requester | None) -> None:
         self.broker = broker
         self.connection = self
         # no requester: the broker's own work (auto-creation, internal topics), never refused
@@ -107,7 +113,7 @@ class OperationSubject:
             self.peer = f"{requester.client_host}:0"
 
 
-def operation_subject(broker: OperationHost, requester: Requester | None) -> OperationSubject:
+def operation_subject(broker: B, requester: Requester | None) -> OperationSubject[B]:
     """A context for ``authorized`` in a controller operation; allows everything when there is no
     requester (work the broker asks of the controller for itself)."""
     return OperationSubject(broker, requester)

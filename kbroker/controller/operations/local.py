@@ -31,7 +31,7 @@ from kbroker.controller.operations import (
     reassignments,
     update_features,
 )
-from kbroker.controller.operations.host import OperationHost
+from kbroker.controller.operations.host import ControllerHolder, RaftOperationHost
 from kbroker.metadata import client as c
 from kbroker.metadata.client import ForwardingOperations, Requester
 from kbroker_protocol.errors import ErrorCode
@@ -71,7 +71,7 @@ OPERATIONS: dict[int, Operation] = {
 class LocalControllerClient(ForwardingOperations):
     """The controller of this process: each operation runs here, on ``host``'s QuorumController."""
 
-    def __init__(self, host: OperationHost) -> None:
+    def __init__(self, host: RaftOperationHost) -> None:
         self.host = host
 
     async def forward(self, api_key: int, request: Any, version: int, requester: Requester | None = None) -> Any:
@@ -81,14 +81,21 @@ class LocalControllerClient(ForwardingOperations):
         return await operation(self.host, request, version, requester)
 
     async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> AllocateProducerIdsResponse:
-        controller = self.host.controller
-        if controller is None:
-            return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NOT_CONTROLLER,
-                                               producer_id_start=-1, producer_id_len=0)
-        try:
-            start, count = await controller.allocate_producer_ids(broker_id, broker_epoch)
-        except ControllerError as exc:
-            return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=exc.code, producer_id_start=-1,
-                                               producer_id_len=0)
-        return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id_start=start,
-                                           producer_id_len=count)
+        return await allocate_producer_id_block(self.host, broker_id, broker_epoch)
+
+
+async def allocate_producer_id_block(host: ControllerHolder, broker_id: int, broker_epoch: int
+                                     ) -> AllocateProducerIdsResponse:
+    """A block of producer ids for ``broker_id`` from ``host``'s controller (all the operation uses
+    of the node): NOT_CONTROLLER when it runs none, the controller's error (STALE_BROKER_EPOCH...)."""
+    controller = host.controller
+    if controller is None:
+        return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NOT_CONTROLLER,
+                                           producer_id_start=-1, producer_id_len=0)
+    try:
+        start, count = await controller.allocate_producer_ids(broker_id, broker_epoch)
+    except ControllerError as exc:
+        return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=exc.code, producer_id_start=-1,
+                                           producer_id_len=0)
+    return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id_start=start,
+                                       producer_id_len=count)

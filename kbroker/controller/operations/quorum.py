@@ -35,7 +35,7 @@ from kbroker.controller.operations.host import (
 )
 from kbroker.metadata.client import Requester
 from kbroker.metadata.features import METADATA_VERSION
-from kbroker.raft.wire import METADATA_TOPIC
+from kbroker.metadata.image import METADATA_TOPIC
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, DESCRIBE, authorized
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.describe_quorum import (

@@ -7,11 +7,16 @@ principal (ALTER, or DESCRIBE for the list, on the cluster, else CLUSTER_AUTHORI
 the whole request). The brokers' handlers (and the controller listener's) are
 kbroker/api/alter_partition_reassignments.py and kbroker/api/list_partition_reassignments.py; the
 error responses of both requests are here, as the operations answer with them.
+
+They use of the node only :class:`ReassignmentHost` (its controller, configuration and authorizer):
+the handlers that run them on the controller listener are typed on it.
 """
 
 from __future__ import annotations
 
-from kbroker.controller.operations.host import OperationHost, operation_subject
+from typing import TYPE_CHECKING, Protocol
+
+from kbroker.controller.operations.host import ControllerHolder, operation_subject
 from kbroker.controller.reassignment import alter_partition_reassignments, list_partition_reassignments
 from kbroker.controller.replication_control import ReplicationSettings
 from kbroker.metadata.client import Requester
@@ -26,8 +31,21 @@ from kbroker_protocol.messages.list_partition_reassignments import (
     ListPartitionReassignmentsResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.security.acls import Authorizer
 
-def replication_settings(broker: OperationHost) -> ReplicationSettings:
+
+class ReassignmentHost(ControllerHolder, Protocol):
+    """The node as the reassignment operations use it: its controller (where they run), its
+    configuration (the cluster defaults when it runs no ClusterControl) and the authorizer the
+    forwarded principal is checked with."""
+
+    config: BrokerConfig
+    authorizer: Authorizer
+
+
+def replication_settings(broker: ReassignmentHost) -> ReplicationSettings:
     """The controller's cluster defaults (its ClusterControl's when the node runs one)."""
     cc = None if broker.controller is None else broker.controller.cluster_control  # (cluster_runtime's)
     if cc is not None:
@@ -38,7 +56,7 @@ def replication_settings(broker: OperationHost) -> ReplicationSettings:
     )
 
 
-async def alter_partition_reassignments_operation(broker: OperationHost, request: AlterPartitionReassignmentsRequest, version: int,
+async def alter_partition_reassignments_operation(broker: ReassignmentHost, request: AlterPartitionReassignmentsRequest, version: int,
                                                   requester: Requester | None = None) -> AlterPartitionReassignmentsResponse:
     """The controller's side (Kafka's ControllerApis.handleAlterPartitionReassignments)."""
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
@@ -52,7 +70,7 @@ async def alter_partition_reassignments_operation(broker: OperationHost, request
     return response
 
 
-async def list_partition_reassignments_operation(broker: OperationHost, request: ListPartitionReassignmentsRequest, version: int,
+async def list_partition_reassignments_operation(broker: ReassignmentHost, request: ListPartitionReassignmentsRequest, version: int,
                                                  requester: Requester | None = None) -> ListPartitionReassignmentsResponse:
     """The controller's side (Kafka's ControllerApis.handleListPartitionReassignments)."""
     if not authorized(operation_subject(broker, requester), DESCRIBE, CLUSTER, CLUSTER_NAME):
