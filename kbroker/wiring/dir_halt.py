@@ -92,7 +92,7 @@ class HaltAfterAnswers:
         self._deadline = loop.time() + self._grace
         self._waiting = [(conn, list(_pending(conn))) for conn in list(self._connections)]
         unanswered = sum(len(slots) for _, slots in self._waiting)
-        log.info("halting once the %d requests in flight are answered (at most %.1f s)", unanswered, self._grace)
+        log.info("halting once the requests in flight are answered (%d, at most %.1f s)", unanswered, self._grace)
         # (checked from the next loop step: the failing request raises its error after this call)
         loop.call_soon(self._check)
 
@@ -100,6 +100,7 @@ class HaltAfterAnswers:
         loop = asyncio.get_running_loop()
         self._waiting = [(conn, slots) for conn, slots in self._waiting if not _answered(conn, slots)]
         if not self._waiting:
+            log.info("halting: the requests in flight are answered")
             self._do_halt()
             return
         if loop.time() >= self._deadline:
