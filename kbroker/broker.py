@@ -24,7 +24,7 @@ from kbroker.controller.operations.local import LocalControllerClient
 from kbroker.controller.quorum import QuorumController
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
-from kbroker.log import LogConfig, LogManager, dir_failure
+from kbroker.log import LogConfig, LogManager
 from kbroker.metadata.client import ControllerClient
 from kbroker.metadata.image import METADATA_TOPIC, MetadataImage
 from kbroker.metadata.loader import MetadataLoader
@@ -49,6 +49,7 @@ from kbroker.server.listener import Listener, ListenerWiring
 from kbroker.storage import read_bootstrap_records
 from kbroker.wiring.coordinators import wire_coordinators
 from kbroker.wiring.cordoned import apply_cordoned, watch_lifecycle
+from kbroker.wiring.dir_halt import HaltAfterAnswers
 from kbroker.wiring.endpoints import advertised_endpoints, bootstrap_servers, listener_endpoint
 from kbroker.wiring.local_partitions import LocalPartitions
 from kbroker.wiring.log_dirs import prepare_log_dirs, set_fd_budget
@@ -100,6 +101,7 @@ class Broker:
         self.listener_security: dict[str, ListenerSecurity] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.connections: set[KafkaConnection] = set()
+        self._halt_after_answers = HaltAfterAnswers(self.connections)
         self.limits = ConnectionLimits(config)
         self.servers: list[Listener] = []
         self.bound: dict[str, tuple[str, int]] = {}
@@ -167,8 +169,10 @@ class Broker:
                                       exclude_topics=frozenset({METADATA_TOPIC}),
                                       clock=time.time if self.clock is None else self.clock.time,
                                       retention_in_rounds=self.clock is None)
-        # Every log dir failed at run time (a full disk...): halt, as Kafka (kbroker/log/dir_failure.py).
-        self.log_manager.on_all_dirs_failed = dir_failure.halt
+        # Every log dir failed at run time (a full disk...): halt, as Kafka (kbroker/log/dir_failure.py),
+        # once the requests in flight (the failing produce among them) are answered (wiring/dir_halt.py).
+        self.log_manager.on_all_dirs_failed = self._halt_after_answers
+        self._halt_after_answers.bind(asyncio.get_running_loop())
         self.log_manager.cordoned_dirs = frozenset(self.config.cordoned_log_dirs)  # KIP-1066
         self.raft = make_raft(self.config, self.node_id, self.cluster_id)
         try:  # TLS/SASL of the inter-broker and controller connections (issue 17)

@@ -10,7 +10,10 @@ broker and moves leadership to the other replicas.
 
 Here a `LogManager` registers a handler for each of its log dirs (`register`); a partition log
 that hits a storage error reports it (`report`, from `PartitionLog`'s write paths) with its dir.
-A failed dir is reported once. Errors that say nothing about the disk (no descriptor left, out of
+A failed dir is reported once. A running broker's handler for the last dir
+does not halt in the failing thread: it halts once the requests in flight, the failing append's
+produce among them, are answered KAFKA_STORAGE_ERROR (kbroker/wiring/dir_halt.py), as Kafka's
+halt comes from its LogDirFailureHandler thread while the request thread answers. Errors that say nothing about the disk (no descriptor left, out of
 memory, an interrupted call) are not dir failures: the descriptor budget (fd_budget.py) deals with
 those. An error injected by replacing a log's ``append`` (the control endpoint's simulated full
 disk) never reaches `report`.
