@@ -500,6 +500,16 @@ class KafkaConnection(ResponseWriter, FlowControl, asyncio.Protocol):
         return not self._pending and self._stalled is None
 
     @property
+    def in_flight(self) -> tuple[object, ...]:
+        """The requests read and not yet written out, in order (each an opaque token)."""
+        return tuple(self._pending)
+
+    @property
+    def output_stalled(self) -> bool:
+        """The rest of a response waits for the socket to become writable."""
+        return self._stalled is not None
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -48,6 +48,12 @@ class _Connection(Protocol):
     @property
     def transport(self) -> _Transport | None: ...
 
+    @property
+    def in_flight(self) -> tuple[object, ...]: ...
+
+    @property
+    def output_stalled(self) -> bool: ...
+
 
 class HaltAfterAnswers:
     """``LogManager.on_all_dirs_failed`` of a running broker (see the module docstring)."""
@@ -120,9 +126,8 @@ class HaltAfterAnswers:
 
 
 def _pending(conn: _Connection) -> Iterable[object]:
-    """The connection's requests not yet written out, in order (``KafkaConnection._pending``)."""
-    pending: Iterable[object] = getattr(conn, "_pending", ())
-    return pending
+    """The connection's requests not yet written out, in order."""
+    return conn.in_flight
 
 
 def _answered(conn: _Connection, slots: list[object]) -> bool:
@@ -132,7 +137,7 @@ def _answered(conn: _Connection, slots: list[object]) -> bool:
     pending = {id(p) for p in _pending(conn)}
     if any(id(slot) in pending for slot in slots):
         return False
-    if getattr(conn, "_stalled", None) is not None:  # (the rest of a response waiting for the socket)
+    if conn.output_stalled:
         return False
     transport = conn.transport
     return transport is None or transport.get_write_buffer_size() == 0

@@ -26,6 +26,14 @@ class _Conn:
         self.transport = _Transport()
         self.closed = False
 
+    @property
+    def in_flight(self) -> tuple[object, ...]:
+        return tuple(self._pending)
+
+    @property
+    def output_stalled(self) -> bool:
+        return self._stalled is not None
+
 
 def test_the_halt_waits_for_the_requests_in_flight_and_their_bytes():
     async def main() -> list[str]:
