@@ -18,6 +18,12 @@ on an ephemeral Kafka port, with the metrics/console HTTP listener on an ephemer
 ``PYTHONDONTWRITEBYTECODE=1``, every module compiled at each start.
 
     .venv/bin/python scripts/bench_startup.py --rounds 9 --tree /tmp/startup-base --tree .
+
+``--instructions``: instead, count with valgrind's callgrind the instructions of ``import
+kbroker.broker`` (the imports before ``Broker``'s construction; warm bytecode cache) per tree, and
+the message modules that import loads: a figure the machine's load does not move.
+
+    .venv/bin/python scripts/bench_startup.py --instructions --tree /tmp/startup-base --tree .
 """
 
 from __future__ import annotations
@@ -127,6 +133,22 @@ def start_once(tree: Path, data: Path, env: dict[str, str], http: bool) -> tuple
     return ready, cpu, rss, float(started.group(1)) if started else float("nan")
 
 
+_IMPORT = ("import sys, kbroker.broker; "
+           "print(sum(m.startswith('kbroker_protocol.messages.') for m in sys.modules), len(sys.modules))")
+
+
+def import_instructions(tree: Path, env: dict[str, str]) -> tuple[int, int, int]:
+    """Instructions of ``import kbroker.broker`` (callgrind), message modules and modules loaded."""
+    subprocess.run([sys.executable, "-c", _IMPORT], cwd=tree, env=env, check=True, capture_output=True)  # warm
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c",
+                          _IMPORT], cwd=tree, env=env, check=True, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None:
+        raise SystemExit(f"{tree}: no callgrind total: {out.stderr[-2000:]}")
+    messages, modules = (int(x) for x in out.stdout.split())
+    return int(found.group(1)), messages, modules
+
+
 def describe(tree: Path) -> str:
     try:
         rev = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -144,9 +166,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--cold", action="store_true", help="no bytecode cache (PYTHONDONTWRITEBYTECODE=1)")
     parser.add_argument("--no-http", action="store_true", help="without the metrics/console HTTP listener")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the instructions of `import kbroker.broker` per tree instead (callgrind)")
     args = parser.parse_args()
     trees = [t.resolve() for t in (args.tree or [Path(".")])]
     work = Path(tempfile.mkdtemp(prefix="kbroker-bench-startup-"))
+    if args.instructions:
+        print("| tree | instructions of `import kbroker.broker` | message modules loaded | modules loaded |")
+        print("|---|---:|---:|---:|")
+        try:
+            for i, tree in enumerate(trees):
+                env = dict(os.environ, PYTHONPATH=tree_pythonpath(tree), PYTHONHASHSEED="0",
+                           PYTHONPYCACHEPREFIX=str(work / f"pycache-{i}"))
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                instructions, messages, modules = import_instructions(tree, env)
+                print(f"| {describe(tree)} | {instructions:,} | {messages} | {modules} |")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     envs = []
     for i, tree in enumerate(trees):
         env = dict(os.environ)
