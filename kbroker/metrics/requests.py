@@ -110,11 +110,14 @@ _NO_STATS = ApiStats()  # requests_sent's run before the first: empty, never add
 
 
 def _add_run(stats: ApiStats, n: int, untimed: int, total: float, send: float, send_at: int, queued: float,
-             handled: float, remote: float, waited: float) -> None:
+             handled: float, remote: float) -> None:
     """Adds a run of ``n`` requests of one API (see :meth:`RequestStats.requests_sent`) to its
     stats: the total's and send time's buckets (``send_at`` already bisected: the same for every run
     of the write), the remote time's first bucket for the ``untimed`` requests answered in the
-    handler's call, and the parts' sums (``handled``: the run's handling, local plus remote)."""
+    handler's call, and the parts' sums (``handled``: the run's handling, local plus remote). The
+    response queue times' sum is not added up per request: each request's queue, handling and
+    response queue times add up to ``total - send`` (from its bytes' arrival to the write), so the
+    run's is ``n * (total - send)`` less its queue and handling sums."""
     c = stats.counts
     c[bisect_left(BOUNDS_S, total)] += n
     c[_O3] += untimed
@@ -124,7 +127,7 @@ def _add_run(stats: ApiStats, n: int, untimed: int, total: float, send: float, s
     s[1] += queued
     s[2] += handled - remote
     s[3] += remote
-    s[4] += waited
+    s[4] += n * (total - send) - queued - handled
     s[5] += n * send
 
 
@@ -149,8 +152,10 @@ class RequestStats:
         counted once for the run. A run: consecutive requests of one API from one read
         (pipelined requests answered together), so of one total time, and the write's send time.
         Per request: the buckets of its queue, local and response queue times (a time under the
-        fourth bound without a bisect call) folded into one index, one list update, and its times
-        added to the run's sums in local variables; per run (``_add_run``): the total's and send
+        fourth bound without a bisect call) folded into one index, one list update, and its queue
+        and handling times added to the run's sums in local variables (no count: the run's is its
+        requests answered in the handler's call plus those through a task, each counted apart
+        already); per run (``_add_run``): the total's and send
         time's buckets, the remote time (0) of the requests answered in the handler's call, and the
         sums."""
         first, second, third, fourth = _part[0], _part[1], _part[2], _part[3]
@@ -161,19 +166,18 @@ class RequestStats:
         stats = _NO_STATS
         c: list[int] = []
         folded: list[int] = []
-        n = untimed = 0
-        queued = handled = remote = waited = 0.0  # the run's sums: queue, handling, remote, response queue
+        untimed = timed = 0  # the run's requests answered in the handler's call, and through a task
+        queued = handled = remote = 0.0  # the run's sums: queue, handling, remote
         for slot in slots:
             if slot.received != received or slot.header.request_api_key != api:
-                if n:  # the run before this request's (the same as after the loop)
-                    _add_run(stats, n, untimed, sent - received, send, send_at, queued, handled, remote, waited)
-                    n = untimed = 0
-                    queued = handled = remote = waited = 0.0
+                if untimed or timed:  # the run before this request's (the same as after the loop)
+                    _add_run(stats, untimed + timed, untimed, sent - received, send, send_at, queued, handled, remote)
+                    untimed = timed = 0
+                    queued = handled = remote = 0.0
                 received = slot.received
                 api = slot.header.request_api_key
                 stats = self.apis.get(api) or self._api(api)
                 c, folded = stats.counts, stats.folded
-            n += 1
             started = slot.started
             t = started - received
             queued += t
@@ -187,17 +191,17 @@ class RequestStats:
                 untimed += 1
                 t = handling
             else:
+                timed += 1
                 handling -= t
                 remote += handling
                 c[_O3 if handling <= first else _O3 + _bisect(_part, handling)] += 1
             k += 0 if t <= first else 9 if t <= second else 18 if t <= third else 27 if t <= fourth else 9 * _bisect(
                 _part, t)
             t = flushed - ready
-            waited += t
             folded[k + (0 if t <= first else 1 if t <= second else 2 if t <= third else 3 if t <= fourth
                         else _bisect(_part, t))] += 1
-        if n:
-            _add_run(stats, n, untimed, sent - received, send, send_at, queued, handled, remote, waited)
+        if untimed or timed:
+            _add_run(stats, untimed + timed, untimed, sent - received, send, send_at, queued, handled, remote)
 
     def handler_failed(self, api_key: int) -> None:
         """A handler raised (answered with the API's error response, or the connection closed)."""

@@ -49,8 +49,13 @@ class ResponseWriter:
         if transport is None or self._closed or self._stalled is not None or self._hold_output:
             return
         out: list[Any] = []
-        timed: list[Slot] | None = [] if self._metrics is not None else None
-        flushed = _clock() if timed is not None else 0.0
+        # While metrics are on, the requests this write answers, and when it started (no clock
+        # reading when nothing is ready to go: a flush after a read whose requests all wait).
+        timed: list[Slot] | None = None
+        flushed = 0.0
+        if self._metrics is not None and pending and pending[0].done:
+            timed = []
+            flushed = _clock()
         while pending and pending[0].done:
             slot = pending.popleft()
             if timed is not None and slot.started:
