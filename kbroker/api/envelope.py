@@ -36,7 +36,6 @@ from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.host import OperationHost
 from kbroker.controller.operations.local import LocalControllerClient
 from kbroker.metadata.client import FORWARDED_APIS, Requester, controller_active
-from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, authorized
 from kbroker_protocol.api import decode_request, encode_response
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
@@ -76,8 +75,6 @@ def error_codes(message: object) -> set[int]:
 
 
 async def handle_envelope(ctx: RequestContext[OperationHost], request: EnvelopeRequest) -> EnvelopeResponse:
-    if not authorized(ctx, CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):  # (as controller_apis.envelope_on_controller)
-        return _error(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
     return await envelope(ctx.broker, request, ctx.peer)
 
 
