@@ -14,8 +14,9 @@ listener, as Kafka's ControllerServer):
 
 Each is authorized for the connection's principal as Kafka's ``ControllerApis`` does
 (``kbroker.api.controller_listener.connection_authorized``): DescribeQuorum needs DESCRIBE on the
-cluster, UnregisterBroker and UnregisterController ALTER, Envelope CLUSTER_ACTION (the forwarding
-node's principal, before the Envelope is unwrapped); refused, CLUSTER_AUTHORIZATION_FAILED.
+cluster, DescribeCluster, UnregisterBroker, UnregisterController, AddRaftVoter and RemoveRaftVoter
+ALTER, UpdateRaftVoter and Envelope CLUSTER_ACTION (for an Envelope, the forwarding node's principal,
+before the Envelope is unwrapped); refused, CLUSTER_AUTHORIZATION_FAILED.
 
 A request whose handling raises (one of these handlers, or the Raft core on a Raft RPC) is answered
 with its API's error response (:mod:`kbroker.api.error_response`: UNKNOWN_SERVER_ERROR, or a
@@ -29,10 +30,10 @@ import logging
 from typing import Protocol
 
 from kbroker.api.controller_listener import connection_authorized, install_controller_handlers
-from kbroker.api.error_response import error_response
+from kbroker.api.error_response import error_response, error_response_as
 from kbroker.controller.operations.host import RaftOperationHost
 from kbroker.controller.operations.quorum import describe_quorum, describe_quorum_error, voter_endpoints
-from kbroker.security.acls import CLUSTER_ACTION, DESCRIBE
+from kbroker.security.acls import ALTER, CLUSTER_ACTION, DESCRIBE
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
 from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
@@ -107,6 +108,10 @@ async def envelope_on_controller(broker: Broker, header: RequestHeader, body: En
 async def describe_cluster(broker: Broker, header: RequestHeader, body: DescribeClusterRequest) -> DescribeClusterResponse:
     R = DescribeClusterResponse
     version = header.request_api_version
+    # Kafka's handleDescribeCluster: unlike on a broker, ALTER on the cluster (refused: the request's
+    # error response, CLUSTER_AUTHORIZATION_FAILED), before the endpoint type is looked at
+    if not connection_authorized(broker, ALTER):
+        return error_response_as(R, body, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     endpoint_type = body.endpoint_type if version >= 1 else 1
     if endpoint_type != CONTROLLER_ENDPOINT_TYPE:
         return R(error_code=int(ErrorCode.UNSUPPORTED_ENDPOINT_TYPE),

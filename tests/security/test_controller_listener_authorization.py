@@ -1,7 +1,8 @@
-"""DescribeQuorum, UnregisterBroker, UnregisterController and Envelope sent straight to a controller's
-listener are authorized for the connection's principal, as Kafka 4.4's ControllerApis:
-DescribeQuorum needs DESCRIBE on the cluster, the two Unregister APIs ALTER, Envelope CLUSTER_ACTION
-(of the connection that sends it, the forwarding broker's, checked before the Envelope is unwrapped:
+"""DescribeQuorum, DescribeCluster, UnregisterBroker, UnregisterController, the voter changes and
+Envelope sent straight to a controller's listener are authorized for the connection's principal, as
+Kafka 4.4's ControllerApis: DescribeQuorum needs DESCRIBE on the cluster; DescribeCluster, the two
+Unregister APIs, AddRaftVoter and RemoveRaftVoter ALTER; UpdateRaftVoter and Envelope CLUSTER_ACTION
+(for an Envelope, of the connection that sends it, the forwarding broker's, checked before the Envelope is unwrapped:
 the principal it carries does not count). Refused: CLUSTER_AUTHORIZATION_FAILED (an Envelope's own
 error, with no response data) and nothing written. The node's own user (``admin``, super user) and a
 user with the ACL are served.
@@ -12,6 +13,7 @@ the cluster), carol (DESCRIBE on the cluster), bob (no ACL)."""
 from __future__ import annotations
 
 import io
+import uuid
 
 import pytest
 from wire import Wire, plain_login
@@ -193,3 +195,57 @@ def test_the_carried_principal_is_still_the_one_the_inner_request_is_authorized_
     _inner_header, inner = decode_response(served.response_data, 19, 7)
     assert [(t.name, t.error_code) for t in inner.topics] == [("for-bob", E.TOPIC_AUTHORIZATION_FAILED)]
     assert "for-bob" not in _topics(b)
+
+
+def test_describe_cluster_on_a_controller_needs_alter_on_the_cluster(node) -> None:
+    """Unlike on a broker (any principal), as Kafka's handleDescribeCluster on a controller."""
+    _b, controller = node
+    for user in ("bob", "carol"):
+        w = _as(controller, user)
+        try:
+            refused = w.call(60, 1, include_cluster_authorized_operations=False, endpoint_type=2)
+        finally:
+            w.close()
+        assert (refused.error_code, refused.brokers) == (E.CLUSTER_AUTHORIZATION_FAILED, [])
+    w = _as(controller, "alice")
+    try:
+        served = w.call(60, 1, include_cluster_authorized_operations=False, endpoint_type=2)
+    finally:
+        w.close()
+    assert (served.error_code, served.controller_id, [n.broker_id for n in served.brokers]) == (E.NONE, 1, [1])
+
+
+def _listener(port: int):
+    return REQUESTS[80].Listener(name="CONTROLLER", host="localhost", port=port)
+
+
+def test_voter_changes_need_alter_and_update_needs_cluster_action(node) -> None:
+    """AddRaftVoter/RemoveRaftVoter: ALTER (carol's DESCRIBE is not enough); refused with the code's
+    default message (their getErrorResponse). UpdateRaftVoter: CLUSTER_ACTION. Served, the Raft
+    checks answer (this static quorum: kraft.version 0)."""
+    _b, controller = node
+    add = {"cluster_id": None, "timeout_ms": 10000, "voter_id": 2, "voter_directory_id": uuid.uuid4(),
+           "listeners": [_listener(1234)]}
+    remove = {"cluster_id": None, "voter_id": 1, "voter_directory_id": uuid.uuid4()}
+    update = {"cluster_id": None, "current_leader_epoch": -1, "voter_id": 1, "voter_directory_id": uuid.uuid4(),
+              "listeners": [REQUESTS[82].Listener(name="CONTROLLER", host="localhost", port=1234)],
+              "kraft_version_feature": REQUESTS[82].KRaftVersionFeature(min_supported_version=0,
+                                                                         max_supported_version=1)}
+    denied = (E.CLUSTER_AUTHORIZATION_FAILED, E.CLUSTER_AUTHORIZATION_FAILED.message)
+    for user in ("bob", "carol"):
+        w = _as(controller, user)
+        try:
+            assert (lambda r: (r.error_code, r.error_message))(w.call(80, 1, **add)) == denied
+            assert (lambda r: (r.error_code, r.error_message))(w.call(81, 0, **remove)) == denied
+            assert w.call(82, 0, **update).error_code == E.CLUSTER_AUTHORIZATION_FAILED
+        finally:
+            w.close()
+    w = _as(controller, "alice")
+    try:
+        added, removed = w.call(80, 1, **add), w.call(81, 0, **remove)
+        updated = w.call(82, 0, **update)
+    finally:
+        w.close()
+    assert (added.error_code, removed.error_code) == (E.UNSUPPORTED_VERSION, E.UNSUPPORTED_VERSION)
+    assert removed.error_message == "Cluster doesn't support removing voter because the kraft.version feature is 0"
+    assert (updated.error_code, updated.current_leader.leader_id) == (E.FENCED_LEADER_EPOCH, 1)  # epoch -1: stale
