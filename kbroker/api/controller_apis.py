@@ -15,7 +15,7 @@ listener, as Kafka's ControllerServer):
 Each is authorized for the connection's principal as Kafka's ``ControllerApis`` does
 (``kbroker.api.controller_listener.connection_authorized``): DescribeQuorum needs DESCRIBE on the
 cluster, DescribeCluster, UnregisterBroker, UnregisterController, AddRaftVoter and RemoveRaftVoter
-ALTER, UpdateRaftVoter and Envelope CLUSTER_ACTION (for an Envelope, the forwarding node's principal,
+ALTER, UpdateRaftVoter, AllocateProducerIds, ControllerRegistration and Envelope CLUSTER_ACTION (for an Envelope, the forwarding node's principal,
 before the Envelope is unwrapped); refused, CLUSTER_AUTHORIZATION_FAILED.
 
 A request whose handling raises (one of these handlers, or the Raft core on a Raft RPC) is answered
@@ -27,7 +27,7 @@ controller refusal's own code) and the connection stays open, as Kafka's ``Contr
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from kbroker.api.controller_listener import connection_authorized, install_controller_handlers
 from kbroker.api.error_response import error_response, error_response_as
@@ -35,10 +35,12 @@ from kbroker.controller.operations.host import RaftOperationHost
 from kbroker.controller.operations.quorum import describe_quorum, describe_quorum_error, voter_endpoints
 from kbroker.security.acls import ALTER, CLUSTER_ACTION, DESCRIBE
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
 from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
 from kbroker_protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
 from kbroker_protocol.messages.request_header import RequestHeader
+from kbroker_protocol.primitives import Message
 
 
 class Broker(RaftOperationHost, Protocol):
@@ -47,6 +49,7 @@ class Broker(RaftOperationHost, Protocol):
     registry, whatever they use (``kbroker.wiring.handler_services`` checks it has it all)."""
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", bound=Message)
 
 DESCRIBE_QUORUM, DESCRIBE_CLUSTER = 55, 60
 ENVELOPE, ALLOCATE_PRODUCER_IDS = 58, 67
@@ -69,7 +72,8 @@ def install(broker: Broker) -> None:
     from kbroker.api.envelope import allocate_producer_ids
 
     raft.handlers[ENVELOPE] = lambda header, body: envelope_on_controller(broker, header, body)
-    raft.handlers[ALLOCATE_PRODUCER_IDS] = lambda header, body: allocate_producer_ids(broker, body)
+    raft.handlers[ALLOCATE_PRODUCER_IDS] = lambda header, body: allocate_producer_ids(broker, body) \
+        if connection_authorized(broker, CLUSTER_ACTION) else _refused(AllocateProducerIdsResponse, header, body)
     # KIP-853 voter changes: AddRaftVoter (80), RemoveRaftVoter (81), UpdateRaftVoter (82)
     from kbroker.api.raft_voters import install as install_voter_changes
 
@@ -79,6 +83,11 @@ def install(broker: Broker) -> None:
     from kbroker.api.controller_registration import install as install_registrations
 
     install_registrations(broker)
+
+
+async def _refused(response_type: type[R], header: RequestHeader, body: Message) -> R:
+    """The request's error response with CLUSTER_AUTHORIZATION_FAILED (its ``getErrorResponse``)."""
+    return error_response_as(response_type, body, header.request_api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
 
 
 async def describe_quorum_on_controller(broker: Broker, header: RequestHeader, body: DescribeQuorumRequest

@@ -40,7 +40,7 @@ from kbroker.metadata.client import UNREGISTER_CONTROLLER
 from kbroker.metadata.features import METADATA_VERSION, SUPPORTED_FEATURES
 from kbroker.metadata.image import MetadataImage
 from kbroker.raft.io import RaftDriver
-from kbroker.security.acls import ALTER
+from kbroker.security.acls import ALTER, CLUSTER_ACTION
 from kbroker.security.internode import InterNodeSecurity
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.controller_registration import (
@@ -103,8 +103,20 @@ def install(broker: RaftOperationHost) -> None:
     registration, :func:`register_self`)."""
     raft = broker.raft
     assert raft is not None
-    raft.handlers[CONTROLLER_REGISTRATION] = lambda header, body: controller_registration(broker, body)
+    raft.handlers[CONTROLLER_REGISTRATION] = lambda header, body: controller_registration_on_controller(
+        broker, header, body)
     raft.handlers[UNREGISTER_CONTROLLER] = lambda header, body: unregister_controller_on_controller(broker, header, body)
+
+
+async def controller_registration_on_controller(broker: RaftOperationHost, header: RequestHeader,
+                                                request: ControllerRegistrationRequest) -> ControllerRegistrationResponse:
+    """ControllerRegistration: CLUSTER_ACTION on the cluster for the connection's principal (a
+    controller's) first, as Kafka's ``handleControllerRegistration``; refused, CLUSTER_AUTHORIZATION_FAILED
+    with the code's default message (its ``getErrorResponse``)."""
+    if not connection_authorized(broker, CLUSTER_ACTION):
+        code = int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+        return ControllerRegistrationResponse(error_code=code, error_message=default_message(code))
+    return await controller_registration(broker, request)
 
 
 async def unregister_controller_on_controller(broker: RaftOperationHost, header: RequestHeader,

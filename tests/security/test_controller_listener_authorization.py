@@ -249,3 +249,33 @@ def test_voter_changes_need_alter_and_update_needs_cluster_action(node) -> None:
     assert (added.error_code, removed.error_code) == (E.UNSUPPORTED_VERSION, E.UNSUPPORTED_VERSION)
     assert removed.error_message == "Cluster doesn't support removing voter because the kraft.version feature is 0"
     assert (updated.error_code, updated.current_leader.leader_id) == (E.FENCED_LEADER_EPOCH, 1)  # epoch -1: stale
+
+
+def test_controller_registration_and_allocate_producer_ids_need_cluster_action(node) -> None:
+    """Requests of controllers and brokers: CLUSTER_ACTION on the cluster (carol's DESCRIBE is not
+    enough); refused, nothing written; alice (the ACL) served."""
+    b, controller = node
+    Reg = REQUESTS[70]
+    registration = {"controller_id": 7, "incarnation_id": uuid.uuid4(), "zk_migration_ready": False,
+                    "listeners": [Reg.Listener(name="CONTROLLER", host="localhost", port=1234, security_protocol=2)],
+                    "features": []}
+    before = _image_offset(b)
+    for user in ("bob", "carol"):
+        w = _as(controller, user)
+        try:
+            refused = w.call(70, 0, **registration)
+            assert (refused.error_code, refused.error_message) == (
+                E.CLUSTER_AUTHORIZATION_FAILED, E.CLUSTER_AUTHORIZATION_FAILED.message)
+            assert w.call(67, 0, broker_id=1, broker_epoch=-5).error_code == E.CLUSTER_AUTHORIZATION_FAILED
+        finally:
+            w.close()
+    assert _image_offset(b) == before
+    assert b.call(lambda: 7 not in b.broker.image.controllers)
+    w = _as(controller, "alice")
+    try:
+        # a stale epoch: answered by the controller, no block handed out
+        assert w.call(67, 0, broker_id=1, broker_epoch=-5).error_code == E.STALE_BROKER_EPOCH
+        assert w.call(70, 0, **registration).error_code == E.NONE
+    finally:
+        w.close()
+    assert b.call(lambda: 7 in b.broker.controller.image.controllers)  # (the controller's, written before the answer)
