@@ -12,6 +12,12 @@ listener, as Kafka's ControllerServer):
   AlterPartition (56), UnregisterBroker (64);
 - controller-seam's Envelope (58) and AllocateProducerIds (67).
 
+Each is authorized for the connection's principal as Kafka's ``ControllerApis`` does
+(``kbroker.api.controller_listener.connection_authorized``): DescribeQuorum needs DESCRIBE on the
+cluster, DescribeCluster, UnregisterBroker, UnregisterController, AddRaftVoter and RemoveRaftVoter
+ALTER, UpdateRaftVoter, AllocateProducerIds, ControllerRegistration and Envelope CLUSTER_ACTION (for an Envelope, the forwarding node's principal,
+before the Envelope is unwrapped); refused, CLUSTER_AUTHORIZATION_FAILED.
+
 A request whose handling raises (one of these handlers, or the Raft core on a Raft RPC) is answered
 with its API's error response (:mod:`kbroker.api.error_response`: UNKNOWN_SERVER_ERROR, or a
 controller refusal's own code) and the connection stays open, as Kafka's ``ControllerApis``
@@ -21,15 +27,20 @@ controller refusal's own code) and the connection stays open, as Kafka's ``Contr
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from kbroker.api.controller_listener import install_controller_handlers
-from kbroker.api.error_response import error_response
+from kbroker.api.controller_listener import connection_authorized, install_controller_handlers
+from kbroker.api.error_response import error_response, error_response_as
 from kbroker.controller.operations.host import RaftOperationHost
-from kbroker.controller.operations.quorum import describe_quorum, voter_endpoints
+from kbroker.controller.operations.quorum import describe_quorum, describe_quorum_error, voter_endpoints
+from kbroker.security.acls import ALTER, CLUSTER_ACTION, DESCRIBE
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest, DescribeClusterResponse
+from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
+from kbroker_protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
 from kbroker_protocol.messages.request_header import RequestHeader
+from kbroker_protocol.primitives import Message
 
 
 class Broker(RaftOperationHost, Protocol):
@@ -38,6 +49,7 @@ class Broker(RaftOperationHost, Protocol):
     registry, whatever they use (``kbroker.wiring.handler_services`` checks it has it all)."""
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", bound=Message)
 
 DESCRIBE_QUORUM, DESCRIBE_CLUSTER = 55, 60
 ENVELOPE, ALLOCATE_PRODUCER_IDS = 58, 67
@@ -50,17 +62,18 @@ def install(broker: Broker) -> None:
     # a request whose handling fails is answered with its error response, the connection kept (Kafka's
     # ControllerApis.handle: requestHelper.handleError -> request.getErrorResponse(e))
     raft.error_responder = error_response
-    raft.handlers[DESCRIBE_QUORUM] = lambda header, body: describe_quorum(broker, body)
+    raft.handlers[DESCRIBE_QUORUM] = lambda header, body: describe_quorum_on_controller(broker, header, body)
     raft.handlers[DESCRIBE_CLUSTER] = lambda header, body: describe_cluster(broker, header, body)
     # cluster-control's BrokerRegistration (62), BrokerHeartbeat (63), AlterPartition (56),
     # UnregisterBroker (64)
     install_controller_handlers(broker, raft.handlers)
     # controller-seam's Envelope (58) and AllocateProducerIds (67): forwarded admin requests and
     # producer-id blocks, run on this node's controller when it is the active one
-    from kbroker.api.envelope import allocate_producer_ids, envelope
+    from kbroker.api.envelope import allocate_producer_ids
 
-    raft.handlers[ENVELOPE] = lambda header, body: envelope(broker, body, f"node {header.client_id}")
-    raft.handlers[ALLOCATE_PRODUCER_IDS] = lambda header, body: allocate_producer_ids(broker, body)
+    raft.handlers[ENVELOPE] = lambda header, body: envelope_on_controller(broker, header, body)
+    raft.handlers[ALLOCATE_PRODUCER_IDS] = lambda header, body: allocate_producer_ids(broker, body) \
+        if connection_authorized(broker, CLUSTER_ACTION) else _refused(AllocateProducerIdsResponse, header, body)
     # KIP-853 voter changes: AddRaftVoter (80), RemoveRaftVoter (81), UpdateRaftVoter (82)
     from kbroker.api.raft_voters import install as install_voter_changes
 
@@ -72,9 +85,42 @@ def install(broker: Broker) -> None:
     install_registrations(broker)
 
 
+async def _refused(response_type: type[R], header: RequestHeader, body: Message) -> R:
+    """The request's error response with CLUSTER_AUTHORIZATION_FAILED (its ``getErrorResponse``)."""
+    return error_response_as(response_type, body, header.request_api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+
+
+async def describe_quorum_on_controller(broker: Broker, header: RequestHeader, body: DescribeQuorumRequest
+                                        ) -> DescribeQuorumResponse:
+    """DescribeQuorum sent to the controller listener: DESCRIBE on the cluster for the connection's
+    principal first (Kafka's ``handleDescribeQuorum``: ``authorizeClusterOperation(request,
+    DESCRIBE)``; refused: the request's error response, CLUSTER_AUTHORIZATION_FAILED at the top)."""
+    if not connection_authorized(broker, DESCRIBE):
+        return describe_quorum_error(body, header.request_api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+    return await describe_quorum(broker, body)
+
+
+async def envelope_on_controller(broker: Broker, header: RequestHeader, body: EnvelopeRequest) -> EnvelopeResponse:
+    """An Envelope sent to the controller listener: the connection that sends it (the forwarding
+    broker's principal, not the one it carries) needs CLUSTER_ACTION on the cluster before anything
+    is unwrapped, as Kafka's ``handleEnvelopeRequest``; refused: the Envelope's own error,
+    CLUSTER_AUTHORIZATION_FAILED, with no response data (``EnvelopeRequest.getErrorResponse``)."""
+    from kbroker.api.envelope import envelope
+
+    peer = f"node {header.client_id}"
+    if not connection_authorized(broker, CLUSTER_ACTION):
+        log.info("envelope from %s refused: no CLUSTER_ACTION on the cluster", peer)
+        return EnvelopeResponse(response_data=None, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+    return await envelope(broker, body, peer)
+
+
 async def describe_cluster(broker: Broker, header: RequestHeader, body: DescribeClusterRequest) -> DescribeClusterResponse:
     R = DescribeClusterResponse
     version = header.request_api_version
+    # Kafka's handleDescribeCluster: unlike on a broker, ALTER on the cluster (refused: the request's
+    # error response, CLUSTER_AUTHORIZATION_FAILED), before the endpoint type is looked at
+    if not connection_authorized(broker, ALTER):
+        return error_response_as(R, body, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     endpoint_type = body.endpoint_type if version >= 1 else 1
     if endpoint_type != CONTROLLER_ENDPOINT_TYPE:
         return R(error_code=int(ErrorCode.UNSUPPORTED_ENDPOINT_TYPE),

@@ -11,8 +11,10 @@ from typing import Generic, Protocol, TypeVar
 
 from kbroker.api import load_handlers
 from kbroker.api.registry import CONTROLLER_LISTENER, Handler, Reply, handlers_for
+from kbroker.api.services import Authorizing
 from kbroker.metadata.client import Requester
 from kbroker.raft.transport import request_identity
+from kbroker.security.acls import CLUSTER, CLUSTER_NAME
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.primitives import Message
 
@@ -73,3 +75,15 @@ def controller_requester(header: ControllerHeader) -> Requester:
     if host:
         return Requester(client_id=header.client_id, client_host=host, principal_type=kind, principal_name=name)
     return Requester(client_id=header.client_id, principal_type=kind, principal_name=name)
+
+
+def connection_authorized(broker: Authorizing, operation: int) -> bool:
+    """Whether the connection's principal (:func:`request_identity`) may do ``operation`` on the
+    cluster: Kafka's ControllerApis ``authHelper.authorizeClusterOperation(request, operation)``
+    (``authorize(request.context, operation, CLUSTER, CLUSTER_NAME)``), always true without an
+    authorizer. The brokers and controllers pass as super users (``super.users``) or with the ACL."""
+    authorizer = broker.authorizer
+    if not authorizer.enabled:
+        return True
+    principal, host = request_identity()
+    return authorizer.authorize(principal, host, operation, CLUSTER, CLUSTER_NAME)

@@ -10,7 +10,8 @@ image keeps the registrations (``MetadataImage.controllers``) and snapshots carr
 UnregisterController (94, ``kafka-cluster.sh unregister-controller``,
 ``kafka-metadata-quorum.sh remove-controller --unregister``) removes a registration with an
 UnregisterControllerRecord (the controller's side: kbroker/controller/operations/quorum.py); CLUSTER
-ALTER is required. Served on the controller listener and forwarded from the broker listeners.
+ALTER is required (on the controller listener, of the connection's principal). Served on the
+controller listener and forwarded from the broker listeners.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from kbroker.api.context import (
     require,
     response_as,
 )
+from kbroker.api.controller_listener import connection_authorized
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.services import Forwarding
@@ -38,6 +40,7 @@ from kbroker.metadata.client import UNREGISTER_CONTROLLER
 from kbroker.metadata.features import METADATA_VERSION, SUPPORTED_FEATURES
 from kbroker.metadata.image import MetadataImage
 from kbroker.raft.io import RaftDriver
+from kbroker.security.acls import ALTER, CLUSTER_ACTION
 from kbroker.security.internode import InterNodeSecurity
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.controller_registration import (
@@ -45,6 +48,7 @@ from kbroker_protocol.messages.controller_registration import (
     ControllerRegistrationResponse,
 )
 from kbroker_protocol.messages.metadata_records import RegisterControllerRecord
+from kbroker_protocol.messages.request_header import RequestHeader
 from kbroker_protocol.messages.unregister_controller import (
     UnregisterControllerRequest,
     UnregisterControllerResponse,
@@ -99,8 +103,31 @@ def install(broker: RaftOperationHost) -> None:
     registration, :func:`register_self`)."""
     raft = broker.raft
     assert raft is not None
-    raft.handlers[CONTROLLER_REGISTRATION] = lambda header, body: controller_registration(broker, body)
-    raft.handlers[UNREGISTER_CONTROLLER] = lambda header, body: unregister_controller(broker, body)
+    raft.handlers[CONTROLLER_REGISTRATION] = lambda header, body: controller_registration_on_controller(
+        broker, header, body)
+    raft.handlers[UNREGISTER_CONTROLLER] = lambda header, body: unregister_controller_on_controller(broker, header, body)
+
+
+async def controller_registration_on_controller(broker: RaftOperationHost, header: RequestHeader,
+                                                request: ControllerRegistrationRequest) -> ControllerRegistrationResponse:
+    """ControllerRegistration: CLUSTER_ACTION on the cluster for the connection's principal (a
+    controller's) first, as Kafka's ``handleControllerRegistration``; refused, CLUSTER_AUTHORIZATION_FAILED
+    with the code's default message (its ``getErrorResponse``)."""
+    if not connection_authorized(broker, CLUSTER_ACTION):
+        code = int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+        return ControllerRegistrationResponse(error_code=code, error_message=default_message(code))
+    return await controller_registration(broker, request)
+
+
+async def unregister_controller_on_controller(broker: RaftOperationHost, header: RequestHeader,
+                                              request: UnregisterControllerRequest) -> UnregisterControllerResponse:
+    """UnregisterController sent to the controller listener: ALTER on the cluster for the
+    connection's principal first (Kafka's ``ControllerApis.handleUnregisterController``:
+    ``authorizeClusterOperation(request, ALTER)``); refused, CLUSTER_AUTHORIZATION_FAILED."""
+    if not connection_authorized(broker, ALTER):
+        return unregister_controller_error(request, header.request_api_version,
+                                           int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+    return await unregister_controller(broker, request)
 
 
 def _mv(image: MetadataImage) -> int:

@@ -1,6 +1,9 @@
 """AddRaftVoter (80), RemoveRaftVoter (81) and UpdateRaftVoter (82): KIP-853 voter changes.
 
-On the controller listener (``install``: the RaftDriver's handler table) they are answered as Kafka
+On the controller listener (``install``: the RaftDriver's handler table) the connection's principal
+needs ALTER on the cluster for AddRaftVoter and RemoveRaftVoter, CLUSTER_ACTION for UpdateRaftVoter
+(Kafka's ControllerApis ``authorizeClusterOperation``; refused: CLUSTER_AUTHORIZATION_FAILED, nothing
+changed); then they are answered as Kafka
 4.4's ``KafkaRaftClient.handleAddVoterRequest`` / ``handleRemoveVoterRequest`` /
 ``handleUpdateVoterRequest`` answer them, in their order: a cluster id that is given and not this
 cluster's: INCONSISTENT_CLUSTER_ID (with Kafka's message); a node that is not the leader:
@@ -15,10 +18,12 @@ is controller-only, as in Kafka. The answers themselves: kbroker/controller/oper
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from kbroker.api.context import RequestContext, requester, response_as
-from kbroker.api.error_response import Builder, refusal
+from kbroker.api.controller_listener import connection_authorized
+from kbroker.api.error_response import Builder, error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.api.services import Forwarding
 from kbroker.controller.operations.host import RaftOperationHost
@@ -29,11 +34,17 @@ from kbroker.controller.operations.raft_voters import (
     update_raft_voter,
 )
 from kbroker.metadata.client import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER
-from kbroker_protocol.errors import default_message
+from kbroker.security.acls import ALTER, CLUSTER_ACTION
+from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse
 from kbroker_protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse
+from kbroker_protocol.messages.request_header import RequestHeader
+from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterResponse
+from kbroker_protocol.primitives import Message
 
 Broker = RaftOperationHost
+_Req = TypeVar("_Req", bound=Message)
+_Resp = TypeVar("_Resp", bound=Message)
 
 
 def _top_level(cls: type[AddRaftVoterResponse] | type[RemoveRaftVoterResponse]) -> Builder:
@@ -53,9 +64,25 @@ def install(broker: Broker) -> None:
     """The three APIs on the controller listener (the RaftDriver's handler table)."""
     raft = broker.raft
     assert raft is not None
-    raft.handlers[ADD_RAFT_VOTER] = lambda header, body: add_raft_voter(broker, body)
-    raft.handlers[REMOVE_RAFT_VOTER] = lambda header, body: remove_raft_voter(broker, body)
-    raft.handlers[UPDATE_RAFT_VOTER] = lambda header, body: update_raft_voter(broker, body)
+    # Kafka's ControllerApis: ALTER on the cluster for AddRaftVoter and RemoveRaftVoter, CLUSTER_ACTION
+    # for UpdateRaftVoter (a controller's own), of the connection's principal
+    raft.handlers[ADD_RAFT_VOTER] = lambda header, body: _authorized_first(
+        broker, header, body, ALTER, AddRaftVoterResponse, add_raft_voter)
+    raft.handlers[REMOVE_RAFT_VOTER] = lambda header, body: _authorized_first(
+        broker, header, body, ALTER, RemoveRaftVoterResponse, remove_raft_voter)
+    raft.handlers[UPDATE_RAFT_VOTER] = lambda header, body: _authorized_first(
+        broker, header, body, CLUSTER_ACTION, UpdateRaftVoterResponse, update_raft_voter)
+
+
+async def _authorized_first(broker: Broker, header: RequestHeader, request: _Req, operation: int,
+                            response_type: type[_Resp], serve: Callable[[Broker, _Req], Awaitable[_Resp]]) -> _Resp:
+    """``serve`` the request when the connection's principal may do ``operation`` on the cluster
+    (Kafka's ``authorizeClusterOperation``), else the request's error response with
+    CLUSTER_AUTHORIZATION_FAILED (its ``getErrorResponse``)."""
+    if not connection_authorized(broker, operation):
+        return error_response_as(response_type, request, header.request_api_version,
+                                 int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+    return await serve(broker, request)
 
 
 # -- the broker listeners: forwarded to the active controller -----------------------------------

@@ -10,6 +10,7 @@ import uuid
 from kbroker.config import BrokerConfig
 from kbroker.controller.cluster_control import ClusterControl
 from kbroker.metadata.image import FENCING_FENCE, FENCING_UNFENCE, NO_LEADER
+from kbroker.security.acls import Authorizer
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import (
     BrokerRegistrationChangeRecord,
@@ -370,6 +371,7 @@ class _Broker:
         self.cluster_id = CLUSTER_ID
         self.config = BrokerConfig({"broker.session.timeout.ms": "9000"}, warn=False)
         self.registered_locally = False
+        self.authorizer = Authorizer()  # none configured: every request allowed
 
 
 class _Ctx:
