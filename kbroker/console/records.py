@@ -183,37 +183,39 @@ def _partitions_arg(query: dict[str, Any], leaders: dict[int, int]) -> list[int]
 
 # A leader named by this node's metadata that has not applied the same metadata yet answers
 # UNKNOWN_TOPIC_OR_PARTITION, one that moved NOT_LEADER_OR_FOLLOWER: a Kafka consumer refreshes its
-# metadata and fetches again. A read changes nothing, so the console's reads (browse, tail) start
-# over with fresh leaders, for up to READ_WAIT seconds. A partition without a leader
-# (LEADER_NOT_AVAILABLE, from the metadata) is answered at once.
-RETRY_READ = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-READ_WAIT = 10.0
+# metadata and fetches again, a producer sends again. Neither error wrote or changed anything, so the
+# console's reads (browse, tail) and its produce start over with fresh leaders, for up to
+# RETRY_WAIT seconds. A partition without a leader (LEADER_NOT_AVAILABLE, from the metadata) is
+# answered at once.
+RETRY = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+RETRY_WAIT = 10.0
 RETRY_BACKOFF = 0.1  # Kafka's retry.backoff.ms
 
 _T = TypeVar("_T")
 
 
-async def _read_retrying(read: Callable[[], Awaitable[_T]]) -> _T:
+async def _retrying(attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """``attempt()`` again after a :data:`RETRY` error, for up to RETRY_WAIT seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + READ_WAIT
+    deadline = loop.time() + RETRY_WAIT
     while True:
         try:
-            return await read()
+            return await attempt()
         except KafkaError as exc:
-            if exc.error_code not in RETRY_READ or loop.time() >= deadline:
+            if exc.error_code not in RETRY or loop.time() >= deadline:
                 raise
         await asyncio.sleep(RETRY_BACKOFF)
 
 
 async def browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
     """Records newest first (see _browse), read again with fresh leaders after a retriable error."""
-    return await _read_retrying(lambda: _browse(client, topic, query))
+    return await _retrying(lambda: _browse(client, topic, query))
 
 
 async def tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
     """Records after the given positions (see _tail), read again with fresh leaders after a
     retriable error."""
-    return await _read_retrying(lambda: _tail(client, topic, query))
+    return await _retrying(lambda: _tail(client, topic, query))
 
 
 async def _leaders_of_known(client: KafkaClient, topic: str) -> dict[int, int]:
@@ -352,13 +354,6 @@ def murmur2(data: bytes) -> int:
     return h
 
 
-# Errors after which nothing was written and fresh metadata may name a leader that takes the
-# record (retriable in Kafka's producer); retried for up to PRODUCE_WAIT seconds.
-RETRY_PRODUCE = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                 ErrorCode.LEADER_NOT_AVAILABLE)
-PRODUCE_WAIT = 10.0
-
-
 async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict[str, Any]:
     topic_name(topic, "topic")
     leaders = await client.leaders(topic)
@@ -391,20 +386,22 @@ async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict
     batch = build_batch([Record(key=key_bytes, value=None if value is None else value.encode(),
                                 headers=tuple(headers), timestamp=int(time.time() * 1000))])
     Req = messages.ProduceRequest
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PRODUCE_WAIT
-    while True:
-        if leaders.get(partition, -1) < 0:
+    known: dict[int, int] | None = leaders
+
+    async def attempt() -> dict[str, Any]:
+        # The leader named by this node's metadata may not have applied the same metadata yet, or
+        # may have moved: nothing was written, so the record goes again to the leader fresh
+        # metadata names, as a producer retries.
+        nonlocal known
+        current = known if known is not None else await client.leaders(topic)
+        known = None
+        if current.get(partition, -1) < 0:
             raise leaderless(topic, partition, f"Produce {topic}")
-        resp = await client.send(0, 9, node=leaders[partition], transactional_id=None, acks=-1, timeout_ms=30_000,
+        resp = await client.send(0, 9, node=current[partition], transactional_id=None, acks=-1, timeout_ms=30_000,
                                  topic_data=[Req.TopicProduceData(name=topic, partition_data=[
                                      Req.TopicProduceData.PartitionProduceData(index=partition, records=batch)])])
         p = resp.responses[0].partition_responses[0]
-        # The leader named by this node's metadata may not have applied the same metadata yet, or
-        # may have moved: nothing was written, so retry with fresh metadata, as a producer does.
-        if p.error_code not in RETRY_PRODUCE or loop.time() >= deadline:
-            break
-        await asyncio.sleep(RETRY_BACKOFF)
-        leaders = await client.leaders(topic)
-    check(p.error_code, p.error_message, f"Produce {topic}-{partition}")
-    return {"topic": topic, "partition": partition, "offset": p.base_offset}
+        check(p.error_code, p.error_message, f"Produce {topic}-{partition}")
+        return {"topic": topic, "partition": partition, "offset": p.base_offset}
+
+    return await _retrying(attempt)

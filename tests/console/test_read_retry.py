@@ -77,7 +77,7 @@ def test_an_error_that_is_not_retriable_is_answered_at_once():
 
 
 def test_retries_stop_at_the_deadline(monkeypatch):
-    monkeypatch.setattr(records, "READ_WAIT", 0.0)
+    monkeypatch.setattr(records, "RETRY_WAIT", 0.0)
     client = FakeClient([{0: 1}], [ErrorCode.UNKNOWN_TOPIC_OR_PARTITION])
     with pytest.raises(KafkaError) as e:
         tail(client)

@@ -12,26 +12,20 @@ the cluster), carol (DESCRIBE on the cluster), bob (no ACL)."""
 
 from __future__ import annotations
 
-import io
 import uuid
 
 import pytest
 from wire import Wire, plain_login
 
-from kbroker.cluster import free_ports
-from kbroker.config import BrokerConfig
 from kbroker.metadata.remote import address_bytes, serialize_principal
 from kbroker.security import acls as A
-from kbroker.storage import format_storage, random_uuid
 from kbroker.testing import BrokerThread
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS, RequestHeader
+from tests.security.controller_sasl_node import controller_sasl_node
 
 E = ErrorCode
-PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
-JAAS = (f'{PLAIN} required username="admin" password="admin-secret" user_admin="admin-secret" '
-        'user_alice="alice-secret" user_bob="bob-secret" user_carol="carol-secret";')
 DescribeQuorum = REQUESTS[55]
 CreateTopics = REQUESTS[19]
 ACLS = [("User:alice", A.ALTER), ("User:alice", A.CLUSTER_ACTION), ("User:carol", A.DESCRIBE)]
@@ -39,36 +33,10 @@ ACLS = [("User:alice", A.ALTER), ("User:alice", A.CLUSTER_ACTION), ("User:carol"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    """A formatted combined node 1 whose CLIENT and CONTROLLER listeners are SASL_PLAINTEXT (PLAIN),
-    with the StandardAuthorizer, admin its super user, and the cluster ACLs of :data:`ACLS`."""
-    port, cport = free_ports(2)
+    """The combined node (controller_sasl_node) with the cluster ACLs of :data:`ACLS`."""
     data = tmp_path_factory.mktemp("controller-authorization") / "data"
-    config = {
-        "process.roles": "broker,controller", "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{cport}", "controller.listener.names": "CONTROLLER",
-        "listeners": f"CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
-        "inter.broker.listener.name": "CLIENT", "log.dirs": str(data),
-        "sasl.mechanism.inter.broker.protocol": "PLAIN", "sasl.mechanism.controller.protocol": "PLAIN",
-        "listener.name.client.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.client.plain.sasl.jaas.config": JAAS,
-        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.controller.plain.sasl.jaas.config": JAAS,
-        "authorizer.class.name": A.STANDARD_AUTHORIZER, "super.users": "User:admin",
-        "connection.failed.authentication.delay.ms": "0",
-    }
-    format_storage(BrokerConfig(config, warn=False), random_uuid(), out=io.StringIO())
-    with BrokerThread(config, data_dir=str(data)) as b:
-        admin = plain_login(f"127.0.0.1:{port}", "admin")
-        try:
-            r = admin.call(30, 3, creations=[REQUESTS[30].AclCreation(
-                resource_type=A.CLUSTER, resource_name=A.CLUSTER_NAME, resource_pattern_type=A.LITERAL,
-                principal=principal, host="*", operation=operation, permission_type=A.ALLOW)
-                for principal, operation in ACLS])
-            assert [x.error_code for x in r.results] == [E.NONE] * len(ACLS)
-        finally:
-            admin.close()
-        yield b, f"127.0.0.1:{cport}"
+    with controller_sasl_node(data, ["alice", "bob", "carol"], ACLS) as found:
+        yield found
 
 
 def _as(controller: str, user: str) -> Wire:

@@ -8,60 +8,27 @@ tests/integration/test_partition_reassignment_api.py.)"""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from wire import Wire, create_topic, plain_login
 
-from kbroker.cluster import free_ports
-from kbroker.config import BrokerConfig
 from kbroker.security import acls as A
-from kbroker.storage import format_storage, random_uuid
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
+from tests.security.controller_sasl_node import controller_sasl_node
 
 E = ErrorCode
-PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
-# the node's own user first (its inter-broker client), then the users clients log in as
-JAAS = (f'{PLAIN} required username="admin" password="admin-secret" user_admin="admin-secret" '
-        'user_alice="alice-secret" user_bob="bob-secret";')
 Alter = REQUESTS[45]
 List = REQUESTS[46]
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    """A formatted combined node: CLIENT and CONTROLLER listeners both SASL_PLAINTEXT (PLAIN),
-    the StandardAuthorizer, admin its super user; topic ``t``, and ALTER on the cluster for alice."""
-    port, cport = free_ports(2)
+    """The combined node (controller_sasl_node) with topic ``t`` and ALTER on the cluster for alice."""
     data = tmp_path_factory.mktemp("controller-principal") / "data"
-    config = {
-        "process.roles": "broker,controller", "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{cport}", "controller.listener.names": "CONTROLLER",
-        "listeners": f"CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
-        "inter.broker.listener.name": "CLIENT", "log.dirs": str(data),
-        "sasl.mechanism.inter.broker.protocol": "PLAIN", "sasl.mechanism.controller.protocol": "PLAIN",
-        "listener.name.client.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.client.plain.sasl.jaas.config": JAAS,
-        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.controller.plain.sasl.jaas.config": JAAS,
-        "authorizer.class.name": A.STANDARD_AUTHORIZER, "super.users": "User:admin",
-        "connection.failed.authentication.delay.ms": "0",
-    }
-    format_storage(BrokerConfig(config, warn=False), random_uuid(), out=io.StringIO())
-    with BrokerThread(config, data_dir=str(data)) as b:
-        admin = plain_login(f"127.0.0.1:{port}", "admin")
-        try:
-            create_topic(admin, "t")
-            r = admin.call(30, 3, creations=[REQUESTS[30].AclCreation(
-                resource_type=A.CLUSTER, resource_name=A.CLUSTER_NAME, resource_pattern_type=A.LITERAL,
-                principal="User:alice", host="*", operation=A.ALTER, permission_type=A.ALLOW)])
-            assert [x.error_code for x in r.results] == [E.NONE]
-        finally:
-            admin.close()
-        yield b, f"127.0.0.1:{cport}"
+    with controller_sasl_node(data, ["alice", "bob"], [("User:alice", A.ALTER)],
+                              setup=lambda admin: create_topic(admin, "t")) as found:
+        yield found
 
 
 def _alter(w: Wire) -> object:
