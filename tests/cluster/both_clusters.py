@@ -5,24 +5,16 @@ servers' logs, stop everything."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 from cluster_fixture import Cluster
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def reference_kafka() -> ModuleType:
-    """scripts/reference_kafka.py, imported without leaving scripts/ on sys.path."""
-    scripts = str(ROOT / "scripts")
-    sys.path.insert(0, scripts)
-    try:
-        import reference_kafka as module
-    finally:
-        sys.path.remove(scripts)
+    """scripts/reference_kafka.py, imported when a test first needs Kafka's side."""
+    import reference_kafka as module
     return module
 
 

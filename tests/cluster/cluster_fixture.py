@@ -12,17 +12,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-_INTEGRATION = str(Path(__file__).resolve().parents[1] / "integration")
-if _INTEGRATION not in sys.path:
-    sys.path.insert(0, _INTEGRATION)
+from wire import Wire
 
-from wire import Wire  # noqa: E402
-
-from kbroker.cluster import ClusterLayout, start_node, wait_ready  # noqa: E402
-from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest  # noqa: E402
+from kbroker.cluster import ClusterLayout, start_node, wait_ready
+from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest
 
 # Kafka's raft timeouts halved: elections and failovers within a test's patience.
 FAST_RAFT = {

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from cluster_fixture import FAST_SESSIONS, Cluster  # noqa: E402
+from cluster_fixture import FAST_SESSIONS, Cluster
 
 
 @pytest.fixture

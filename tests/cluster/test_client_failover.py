@@ -16,26 +16,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import confluent_kafka
 import pytest
 from cluster_fixture import FAST_SESSIONS
+from confluent_kafka.admin import AdminClient, NewTopic
 from waiting import wait_until
 from wire import Wire
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "compat"))
-
-
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-
-from tests.cluster.both_clusters import KafkaNodes, KbrokerNodes, started  # noqa: E402
+from tests.cluster.both_clusters import KafkaNodes, KbrokerNodes, started
 
 COUNT = 600
 KILLED = 1

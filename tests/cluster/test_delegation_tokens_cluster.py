@@ -5,16 +5,12 @@ the client log in with it, and an expired token is refused everywhere."""
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 from cluster_fixture import Cluster
 from waiting import wait_until
 
 from kbroker.cluster import free_ports
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
-from tests.security.delegation_token_helpers import (  # noqa: E402
+from tests.security.delegation_token_helpers import (
     PLAIN_JAAS,
     SECRET,
     E,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+import reference_kafka
 from cluster_fixture import FAST_RAFT, Cluster
 from waiting import wait_until
 
@@ -27,13 +27,6 @@ from kbroker.storage import format_storage, random_uuid, read_meta_properties, u
 from kbroker_protocol.errors import ErrorCode as E
 from tests.cluster.quorum_helpers import create_topic
 from tests.cluster.quorum_tool_helpers import fields
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 
 def metadata_quorum(*args: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,6 @@ import io
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import confluent_kafka
@@ -20,13 +19,11 @@ import pytest
 from cluster_fixture import Cluster
 from waiting import wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from kbroker.cluster import free_ports, wait_ready  # noqa: E402
-from kbroker.config import BrokerConfig, load_properties_file  # noqa: E402
-from kbroker.storage import format_storage, read_meta_properties  # noqa: E402
-from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
-from tests.cluster.replication_helpers import create_rf3_topic, partition_state  # noqa: E402
+from kbroker.cluster import free_ports, wait_ready
+from kbroker.config import BrokerConfig, load_properties_file
+from kbroker.storage import format_storage, read_meta_properties
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from tests.cluster.replication_helpers import create_rf3_topic, partition_state
 
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 FAST = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",

@@ -8,23 +8,15 @@ password gets Kafka's refusal."""
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
+import reference_kafka
 
 from kbroker.config import BrokerConfig, load_properties_file
 from kbroker.security.client import AuthenticationError, controller_client_security, open_connection
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.messages.describe_quorum import DescribeQuorumRequest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 SASL_CONTROLLER = {

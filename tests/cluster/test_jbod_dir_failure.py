@@ -12,24 +12,19 @@ from __future__ import annotations
 
 import io
 import os
-import sys
-from pathlib import Path
 
 import pytest
+from acked_writes import AckedProducer, ReadBack
 from cluster_fixture import FAST_SESSIONS, Cluster
 from confluent_kafka.admin import AdminClient, NewTopic
+from faults.disk import FILLER, fill, small_disk
+from waiting import wait_until
 
 from kbroker.config import BrokerConfig, load_properties_file
 from kbroker.storage import format_storage, read_meta_properties
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest
 from kbroker_protocol.messages.describe_log_dirs import DescribeLogDirsRequest
-
-for _path in (Path(__file__).resolve().parents[1] / "integration", Path(__file__).resolve().parents[2] / "scripts"):
-    sys.path.insert(0, str(_path))
-from acked_writes import AckedProducer, ReadBack  # noqa: E402
-from faults.disk import FILLER, fill, small_disk  # noqa: E402
-from waiting import wait_until  # noqa: E402
 
 TOPIC = "jbod"
 PARTITIONS = 6

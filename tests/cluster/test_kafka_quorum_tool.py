@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
+import reference_kafka
 from waiting import wait_until
 
 from tests.cluster.quorum_helpers import agreed_leader, quorum_view
 from tests.cluster.quorum_tool_helpers import fields
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 
 def metadata_quorum(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

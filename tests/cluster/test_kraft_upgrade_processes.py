@@ -10,28 +10,19 @@ another controller port updates its entry in the voter set itself."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
+import reference_kafka
 from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from kbroker.cluster import free_ports  # noqa: E402
-from kbroker.storage import read_meta_properties, uuid_from_str  # noqa: E402
-from kbroker_protocol.errors import ErrorCode as E  # noqa: E402
-from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest  # noqa: E402
-from kbroker_protocol.messages.update_features import UpdateFeaturesRequest  # noqa: E402
+from kbroker.cluster import free_ports
+from kbroker.storage import read_meta_properties, uuid_from_str
+from kbroker_protocol.errors import ErrorCode as E
+from kbroker_protocol.messages.add_raft_voter import AddRaftVoterRequest
+from kbroker_protocol.messages.update_features import UpdateFeaturesRequest
 
 U = UpdateFeaturesRequest
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka  # noqa: E402
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 
 def features_tool(*args: str) -> subprocess.CompletedProcess:

@@ -16,11 +16,10 @@ codes and messages.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+import reference_kafka
 from cluster_fixture import Cluster
 from waiting import wait_until
 from wire import Wire
@@ -31,13 +30,6 @@ from kbroker_protocol.messages.create_topics import CreateTopicsRequest
 from kbroker_protocol.messages.describe_cluster import DescribeClusterRequest
 from kbroker_protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
 from tests.cluster.quorum_helpers import metadata
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka  # noqa: E402
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 RACKS = {1: "a", 2: "a", 3: "b"}
 TOO_FEW = ("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be "

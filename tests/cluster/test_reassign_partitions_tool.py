@@ -10,30 +10,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import confluent_kafka
+import reference_kafka
 from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from kbroker_protocol.errors import ErrorCode  # noqa: E402
-from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest  # noqa: E402
-from kbroker_protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
-from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsRequest  # noqa: E402
-from tests.cluster.quorum_helpers import agreed_leader  # noqa: E402
-from tests.cluster.replication_helpers import partition_state  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka  # noqa: E402
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
-
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from kbroker_protocol.messages.list_partition_reassignments import ListPartitionReassignmentsRequest
+from tests.cluster.quorum_helpers import agreed_leader
+from tests.cluster.replication_helpers import partition_state
 
 E = ErrorCode
 TOPIC = "moving"

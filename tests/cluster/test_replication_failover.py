@@ -5,16 +5,11 @@ rejoining the ISR; and min.insync.replicas refusing acks=all writes with too few
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import confluent_kafka
 from cluster_fixture import FAST_SESSIONS, Cluster
 from waiting import wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from tests.cluster.quorum_helpers import metadata  # noqa: E402
+from tests.cluster.quorum_helpers import metadata
 from tests.cluster.replication_helpers import TOPIC, E, create_rf3_topic, partition_state
 
 

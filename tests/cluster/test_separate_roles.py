@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import reference_kafka
 from waiting import wait_until
 
 from kbroker_protocol.errors import ErrorCode
@@ -12,13 +10,6 @@ from kbroker_protocol.messages import REQUESTS
 from tests.cluster.quorum_helpers import agreed_leader, create_topic, metadata, quorum_view
 
 E = ErrorCode
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 
 def describe_cluster_ids(c, node_id: int) -> list[int]:

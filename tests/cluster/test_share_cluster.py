@@ -10,20 +10,14 @@ delivered once."""
 from __future__ import annotations
 
 import base64
-import sys
-from pathlib import Path
 
 from cluster_fixture import Cluster
+from share_wire import ACCEPT, ShareClient, heartbeat, offsets_of
 from waiting import wait_until
 from wire import produce
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "share"))
-
-from share_wire import ACCEPT, ShareClient, heartbeat, offsets_of  # noqa: E402
-
-from kbroker_protocol.errors import ErrorCode  # noqa: E402
-from tests.cluster.quorum_helpers import create_topic, metadata  # noqa: E402
+from kbroker_protocol.errors import ErrorCode
+from tests.cluster.quorum_helpers import create_topic, metadata
 
 E = ErrorCode
 TOPIC = "queue"

@@ -13,11 +13,10 @@ and says so; of a partition already led by its preferred leader, that it was alr
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+import reference_kafka
 from cluster_fixture import FAST_SESSIONS
 from waiting import wait_until
 from wire import Wire
@@ -25,13 +24,6 @@ from wire import Wire
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest
 from tests.cluster.both_clusters import KafkaNodes, KbrokerNodes, started
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka  # noqa: E402
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 # the preferred leaders stay put unless the tool asks: no automatic rebalance
 SETTINGS = dict(FAST_SESSIONS, **{"auto.leader.rebalance.enable": "false"})

@@ -33,11 +33,7 @@ def load_expected(path: Path = EXPECTED) -> dict[str, set[str]]:
 
 
 def _run_matrix_module():
-    sys.path.insert(0, str(ROOT / "compat"))
-    try:
-        import run_matrix
-    finally:
-        sys.path.pop(0)
+    import run_matrix
     return run_matrix
 
 

@@ -3,17 +3,8 @@ MATRIX.md shows the one-node and cluster columns side by side."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "compat"))
-try:
-    import run_matrix
-finally:
-    sys.path.pop(0)
+import run_matrix
 
 
 def test_broker_kinds_and_aliases() -> None:

@@ -6,18 +6,10 @@ Every module's ``broker`` fixture is parametrized over kbroker (in-process) and 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-_HERE = Path(__file__).resolve().parent
-for extra in (_HERE.parents[1] / "tests" / "integration", _HERE.parents[1] / "scripts", _HERE):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
-from ecosystem_brokers import Broker, start_broker  # noqa: E402
+from ecosystem_brokers import Broker, start_broker
 
 
 @pytest.fixture(scope="module", params=["kbroker", "kafka"])

@@ -3,18 +3,12 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-for extra in (ROOT / "tests" / "integration", ROOT / "scripts"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
+import reference_kafka
 
-import reference_kafka  # noqa: E402
-
-from kbroker.testing import BrokerThread  # noqa: E402
+from kbroker.testing import BrokerThread
 
 
 @dataclass

@@ -5,17 +5,12 @@ min.insync.replicas=2, and every acknowledged record is read back."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from acked_writes import AckedProducer, ReadBack
 from faults.cluster import Cluster, KbrokerTarget
 from faults.workload import create_topic
 from rootcheck import needs_root  # noqa: F401 - autouse fixture
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from acked_writes import AckedProducer, ReadBack  # noqa: E402
-from waiting import wait_until  # noqa: E402
+from waiting import wait_until
 
 TOPIC = "full"
 PARTITIONS = 3

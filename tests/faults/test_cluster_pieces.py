@@ -13,9 +13,7 @@ from faults import netns
 from faults.cluster import Cluster, Target
 from faults.schedule import KINDS, generate
 from rootcheck import needs_root  # noqa: F401 - autouse fixture
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from waiting import wait_until  # noqa: E402
+from waiting import wait_until
 
 
 class Sleeper(Target):

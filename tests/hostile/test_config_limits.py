@@ -12,22 +12,17 @@ accepts what Kafka accepts; the request frame bound socket.request.max.bytes sti
 from __future__ import annotations
 
 import struct
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
+from wire import Wire
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-
-from wire import Wire  # noqa: E402
-
-from kbroker.testing import BrokerThread  # noqa: E402
-from kbroker_protocol.api import encode_request  # noqa: E402
-from kbroker_protocol.errors import ErrorCode  # noqa: E402
-from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
-from kbroker_protocol.records import Record, build_batch  # noqa: E402
-from tests.integration.cli_helpers import BrokerProcess, base_args  # noqa: E402
+from kbroker.testing import BrokerThread
+from kbroker_protocol.api import encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.records import Record, build_batch
+from tests.integration.cli_helpers import BrokerProcess, base_args
 
 E = ErrorCode
 TOPIC, BROKER = 2, 4

@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import socket
 import struct
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from waiting import wait_until
+from wire import Wire, create_topic, read_frame
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-
-from waiting import wait_until  # noqa: E402
-from wire import Wire, create_topic, read_frame  # noqa: E402
-
-from kbroker.config import (  # noqa: E402
+from kbroker.config import (
     BrokerConfig,
     ConfigError,
     parse_ip_overrides,  # noqa: E402
 )
-from kbroker.testing import BrokerThread  # noqa: E402
-from kbroker_protocol.api import encode_request  # noqa: E402
-from kbroker_protocol.errors import ErrorCode  # noqa: E402
-from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
-from kbroker_protocol.records import Record, build_batch  # noqa: E402
+from kbroker.testing import BrokerThread
+from kbroker_protocol.api import encode_request
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS, RequestHeader
+from kbroker_protocol.records import Record, build_batch
 
 P = REQUESTS[0]
 

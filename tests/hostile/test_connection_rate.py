@@ -8,17 +8,12 @@ first 10 connections are accepted at once and each later one is held (1 s, then 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from waiting import wait_until
+from wire import Wire
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-
-from waiting import wait_until  # noqa: E402
-from wire import Wire  # noqa: E402
-
-from kbroker.testing import BrokerThread  # noqa: E402
-from kbroker_protocol.errors import ErrorCode  # noqa: E402
-from kbroker_protocol.messages import REQUESTS  # noqa: E402
+from kbroker.testing import BrokerThread
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
 
 WINDOW = {"quota.window.num": "2", "quota.window.size.seconds": "10"}
 BROKER_RESOURCE = 4

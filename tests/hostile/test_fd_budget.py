@@ -18,10 +18,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from waiting import wait_until  # noqa: E402
-from wire import Wire  # noqa: E402
+from waiting import wait_until
+from wire import Wire
 
 from kbroker.broker import StartupError
 from kbroker.log.fd_budget import BUDGET, default_capacity

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
 import uuid
-from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from waiting import wait_until
+from wire import Wire, create_topic
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-
-from waiting import wait_until  # noqa: E402
-from wire import Wire, create_topic  # noqa: E402
-
-from kbroker_protocol.errors import ErrorCode  # noqa: E402
-from kbroker_protocol.messages import REQUESTS  # noqa: E402
-from kbroker_protocol.record_batch import iter_batch_headers  # noqa: E402
-from kbroker_protocol.records import Record, build_batch  # noqa: E402
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages import REQUESTS
+from kbroker_protocol.record_batch import iter_batch_headers
+from kbroker_protocol.records import Record, build_batch
 
 F = REQUESTS[1]
 P = REQUESTS[0]

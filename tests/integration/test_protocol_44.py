@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
+from java_harness import ensure_java_harness
 from waiting import wait_until
 from wire import Wire, create_topic
 
@@ -24,10 +23,6 @@ from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.messages.data.voters_record import VotersRecord
 from kbroker_protocol.record_batch import iter_batch_headers
 from kbroker_protocol.records import Record, build_batch, iter_records, parse_control_record
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "compat"))
-from java_harness import ensure_java_harness  # noqa: E402
 
 ZERO = uuid.UUID(int=0)
 
@@ -227,11 +222,7 @@ def test_update_features_refusals_as_kafka(broker, wire):
 
 
 def _kafka_tool(main_class: str, *args: str) -> subprocess.CompletedProcess:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from reference_kafka import run_tool
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    from reference_kafka import run_tool
     return run_tool(main_class, list(args))
 
 

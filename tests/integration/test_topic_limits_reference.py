@@ -4,23 +4,15 @@ per-topic error codes and messages, and nothing created by a refused request."""
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+import reference_kafka
 from wire import Wire
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.messages import REQUESTS
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 CT = REQUESTS[19]
 CP = REQUESTS[37]

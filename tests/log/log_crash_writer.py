@@ -10,11 +10,9 @@ import random
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from log_batches import make_batch
 
-from log_batches import make_batch  # noqa: E402
-
-from kbroker.log import LogConfig, PartitionLog  # noqa: E402
+from kbroker.log import LogConfig, PartitionLog
 
 CONFIG = LogConfig(segment_bytes=256 * 1024, index_interval_bytes=1024, flush_messages=1)
 

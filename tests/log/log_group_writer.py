@@ -19,13 +19,11 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from log_crash_writer import CONFIG, batch_for
 
-from log_crash_writer import CONFIG, batch_for  # noqa: E402
-
-from kbroker.log import PartitionLog  # noqa: E402
-from kbroker.log import append as log_append  # noqa: E402
-from kbroker.log.group_commit import GroupCommit  # noqa: E402
+from kbroker.log import PartitionLog
+from kbroker.log import append as log_append
+from kbroker.log.group_commit import GroupCommit
 
 _real_fdatasync = os.fdatasync
 

@@ -616,7 +616,6 @@ def test_log_model(ops):
 WRITER = """
 import sys
 from pathlib import Path
-sys.path.insert(0, sys.argv[2])
 from log_batches import value_batch
 from kbroker.log import LogConfig, PartitionLog
 log = PartitionLog.open(Path(sys.argv[1]), LogConfig(segment_bytes=2000, index_interval_bytes=100))
@@ -633,8 +632,9 @@ for i in range(100_000):
 def run_and_kill(directory: Path, acks: int) -> None:
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(directory), str(Path(__file__).parent)],
-        stdout=subprocess.PIPE, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        [sys.executable, "-c", WRITER, str(directory)],
+        stdout=subprocess.PIPE, cwd=root,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(root)])},
     )
     assert proc.stdout is not None
     for n, _line in enumerate(proc.stdout, 1):

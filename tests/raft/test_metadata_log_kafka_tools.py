@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import uuid
 from pathlib import Path
+
+import reference_kafka
 
 from kbroker.controller.quorum import QuorumController
 from kbroker.log import PartitionLog
@@ -22,14 +23,6 @@ from kbroker.metadata.metadata_log import METADATA_LOG_CONFIG, MetadataLog, snap
 from kbroker.metadata.new_topic import NewTopic
 from kbroker.metadata.snapshot import image_to_snapshot
 from kbroker.raft.log import Entry, LeaderChange
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
-
 
 
 def dump_log(*files: Path) -> str:

@@ -4,23 +4,13 @@ They reuse tests/integration's ``waiting`` and ``wire`` helpers."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from security_helpers import Certs, acl_config, make_certs
 
 from kbroker.testing import BrokerThread
-
-_HERE = str(Path(__file__).resolve().parent)
-_INTEGRATION = str(Path(__file__).resolve().parents[1] / "integration")
-for _path in (_HERE, _INTEGRATION):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from security_helpers import Certs, acl_config, make_certs  # noqa: E402
-
-from tests.integration.controller_forwarding_helpers import controller_apis, nodes  # noqa: E402, F401 (fixtures)
+from tests.integration.controller_forwarding_helpers import controller_apis, nodes  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
+import reference_kafka
 
 
 def tool(main_class: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:

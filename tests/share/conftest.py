@@ -4,17 +4,12 @@ connection to it (``wire``)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from wire import Wire
 
 from kbroker.testing import BrokerThread
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-
-from wire import Wire  # noqa: E402
 
 
 @pytest.fixture(scope="module")

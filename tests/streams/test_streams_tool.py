@@ -6,11 +6,10 @@ both brokers give the same output but for the coordinator's address."""
 from __future__ import annotations
 
 import re
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
+import reference_kafka
 from waiting import wait_until
 from wire import Wire, create_topic
 
@@ -18,13 +17,6 @@ from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest
 from tests.streams.streams_group_helpers import hb, join_ready, word_count_topology
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 SETTINGS = {**reference_kafka.TEST_SETTINGS, "group.streams.initial.rebalance.delay.ms": "0"}
 

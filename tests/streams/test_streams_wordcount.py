@@ -10,7 +10,6 @@ Needs Maven and a JDK, as the compatibility matrix does (scripts/install-compat-
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from kbroker.testing import BrokerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "tests" / "clients" / "streams"
-sys.path.insert(0, str(ROOT / "scripts"))
 
 # Both brokers get the same group settings: a fast heartbeat and no initial rebalance delay.
 GROUP_SETTINGS = {

@@ -3,24 +3,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+import reference_kafka
 
 from kbroker.testing import BrokerThread
-
-_INTEGRATION = str(Path(__file__).resolve().parents[1] / "integration")
-if _INTEGRATION not in sys.path:
-    sys.path.insert(0, _INTEGRATION)
-
-_SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
-sys.path.insert(0, _SCRIPTS)
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(_SCRIPTS)
 
 
 @pytest.fixture(scope="module", params=["kbroker", "kafka"])

@@ -6,17 +6,9 @@ expectations on both brokers."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
-
+import reference_kafka
 
 
 def tool(main_class: str, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess:

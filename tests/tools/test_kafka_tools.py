@@ -19,16 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import reference_kafka
 from waiting import wait_until
 
 from kbroker.testing import BrokerThread
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 TOOLS = "org.apache.kafka.tools."
 # Tools are short-lived JVMs: the C1 compiler alone starts them faster.

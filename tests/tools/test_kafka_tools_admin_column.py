@@ -17,24 +17,17 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import reference_kafka
 
 from kbroker.cluster import free_ports
 from kbroker.config import BrokerConfig
 from kbroker.storage import format_storage, random_uuid
 from kbroker.testing import BrokerThread
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import reference_kafka
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 TOOLS = "org.apache.kafka.tools."
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '

@@ -6,6 +6,7 @@ Each check runs in a fresh interpreter (this one has imported every handler alre
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _run(code: str, tmp_path: Path | None = None) -> dict:
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                         cwd=tmp_path or REPO, env=None, check=False)
+                         cwd=tmp_path or REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -72,9 +73,8 @@ def test_deferred_handler_imports_its_module_on_first_call(tmp_path):
         def handle(ctx, body):
             return ("answered", ctx, body)
     """))
-    result = _run(f"""
+    result = _run("""
     import json, sys
-    sys.path.insert(0, {str(REPO)!r})
     from kbroker.api.registry import HANDLERS, Deferred, defer
     defer(1000, "fake_api_module", 0, 2)
     entry = HANDLERS[1000]
@@ -84,8 +84,8 @@ def test_deferred_handler_imports_its_module_on_first_call(tmp_path):
     after = [isinstance(HANDLERS[1000].handler, Deferred), "fake_api_module" in sys.modules]
     again = entry.handler("ctx2", "body2")  # a table that kept the placeholder still works
     defer(1000, "other_module", 0, 9)  # an API already registered is left as it is
-    print(json.dumps({{"before": before, "answer": answer, "after": after, "again": again,
-                      "max": HANDLERS[1000].max_version}}))
+    print(json.dumps({"before": before, "answer": answer, "after": after, "again": again,
+                      "max": HANDLERS[1000].max_version}))
     """, tmp_path)
     assert result["before"] == [True, False, 0, 2, "fake_api_module"]
     assert result["answer"] == ["answered", "ctx", "body"]
@@ -96,9 +96,8 @@ def test_deferred_handler_imports_its_module_on_first_call(tmp_path):
 
 def test_deferred_module_that_does_not_register_fails_clearly(tmp_path):
     (tmp_path / "empty_api_module.py").write_text("X = 1\n")
-    result = _run(f"""
+    result = _run("""
     import json, sys
-    sys.path.insert(0, {str(REPO)!r})
     from kbroker.api.registry import HANDLERS, defer
     defer(1001, "empty_api_module", 0, 0)
     try:

@@ -3,18 +3,11 @@ pure functions over recorded runs, no broker and no timing."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
+import bench_ab_kafka as ab
 import pytest
-
-_SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
-sys.path.insert(0, _SCRIPTS)
-try:
-    import bench_ab_kafka as ab
-finally:
-    sys.path.remove(_SCRIPTS)
 
 TPUT = ab.Figure("mb_per_s", "throughput", "MB/s", True)
 LAT = ab.Figure("p99_ms", "p99", "ms", False)

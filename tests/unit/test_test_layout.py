@@ -1,11 +1,13 @@
 """The test suite's own layout rules (issue 14): helpers live in helper modules, never in a test
-module another one imports; the ``slow`` marker leaves a quick loop of the rest."""
+module another one imports; helpers are found one way, pyproject.toml's pytest ``pythonpath``, and
+no module under tests/ edits ``sys.path``; the ``slow`` marker leaves a quick loop of the rest."""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -65,6 +67,61 @@ def test_the_layout_check_catches_bare_and_qualified_imports_of_test_modules(tmp
         "tests/b/test_package.py imports tests.a.test_x",
         "tests/b/test_qualified.py imports tests.a.test_x",
     ]
+
+
+def _sys_path_offenders(tests: Path) -> list[str]:
+    """Every use of ``sys.path`` (or ``from sys import path``) in a module under ``tests``, by line."""
+    root = tests.parent
+    offenders = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            attribute = (isinstance(node, ast.Attribute) and node.attr == "path"
+                         and isinstance(node.value, ast.Name) and node.value.id == "sys")
+            imported = (isinstance(node, ast.ImportFrom) and node.module == "sys"
+                        and any(alias.name == "path" for alias in node.names))
+            if attribute or imported:
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    return offenders
+
+
+def test_no_module_under_tests_edits_sys_path() -> None:
+    offenders = _sys_path_offenders(TESTS)
+    assert offenders == [], (
+        "helpers are found through pyproject.toml's [tool.pytest.ini_options] pythonpath (a child "
+        "process gets PYTHONPATH); scripts/tests_syspath_codemod.py removes the usual patterns:\n"
+        + "\n".join(offenders))
+
+
+def test_the_sys_path_check_catches_edits_in_any_form(tmp_path) -> None:
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_insert.py").write_text("import sys\nsys.path.insert(0, 'x')\nimport wire\n")
+    (tests / "helper_loop.py").write_text("import sys\nfor p in ('a',):\n    if p not in sys.path:\n"
+                                          "        sys.path.append(p)\n")
+    (tests / "conftest.py").write_text("def f() -> None:\n    import sys\n    sys.path[:0] = ['x']\n")
+    (tests / "test_from.py").write_text("from sys import path\npath.insert(0, 'x')\n")
+    (tests / "test_fine.py").write_text("import sys\nWRITER = 'sys.path.insert(0, x)'\nprint(sys.argv)\n")
+    assert _sys_path_offenders(tests) == [
+        "tests/conftest.py:3", "tests/helper_loop.py:3", "tests/helper_loop.py:4",
+        "tests/test_from.py:1", "tests/test_insert.py:2"]
+
+
+def test_pythonpath_folders_exist_and_their_helper_names_are_unique() -> None:
+    """A module name found in two of the folders would be whichever comes first: ambiguous."""
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
+    folders = [ROOT / p for p in ini["pythonpath"]]
+    assert all(f.is_dir() for f in folders), [str(f) for f in folders if not f.is_dir()]
+    seen: dict[str, Path] = {}
+    clashes = []
+    for folder in folders[1:]:  # "." first: the repository root, for ``tests.x.y`` and ``kbroker``
+        for module in sorted(folder.glob("*.py")):
+            if module.stem in {"conftest", "__init__"} or module.stem.startswith("test_"):
+                continue
+            if module.stem in seen:
+                clashes.append(f"{module.relative_to(ROOT)} and {seen[module.stem].relative_to(ROOT)}")
+            seen[module.stem] = module
+            assert module.stem not in sys.stdlib_module_names, module
+    assert clashes == []
 
 
 def _collected(*args: str) -> set[str]:

@@ -1,8 +1,0 @@
-"""Streams group tests reuse the integration helpers (wire.py, waiting.py)."""
-
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
