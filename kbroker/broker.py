@@ -228,7 +228,10 @@ class Broker:
         if self.clock is not None:
             self.clock.run_log_retention(self.log_manager, self.config["log.retention.check.interval.ms"])
         for server in self.servers:
-            await server.start_serving()
+            try:
+                await server.start_serving()
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {server.endpoint}: {exc.strerror}") from None
         loop = asyncio.get_running_loop()
         self._idle_task = loop.create_task(close_idle_connections(self.connections, self.limits,
                                                                   self.config["connections.max.idle.ms"]))
@@ -468,8 +471,8 @@ class Broker:
             except OSError as exc:
                 raise StartupError(f"cannot listen on {endpoint}: {exc.strerror}") from None
             self.servers.append(server)
-            bound_host, bound_port = server.sockets[0].getsockname()[:2]
-            self.bound[endpoint.listener] = (bound_host, bound_port)
+            # a configured port opens once the broker serves (Listener.bind); port 0 is open now
+            self.bound[endpoint.listener] = (endpoint.host, server.port)
         self.limits.on_slot_free.append(self._resume_accepting)
 
     def _new_connection(self, endpoint: Endpoint, admitted: str) -> KafkaConnection:

@@ -66,9 +66,26 @@ class Listener:
 
     @classmethod
     async def bind(cls, endpoint: Endpoint, wiring: ListenerWiring) -> Listener:
-        loop = asyncio.get_running_loop()
+        """The listener of ``endpoint``. A wildcard port (0) is opened now, so that the port the OS
+        chose can be advertised; a configured port is opened only by :meth:`start_serving`, once the
+        broker is ready (Kafka's Acceptor: "defer opening the socket until we start the Acceptor
+        ... so that systems which assume that the socket being open indicates readiness are not
+        confused"). Until then a client's connection is refused and it asks another broker, instead
+        of waiting in the listen backlog of a broker that is still registering."""
+        listener = cls(endpoint, [], wiring)
+        if endpoint.port == 0:
+            await listener._open()
+        return listener
+
+    @property
+    def port(self) -> int:
+        """The port: the one opened, else the configured one."""
+        return int(self.sockets[0].getsockname()[1]) if self.sockets else self.endpoint.port
+
+    async def _open(self) -> None:
+        endpoint = self.endpoint
         host = endpoint.host or None
-        infos = await loop.getaddrinfo(host, endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = await self._loop.getaddrinfo(host, endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         sockets: list[socket.socket] = []
         port = endpoint.port
         try:
@@ -83,15 +100,18 @@ class Listener:
                 if port == 0 and len(sockets) > 1:  # every address on the port the first one got
                     address = (address[0], sockets[0].getsockname()[1], *address[2:])
                 sock.bind(address)
-                sock.listen(cls.BACKLOG)
+                sock.listen(self.BACKLOG)
                 sock.setblocking(False)
         except OSError:
             for sock in sockets:
                 sock.close()
             raise
-        return cls(endpoint, sockets, wiring)
+        self.sockets = sockets
 
     async def start_serving(self) -> None:
+        """Open the socket if :meth:`bind` did not (a configured port), then accept."""
+        if not self.sockets and not self._closed:
+            await self._open()
         self._serving = True
         self.resume_accepting()
 
