@@ -5,12 +5,9 @@ nodes' logs and the nemesis, on a run folder made of lines recorded in the tenth
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
-from faults import client_answers  # noqa: E402
+from faults import client_answers
 
 # history time t = wall - 06:10:26.000 (the clients.log lines carry both)
 CLIENTS = """\
