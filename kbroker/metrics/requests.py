@@ -29,7 +29,10 @@ were (points out of order) would count in its first bucket, and in its sum as it
 takes a lock or builds an object per request: list lookups, comparisons, a bisect for a time past
 a part's fourth bound (25 ms), additions, and for the queue, local and response queue times one
 folded bucket update (``ApiStats.folded``). Times are kept in seconds (the bounds divided once,
-the sums multiplied at scrape time). The collector turns the counts into Prometheus families.
+the sums multiplied at scrape time). What follows from the rest is not counted per request but
+taken at scrape time: the response queue time's sum (the total less the send, queue and handling
+times) and the remote time's first bucket for the requests answered in their handler's call (the
+count less the requests timed apart). The collector turns the counts into Prometheus families.
 """
 
 from __future__ import annotations
@@ -79,10 +82,13 @@ class ApiStats:
     def __init__(self) -> None:
         # Per-bucket counts (not cumulative; each part's last bucket is +Inf), every part's in one
         # flat list (a part's start: OFFSETS), the queue, local and response queue times' in
-        # ``folded`` instead (FOLDED), and per part the sum in seconds.
+        # ``folded`` instead (FOLDED), and the remote time's of the requests timed apart only (a
+        # request answered in its handler's call has none: its 0 in the first bucket is the count
+        # less those, at scrape time). The sums in seconds (SECONDS): the response queue's and
+        # the local time's are taken from them at scrape time (``sums``).
         self.counts = [0] * sum(len(bounds) + 1 for bounds in PART_BOUNDS)
         self.folded = [0] * _PART_BUCKETS ** 3
-        self.seconds = [0.0] * len(PARTS)
+        self.seconds = [0.0] * len(SECONDS)
         self.failed = 0
 
     def buckets(self, part: int) -> list[int]:
@@ -94,41 +100,45 @@ class ApiStats:
             for index, n in enumerate(self.folded):
                 if n:
                     counts[index // weight % _PART_BUCKETS] += n
+        elif part == 3:  # remote: the requests answered in their handler's call, 0 each
+            counts[0] += self.count - sum(counts)
         return counts
 
     @property
     def sums(self) -> list[float]:
-        """Each part's sum, in ms (the histograms' unit)."""
-        return [s * 1000.0 for s in self.seconds]
+        """Each part's sum, in ms (the histograms' unit). A request's queue, handling and response
+        queue times add up to its total less its send time, whatever its points' order: the
+        response queue's sum is what that leaves of the others'."""
+        total, queue, handling, remote, send = self.seconds
+        return [t * 1000.0 for t in (total, queue, handling - remote, remote, total - send - queue - handling, send)]
 
     @property
     def count(self) -> int:
-        return sum(self.buckets(0))
+        return sum(self.counts[:_O1])
 
+
+# ApiStats.seconds: the sums kept per request (seconds), from which ``sums`` gives each part's.
+SECONDS = ("total", "queue", "handling", "remote", "send")
 
 _NO_STATS = ApiStats()  # requests_sent's run before the first: empty, never added to
 
 
-def _add_run(stats: ApiStats, n: int, untimed: int, total: float, send: float, send_at: int, queued: float,
-             handled: float, remote: float) -> None:
+def _add_run(stats: ApiStats, n: int, total: float, send: float, send_at: int, queued: float, handled: float,
+             remote: float) -> None:
     """Adds a run of ``n`` requests of one API (see :meth:`RequestStats.requests_sent`) to its
     stats: the total's and send time's buckets (``send_at`` already bisected: the same for every run
-    of the write), the remote time's first bucket for the ``untimed`` requests answered in the
-    handler's call, and the parts' sums (``handled``: the run's handling, local plus remote). The
-    response queue times' sum is not added up per request: each request's queue, handling and
-    response queue times add up to ``total - send`` (from its bytes' arrival to the write), so the
-    run's is ``n * (total - send)`` less its queue and handling sums."""
+    of the write) and the sums (``handled``: the run's handling, local plus remote). Neither the
+    remote time of the requests answered in the handler's call (0, their count known from the
+    total's) nor the response queue time's sum is added per run (ApiStats.buckets and sums)."""
     c = stats.counts
     c[bisect_left(BOUNDS_S, total)] += n
-    c[_O3] += untimed
     c[send_at] += n
     s = stats.seconds
     s[0] += n * total
     s[1] += queued
-    s[2] += handled - remote
+    s[2] += handled
     s[3] += remote
-    s[4] += n * (total - send) - queued - handled
-    s[5] += n * send
+    s[4] += n * send
 
 
 class RequestStats:
@@ -143,22 +153,21 @@ class RequestStats:
 
     def requests_sent(self, slots: Iterable[Slot], flushed: float, sent: float,
                       _bisect: Callable[[tuple[float, ...], float], int] = bisect_left,
-                      _part: tuple[float, ...] = PART_BOUNDS_S) -> None:
+                      _part: tuple[float, ...] = PART_BOUNDS_S, first: float = PART_BOUNDS_S[0],
+                      second: float = PART_BOUNDS_S[1], third: float = PART_BOUNDS_S[2],
+                      fourth: float = PART_BOUNDS_S[3]) -> None:
         """Requests answered by one write: each slot's ``time.perf_counter()`` points, in order (see
         the module doc), ``flushed`` when the write started, ``sent`` when it returned.
 
         This is the per-request cost, so: one call per write rather than per request, unrolled,
-        the bisect and bounds bound as defaults (fast locals), and what a run of requests shares
-        counted once for the run. A run: consecutive requests of one API from one read
+        the bisect and the bounds bound as defaults (fast locals), and what a run of requests
+        shares counted once for the run. A run: consecutive requests of one API from one read
         (pipelined requests answered together), so of one total time, and the write's send time.
         Per request: the buckets of its queue, local and response queue times (a time under the
-        fourth bound without a bisect call) folded into one index, one list update, and its queue
-        and handling times added to the run's sums in local variables (no count: the run's is its
-        requests answered in the handler's call plus those through a task, each counted apart
-        already); per run (``_add_run``): the total's and send
-        time's buckets, the remote time (0) of the requests answered in the handler's call, and the
-        sums."""
-        first, second, third, fourth = _part[0], _part[1], _part[2], _part[3]
+        fourth bound without a bisect call) folded into one index, one list update, its queue and
+        handling times added to the run's sums in local variables, and for a request timed apart
+        (a handler that returned an awaitable) its remote time's bucket and sum; per run
+        (``_add_run``): the total's and send time's buckets, and the sums."""
         send = sent - flushed
         send_at = _O5 if send <= first else _O5 + _bisect(_part, send)
         api = -1
@@ -166,18 +175,19 @@ class RequestStats:
         stats = _NO_STATS
         c: list[int] = []
         folded: list[int] = []
-        untimed = timed = 0  # the run's requests answered in the handler's call, and through a task
+        n = 0  # the run's requests
         queued = handled = remote = 0.0  # the run's sums: queue, handling, remote
         for slot in slots:
             if slot.received != received or slot.header.request_api_key != api:
-                if untimed or timed:  # the run before this request's (the same as after the loop)
-                    _add_run(stats, untimed + timed, untimed, sent - received, send, send_at, queued, handled, remote)
-                    untimed = timed = 0
+                if n:  # the run before this request's (the same as after the loop)
+                    _add_run(stats, n, sent - received, send, send_at, queued, handled, remote)
+                    n = 0
                     queued = handled = remote = 0.0
                 received = slot.received
                 api = slot.header.request_api_key
                 stats = self.apis.get(api) or self._api(api)
                 c, folded = stats.counts, stats.folded
+            n += 1
             started = slot.started
             t = started - received
             queued += t
@@ -188,10 +198,8 @@ class RequestStats:
             handled += handling
             t = slot.busy
             if t < 0.0 or t >= handling:  # answered in the handler's call: all local, no remote time
-                untimed += 1
                 t = handling
             else:
-                timed += 1
                 handling -= t
                 remote += handling
                 c[_O3 if handling <= first else _O3 + _bisect(_part, handling)] += 1
@@ -200,8 +208,8 @@ class RequestStats:
             t = flushed - ready
             folded[k + (0 if t <= first else 1 if t <= second else 2 if t <= third else 3 if t <= fourth
                         else _bisect(_part, t))] += 1
-        if untimed or timed:
-            _add_run(stats, untimed + timed, untimed, sent - received, send, send_at, queued, handled, remote)
+        if n:
+            _add_run(stats, n, sent - received, send, send_at, queued, handled, remote)
 
     def handler_failed(self, api_key: int) -> None:
         """A handler raised (answered with the API's error response, or the connection closed)."""

@@ -139,3 +139,60 @@ def test_bounds_are_the_histograms_bounds_in_seconds():
         started = bound_ms / 1000.0
         answer(stats, 0, [[(0.0, started, -1.0, started, started, started)]])
         assert stats.apis[0].buckets(1)[PART_BOUNDS[1].index(bound_ms)] == 1, bound_ms
+
+
+def test_counts_sums_and_buckets_after_n_requests_are_exact():
+    """Times on a grid of 2**-16 s (~15 us: exact in binary floating point in seconds and in ms, their
+    sums too): after N requests
+    the scraped histograms (RequestHistogramText: the remote time's first bucket and the response
+    queue time's sum taken at scrape time from what requests_sent kept) hold exactly each part's
+    count, sum and cumulative buckets. Writes mix reads, APIs, and requests answered in the
+    handler's call with requests timed apart."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kbroker.metrics.request_text import NAMES, RequestHistogramText
+
+    grid = 2.0 ** -16  # seconds
+    rng = random.Random(21)
+    ticks = (0, 1, 16, 17, 33, 40, 300, 1500, 6000, 30_000, 160_000, 700_000, 2_000_000)
+    stats = RequestStats()
+    expected: dict[int, Reference] = {0: Reference(), 1: Reference()}
+    now = 0
+    n = 0
+    for _ in range(120):
+        slots = []
+        received = now
+        for _ in range(rng.randint(1, 6)):
+            if rng.random() < 0.3:
+                received = now = now + rng.choice(ticks)
+            started = now = now + rng.choice(ticks)
+            busy = -1.0 if rng.random() < 0.6 else rng.choice(ticks) * grid
+            ready = now = now + rng.choice(ticks)
+            api = rng.choice((0, 1))
+            slot = Slot(SyntheticHeader(api, 0, 0))
+            slot.received, slot.started, slot.busy, slot.ready = received * grid, started * grid, busy, ready * grid
+            slots.append(slot)
+        flushed = now = now + rng.choice(ticks)
+        sent = now = now + rng.choice(ticks)
+        stats.requests_sent(slots, flushed * grid, sent * grid)
+        for slot in slots:
+            expected[slot.header.request_api_key].add(slot.received, slot.started, slot.busy, slot.ready,
+                                                       flushed * grid, sent * grid)
+            n += 1
+    assert sum(api.count for api in stats.apis.values()) == n
+    samples = {(s.name, s.labels["request"], s.labels.get("le")): s.value
+               for family in text_string_to_metric_families(RequestHistogramText(stats).text().decode())
+               for s in family.samples}
+    for api, name in ((0, "Produce"), (1, "Fetch")):
+        reference = expected[api]
+        count = sum(reference.buckets[0])
+        assert count == stats.apis[api].count > 0
+        for part, family in enumerate(NAMES):
+            assert sum(reference.buckets[part]) == count
+            assert samples[(family + "_count", name, None)] == count, family
+            assert samples[(family + "_sum", name, None)] == reference.sums[part], family
+            running = 0
+            for bound, in_bucket in zip((*PART_BOUNDS[part], float("inf")), reference.buckets[part], strict=True):
+                running += in_bucket
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                assert samples[(family + "_bucket", name, le)] == running, (family, le)
