@@ -478,6 +478,8 @@ def w_mixed_consumer(a: argparse.Namespace) -> dict:
     for c in consumers:
         for tp in c.position(c.assignment()):
             expect[tp.partition] = max(tp.offset, 0)
+    start = dict(expect)
+    got: dict[int, int] = {}  # records read per partition
     print("READY", flush=True)
     lats: list[int] = []
     # with message.timestamp.type=LogAppendTime: ms from the send to the broker's append, and
@@ -487,6 +489,7 @@ def w_mixed_consumer(a: argparse.Namespace) -> dict:
     skipped = 0
     deadline = time.monotonic() + a.timeout
     stats.reset()
+    t0, cpu0 = time.monotonic(), os.times()
     while len(lats) + skipped < a.records and time.monotonic() < deadline:
         for c in consumers:
             for m in c.consume(500, 0.002):
@@ -498,13 +501,28 @@ def w_mixed_consumer(a: argparse.Namespace) -> dict:
                     if kind == 2:  # TIMESTAMP_LOG_APPEND_TIME
                         to_append.append(ts * 1_000_000 - sent)
                         from_append.append(now - ts * 1_000_000)
-                    off = m.offset()
-                    skipped += max(0, off - expect.get(m.partition(), off))
-                    expect[m.partition()] = off + 1
+                    off, p = m.offset(), m.partition()
+                    skipped += max(0, off - expect.get(p, off))
+                    expect[p] = off + 1
+                    got[p] = got.get(p, 0) + 1
+    cpu1 = os.times()
+    wall = time.monotonic() - t0
+    # never read: every record appended after the start and not read, whether or not a later
+    # record of its partition was (`skipped` counts only the jumps seen: a position reset to the
+    # log end after the producers stopped leaves the records before it unread and uncounted there)
+    ends: dict[int, int] = {}
+    for c in consumers:
+        for tp in c.assignment():
+            ends[tp.partition] = c.get_watermark_offsets(tp, timeout=10)[1]
+    never_read = sum(max(0, hi - start.get(p, 0) - got.get(p, 0)) for p, hi in ends.items())
     for c in consumers:
         c.close()
+    # the consumer process's CPU seconds (librdkafka's threads and this loop) over `wall`, and
+    # each partition's next offset to read (where the consumers stopped)
     return {"latencies_ns": lats, "to_append_ns": to_append, "from_append_ns": from_append,
-            "skipped": skipped, "stats": stats.summary()}
+            "skipped": skipped, "never_read": never_read, "stats": stats.summary(),
+            "consumer_cpu_s": cpu1.user + cpu1.system - cpu0.user - cpu0.system, "consumer_wall_s": wall,
+            "next_offsets": {str(k): v for k, v in sorted(expect.items())}}
 
 
 def w_mixed(a: argparse.Namespace) -> dict:
@@ -527,10 +545,19 @@ def w_mixed(a: argparse.Namespace) -> dict:
     stats = ClientStats(a.stats)
     if a.stats:
         conf.update({"statistics.interval.ms": 1000, "stats_cb": stats.cb})
+    # records the producers gave up on (a delivery error: never appended, so never consumed)
+    failed: dict[str, int] = {}
+
+    def delivered(err, _msg) -> None:
+        if err is not None:
+            failed[err.name()] = failed.get(err.name(), 0) + 1
+
+    conf["on_delivery"] = delivered
     producers = [Producer(dict(conf, **{"client.id": f"bench-mixed-p{i}"})) for i in range(a.conns)]
     keys = [b"key-%04d" % k for k in range(1000)]
     pad = b"x" * (a.record_size - 8)
     t0 = time.monotonic()
+    cpu0 = os.times()
     late = 0
     k = len(producers)
     for i in range(n):
@@ -543,9 +570,9 @@ def w_mixed(a: argparse.Namespace) -> dict:
         p = producers[i % k]
         p.produce(a.topic, time.time_ns().to_bytes(8, "big") + pad, key=keys[(i * 7919) % 1000])
         p.poll(0)
-    for p in producers:
-        p.flush(60)
+    unflushed = sum(p.flush(60) for p in producers)
     produce_s = time.monotonic() - t0
+    cpu1 = os.times()
     out, _ = cons.communicate(timeout=a.seconds + 180)
     result = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
     lats = result["latencies_ns"]
@@ -561,12 +588,19 @@ def w_mixed(a: argparse.Namespace) -> dict:
         if xs:
             split[f"{key}_p50_ms"] = xs[len(xs) // 2]
             split[f"{key}_p99_ms"] = xs[int(len(xs) * 0.99)]
-    # skipped: records the consumers never read (retention deleted them first and the position went
-    # to the log end); the percentiles are then over the records read only
-    return {"sent": n, "received": len(lats), "skipped": result.get("skipped", 0), "rate": a.rate,
+    # skipped: records the consumers jumped over (retention deleted them first and the position
+    # went to the log end); never_read: every record appended and not read (those, and any after a
+    # jump no later record revealed); the percentiles are over the records read only.
+    # delivery_failed / unflushed: records the producers gave up on or still held after flush(60)
+    return {"sent": n, "received": len(lats), "skipped": result.get("skipped", 0),
+            "never_read": result.get("never_read"), "rate": a.rate,
             "achieved_rate": n / produce_s, "mb_per_s": n * a.record_size / produce_s / 1e6, "late_sends": late, **split,
             "p50_ms": pct(0.50), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
             "max_ms": ms[-1] if ms else float("nan"),
+            "delivery_failed": failed, "unflushed": unflushed,
+            "producer_cpu_s": cpu1.user + cpu1.system - cpu0.user - cpu0.system,
+            "consumer_cpu_s": result.get("consumer_cpu_s"), "consumer_wall_s": result.get("consumer_wall_s"),
+            "next_offsets": result.get("next_offsets"),
             **({"producer_stats": stats.summary(), "consumer_stats": result.get("stats")} if a.stats else {})}
 
 

@@ -50,6 +50,7 @@ import bench_scale_nodes as sn  # noqa: E402
 import bench_scale_report as report  # noqa: E402
 import reference_kafka  # noqa: E402
 from bench_machine import cpu_model  # noqa: E402
+from bench_mixed_split import schedstat  # noqa: E402
 
 ROOT = bb.ROOT
 OUT = ROOT / "bench"
@@ -335,10 +336,17 @@ class Bench:
 
         def point(kind: str, rate: int) -> dict:
             def load(node: sn.Node, topic: str) -> dict:
-                return bl.worker(["mixed", "--bootstrap", node.bootstrap, "--topic", topic, "--rate", str(rate),
-                                  "--seconds", str(a.seconds), "--conns", str(a.producers),
-                                  "--consumers", str(a.consumers), "--acks", "1", "--linger-ms", "1"],
-                                 timeout=a.seconds + 600)
+                s0 = schedstat(node.pid)
+                r = bl.worker(["mixed", "--bootstrap", node.bootstrap, "--topic", topic, "--rate", str(rate),
+                               "--seconds", str(a.seconds), "--conns", str(a.producers),
+                               "--consumers", str(a.consumers), "--acks", "1", "--linger-ms", "1"],
+                              timeout=a.seconds + 600)
+                # the broker's threads: seconds on a CPU and seconds runnable but waiting for one
+                # (on this shared machine the second is where a one-thread broker's time goes)
+                s1 = schedstat(node.pid)
+                r.update(sched_run_s=(s1[0] - s0[0]) / 1e9, sched_wait_s=(s1[1] - s0[1]) / 1e9,
+                         loadavg_after=loadavg())
+                return r
             return self.load_point(kind, settings, a.partitions, load, rate * a.seconds * 1024)
 
         return self.curve("mixed", "rate", [int(x) for x in a.rates.split(",")], point)

@@ -25,12 +25,11 @@ import bench_brokers as bb  # noqa: E402
 import reference_kafka  # noqa: E402
 
 ROOT = bb.ROOT
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from wire import Wire  # noqa: E402
+sys.path.insert(0, str(ROOT))  # tests.integration.wire imports tests.integration.waiting
 
 from kbroker_protocol.api import encode_request  # noqa: E402
 from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from tests.integration.wire import Wire  # noqa: E402
 
 METADATA_VERSION = 12
 CREATE_VERSION = 7

@@ -49,7 +49,7 @@ CURVES: dict[str, tuple[str, str, list[tuple[str, str, str, bool]]]] = {
         ("p50_ms", "end-to-end p50", "ms", False),
         ("p99_ms", "end-to-end p99", "ms", False),
         ("p999_ms", "end-to-end p99.9", "ms", False),
-        ("skipped", "records never read (deleted by retention before the consumer got to them)", "records",
+        ("never_read", "records never read (deleted by retention before the consumer got to them)", "records",
          False),
         ("cpu_s_per_gb", "broker CPU per GB", "CPU s/GB", False),
     ]),
