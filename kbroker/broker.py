@@ -124,7 +124,6 @@ class Broker:
         # Topics whose creation is under way (partition logs being created off the event loop):
         # name with '.' as '_' -> name (see kbroker/controller/operations/topic_logs.py).
         self.creating_topics: dict[str, str] = {}
-        self.create_partitions_lock = asyncio.Lock()
         # A node with the controller role (combined mode, a controller-only node, the single-node
         # start) builds a QuorumController in start(); a broker-only node never does: it observes the
         # metadata log, applies it to its image and forwards metadata changes to the active
