@@ -70,6 +70,16 @@ def test_the_broker_only_node_holds_no_controller(separate):
     # an observer of the quorum, its image fed by the committed log: it holds its own registration
     assert broker.raft.node is not None and broker.node_id not in broker.raft.node.voters
     assert broker_node.call(lambda: broker.image.brokers[broker.node_id].fenced) is False
+    # without a controller, the metadata log's high watermark still follows the commits (the
+    # metrics' last committed offset reads it)
+    raft = broker.raft
+
+    def watermarks() -> tuple[int, int]:
+        assert broker.metadata_log is not None
+        return broker.metadata_log.high_watermark, raft.high_watermark
+
+    wait_until(lambda: (w := broker_node.call(watermarks))[0] == w[1] > 0, 20,
+               message="the metadata log's high watermark at the Raft high watermark")
     # the controller-only node has its controller (and its delegation-token expiry)
     other = controller_node.broker
     assert other is not None and other.controller is not None and other.runs_controller
