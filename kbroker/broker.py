@@ -5,6 +5,11 @@ logs, replay the metadata log into the images (the broker's, ``image``, of commi
 controller's, ``controller.image``), bind the listeners, register this broker in the
 metadata log, then start serving. Shut-down reverses it: stop accepting, let in-flight requests
 finish, close connections, flush and mark the logs clean.
+
+What is built follows ``process.roles`` (docs/architecture.md, "Building a node"): a node with the
+controller role gets a ``QuorumController``, its controller listener and timers; a broker-only node
+gets none of them (``controller`` stays None): it observes the metadata quorum, applies the committed
+log to its image and forwards metadata changes to the active controller.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from kbroker.control.clock import ManualClock, make_clock
 from kbroker.control.plane import ControlPlane
 from kbroker.controller.operations.delegation_tokens import TokenExpiry
 from kbroker.controller.operations.local import LocalControllerClient
-from kbroker.controller.quorum import QuorumController
+from kbroker.controller.quorum import QuorumController, RaftLogView
 from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
-from kbroker.log import LogConfig, LogManager
-from kbroker.metadata.client import ControllerClient
+from kbroker.log import LogConfig, LogManager, PartitionLog
+from kbroker.metadata.client import ControllerClient, ControllerUnavailable, ForwardingOperations, Requester
 from kbroker.metadata.image import METADATA_TOPIC, MetadataImage
 from kbroker.metadata.loader import MetadataLoader
+from kbroker.metadata.metadata_log import MetadataLog
 from kbroker.metrics import MetricsService
 from kbroker.raft.io import RaftDriver
 from kbroker.replication.fetch_sessions import FetchSessionCache
@@ -55,6 +61,7 @@ from kbroker.wiring.local_partitions import LocalPartitions
 from kbroker.wiring.log_dirs import prepare_log_dirs, set_fd_budget
 from kbroker.wiring.metadata_quorum import make_raft, wire_metadata
 from kbroker.wiring.registration import build_lifecycle, log_directory_ids, registration_listeners
+from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 
 if TYPE_CHECKING:
     from kbroker.coordinator.group_coordinator import GroupCoordinator
@@ -117,7 +124,11 @@ class Broker:
         # Topics whose creation is under way (partition logs being created off the event loop):
         # name with '.' as '_' -> name (see kbroker/controller/operations/topic_logs.py).
         self.creating_topics: dict[str, str] = {}
-        self.create_partitions_lock = asyncio.Lock()
+        # A node with the controller role (combined mode, a controller-only node, the single-node
+        # start) builds a QuorumController in start(); a broker-only node never does: it observes the
+        # metadata log, applies it to its image and forwards metadata changes to the active
+        # controller, as Kafka's BrokerServer (no ControllerServer, no QuorumController there).
+        self.runs_controller = not config.kraft_mode or "controller" in config.process_roles
         self.controller: QuorumController | None = None
         self.raft: RaftDriver | None = None
         self.internode_security = InterNodeSecurity()  # kbroker.security.internode, built in start()
@@ -130,7 +141,8 @@ class Broker:
         self.registered_locally = False  # the sole voter wrote its own registration (no heartbeats)
         # Metadata changes (admin APIs, producer-id blocks) go through this client: this node's own
         # controller here; a cluster node's client reaches the active controller.
-        self.controller_client: ControllerClient = LocalControllerClient(self)
+        self.controller_client: ControllerClient = (
+            LocalControllerClient(self) if self.runs_controller else _NotConnected())
         install_handlers()
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         self.replica_manager = ReplicaManager(self)
@@ -145,7 +157,8 @@ class Broker:
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
         # wire_coordinators sets group_coordinator, share_coordinator and txn_coordinator.
         self.services: list[Service] = wire_coordinators(self)
-        self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
+        if self.runs_controller:
+            self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
         self.request_hooks: RequestHooks | None = None
         self.control = ControlPlane(self, self._set_request_hooks)
@@ -180,17 +193,15 @@ class Broker:
         except ConfigError as exc:
             raise StartupError(str(exc)) from None
         self.internode_security.secure_raft(self.raft, self.scram_credentials)
-        # the controller's own image, fed from the same log (kbroker/controller/quorum.py)
-        self.controller = QuorumController(self.node_id, None, MetadataImage(), raft=self.raft,
-                                           committed=self.metadata_loader)
-        # a node without the controller role keeps no controller state (Kafka runs no
-        # QuorumController there)
-        self.controller.replays = not self.config.kraft_mode or "controller" in self.config.process_roles
+        if self.runs_controller:
+            # the controller's own image, fed from the same log (kbroker/controller/quorum.py)
+            self.controller = QuorumController(self.node_id, None, MetadataImage(), raft=self.raft,
+                                               committed=self.metadata_loader)
+            self.controller.bootstrap_records = read_bootstrap_records(self.config.metadata_log_dir)
         wire_metadata(self.raft, self.metadata_loader, self.controller)
-        self.controller.bootstrap_records = read_bootstrap_records(self.config.metadata_log_dir)
         self.metadata_loader.snapshot_max_bytes = self.config["metadata.log.max.record.bytes.between.snapshots"]
         self.metadata_loader.snapshot_max_interval_ms = self.config["metadata.log.max.snapshot.interval.ms"]
-        if self.config.controller_listeners and "controller" in self.config.process_roles:
+        if self.config.controller_listeners and self.runs_controller:
             endpoint = self.config.controller_listeners[0]
             try:
                 await self.raft.listen()
@@ -214,7 +225,7 @@ class Broker:
 
         voter_update.start(self, metadata_directory_id(self))  # KIP-853: this voter's endpoints and kraft.version to each leader
         sole = self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id})
-        if sole:
+        if sole and self.controller is not None:
             self.controller.bootstrap_if_empty(self.controller.bootstrap_records)
         if not sole or self._dynamic_controller():
             # a dynamic quorum's first controller (format --standalone) will have others added
@@ -301,10 +312,9 @@ class Broker:
         """Register this broker in the metadata (the active controller writes its registration)."""
         if self.config.kraft_mode and "broker" not in self.config.process_roles:
             return
-        assert self.controller is not None
         endpoints = self.advertised_endpoints()
-        if self.raft is not None and self.raft.node is not None and self.raft.node.voters == frozenset({self.node_id}) \
-                and not self._dynamic_controller():
+        if self.controller is not None and self.raft is not None and self.raft.node is not None \
+                and self.raft.node.voters == frozenset({self.node_id}) and not self._dynamic_controller():
             # as a remote registration: each listener's security protocol, the log directory ids
             self.controller.register_broker(registration_listeners(self.config, endpoints),
                                             rack=self.config["broker.rack"], log_dirs=log_directory_ids(self.config))
@@ -382,6 +392,18 @@ class Broker:
         the KRaft leader), from the Raft layer as Kafka's broker reads it rather than from this
         node's QuorumController; -1 before start."""
         return -1 if self.raft is None else self.raft.leader_id
+
+    @property
+    def metadata_log(self) -> PartitionLog | RaftLogView | None:
+        """The metadata log under the Raft log, its high watermark following the commits (the
+        controller's view of it on a controller; the log itself on a broker-only node); None
+        before start."""
+        if self.controller is not None:
+            return self.controller.log
+        raft = self.raft
+        if raft is None:
+            return None
+        return raft.log.partition_log if isinstance(raft.log, MetadataLog) else RaftLogView(raft)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Controlled shutdown, then stop accepting, answer in-flight requests, then close
@@ -498,6 +520,17 @@ class Broker:
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))
+
+
+class _NotConnected(ForwardingOperations):
+    """A broker-only node's controller client until start() connects it to the active controller
+    (it has no controller of its own to run an operation on)."""
+
+    async def forward(self, api_key: int, request: Any, version: int, requester: Requester | None = None) -> Any:
+        raise ControllerUnavailable("not connected to the metadata quorum yet")
+
+    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> AllocateProducerIdsResponse:
+        raise ControllerUnavailable("not connected to the metadata quorum yet")
 
 
 async def _maybe_await(value: object) -> object:

@@ -95,9 +95,6 @@ class QuorumController:
         self.committed = committed
         # records applied to the image when appended, not yet committed: offset -> epoch
         self._uncommitted: dict[int, int] = {}
-        # False on a node without the controller role: its image is not fed (Kafka runs no
-        # QuorumController on a broker-only node)
-        self.replays = True
         # the ClusterControl of the controller listener's handlers (kbroker.controller.cluster_runtime)
         self.cluster_control: ClusterControl | None = None
         # the segment log under the Raft log (MetadataLog.partition_log), read by the metrics, the
@@ -130,10 +127,6 @@ class QuorumController:
         """``RaftDriver.on_commit``: one committed entry. A record this controller applied when it
         appended it is confirmed (the same epoch: the same entry); any other is applied now (a
         standby's replay). The node's MetadataLoader gets it first (``wire_metadata``)."""
-        if not self.replays:
-            if self.plog is not None and self.raft is not None and not isinstance(item, Snapshot):
-                self.plog.high_watermark = min(self.raft.high_watermark, self.plog.log_end_offset)
-            return
         if isinstance(item, Snapshot):
             self._load_snapshot(item)
             return

@@ -74,6 +74,9 @@ class CollectedBroker(Protocol):
     def controller(self) -> QuorumController | None: ...
 
     @property
+    def metadata_log(self) -> PartitionLog | RaftLogView | None: ...  # None before start
+
+    @property
     def group_coordinator(self) -> GroupCoordinator | None: ...
 
     @property
@@ -192,8 +195,9 @@ class BrokerCollector(Collector):
         yield GaugeMetricFamily("kafka_server_broker_metadata_metrics_last_applied_record_offset",
                                 "Offset of the last metadata record applied to this broker's image.",
                                 value=applied)
-        if controller is not None:
-            committed = controller.log.high_watermark - 1
+        metadata_log = broker.metadata_log
+        if metadata_log is not None:
+            committed = metadata_log.high_watermark - 1
             yield GaugeMetricFamily("kafka_controller_kafkacontroller_lastcommittedrecordoffset",
                                     "Offset of the last committed record in the metadata log.", value=committed)
             yield GaugeMetricFamily("kbroker_metadata_lag_records",
@@ -225,8 +229,9 @@ class BrokerCollector(Collector):
     def _flushes(self) -> HistogramMetricFamily:
         """Kafka's LogFlushStats: fsyncs of partition logs (and the metadata log), broker-wide."""
         logs: list[PartitionLog | RaftLogView] = [p.log for p in list(self.broker.partitions.values())]
-        if self.broker.controller is not None:
-            logs.append(self.broker.controller.log)
+        metadata_log = self.broker.metadata_log
+        if metadata_log is not None:
+            logs.append(metadata_log)
         totals = [0] * (len(FLUSH_BOUNDS_MS) + 1)
         total_ms = 0.0
         for plog in logs:

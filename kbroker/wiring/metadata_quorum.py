@@ -72,17 +72,24 @@ def make_raft(cfg: BrokerConfig, node_id: int, cluster_id: str) -> RaftDriver:
     return raft
 
 
-def wire_metadata(raft: RaftDriver, loader: MetadataLoader, controller: QuorumController) -> None:
-    """Feed both images of the node from the metadata log: each committed entry goes to the
-    broker's MetadataLoader (which also writes the node's snapshots), then to the controller
-    (which applied its own records when it appended them, and reverts to the loader's image when
-    it stops leading)."""
+def wire_metadata(raft: RaftDriver, loader: MetadataLoader, controller: QuorumController | None) -> None:
+    """Feed the node's images from the metadata log: each committed entry goes to the broker's
+    MetadataLoader (which also writes the node's snapshots), then, on a node with the controller
+    role, to its controller (which applied its own records when it appended them, and reverts to
+    the loader's image when it stops leading). A broker-only node (``controller`` None: Kafka's
+    BrokerServer, an observer of the quorum) keeps no controller state; the segment log's high
+    watermark follows the commits there as the controller makes it follow them elsewhere."""
+    plog = raft.log.partition_log if isinstance(raft.log, MetadataLog) else None
+
     def on_commit(offset: int, item: Entry | Snapshot) -> None:
         try:
             loader.on_commit(offset, item)
         finally:  # the controller's image gets every committed record, whatever the broker's did
-            controller.on_commit(offset, item)
+            if controller is not None:
+                controller.on_commit(offset, item)
+            elif plog is not None and not isinstance(item, Snapshot):
+                plog.high_watermark = min(raft.high_watermark, plog.log_end_offset)
 
     loader.raft = raft  # (its snapshots)
     raft.on_commit = on_commit
-    raft.on_resign = controller.on_resign
+    raft.on_resign = None if controller is None else controller.on_resign

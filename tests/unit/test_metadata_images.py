@@ -11,9 +11,11 @@ import pytest
 
 from kbroker.controller.cluster_control import ClusterControl
 from kbroker.metadata import metadata_records as mr
+from kbroker.metadata.loader import MetadataLoader
 from kbroker.metadata.snapshot import image_to_records
 from kbroker.raft.log import Entry
-from tests.unit.metadata_image_helpers import node
+from kbroker.wiring.metadata_quorum import wire_metadata
+from tests.unit.metadata_image_helpers import HeldRaft, node
 
 TOPIC_ID = uuid.UUID(int=7)
 RECORDS = [mr.FeatureLevelRecord(name="metadata.version", feature_level=27),
@@ -100,10 +102,11 @@ def test_a_standby_applies_records_at_their_commit_and_agrees_with_the_loader():
     assert controller.image.offset == loader.image.offset == 2
 
 
-def test_a_broker_only_node_keeps_no_controller_state():
-    controller, loader, raft = node()
-    controller.replays = False
+def test_a_broker_only_node_feeds_its_loader_without_a_controller():
+    raft, loader = HeldRaft(), MetadataLoader()
+    raft.on_resign = lambda: None  # type: ignore[assignment]
+    wire_metadata(raft, loader, None)  # type: ignore[arg-type]
+    assert raft.on_resign is None  # nothing to renounce: no controller state on this node
     raft.log.append([Entry(2, mr.encode_frame(r)) for r in RECORDS])
     raft.commit_through(3)
-    assert image_to_records(loader.image) == RECORDS
-    assert controller.image.topics == {} and controller.image.offset == -1
+    assert image_to_records(loader.image) == RECORDS and loader.image.offset == 2

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import socket
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.controller.operations.host import (
-    OperationHost,
+    ControllerHolder,
     OperationSubject,
     local_controller,
     operation_subject,
@@ -23,11 +24,22 @@ from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.alter_client_quotas import AlterClientQuotasRequest, AlterClientQuotasResponse
 from kbroker_protocol.messages.metadata_records import ClientQuotaRecord
 
+if TYPE_CHECKING:
+    from kbroker.security.acls import Authorizer
+
+
+class ClientQuotasHost(ControllerHolder, Protocol):
+    """AlterClientQuotas as it uses the node: its controller and the authorizer."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+
 EntryData = AlterClientQuotasResponse.EntryData
 _LIMITS = {"SHORT": (2**15 - 1, "a SHORT"), "INT": (2**31 - 1, "an INT"), "LONG": (2**63 - 1, "a LONG")}
 
 
-async def alter_client_quotas(broker: OperationHost, request: AlterClientQuotasRequest, version: int, requester: Requester | None = None) -> AlterClientQuotasResponse:
+async def alter_client_quotas(broker: ClientQuotasHost, request: AlterClientQuotasRequest, version: int, requester: Requester | None = None) -> AlterClientQuotasResponse:
     """The controller's side, authorized for the requester's principal."""
     assert broker.controller is not None
     async with local_controller(broker).exclusive():
@@ -86,7 +98,7 @@ def _check_value(keys: dict[str, str], key: str, value: float) -> str | None:
     return None
 
 
-async def _alter_client_quotas(broker: OperationHost, ctx: OperationSubject[OperationHost], request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
+async def _alter_client_quotas(broker: ClientQuotasHost, ctx: OperationSubject[ClientQuotasHost], request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
     if not authorized(ctx, ALTER_CONFIGS, CLUSTER, CLUSTER_NAME):
         code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
         return AlterClientQuotasResponse(throttle_time_ms=0, entries=[

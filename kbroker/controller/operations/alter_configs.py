@@ -24,7 +24,6 @@ from kbroker.config.broker_config import cordoned_log_dirs_problem
 from kbroker.config.group_keys import GROUP_KEYS, RESOURCE_GROUP, validate_group_configs
 from kbroker.controller.operations.host import (
     ControllerHolder,
-    OperationHost,
     OperationSubject,
     local_controller,
     operation_subject,
@@ -42,6 +41,7 @@ from kbroker_protocol.messages.incremental_alter_configs import (
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
+    from kbroker.security.acls import Authorizer
 
 RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4  # Kafka's ConfigResource.Type ids (as kbroker/api/describe_configs.py)
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -63,6 +63,14 @@ class ConfigNode(ControllerHolder, Protocol):
     def config(self) -> BrokerConfig: ...
 
 
+class ConfigsHost(ConfigNode, Protocol):
+    """AlterConfigs and IncrementalAlterConfigs as they use the node: its configuration and
+    controller (``ConfigNode``) and the authorizer."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+
 NewConfigs = Callable[[ConfigNode, Resource, dict[str, str]], tuple[dict[str, str], dict[str, str]]]
 """``(broker, resource, old) -> (new, changed)``: a resource's overrides after the request."""
 
@@ -74,7 +82,7 @@ class Reject(Exception):
         self.message = message
 
 
-def _current(broker: OperationHost, resource_type: int, name: str) -> dict[str, str]:
+def _current(broker: ConfigsHost, resource_type: int, name: str) -> dict[str, str]:
     """The resource's configs in the controller's image (this runs on the controller)."""
     image = local_controller(broker).image
     if resource_type == RESOURCE_TOPIC:
@@ -95,7 +103,7 @@ def _current(broker: OperationHost, resource_type: int, name: str) -> dict[str, 
     raise Reject(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
 
 
-def _validate(broker: OperationHost, resource_type: int, new: dict[str, str], changed: dict[str, str], name: str = "") -> None:
+def _validate(broker: ConfigsHost, resource_type: int, new: dict[str, str], changed: dict[str, str], name: str = "") -> None:
     """Kafka's checks: a topic's whole new set of overrides as its controller validates them
     (INVALID_CONFIG); for a broker the changed keys as its DynamicBrokerConfig does, whose
     failures Kafka answers with INVALID_REQUEST (KAFKA-13609)."""
@@ -170,7 +178,7 @@ _CONNECTION_KEYS = frozenset({"max.connections", "max.connections.per.ip", "max.
                               "max.connection.creation.rate"})
 
 
-async def _write(broker: OperationHost, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
+async def _write(broker: ConfigsHost, resource_type: int, name: str, old: dict[str, str], new: dict[str, str]) -> None:
     changes: dict[str, str | None] = {k: v for k, v in new.items() if old.get(k) != v}
     for k in old:
         if k not in new:
@@ -190,7 +198,7 @@ def duplicates(configs: Iterable[_Config]) -> str | None:
     return None
 
 
-async def _alter(broker: OperationHost, request: AlterRequest, response_cls: type[AlterResponse], new_configs: NewConfigs,
+async def _alter(broker: ConfigsHost, request: AlterRequest, response_cls: type[AlterResponse], new_configs: NewConfigs,
                  requester: Requester | None = None) -> AlterResponse:
     """Apply ``new_configs(broker, resource, old) -> (new, changed)`` to each resource of ``request``:
     ``changed`` is validated, then (unless validateOnly) the overrides become ``new``."""
@@ -199,7 +207,7 @@ async def _alter(broker: OperationHost, request: AlterRequest, response_cls: typ
         return await _alter_resources(operation_subject(broker, requester), request, response_cls, new_configs)
 
 
-async def _alter_resources(ctx: OperationSubject[OperationHost], request: AlterRequest, response_cls: type[AlterResponse],
+async def _alter_resources(ctx: OperationSubject[ConfigsHost], request: AlterRequest, response_cls: type[AlterResponse],
                            new_configs: NewConfigs) -> AlterResponse:
     broker = ctx.broker
     out = []
@@ -233,7 +241,7 @@ def replaced(broker: ConfigNode, res: Resource, old: dict[str, str]) -> tuple[di
     return new, new
 
 
-async def alter_configs(broker: OperationHost, request: AlterConfigsRequest, version: int,
+async def alter_configs(broker: ConfigsHost, request: AlterConfigsRequest, version: int,
                         requester: Requester | None = None) -> AlterConfigsResponse:
     """The controller's side of AlterConfigs (authorized for the forwarded principal)."""
     return await _alter(broker, request, AlterConfigsResponse, replaced, requester)
@@ -278,7 +286,7 @@ def incremented(broker: ConfigNode, res: Resource, old: dict[str, str]) -> tuple
     return new, {k: v for k, v in new.items() if old.get(k) != v}
 
 
-async def incremental_alter_configs(broker: OperationHost, request: IncrementalAlterConfigsRequest, version: int,
+async def incremental_alter_configs(broker: ConfigsHost, request: IncrementalAlterConfigsRequest, version: int,
                                     requester: Requester | None = None) -> IncrementalAlterConfigsResponse:
     """The controller's side of IncrementalAlterConfigs (authorized for the forwarded principal)."""
     return await _alter(broker, request, IncrementalAlterConfigsResponse, incremented, requester)

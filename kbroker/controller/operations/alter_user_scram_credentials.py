@@ -13,8 +13,10 @@ The broker's handler (which forwards the request here) is kbroker/api/alter_user
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from kbroker.controller.operations.host import (
-    OperationHost,
+    ControllerHolder,
     OperationSubject,
     local_controller,
     operation_subject,
@@ -33,6 +35,17 @@ from kbroker_protocol.messages.metadata_records import (
     UserScramCredentialRecord,
 )
 
+if TYPE_CHECKING:
+    from kbroker.security.acls import Authorizer
+
+
+class ScramHost(ControllerHolder, Protocol):
+    """AlterUserScramCredentials as it uses the node: its controller and the authorizer."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+
 Result = AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult
 _DUPLICATE = "A user credential cannot be altered twice in the same request"
 
@@ -45,7 +58,7 @@ def _check_name_and_mechanism(name: str, mechanism: int) -> tuple[int, str] | No
     return None
 
 
-async def alter_user_scram_credentials(broker: OperationHost, request: AlterUserScramCredentialsRequest, version: int, requester: Requester | None = None) -> AlterUserScramCredentialsResponse:
+async def alter_user_scram_credentials(broker: ScramHost, request: AlterUserScramCredentialsRequest, version: int, requester: Requester | None = None) -> AlterUserScramCredentialsResponse:
     """The controller's side (forwarded in an Envelope from any broker), authorized for the
     requester's principal."""
     assert broker.controller is not None
@@ -53,7 +66,7 @@ async def alter_user_scram_credentials(broker: OperationHost, request: AlterUser
         return await _alter_user_scram_credentials(operation_subject(broker, requester), request)
 
 
-async def _alter_user_scram_credentials(ctx: OperationSubject[OperationHost], request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
+async def _alter_user_scram_credentials(ctx: OperationSubject[ScramHost], request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return alter_user_scram_credentials_error(request, 0, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))

@@ -6,9 +6,10 @@ one metadata batch (the rules in full: kbroker/api/create_acls.py, the broker's 
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.controller.operations.host import (
-    OperationHost,
+    ControllerHolder,
     OperationSubject,
     local_controller,
     operation_subject,
@@ -29,10 +30,21 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_acls import CreateAclsRequest, CreateAclsResponse
 from kbroker_protocol.messages.metadata_records import AccessControlEntryRecord
 
+if TYPE_CHECKING:
+    from kbroker.security.acls import Authorizer
+
+
+class AclsHost(ControllerHolder, Protocol):
+    """CreateAcls as it uses the node: its controller and the authorizer (the checks, the ACLs)."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+
 Result = CreateAclsResponse.AclCreationResult
 
 
-async def create_acls(broker: OperationHost, request: CreateAclsRequest, version: int, requester: Requester | None = None) -> CreateAclsResponse:
+async def create_acls(broker: AclsHost, request: CreateAclsRequest, version: int, requester: Requester | None = None) -> CreateAclsResponse:
     """The controller's side (forwarded in an Envelope from any broker), authorized for the
     requester's principal."""
     assert broker.controller is not None
@@ -40,7 +52,7 @@ async def create_acls(broker: OperationHost, request: CreateAclsRequest, version
         return await _create_acls(operation_subject(broker, requester), request)
 
 
-async def _create_acls(ctx: OperationSubject[OperationHost], request: CreateAclsRequest) -> CreateAclsResponse:
+async def _create_acls(ctx: OperationSubject[AclsHost], request: CreateAclsRequest) -> CreateAclsResponse:
     broker = ctx.broker
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return CreateAclsResponse(results=[Result(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)

@@ -21,10 +21,16 @@ The broker's handler is kbroker/api/create_partitions.py.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.operations.host import OperationHost, local_controller, operation_subject, require
-from kbroker.controller.operations.topic_logs import create_partition_logs, storage_error, write_created
+from kbroker.controller.operations.host import local_controller, operation_subject, require
+from kbroker.controller.operations.topic_logs import (
+    TopicLogsHost,
+    create_partition_logs,
+    storage_error,
+    write_created,
+)
 from kbroker.controller.topic_plans import MAX_PARTITIONS_PER_REQUEST, validate_create_partitions
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.metadata.client import Requester
@@ -38,11 +44,27 @@ from kbroker.security.quotas import (
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
 
+if TYPE_CHECKING:
+    from kbroker.security.acls import Authorizer
+    from kbroker.security.quotas import ClientQuotas
+
+
+class CreatePartitionsHost(TopicLogsHost, Protocol):
+    """CreatePartitions as it uses the node: the new partitions' logs
+    (``topic_logs.TopicLogsHost``), the authorizer and the controller mutation quota."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+    @property
+    def client_quotas(self) -> ClientQuotas: ...  # the controller mutation quota
+
+
 Result = CreatePartitionsResponse.CreatePartitionsTopicResult
 TOO_MANY_ADDED_MESSAGE = "Excessively large number of additional partitions per request."
 
 
-async def create_partitions(broker: OperationHost, request: CreatePartitionsRequest, version: int, requester: Requester | None = None) -> CreatePartitionsResponse:
+async def create_partitions(broker: CreatePartitionsHost, request: CreatePartitionsRequest, version: int, requester: Requester | None = None) -> CreatePartitionsResponse:
     """The controller's side of CreatePartitions (Kafka's ControllerApis.createPartitions)."""
     assert broker.controller is not None
     async with local_controller(broker).exclusive():
@@ -55,7 +77,7 @@ async def create_partitions(broker: OperationHost, request: CreatePartitionsRequ
         return response
 
 
-def _refused(broker: OperationHost, topics: list[CreatePartitionsRequest.CreatePartitionsTopic]) -> str | None:
+def _refused(broker: CreatePartitionsHost, topics: list[CreatePartitionsRequest.CreatePartitionsTopic]) -> str | None:
     """Why the whole operation fails, if it does (every topic of the request then gets
     POLICY_VIOLATION with this message, Kafka's CreatePartitionsRequest.getErrorResponse).
 
@@ -79,7 +101,7 @@ def _refused(broker: OperationHost, topics: list[CreatePartitionsRequest.CreateP
     return None
 
 
-async def _create_partitions(broker: OperationHost, request: CreatePartitionsRequest, denied: set[str] | None = None,
+async def _create_partitions(broker: CreatePartitionsHost, request: CreatePartitionsRequest, denied: set[str] | None = None,
                              mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> CreatePartitionsResponse:
     controller = local_controller(broker)  # (the operation holds it: create_partitions)
     counts: dict[str, int] = {}

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.controller.operations.host import (
-    OperationHost,
     OperationSubject,
     local_controller,
     operation_subject,
@@ -27,6 +27,7 @@ from kbroker.controller.operations.host import (
 )
 from kbroker.controller.operations.topic_logs import (
     METADATA_TOPIC_PROHIBITED,
+    TopicLogsHost,
     create_partition_logs,
     plan_create,
     release_topic,
@@ -56,11 +57,27 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
 from kbroker_protocol.messages.metadata_records import PartitionRecord, TopicRecord
 
+if TYPE_CHECKING:
+    from kbroker.security.acls import Authorizer
+    from kbroker.security.quotas import ClientQuotas
+
+
+class CreateTopicsHost(TopicLogsHost, Protocol):
+    """CreateTopics as it uses the node: a new topic's checks and partition logs
+    (``topic_logs.TopicLogsHost``), the authorizer and the controller mutation quota."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+    @property
+    def client_quotas(self) -> ClientQuotas: ...  # the controller mutation quota
+
+
 Result = CreateTopicsResponse.CreatableTopicResult
 _log = logging.getLogger(__name__)
 
 
-async def create_topics(broker: OperationHost, request: CreateTopicsRequest, version: int, requester: Requester | None = None) -> CreateTopicsResponse:
+async def create_topics(broker: CreateTopicsHost, request: CreateTopicsRequest, version: int, requester: Requester | None = None) -> CreateTopicsResponse:
     """The controller's side of CreateTopics (Kafka's ControllerApis.createTopics and
     ReplicationControlManager.createTopics)."""
     assert broker.controller is not None
@@ -71,7 +88,7 @@ async def create_topics(broker: OperationHost, request: CreateTopicsRequest, ver
         return response
 
 
-async def _create_topics(broker: OperationHost, request: CreateTopicsRequest, ctx: OperationSubject[OperationHost], mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA
+async def _create_topics(broker: CreateTopicsHost, request: CreateTopicsRequest, ctx: OperationSubject[CreateTopicsHost], mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA
                          ) -> CreateTopicsResponse:
     results: list[Result] = []
     seen: dict[str, int] = {}
@@ -194,7 +211,7 @@ def _refuse_all(request: CreateTopicsRequest, message: str) -> CreateTopicsRespo
     ])
 
 
-def _create_logs(broker: OperationHost, to_commit: list[tuple[Result, NewTopic, list[MetadataRecord]]]
+def _create_logs(broker: CreateTopicsHost, to_commit: list[tuple[Result, NewTopic, list[MetadataRecord]]]
                  ) -> dict[str, tuple[list[tuple[str, int]], list[bytes] | bytes] | Exception]:
     """On a worker thread: the partition logs of each topic and its encoded records (or the
     error that stopped them; the logs of that topic are then removed already)."""

@@ -26,9 +26,9 @@ import asyncio
 import base64
 import logging
 import uuid
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.controller.operations.host import OperationHost, operation_subject
+from kbroker.controller.operations.host import ControllerHolder, operation_subject
 from kbroker.metadata.client import Requester, controller_active
 from kbroker.security.acls import CREATE_TOKENS, USER, authorized
 from kbroker.security.tokens import (
@@ -53,6 +53,9 @@ from kbroker_protocol.messages.renew_delegation_token import (
     RenewDelegationTokenResponse,
 )
 
+if TYPE_CHECKING:
+    from kbroker.security.acls import Authorizer
+
 log = logging.getLogger(__name__)
 
 USER_TYPE = "User"
@@ -70,6 +73,19 @@ class TokenHolder(Protocol):
 
 def tokens_of(host: TokenHolder) -> DelegationTokens:
     return host.delegation_tokens
+
+
+class TokenExpiryHost(ControllerHolder, TokenHolder, Protocol):
+    """The node as the expiry of tokens uses it: its controller (active: it removes the expired
+    tokens) and its delegation tokens."""
+
+
+class TokensHost(TokenExpiryHost, Protocol):
+    """The token operations as they use the node: its controller, its delegation tokens and the
+    authorizer the forwarded principal is checked with."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
 
 
 def create_response(version: int, code: int, owner: str, requester_principal: str, *,
@@ -95,12 +111,12 @@ def owner_of(request: CreateDelegationTokenRequest, requester_principal: str) ->
     return f"{request.owner_principal_type}:{name}"
 
 
-def _metadata_version_ok(host: OperationHost) -> bool:
+def _metadata_version_ok(host: TokensHost) -> bool:
     level = host.controller.image.features.get("metadata.version") if host.controller is not None else None
     return level is None or level >= DELEGATION_TOKEN_MIN_METADATA_VERSION
 
 
-async def create_delegation_token(host: OperationHost, request: CreateDelegationTokenRequest, version: int,
+async def create_delegation_token(host: TokensHost, request: CreateDelegationTokenRequest, version: int,
                                   requester_: Requester | None = None) -> CreateDelegationTokenResponse:
     """The controller's side (ControllerApis, then DelegationTokenControlManager.createDelegationToken)."""
     subject = operation_subject(host, requester_)
@@ -145,7 +161,7 @@ def _random_token_id() -> str:
             return text
 
 
-def _find_token(host: OperationHost, request: RenewDelegationTokenRequest | ExpireDelegationTokenRequest
+def _find_token(host: TokensHost, request: RenewDelegationTokenRequest | ExpireDelegationTokenRequest
                 ) -> tuple[ErrorCode, TokenInfo | None]:
     """What renew and expire check first: tokens enabled, the metadata version, the token by its
     HMAC; returns (error, token): the token exactly when the error is NONE."""
@@ -160,7 +176,7 @@ def _find_token(host: OperationHost, request: RenewDelegationTokenRequest | Expi
     return ErrorCode.NONE, token
 
 
-async def renew_delegation_token(host: OperationHost, request: RenewDelegationTokenRequest, version: int,
+async def renew_delegation_token(host: TokensHost, request: RenewDelegationTokenRequest, version: int,
                                  requester_: Requester | None = None) -> RenewDelegationTokenResponse:
     principal = operation_subject(host, requester_).principal
     assert host.controller is not None
@@ -182,7 +198,7 @@ async def renew_delegation_token(host: OperationHost, request: RenewDelegationTo
     return RenewDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, expiry_timestamp_ms=expiry)
 
 
-async def expire_delegation_token(host: OperationHost, request: ExpireDelegationTokenRequest, version: int,
+async def expire_delegation_token(host: TokensHost, request: ExpireDelegationTokenRequest, version: int,
                                   requester_: Requester | None = None) -> ExpireDelegationTokenResponse:
     principal = operation_subject(host, requester_).principal
     assert host.controller is not None
@@ -213,7 +229,7 @@ class TokenExpiry:
     ``delegation.token.expiry.check.interval.ms``, a RemoveDelegationTokenRecord for each token past
     its expiry or max timestamp (at most 1000 a round)."""
 
-    def __init__(self, host: OperationHost) -> None:
+    def __init__(self, host: TokenExpiryHost) -> None:
         self.host = host
         self._task: asyncio.Task[None] | None = None
 

@@ -6,9 +6,10 @@ one metadata batch (the rules in full: kbroker/api/delete_acls.py, the broker's 
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.controller.operations.host import (
-    OperationHost,
+    ControllerHolder,
     OperationSubject,
     local_controller,
     operation_subject,
@@ -20,11 +21,22 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse
 from kbroker_protocol.messages.metadata_records import RemoveAccessControlEntryRecord
 
+if TYPE_CHECKING:
+    from kbroker.security.acls import Authorizer
+
+
+class AclsHost(ControllerHolder, Protocol):
+    """DeleteAcls as it uses the node: its controller and the authorizer (the checks, the ACLs)."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+
 FilterResult = DeleteAclsResponse.DeleteAclsFilterResult
 Matching = FilterResult.DeleteAclsMatchingAcl
 
 
-async def delete_acls(broker: OperationHost, request: DeleteAclsRequest, version: int, requester: Requester | None = None) -> DeleteAclsResponse:
+async def delete_acls(broker: AclsHost, request: DeleteAclsRequest, version: int, requester: Requester | None = None) -> DeleteAclsResponse:
     """The controller's side (forwarded in an Envelope from any broker), authorized for the
     requester's principal."""
     assert broker.controller is not None
@@ -32,7 +44,7 @@ async def delete_acls(broker: OperationHost, request: DeleteAclsRequest, version
         return await _delete_acls(operation_subject(broker, requester), request)
 
 
-async def _delete_acls(ctx: OperationSubject[OperationHost], request: DeleteAclsRequest) -> DeleteAclsResponse:
+async def _delete_acls(ctx: OperationSubject[AclsHost], request: DeleteAclsRequest) -> DeleteAclsResponse:
     if not authorized(ctx, ALTER, CLUSTER, CLUSTER_NAME):
         return DeleteAclsResponse(filter_results=[
             FilterResult(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None, matching_acls=[])

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.controller.operations.host import (
-    OperationHost,
+    ControllerHolder,
     OperationSubject,
     local_controller,
     operation_subject,
@@ -33,6 +34,26 @@ from kbroker.security.quotas import (
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.security.acls import Authorizer
+    from kbroker.security.quotas import ClientQuotas
+
+
+class DeleteTopicsHost(ControllerHolder, Protocol):
+    """DeleteTopics as it uses the node: its controller, its configuration (delete.topic.enable),
+    the authorizer and the controller mutation quota."""
+
+    @property
+    def config(self) -> BrokerConfig: ...
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+    @property
+    def client_quotas(self) -> ClientQuotas: ...  # the controller mutation quota
+
+
 Result = DeleteTopicsResponse.DeletableTopicResult
 _log = logging.getLogger(__name__)
 ZERO_UUID = uuid.UUID(int=0)
@@ -42,7 +63,7 @@ def _invalid(name: str | None, topic_id: uuid.UUID, message: str) -> Result:
     return Result(name=name, topic_id=topic_id, error_code=ErrorCode.INVALID_REQUEST, error_message=message)
 
 
-async def delete_topics(broker: OperationHost, request: DeleteTopicsRequest, version: int, requester: Requester | None = None) -> DeleteTopicsResponse:
+async def delete_topics(broker: DeleteTopicsHost, request: DeleteTopicsRequest, version: int, requester: Requester | None = None) -> DeleteTopicsResponse:
     """The controller's side of DeleteTopics (Kafka's ControllerApis.deleteTopics)."""
     assert broker.controller is not None
     async with local_controller(broker).exclusive():
@@ -52,7 +73,7 @@ async def delete_topics(broker: OperationHost, request: DeleteTopicsRequest, ver
         return response
 
 
-async def _delete_topics(broker: OperationHost, request: DeleteTopicsRequest, version: int, ctx: OperationSubject[OperationHost],
+async def _delete_topics(broker: DeleteTopicsHost, request: DeleteTopicsRequest, version: int, ctx: OperationSubject[DeleteTopicsHost],
                          mutations: MutationQuota = UNBOUNDED_MUTATION_QUOTA) -> DeleteTopicsResponse:
     image = local_controller(broker).image  # the controller's own (kbroker/controller/quorum.py)
     wanted: list[tuple[str | None, uuid.UUID]] = (

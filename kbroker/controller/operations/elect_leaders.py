@@ -21,8 +21,10 @@ The broker's handler is kbroker/api/elect_leaders.py.
 
 from __future__ import annotations
 
-from kbroker.controller.operations.host import OperationHost, local_controller, operation_subject
-from kbroker.controller.operations.reassignments import replication_settings
+from typing import Protocol
+
+from kbroker.controller.operations.host import local_controller, operation_subject
+from kbroker.controller.operations.reassignments import ReassignmentHost, replication_settings
 from kbroker.controller.replication_control import ELECTION_PREFERRED, ELECTION_UNCLEAN, elect_leader
 from kbroker.controller.user_op_limits import BATCH_TOO_LARGE_MESSAGE, MAX_RECORDS_PER_USER_OP
 from kbroker.metadata import metadata_records as mr
@@ -31,13 +33,19 @@ from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
 
+
+class ElectionHost(ReassignmentHost, Protocol):
+    """ElectLeaders as it uses the node: its controller, the authorizer, and the configuration of the
+    cluster defaults (``reassignments.replication_settings``), as the reassignments do."""
+
+
 TopicOut = ElectLeadersResponse.ReplicaElectionResult
 PartOut = ElectLeadersResponse.ReplicaElectionResult.PartitionResult
 
 PREFERRED, UNCLEAN = ELECTION_PREFERRED, ELECTION_UNCLEAN
 
 
-async def elect_leaders(broker: OperationHost, request: ElectLeadersRequest, version: int, requester: Requester | None = None) -> ElectLeadersResponse:
+async def elect_leaders(broker: ElectionHost, request: ElectLeadersRequest, version: int, requester: Requester | None = None) -> ElectLeadersResponse:
     """The controller's side of ElectLeaders (Kafka's ReplicationControlManager.electLeaders)."""
     # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
@@ -47,7 +55,7 @@ async def elect_leaders(broker: OperationHost, request: ElectLeadersRequest, ver
         return await _elect_leaders(broker, request, version)
 
 
-async def _elect_leaders(broker: OperationHost, request: ElectLeadersRequest, version: int) -> ElectLeadersResponse:
+async def _elect_leaders(broker: ElectionHost, request: ElectLeadersRequest, version: int) -> ElectLeadersResponse:
     image = local_controller(broker).image  # the controller's own (kbroker/controller/quorum.py)
     election = request.election_type if version >= 1 else PREFERRED
     if election not in (PREFERRED, UNCLEAN):

@@ -1,14 +1,15 @@
 """What the controller's operations reach of the node they run in, and whom they authorize.
 
 An operation (the controller's side of a forwarded admin API, :mod:`kbroker.controller.operations`)
-runs on the node that hosts the active controller: :class:`OperationHost` is that node as the
-operations use it (its ``QuorumController``, configuration, image and the security stores the
-records update), so this package never imports the API layer that forwards to it. The broker
-(``kbroker.broker.Broker``) provides it. An operation module that uses less of the node declares
-the smaller Protocol it uses (``reassignments.ReassignmentHost``, :class:`ControllerHolder` for
-AllocateProducerIds), and the handlers that run only that operation are typed on it; Envelope, which
-runs any forwarded operation (``local.LocalControllerClient``), sees the union,
-:class:`RaftOperationHost`.
+runs on the node that hosts the active controller; this package never imports the API layer that
+forwards to it. Each operation is typed on a small Protocol of its own module, what it uses of the
+node (``create_topics.CreateTopicsHost``, ``quorum.QuorumHost``, ``reassignments.ReassignmentHost``,
+``delegation_tokens.TokenExpiryHost``...), built from the pieces here (:class:`ControllerHolder`,
+:class:`Authorizing`, :class:`ClusterControlling`). :class:`OperationHost` is the node as a whole as
+the operations see it (its ``QuorumController``, configuration, image and security stores), and
+:class:`RaftOperationHost` that node with its Raft driver: what Envelope, which runs any forwarded
+operation (``local.LocalControllerClient``), holds; ``local.OPERATIONS`` is typed on it, so mypy
+checks that it provides every operation's Protocol. The broker (``kbroker.broker.Broker``) provides it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ def require(service: T | None, name: str) -> T:
     if service is None:
         raise ServiceNotRunning(f"{name} is not running on this broker")
     return service
+
+
+class Authorizing(Protocol):
+    """A node as ``authorized`` reads it (through :class:`OperationSubject`): its authorizer."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
 
 
 class ControllerHolder(Protocol):

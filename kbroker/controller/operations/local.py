@@ -37,10 +37,14 @@ from kbroker.metadata.client import ForwardingOperations, Requester
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 
-Operation = Callable[[Any, Any, int, "Requester | None"], Awaitable[Any]]
+Operation = Callable[[RaftOperationHost, Any, int, "Requester | None"], Awaitable[Any]]
 """``(host, request, api_version, requester) -> response body``: one forwarded API run on the
 controller; ``requester`` (the Envelope's principal and client address, or the local request's)
-is what the operation authorizes, as Kafka's ControllerApis does with the forwarded principal."""
+is what the operation authorizes, as Kafka's ControllerApis does with the forwarded principal.
+Each operation is typed on the small Protocol of what it uses of the node (its module's, e.g.
+``create_topics.CreateTopicsHost``); typing the table on :class:`RaftOperationHost` (what Envelope
+and :class:`LocalControllerClient` hold) makes mypy check that that node provides every one of
+them (tests/unit/test_operation_hosts.py checks the Broker has them at run time)."""
 
 OPERATIONS: dict[int, Operation] = {
     c.CREATE_TOPICS: create_topics.create_topics,

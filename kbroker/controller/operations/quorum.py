@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.host import (
+    Authorizing,
     ClusterControlling,
-    OperationHost,
-    RaftOperationHost,
+    ControllerHolder,
     local_controller,
     operation_subject,
 )
@@ -51,12 +51,43 @@ from kbroker_protocol.messages.unregister_controller import (
 )
 from kbroker_protocol.primitives import Message
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.raft.io import RaftDriver
+
 R = TypeVar("R", bound=Message)
+
+
+class QuorumNode(Protocol):
+    """DescribeQuorum as it uses the node: its Raft driver (None: no quorum), its id and
+    configuration (the controller endpoints it names)."""
+
+    config: BrokerConfig
+
+    @property
+    def raft(self) -> RaftDriver | None: ...
+
+    @property
+    def node_id(self) -> int: ...
+
+
+class UnregisteringNode(ControllerHolder, Protocol):
+    """UnregisterController as it uses the node: its controller, and its id (an active controller
+    cannot unregister itself)."""
+
+    @property
+    def node_id(self) -> int: ...
+
+
+class QuorumHost(QuorumNode, ClusterControlling, UnregisteringNode, Authorizing, Protocol):
+    """The three operations of this module (DescribeQuorum, UnregisterBroker, UnregisterController)
+    as an Envelope runs them: what each uses, and the authorizer the forwarded principal is checked
+    with."""
 
 MV_CONTROLLER_UNREGISTRATION = 33  # IBP_4_4_IV2
 
 
-def _active(broker: OperationHost) -> bool:
+def _active(broker: ControllerHolder) -> bool:
     controller = broker.controller
     return controller is not None and controller.is_active()
 
@@ -64,7 +95,7 @@ def _active(broker: OperationHost) -> bool:
 # -- DescribeQuorum ----------------------------------------------------------------------------
 
 
-def voter_endpoints(broker: RaftOperationHost) -> dict[int, tuple[str, int]]:
+def voter_endpoints(broker: QuorumNode) -> dict[int, tuple[str, int]]:
     """Each voter's controller endpoint: the voter set's (a dynamic quorum) or the configured one."""
     raft = broker.raft
     assert raft is not None
@@ -75,7 +106,7 @@ def voter_endpoints(broker: RaftOperationHost) -> dict[int, tuple[str, int]]:
     return out
 
 
-def _advertised_host(broker: RaftOperationHost) -> str:
+def _advertised_host(broker: QuorumNode) -> str:
     cfg = broker.config
     names = {e.listener for e in cfg.controller_listeners}
     for e in cfg.advertised_listeners:
@@ -87,7 +118,7 @@ def _advertised_host(broker: RaftOperationHost) -> str:
     return "localhost" if host in ("", "0.0.0.0", "::") else host
 
 
-async def describe_quorum(broker: RaftOperationHost, body: DescribeQuorumRequest) -> DescribeQuorumResponse:
+async def describe_quorum(broker: QuorumNode, body: DescribeQuorumRequest) -> DescribeQuorumResponse:
     raft = broker.raft
     assert raft is not None and raft.node is not None
     node = raft.node
@@ -176,7 +207,7 @@ async def unregister_broker(broker: ClusterControlling, request: UnregisterBroke
 # -- UnregisterController --------------------------------------------------------------------------
 
 
-async def unregister_controller(broker: OperationHost, request: UnregisterControllerRequest) -> UnregisterControllerResponse:
+async def unregister_controller(broker: UnregisteringNode, request: UnregisterControllerRequest) -> UnregisterControllerResponse:
     R = UnregisterControllerResponse
     if not _active(broker):
         return R(error_code=ErrorCode.NOT_CONTROLLER, error_message=None)
@@ -202,26 +233,26 @@ async def unregister_controller(broker: OperationHost, request: UnregisterContro
 # -- the operations: what an Envelope carrying each API runs ---------------------------------------
 
 
-def _cluster_authorized(broker: OperationHost, requester_: Requester | None, operation: int) -> bool:
+def _cluster_authorized(broker: Authorizing, requester_: Requester | None, operation: int) -> bool:
     """Kafka's ControllerApis ``authorizeClusterOperation``, for the forwarded principal."""
     return authorized(operation_subject(broker, requester_), operation, CLUSTER, CLUSTER_NAME)
 
 
-async def describe_quorum_operation(broker: RaftOperationHost, request: DescribeQuorumRequest, version: int,
+async def describe_quorum_operation(broker: QuorumHost, request: DescribeQuorumRequest, version: int,
                                     requester_: Requester | None = None) -> DescribeQuorumResponse:
     if not _cluster_authorized(broker, requester_, DESCRIBE):
         return describe_quorum_error(request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     return await describe_quorum(broker, request)
 
 
-async def unregister_broker_operation(broker: OperationHost, request: UnregisterBrokerRequest, version: int,
+async def unregister_broker_operation(broker: QuorumHost, request: UnregisterBrokerRequest, version: int,
                                       requester_: Requester | None = None) -> UnregisterBrokerResponse:
     if not _cluster_authorized(broker, requester_, ALTER):
         return unregister_broker_error(request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     return await unregister_broker(broker, request)
 
 
-async def unregister_controller_operation(broker: OperationHost, request: UnregisterControllerRequest, version: int,
+async def unregister_controller_operation(broker: QuorumHost, request: UnregisterControllerRequest, version: int,
                                           requester_: Requester | None = None) -> UnregisterControllerResponse:
     if not _cluster_authorized(broker, requester_, ALTER):
         return UnregisterControllerResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from kbroker.controller.operations.host import OperationHost, RaftOperationHost, operation_subject
-from kbroker.controller.operations.update_features import metadata_directory_id
+from kbroker.controller.operations.host import Authorizing, operation_subject
+from kbroker.controller.operations.update_features import Configured, metadata_directory_id
 from kbroker.metadata.client import Requester
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.node import VoterChange
@@ -38,7 +38,18 @@ _Listener = AddRaftVoterRequest.Listener | UpdateRaftVoterRequest.Listener
 _VoterResponse = TypeVar("_VoterResponse", AddRaftVoterResponse, RemoveRaftVoterResponse)
 
 
-def _cluster_mismatch(broker: RaftOperationHost, cluster_id: str | None) -> str | None:
+class VotersHost(Configured, Authorizing, Protocol):
+    """The voter changes as they use the node: its Raft driver (None: no quorum), its cluster id,
+    its configuration (the metadata log directory's id) and the authorizer."""
+
+    @property
+    def raft(self) -> RaftDriver | None: ...
+
+    @property
+    def cluster_id(self) -> str: ...
+
+
+def _cluster_mismatch(broker: VotersHost, cluster_id: str | None) -> str | None:
     if cluster_id is None or cluster_id == broker.cluster_id:
         return None
     return f'The given id "{cluster_id}" doesn\'t match the cluster id "{broker.cluster_id}"'
@@ -61,7 +72,7 @@ def _format_endpoints(endpoints: tuple[tuple[str, str, int], ...]) -> str:
     return f"Endpoints(endpoints={{{inner}}})"
 
 
-def _voter_request_refusal(broker: RaftOperationHost, request: AddRaftVoterRequest | RemoveRaftVoterRequest,
+def _voter_request_refusal(broker: VotersHost, request: AddRaftVoterRequest | RemoveRaftVoterRequest,
                            response: type[_VoterResponse], what: str
                            ) -> _VoterResponse | None:
     """The answer to an AddRaftVoter or RemoveRaftVoter request this node refuses before the
@@ -79,7 +90,7 @@ def _voter_request_refusal(broker: RaftOperationHost, request: AddRaftVoterReque
     return None
 
 
-async def add_raft_voter(broker: RaftOperationHost, request: AddRaftVoterRequest) -> AddRaftVoterResponse:
+async def add_raft_voter(broker: VotersHost, request: AddRaftVoterRequest) -> AddRaftVoterResponse:
     refused = _voter_request_refusal(broker, request, AddRaftVoterResponse, "Add")
     if refused is not None:
         return refused
@@ -98,7 +109,7 @@ async def add_raft_voter(broker: RaftOperationHost, request: AddRaftVoterRequest
     return _answer(AddRaftVoterResponse, change)
 
 
-async def remove_raft_voter(broker: RaftOperationHost, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
+async def remove_raft_voter(broker: VotersHost, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
     refused = _voter_request_refusal(broker, request, RemoveRaftVoterResponse, "Remove")
     if refused is not None:
         return refused
@@ -108,7 +119,7 @@ async def remove_raft_voter(broker: RaftOperationHost, request: RemoveRaftVoterR
     return _answer(RemoveRaftVoterResponse, change)
 
 
-async def update_raft_voter(broker: RaftOperationHost, request: UpdateRaftVoterRequest) -> UpdateRaftVoterResponse:
+async def update_raft_voter(broker: VotersHost, request: UpdateRaftVoterRequest) -> UpdateRaftVoterResponse:
     raft = broker.raft
     R = UpdateRaftVoterResponse
 
@@ -153,18 +164,18 @@ async def update_raft_voter(broker: RaftOperationHost, request: UpdateRaftVoterR
     return answer(change.error)
 
 
-def _refused(broker: OperationHost, requester_: Requester | None, cls: type[_VoterResponse]) -> _VoterResponse | None:
+def _refused(broker: Authorizing, requester_: Requester | None, cls: type[_VoterResponse]) -> _VoterResponse | None:
     # Kafka's ControllerApis authorizes ALTER on the cluster
     if authorized(operation_subject(broker, requester_), ALTER, CLUSTER, CLUSTER_NAME):
         return None
     return cls(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)
 
 
-async def add_raft_voter_operation(broker: RaftOperationHost, request: AddRaftVoterRequest, version: int,
+async def add_raft_voter_operation(broker: VotersHost, request: AddRaftVoterRequest, version: int,
                                    requester_: Requester | None = None) -> AddRaftVoterResponse:
     return _refused(broker, requester_, AddRaftVoterResponse) or await add_raft_voter(broker, request)
 
 
-async def remove_raft_voter_operation(broker: RaftOperationHost, request: RemoveRaftVoterRequest, version: int,
+async def remove_raft_voter_operation(broker: VotersHost, request: RemoveRaftVoterRequest, version: int,
                                       requester_: Requester | None = None) -> RemoveRaftVoterResponse:
     return _refused(broker, requester_, RemoveRaftVoterResponse) or await remove_raft_voter(broker, request)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.config import ConfigError, validate_topic_configs
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.operations.host import OperationHost, local_controller
+from kbroker.controller.operations.host import ControllerHolder, local_controller
 from kbroker.metadata.image import METADATA_TOPIC
 from kbroker.metadata.metadata_records import MetadataRecord
 from kbroker.metadata.new_topic import NewTopic
@@ -22,12 +23,36 @@ from kbroker.replication.topics import CreateResult
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.metadata_records import PartitionRecord
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.log import LogConfig, LogManager
+
 _log = logging.getLogger(__name__)
+
+
+class TopicLogsHost(ControllerHolder, Protocol):
+    """A new topic's checks and its partition logs as they use the node: its controller, its
+    configuration (the topic configs' validation and defaults), its id (the replicas it hosts), its
+    log manager and default log config (those replicas' logs), and the names being created there."""
+
+    @property
+    def config(self) -> BrokerConfig: ...
+
+    @property
+    def node_id(self) -> int: ...
+
+    @property
+    def log_manager(self) -> LogManager | None: ...
+
+    @property
+    def creating_topics(self) -> dict[str, str]: ...
+
+    def default_log_config(self, overrides: dict[str, str] | None = None) -> LogConfig: ...
 
 METADATA_TOPIC_PROHIBITED = f"Creation of internal topic {METADATA_TOPIC} is prohibited."
 
 
-def plan_create(broker: OperationHost, topic: NewTopic) -> CreateResult:
+def plan_create(broker: TopicLogsHost, topic: NewTopic) -> CreateResult:
     """Validate a topic creation; returns the records to commit or the error.
 
     The metadata log's name is refused first, whatever else the request says, as Kafka's
@@ -71,20 +96,20 @@ def plan_create(broker: OperationHost, topic: NewTopic) -> CreateResult:
 # topic names being created are reserved in ``broker.creating_topics`` until then.
 
 
-def _creating(broker: OperationHost) -> dict[str, str]:
-    """Topics being created: name with '.' as '_' -> name (``OperationHost.creating_topics``)."""
+def _creating(broker: TopicLogsHost) -> dict[str, str]:
+    """Topics being created: name with '.' as '_' -> name (``TopicLogsHost.creating_topics``)."""
     return broker.creating_topics
 
 
-def reserve_topic(broker: OperationHost, name: str) -> None:
+def reserve_topic(broker: TopicLogsHost, name: str) -> None:
     _creating(broker)[name.replace(".", "_")] = name
 
 
-def release_topic(broker: OperationHost, name: str) -> None:
+def release_topic(broker: TopicLogsHost, name: str) -> None:
     _creating(broker).pop(name.replace(".", "_"), None)
 
 
-def partition_keys(broker: OperationHost, name: str, records: Sequence[MetadataRecord]) -> list[tuple[str, int]]:
+def partition_keys(broker: TopicLogsHost, name: str, records: Sequence[MetadataRecord]) -> list[tuple[str, int]]:
     """The partitions among ``records`` that have a replica on this broker."""
     return [
         (name, r.partition_id) for r in records
@@ -93,7 +118,7 @@ def partition_keys(broker: OperationHost, name: str, records: Sequence[MetadataR
 
 
 def create_partition_logs(
-    broker: OperationHost, name: str, records: Sequence[MetadataRecord], configs: dict[str, str] | None
+    broker: TopicLogsHost, name: str, records: Sequence[MetadataRecord], configs: dict[str, str] | None
 ) -> list[tuple[str, int]]:
     """Create the logs the records' partitions need here, all or none (raises `OSError`).
     Runs on any thread. Returns the partitions whose logs were created."""
@@ -113,7 +138,7 @@ def storage_error(name: str, exc: OSError) -> CreateResult:
 
 
 async def write_created(
-    broker: OperationHost, name: str, records: Sequence[MetadataRecord], keys: list[tuple[str, int]], batch: list[bytes] | bytes | None = None
+    broker: TopicLogsHost, name: str, records: Sequence[MetadataRecord], keys: list[tuple[str, int]], batch: list[bytes] | bytes | None = None
 ) -> CreateResult | None:
     """Write the records whose logs `create_partition_logs` created through the controller
     (``batch``: the records already encoded by the controller's ``build``); if the write fails
@@ -129,7 +154,7 @@ async def write_created(
     return None
 
 
-def _not_written(broker: OperationHost, name: str, keys: list[tuple[str, int]], before: int,
+def _not_written(broker: TopicLogsHost, name: str, keys: list[tuple[str, int]], before: int,
                  exc: OSError) -> CreateResult:
     assert broker.controller is not None and broker.log_manager is not None
     if broker.controller.log.log_end_offset != before:

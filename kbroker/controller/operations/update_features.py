@@ -19,18 +19,41 @@ from __future__ import annotations
 import base64
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from kbroker.controller.operations.host import OperationHost, local_controller, operation_subject
+from kbroker.controller.operations.host import ControllerHolder, local_controller, operation_subject
 from kbroker.metadata.client import Requester
 from kbroker.metadata.features import FeatureUpdateError
 from kbroker.security.acls import ALTER, CLUSTER, CLUSTER_NAME, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
 
+if TYPE_CHECKING:
+    from kbroker.config import BrokerConfig
+    from kbroker.security.acls import Authorizer
+
+
+class Configured(Protocol):
+    """A node as :func:`metadata_directory_id` reads it: its configuration."""
+
+    @property
+    def config(self) -> BrokerConfig: ...
+
+
+class FeaturesHost(ControllerHolder, Configured, Protocol):
+    """UpdateFeatures as it uses the node: its controller, the authorizer, its configuration (the
+    metadata log's directory id) and the endpoints a kraft.version upgrade names."""
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+    def advertised_endpoints(self) -> list[tuple[str, str, int]]: ...
+
+
 Result = UpdateFeaturesResponse.UpdatableFeatureResult
 
 
-def metadata_directory_id(broker: OperationHost) -> uuid.UUID | None:
+def metadata_directory_id(broker: Configured) -> uuid.UUID | None:
     """The directory id (meta.properties) of the metadata log's directory: the voter's directory id."""
     meta_dir = broker.config["metadata.log.dir"] or broker.config.log_dirs[0]
     try:
@@ -47,7 +70,7 @@ def metadata_directory_id(broker: OperationHost) -> uuid.UUID | None:
     return None
 
 
-async def update_features(broker: OperationHost, request: UpdateFeaturesRequest, version: int, requester: Requester | None = None) -> UpdateFeaturesResponse:
+async def update_features(broker: FeaturesHost, request: UpdateFeaturesRequest, version: int, requester: Requester | None = None) -> UpdateFeaturesResponse:
     """The controller's side of UpdateFeatures (Kafka's FeatureControlManager.updateFeatures)."""
     # Kafka's ControllerApis: ALTER on the cluster, for the forwarded principal
     if not authorized(operation_subject(broker, requester), ALTER, CLUSTER, CLUSTER_NAME):
