@@ -56,55 +56,61 @@ def _call_as(address: str, user: str, api_key: int, version: int, **fields: Any)
         w.close()
 
 
-def _quorum_state(b: BrokerThread) -> tuple[int, int, int]:
-    """(leader, epoch, end offset) of the node's Raft log."""
-    return b.call(lambda: (b.broker.raft.leader_id, b.broker.raft.epoch, b.broker.raft.node.log.end_offset))
+def _raft_view(b: BrokerThread) -> tuple[int, int, bool]:
+    """(leader, epoch, whether replica 10 fetched as an observer) of the node's Raft client."""
+    return b.call(lambda: (b.broker.raft.leader_id, b.broker.raft.epoch, 10 in b.broker.raft.observers))
 
 
 # -- the Raft RPCs ---------------------------------------------------------------------------------
-# Sent by replica 9 (no such voter). Vote (a pre-vote), BeginQuorumEpoch and EndQuorumEpoch name
-# epoch 0, older than the node's own leadership; Fetch and FetchSnapshot the leader's epoch. Served,
-# the Raft client answers each without changing its state.
+# Refused: requests that would change the Raft state if they were served (a vote for, or a leader
+# at, epoch 1000; a fetch that makes replica 10 an observer). Served: requests the Raft client
+# answers without changing its state (replica 9's pre-vote, BeginQuorumEpoch and EndQuorumEpoch at
+# epoch 0, older than the node's own leadership; a Fetch and a FetchSnapshot at the leader's epoch).
+
+FUTURE = 1000
+
 
 def _leader_epoch(b: BrokerThread) -> int:
     return b.call(lambda: b.broker.raft.epoch)
 
 
-def _vote(b: BrokerThread) -> dict[str, Any]:
+def _vote(b: BrokerThread, refused: bool) -> dict[str, Any]:
     V = REQUESTS[52]
-    part = V.TopicData.PartitionData(partition_index=0, replica_epoch=0, replica_id=9, last_offset_epoch=0,
-                                     last_offset=0, pre_vote=True, replica_directory_id=uuid.uuid4(),
+    epoch, last_epoch, last_offset = (FUTURE, FUTURE - 1, 1 << 40) if refused else (0, 0, 0)
+    part = V.TopicData.PartitionData(partition_index=0, replica_epoch=epoch, replica_id=9, last_offset_epoch=last_epoch,
+                                     last_offset=last_offset, pre_vote=not refused, replica_directory_id=uuid.uuid4(),
                                      voter_directory_id=uuid.UUID(int=0))
     return {"cluster_id": b.broker.cluster_id, "voter_id": 1,
             "topics": [V.TopicData(topic_name=METADATA, partitions=[part])]}
 
 
-def _begin_quorum_epoch(b: BrokerThread) -> dict[str, Any]:
+def _begin_quorum_epoch(b: BrokerThread, refused: bool) -> dict[str, Any]:
     Q = REQUESTS[53]
-    part = Q.TopicData.PartitionData(partition_index=0, leader_id=9, leader_epoch=0,
+    part = Q.TopicData.PartitionData(partition_index=0, leader_id=9, leader_epoch=FUTURE if refused else 0,
                                      voter_directory_id=uuid.UUID(int=0))
     return {"cluster_id": b.broker.cluster_id, "voter_id": 1,
             "topics": [Q.TopicData(topic_name=METADATA, partitions=[part])], "leader_endpoints": []}
 
 
-def _end_quorum_epoch(b: BrokerThread) -> dict[str, Any]:
+def _end_quorum_epoch(b: BrokerThread, refused: bool) -> dict[str, Any]:
     Q = REQUESTS[54]
-    part = Q.TopicData.PartitionData(partition_index=0, leader_id=9, leader_epoch=0, preferred_successors=[1],
-                                     preferred_candidates=[])
+    part = Q.TopicData.PartitionData(partition_index=0, leader_id=9, leader_epoch=FUTURE if refused else 0,
+                                     preferred_successors=[1], preferred_candidates=[])
     return {"cluster_id": b.broker.cluster_id, "topics": [Q.TopicData(topic_name=METADATA, partitions=[part])],
             "leader_endpoints": []}
 
 
-def _fetch(b: BrokerThread) -> dict[str, Any]:
+def _fetch(b: BrokerThread, refused: bool) -> dict[str, Any]:
     F = REQUESTS[1]
+    replica = 10 if refused else 9
     part = F.FetchTopic.FetchPartition(partition=0, current_leader_epoch=_leader_epoch(b), fetch_offset=0,
                                        last_fetched_epoch=0, log_start_offset=0, partition_max_bytes=1 << 20)
-    return {"cluster_id": b.broker.cluster_id, "replica_id": 9, "max_wait_ms": 0,
-            "replica_state": F.ReplicaState(replica_id=9, replica_epoch=-1),
+    return {"cluster_id": b.broker.cluster_id, "replica_id": replica, "max_wait_ms": 0,
+            "replica_state": F.ReplicaState(replica_id=replica, replica_epoch=-1),
             "topics": [F.FetchTopic(topic=METADATA, topic_id=METADATA_TOPIC_ID, partitions=[part])]}
 
 
-def _fetch_snapshot(b: BrokerThread) -> dict[str, Any]:
+def _fetch_snapshot(b: BrokerThread, refused: bool) -> dict[str, Any]:
     S = REQUESTS[59]
     part = S.TopicSnapshot.PartitionSnapshot(partition=0, current_leader_epoch=_leader_epoch(b),
                                              snapshot_id=S.TopicSnapshot.PartitionSnapshot.SnapshotId(
@@ -118,7 +124,7 @@ def _partition(response: Any) -> Any:
     return part
 
 
-RAFT_RPCS: dict[str, tuple[int, int, Callable[[BrokerThread], dict[str, Any]]]] = {
+RAFT_RPCS: dict[str, tuple[int, int, Callable[[BrokerThread, bool], dict[str, Any]]]] = {
     "Vote": (52, 2, _vote),
     "BeginQuorumEpoch": (53, 1, _begin_quorum_epoch),
     "EndQuorumEpoch": (54, 1, _end_quorum_epoch),
@@ -133,24 +139,25 @@ def test_a_raft_rpc_without_cluster_action_is_refused(node, name: str) -> None:
     Kafka's getErrorResponse of each; the Raft state as it was."""
     b, controller = node
     api_key, version, fields = RAFT_RPCS[name]
-    before = _quorum_state(b)
+    before = _raft_view(b)
+    assert before[1] < FUTURE and not before[2]
     for user in REFUSED_USERS:
-        refused = _call_as(controller, user, api_key, version, **fields(b))
+        refused = _call_as(controller, user, api_key, version, **fields(b, True))
         assert refused.error_code == DENIED
         assert (getattr(refused, "topics", None) or getattr(refused, "responses", None) or []) == []
         assert refused.node_endpoints == []
-    assert _quorum_state(b) == before
+    assert _raft_view(b) == before
 
 
 @pytest.mark.parametrize("name", list(RAFT_RPCS))
 def test_a_raft_rpc_with_cluster_action_is_answered_by_the_raft_client(node, name: str) -> None:
     """alice (the ACL) and admin (super user): the Raft client's own answer, naming the leader (node
-    1) at its epoch; a stale epoch changes nothing."""
+    1) at its epoch; nothing changes."""
     b, controller = node
     api_key, version, fields = RAFT_RPCS[name]
-    leader, epoch, _end = before = _quorum_state(b)
+    leader, epoch, _observer = _raft_view(b)
     for user in ("alice", "admin"):
-        served = _call_as(controller, user, api_key, version, **fields(b))
+        served = _call_as(controller, user, api_key, version, **fields(b, False))
         assert served.error_code == E.NONE
         part = _partition(served)
         if name == "Fetch":  # the metadata log from its start: the records the node committed
@@ -163,7 +170,7 @@ def test_a_raft_rpc_with_cluster_action_is_answered_by_the_raft_client(node, nam
         else:  # epoch 0 is older than the leader's (a Vote's pre-vote: not granted)
             assert (part.error_code, part.leader_id, part.leader_epoch) == (E.FENCED_LEADER_EPOCH, leader, epoch)
             assert getattr(part, "vote_granted", False) is False
-    assert _quorum_state(b)[:2] == before[:2]
+    assert _raft_view(b)[:2] == (leader, epoch)
 
 
 def test_a_fetch_below_v13_is_refused_in_every_partition_too(node) -> None:
