@@ -11,21 +11,27 @@ registered only by tests) check the same; the broker listeners do not serve them
 
 Users of the combined node's SASL_PLAINTEXT listeners (tests/security/controller_sasl_node.py): alice
 (CLUSTER_ACTION on the cluster), carol (ALTER and DESCRIBE on the cluster, not CLUSTER_ACTION), bob
-(no ACL)."""
+(no ACL). On an SSL controller listener, the client certificate's principal likewise."""
 
 from __future__ import annotations
 
+import io
+import ssl
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from wire import plain_login
+from waiting import wait_until
+from wire import Wire, plain_login
 
+from kbroker.cluster import free_ports
+from kbroker.config import BrokerConfig
 from kbroker.metadata.features import SUPPORTED_FEATURES
 from kbroker.metadata.remote import address_bytes, serialize_principal
 from kbroker.raft.wire import METADATA_TOPIC_ID
 from kbroker.security import acls as A
+from kbroker.storage import format_storage, random_uuid
 from kbroker.testing import BrokerThread
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
@@ -305,3 +311,56 @@ def test_the_context_handlers_of_envelope_and_allocate_producer_ids_need_cluster
     _inner_header, inner = decode_response(served.response_data, 19, 7)
     assert [(t.name, t.error_code) for t in inner.topics] == [("context-alice", E.NONE)]
     assert _call_as(client, "alice", 67, 0, broker_id=1, broker_epoch=-5).error_code == E.STALE_BROKER_EPOCH
+
+
+# -- an SSL controller listener: the client certificate's principal ------------------------------
+
+def test_on_an_ssl_controller_listener_the_client_certificates_principal_needs_cluster_action(
+        certs, tmp_path) -> None:
+    """With client authentication the connection's principal is the certificate's subject
+    (``User:CN=Alice Client,...``): its metadata-log Fetch is refused until CLUSTER_ACTION is granted
+    to it, then served. (The client listener is PLAINTEXT, ``User:ANONYMOUS`` a super user: the
+    test's admin.)"""
+    port, cport = free_ports(2)
+    p = "listener.name.controller."
+    config = {
+        "process.roles": "broker,controller", "node.id": "1", "controller.quorum.voters": f"1@127.0.0.1:{cport}",
+        "controller.listener.names": "CONTROLLER", "inter.broker.listener.name": "CLIENT",
+        "listeners": f"CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+        "listener.security.protocol.map": "CLIENT:PLAINTEXT,CONTROLLER:SSL", "log.dirs": str(tmp_path / "data"),
+        p + "ssl.keystore.type": "PEM",
+        p + "ssl.keystore.certificate.chain": certs.text(certs.server_cert) + certs.text(certs.ca),
+        p + "ssl.keystore.key": certs.text(certs.server_key),
+        p + "ssl.truststore.type": "PEM", p + "ssl.truststore.location": str(certs.ca),
+        p + "ssl.client.auth": "required",
+        "authorizer.class.name": A.STANDARD_AUTHORIZER, "super.users": "User:ANONYMOUS",
+    }
+    format_storage(BrokerConfig(config, warn=False), random_uuid(), out=io.StringIO())
+    principal = f"User:{certs.client_dn}"
+    with BrokerThread(config, data_dir=str(tmp_path / "data")) as b:
+        def fetch() -> Any:
+            ctx = ssl.create_default_context(cafile=str(certs.ca))
+            ctx.load_cert_chain(str(certs.client_cert), str(certs.client_key))
+            w = Wire(f"127.0.0.1:{cport}")
+            w.sock = ctx.wrap_socket(w.sock, server_hostname="localhost")
+            try:
+                return w.call(1, 18, **_fetch(b, refused=False))
+            finally:
+                w.close()
+
+        refused = fetch()
+        assert (refused.error_code, refused.responses) == (DENIED, [])
+        admin = Wire(f"127.0.0.1:{port}")
+        try:
+            r = admin.call(30, 3, creations=[REQUESTS[30].AclCreation(
+                resource_type=A.CLUSTER, resource_name=A.CLUSTER_NAME, resource_pattern_type=A.LITERAL,
+                principal=principal, host="*", operation=A.CLUSTER_ACTION, permission_type=A.ALLOW)])
+            assert [x.error_code for x in r.results] == [E.NONE]
+        finally:
+            admin.close()
+        wait_until(lambda: b.call(lambda: b.broker.authorizer.authorize(
+            principal, "127.0.0.1", A.CLUSTER_ACTION, A.CLUSTER, A.CLUSTER_NAME, log_denied=False)), 30, 0.05,
+            "the ACL in the node's authorizer")
+        served = fetch()
+        assert served.error_code == E.NONE
+        assert (_partition(served).error_code, _partition(served).high_watermark > 0) == (E.NONE, True)
