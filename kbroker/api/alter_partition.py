@@ -9,23 +9,31 @@ than ours), FENCED_LEADER_EPOCH, INVALID_REQUEST (not the leader, or an ISR that
 the replicas holding the leader), INVALID_UPDATE_VERSION (a stale partition epoch),
 INELIGIBLE_REPLICA (a fenced, shutting-down, unregistered or re-registered replica). v3 carries
 each ISR member's broker epoch.
+
+Before anything else the connection's principal needs CLUSTER_ACTION on the cluster (a broker's:
+a super user, or the ACL), as Kafka's ``ControllerApis`` (``authorizeClusterOperation(request,
+CLUSTER_ACTION)``): refused, the request's error response with CLUSTER_AUTHORIZATION_FAILED
+(``cluster_action_refused``), nothing written.
 """
 
 from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, local_controller
+from kbroker.api.controller_listener import ClusterControlNode, cluster_action_refused
 from kbroker.api.registry import CONTROLLER_LISTENER, api
-from kbroker.api.services import ClusterControlling
 from kbroker.controller.errors import ControllerError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
 
 
 @api(AlterPartitionRequest, AlterPartitionResponse, 2, 3, listeners=(CONTROLLER_LISTENER,))
-async def handle_alter_partition(ctx: HandlerContext[ClusterControlling], request: AlterPartitionRequest) -> AlterPartitionResponse:
+async def handle_alter_partition(ctx: HandlerContext[ClusterControlNode], request: AlterPartitionRequest) -> AlterPartitionResponse:
     # (imported here: only a controller of a multi-node quorum serves this API; the single-node start does not load it)
     from kbroker.controller.cluster_runtime import is_active, operation, write
     from kbroker.controller.replication_control import alter_partition
+    refused = cluster_action_refused(ctx, request, AlterPartitionResponse)
+    if refused is not None:
+        return refused
     controller = local_controller(ctx.broker)
     if not is_active(controller):
         return AlterPartitionResponse(error_code=ErrorCode.NOT_CONTROLLER, topics=[])

@@ -29,7 +29,7 @@ NOT_CONTROLLER for every partition (the client looks for the active one).
 from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
-from kbroker.api.controller_listener import controller_requester
+from kbroker.api.controller_listener import connection_authorized, controller_requester
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.api.services import Forwarding
@@ -40,6 +40,7 @@ from kbroker.controller.operations.reassignments import (
     alter_partition_reassignments_operation,
 )
 from kbroker.metadata.client import controller_active
+from kbroker.security.acls import ALTER
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import (
     AlterPartitionReassignmentsRequest,
@@ -58,6 +59,10 @@ async def handle_alter_partition_reassignments(ctx: RequestContext[Forwarding], 
 
 @api(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, 0, 1, listeners=(CONTROLLER_LISTENER,))
 async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext[ReassignmentHost], request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
+    # Kafka's ControllerApis: ALTER on the cluster for the connection's principal before the controller
+    # is asked (an inactive controller refuses an unauthorized request too, not with NOT_CONTROLLER)
+    if not connection_authorized(ctx.broker, ALTER):
+        return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     if not controller_active(ctx.broker.controller):
         return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:

@@ -14,9 +14,16 @@ listener, as Kafka's ControllerServer):
 
 Each is authorized for the connection's principal as Kafka's ``ControllerApis`` does
 (``kbroker.api.controller_listener.connection_authorized``): DescribeQuorum needs DESCRIBE on the
-cluster, DescribeCluster, UnregisterBroker, UnregisterController, AddRaftVoter and RemoveRaftVoter
-ALTER, UpdateRaftVoter, AllocateProducerIds, ControllerRegistration and Envelope CLUSTER_ACTION (for an Envelope, the forwarding node's principal,
-before the Envelope is unwrapped); refused, CLUSTER_AUTHORIZATION_FAILED.
+cluster, ListPartitionReassignments DESCRIBE, DescribeCluster, UnregisterBroker,
+UnregisterController, AddRaftVoter, RemoveRaftVoter and AlterPartitionReassignments ALTER; the
+Raft RPCs (:func:`raft_rpc_refusal`, the RaftDriver's ``raft_gate``, checked before the Raft client
+sees them), BrokerRegistration, BrokerHeartbeat, AlterPartition, AssignReplicasToDirs,
+UpdateRaftVoter, AllocateProducerIds, ControllerRegistration and Envelope CLUSTER_ACTION (for an
+Envelope, the forwarding node's principal, before the Envelope is unwrapped). Refused: the
+request's error response with CLUSTER_AUTHORIZATION_FAILED (Kafka's ``getErrorResponse`` of the
+ClusterAuthorizationException). The brokers and controllers pass as super users (``super.users``,
+as Kafka requires of a controller's principal: the Raft RPCs are authorized before any ACL of the
+metadata log can be read) or with CLUSTER_ACTION granted. ApiVersions is served to anyone.
 
 A request whose handling raises (one of these handlers, or the Raft core on a Raft RPC) is answered
 with its API's error response (:mod:`kbroker.api.error_response`: UNKNOWN_SERVER_ERROR, or a
@@ -30,7 +37,7 @@ import logging
 from typing import Protocol, TypeVar
 
 from kbroker.api.controller_listener import connection_authorized, install_controller_handlers
-from kbroker.api.error_response import error_response, error_response_as
+from kbroker.api.error_response import builder_for, error_response, error_response_as
 from kbroker.controller.operations.host import RaftOperationHost
 from kbroker.controller.operations.quorum import describe_quorum, describe_quorum_error, voter_endpoints
 from kbroker.security.acls import ALTER, CLUSTER_ACTION, DESCRIBE
@@ -62,6 +69,8 @@ def install(broker: Broker) -> None:
     # a request whose handling fails is answered with its error response, the connection kept (Kafka's
     # ControllerApis.handle: requestHelper.handleError -> request.getErrorResponse(e))
     raft.error_responder = error_response
+    # the Raft RPCs (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch, FetchSnapshot): CLUSTER_ACTION
+    raft.raft_gate = lambda api_key, version, body: raft_rpc_refusal(broker, api_key, version, body)
     raft.handlers[DESCRIBE_QUORUM] = lambda header, body: describe_quorum_on_controller(broker, header, body)
     raft.handlers[DESCRIBE_CLUSTER] = lambda header, body: describe_cluster(broker, header, body)
     # cluster-control's BrokerRegistration (62), BrokerHeartbeat (63), AlterPartition (56),
@@ -83,6 +92,20 @@ def install(broker: Broker) -> None:
     from kbroker.api.controller_registration import install as install_registrations
 
     install_registrations(broker)
+
+
+def raft_rpc_refusal(broker: Broker, api_key: int, version: int, body: Message) -> Message | None:
+    """A Raft RPC (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch of the metadata log, FetchSnapshot)
+    needs CLUSTER_ACTION on the cluster for the connection's principal, checked before the Raft
+    client sees it (Kafka's ``handleVote`` and the others: ``authorizeClusterOperation(request,
+    CLUSTER_ACTION)``, whose ClusterAuthorizationException ``handle`` answers with the request's
+    ``getErrorResponse``): refused, the request's error response with CLUSTER_AUTHORIZATION_FAILED
+    (the top-level code; a Fetch below v13 also names it in every partition); None when allowed."""
+    if connection_authorized(broker, CLUSTER_ACTION):
+        return None
+    builder = builder_for(api_key)
+    assert builder is not None  # (each Raft RPC has one: error_response.TOP_LEVEL_ONLY, kbroker.api.fetch)
+    return builder(body, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
 
 
 async def _refused(response_type: type[R], header: RequestHeader, body: Message) -> R:

@@ -1,7 +1,10 @@
 """The controller-listener APIs for a dispatcher that calls ``(header, body)`` itself (the Raft
 driver's): :func:`install_controller_handlers` adds every handler registered with
 ``listeners=("controller",)`` (BrokerRegistration, BrokerHeartbeat, AlterPartition,
-UnregisterBroker) to such a table, each given a :class:`ControllerRequestContext`.
+UnregisterBroker, AssignReplicasToDirs, the reassignments) to such a table, each given a
+:class:`ControllerRequestContext`; :func:`connection_authorized` is the cluster check every API of
+the controller listener makes of its connection's principal (:func:`cluster_action_refused`: the
+brokers' requests to the controller).
 """
 
 from __future__ import annotations
@@ -10,15 +13,19 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 from kbroker.api import load_handlers
+from kbroker.api.context import HandlerContext
+from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import CONTROLLER_LISTENER, Handler, Reply, handlers_for
-from kbroker.api.services import Authorizing
+from kbroker.api.services import Authorizing, ClusterControlling
 from kbroker.metadata.client import Requester
 from kbroker.raft.transport import request_identity
-from kbroker.security.acls import CLUSTER, CLUSTER_NAME
+from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME
+from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.primitives import Message
 
 S_co = TypeVar("S_co", covariant=True)  # the services the context offers its handler
+R = TypeVar("R", bound=Message)
 
 
 class ControllerHeader(Protocol):
@@ -87,3 +94,19 @@ def connection_authorized(broker: Authorizing, operation: int) -> bool:
         return True
     principal, host = request_identity()
     return authorizer.authorize(principal, host, operation, CLUSTER, CLUSTER_NAME)
+
+
+class ClusterControlNode(ClusterControlling, Authorizing, Protocol):
+    """The node as the brokers' requests to the controller use it (BrokerRegistration,
+    BrokerHeartbeat, AlterPartition, AssignReplicasToDirs): its controller, and the authorizer."""
+
+
+def cluster_action_refused(ctx: HandlerContext[Authorizing], request: Message, response_type: type[R]) -> R | None:
+    """None when the connection's principal may do CLUSTER_ACTION on the cluster (a broker's or a
+    controller's: a super user, or the ACL); else the request's error response with
+    CLUSTER_AUTHORIZATION_FAILED, as Kafka's ControllerApis answers the ClusterAuthorizationException
+    of ``authorizeClusterOperation(request, CLUSTER_ACTION)`` (``getErrorResponse``), before the
+    controller looks at the request."""
+    if connection_authorized(ctx.broker, CLUSTER_ACTION):
+        return None
+    return error_response_as(response_type, request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))

@@ -1,10 +1,12 @@
 """The controller's side of forwarding: Envelope (key 58, v0) and AllocateProducerIds (key 67, v0).
 
 Controller-listener APIs (Kafka serves them on the CONTROLLER listener only): they are not
-registered on the broker listeners here; the composition root registers :data:`CONTROLLER_APIS`
-(``(ctx, request)`` handlers) on the controller listener, or, for a server without request
-contexts (the RaftDriver's ``handlers``), :func:`envelope` and :func:`allocate_producer_ids`,
-which take the node and the request.
+registered on the broker listeners, which close a connection that sends them (as for any API they
+do not serve). The controller listener (the RaftDriver's ``handlers``, kbroker.api.controller_apis)
+serves :func:`envelope` and :func:`allocate_producer_ids`, which take the node and the request,
+after its CLUSTER_ACTION check of the connection's principal. :data:`CONTROLLER_APIS` are the same
+two as ``(ctx, request)`` handlers, with the same check of the context's principal; only tests
+register them (on a broker listener, for forwarding between in-process nodes).
 
 Envelope, as Kafka's ``ControllerApis.handleEnvelopeRequest`` and ``EnvelopeUtils``: the request
 data is an inner request with its header; the principal (``DefaultPrincipalData``) and client
@@ -30,14 +32,17 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from kbroker.api.context import RequestContext
-from kbroker.api.error_response import builder_for
+from kbroker.api.error_response import builder_for, error_response_as
 from kbroker.api.registry import HANDLERS
+from kbroker.api.services import Authorizing
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.host import ControllerHolder, RaftOperationHost
 from kbroker.controller.operations.local import LocalControllerClient, allocate_producer_id_block
 from kbroker.metadata.client import FORWARDED_APIS, Requester, controller_active
+from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, authorized
 from kbroker_protocol.api import decode_request, encode_response
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
@@ -77,6 +82,13 @@ def error_codes(message: object) -> set[int]:
 
 
 async def handle_envelope(ctx: RequestContext[RaftOperationHost], request: EnvelopeRequest) -> EnvelopeResponse:
+    """The Envelope served with a request context (:data:`CONTROLLER_APIS`): as on the controller
+    listener (``kbroker.api.controller_apis.envelope_on_controller``), the sending connection's
+    principal needs CLUSTER_ACTION on the cluster before anything is unwrapped; refused,
+    CLUSTER_AUTHORIZATION_FAILED with no response data."""
+    if not authorized(ctx, CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):
+        log.info("envelope from %s refused: no CLUSTER_ACTION on the cluster", ctx.peer)
+        return _error(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
     return await envelope(ctx.broker, request, ctx.peer)
 
 
@@ -129,8 +141,18 @@ async def envelope(broker: RaftOperationHost, request: EnvelopeRequest, peer: st
     return EnvelopeResponse(response_data=data, error_code=ErrorCode.NONE)
 
 
-async def handle_allocate_producer_ids(ctx: RequestContext[ControllerHolder], request: AllocateProducerIdsRequest
+class ProducerIdAllocator(ControllerHolder, Authorizing, Protocol):
+    """The node as :func:`handle_allocate_producer_ids` uses it: its controller, and the authorizer."""
+
+
+async def handle_allocate_producer_ids(ctx: RequestContext[ProducerIdAllocator], request: AllocateProducerIdsRequest
                                        ) -> AllocateProducerIdsResponse:
+    """AllocateProducerIds served with a request context: CLUSTER_ACTION on the cluster for the
+    connection's principal first, as on the controller listener; refused, CLUSTER_AUTHORIZATION_FAILED
+    (an empty block)."""
+    if not authorized(ctx, CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):
+        return error_response_as(AllocateProducerIdsResponse, request, ctx.api_version,
+                                 int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     return await allocate_producer_ids(ctx.broker, request)
 
 

@@ -14,7 +14,7 @@ connection's principal there (``controller_requester``).
 from __future__ import annotations
 
 from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
-from kbroker.api.controller_listener import controller_requester
+from kbroker.api.controller_listener import connection_authorized, controller_requester
 from kbroker.api.error_response import error_response_as, refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.api.services import Forwarding
@@ -25,6 +25,7 @@ from kbroker.controller.operations.reassignments import (
     list_partition_reassignments_operation,
 )
 from kbroker.metadata.client import controller_active
+from kbroker.security.acls import DESCRIBE
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.list_partition_reassignments import (
     ListPartitionReassignmentsRequest,
@@ -43,6 +44,10 @@ async def handle_list_partition_reassignments(ctx: RequestContext[Forwarding], r
 
 @api(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0, listeners=(CONTROLLER_LISTENER,))
 async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext[ReassignmentHost], request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
+    # Kafka's ControllerApis: DESCRIBE on the cluster for the connection's principal before the controller
+    # is asked (an inactive controller refuses an unauthorized request too, not with NOT_CONTROLLER)
+    if not connection_authorized(ctx.broker, DESCRIBE):
+        return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     if not controller_active(ctx.broker.controller):
         return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
     try:

@@ -59,6 +59,7 @@ from kbroker.raft.transport import (
     ErrorResponder,
     Inbound,
     InboundSession,
+    RaftGate,
     RaftTransport,
     Slot,
     frame_of,
@@ -196,6 +197,9 @@ class RaftDriver(RaftTransport):
         # the error response of a request this listener failed on (a handler raised, or the core on
         # a Raft RPC), set with the handlers (kbroker.api.controller_apis); None: the connection closes
         self.error_responder: ErrorResponder | None = None
+        # the authorization of the Raft RPCs (the refusal of one the connection's principal may not
+        # send), set with the handlers (kbroker.api.controller_apis); None: every one is served
+        self.raft_gate: RaftGate | None = None
         # what observers (replicas outside the voter set) last fetched: id -> (fetch offset, time ms)
         self.observers: dict[int, tuple[int, int]] = {}
         self.fetch_snapshot_max_bytes: int = BROKER_DEFAULTS["controller.quorum.fetch.snapshot.max.bytes"]

@@ -50,6 +50,11 @@ _CORRELATION = struct.Struct(">i")
 # Kafka's ``request.getErrorResponse(e)`` (ControllerApis' ``requestHelper.handleError``), set by the API
 # layer: (api key, version, request, exception) -> the request's error response; None: there is none
 ErrorResponder = Callable[[int, int, Any, BaseException], WireMessage | None]
+# Kafka's ControllerApis authorizes each Raft RPC before its raft client sees it
+# (``authHelper.authorizeClusterOperation(request, CLUSTER_ACTION)``), set by the API layer with the
+# handlers: (api key, version, request) -> the refusal to answer (the request's error response), or
+# None when the connection's principal (:func:`request_identity`) may send it
+RaftGate = Callable[[int, int, Any], WireMessage | None]
 ANONYMOUS = "User:ANONYMOUS"
 
 
@@ -149,6 +154,7 @@ class RaftTransport(SnapshotTransfer):
     reconnect_backoff_ms: int
     handlers: dict[int, Callable[[Any, Any], Any]]
     error_responder: ErrorResponder | None
+    raft_gate: RaftGate | None
     observers: dict[int, tuple[int, int]]
     # controller.quorum.fetch.snapshot.max.bytes: the MaxBytes of this node's FetchSnapshot requests
     fetch_snapshot_max_bytes: int
@@ -188,6 +194,9 @@ class RaftTransport(SnapshotTransfer):
         peer = writer.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             conn.host = str(peer[0])
+        # who sends this connection's requests, for the Raft RPCs' gate (this task's context: the
+        # connection's own; its handlers' tasks set it again, _run_handler)
+        _IDENTITY.set((conn.principal, conn.host))
         try:
             session: InboundSession | None = None
             if self.authenticate is not None:
@@ -200,6 +209,7 @@ class RaftTransport(SnapshotTransfer):
                 if principal is None:
                     return  # a certificate that no principal mapping rule matches (logged)
                 conn.principal = principal
+            _IDENTITY.set((conn.principal, conn.host))
             respond = functools.partial(self._respond_in_order, conn)
             while self._running:
                 frame = await read_frame(reader, self.max_frame_bytes)
@@ -257,6 +267,19 @@ class RaftTransport(SnapshotTransfer):
             raise CloseConnection(f"API key {api_key} is not served on the raft listener")
         slot = conn.add_slot(header.correlation_id)
         assert isinstance(body, _RAFT_REQUESTS)  # (the decoder's class for each of RAFT_APIS)
+        if self.raft_gate is not None:  # (authorized before the raft client looks at it, as Kafka's)
+            try:
+                refusal = self.raft_gate(api_key, version, body)
+            except Exception as exc:  # the authorization failed (logged): its error response, as a core failure's
+                logger.exception("raft node %d: authorizing API %d v%d failed", self.node_id, api_key, version)
+                answer = self._error_frame(slot, api_key, version, body, exc)
+                if answer is None:
+                    raise CloseConnection(f"API {api_key} v{version} could not be authorized") from None
+                conn.fill(slot, answer)
+                return
+            if refusal is not None:
+                conn.fill(slot, frame_of(encode_response(slot.correlation_id, api_key, version, refusal)))
+                return
         if self.cluster_id is not None and body.cluster_id is not None and body.cluster_id != self.cluster_id:
             self._error_answer(conn, slot, api_key, version, INCONSISTENT_CLUSTER_ID)
             return

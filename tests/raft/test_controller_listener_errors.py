@@ -18,6 +18,7 @@ import pytest
 from kbroker.api import controller_apis
 from kbroker.controller.errors import ControllerError
 from kbroker.raft.io import RaftDriver
+from kbroker.security.acls import Authorizer
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode, default_message
 from kbroker_protocol.messages import REQUESTS, RequestHeader
@@ -31,11 +32,13 @@ DESCRIBE_QUORUM, BROKER_HEARTBEAT, VOTE, API_VERSIONS = 55, 63, 52, 18
 
 
 class _Node:
-    """What ``controller_apis.install`` needs of a node: its RaftDriver (nothing runs in the background)."""
+    """What ``controller_apis.install`` needs of a node: its RaftDriver (nothing runs in the
+    background), and the authorizer its APIs check the connection's principal with (none enabled)."""
 
     def __init__(self, raft: RaftDriver) -> None:
         self.raft = raft
         self.node_id = raft.node_id
+        self.authorizer = Authorizer()
 
     def run_in_background(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         coro.close()
@@ -67,14 +70,20 @@ class _Connection:
 
 
 @pytest.fixture
-async def controller(tmp_path: Any) -> AsyncIterator[RaftDriver]:
+async def controller_node(tmp_path: Any) -> AsyncIterator[_Node]:
     cluster = Cluster(tmp_path)  # one node of its three voters is enough: no leader is needed
     driver = await cluster.start(1)
     try:
-        controller_apis.install(_Node(driver))  # type: ignore[arg-type]  # (the part of a node it uses)
-        yield driver
+        node = _Node(driver)
+        controller_apis.install(node)  # type: ignore[arg-type]  # (the part of a node it uses)
+        yield node
     finally:
         await cluster.stop(1, graceful=True)
+
+
+@pytest.fixture
+def controller(controller_node: _Node) -> RaftDriver:
+    return controller_node.raft
 
 
 @pytest.fixture
@@ -132,4 +141,30 @@ async def test_the_raft_core_failing_on_a_vote_gets_its_error_response(
     resp = await connection.call(VOTE, 2, vote)
     # VoteRequest.getErrorResponse: the top-level code alone
     assert (resp.error_code, resp.topics) == (UNKNOWN_SERVER_ERROR, [])
+    assert await connection.api_versions_answered()
+
+
+async def test_the_authorization_of_a_raft_rpc_failing_gets_its_error_response(
+        controller_node: _Node, connection: _Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Raft RPCs' CLUSTER_ACTION check (``raft_gate``) raising: as a handler's failure, the
+    request's error response and the connection kept; the Raft core never sees the request."""
+    node = controller_node.raft.node
+    assert node is not None
+    seen: list[str] = []
+    handle = node.handle
+    monkeypatch.setattr(node, "handle", lambda msg, now: seen.append(type(msg).__name__) or handle(msg, now))
+
+    def broken_authorizer(principal: str, host: str, *args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("authorizer failure")
+
+    authorizer = controller_node.authorizer
+    authorizer.enabled = True
+    monkeypatch.setattr(authorizer, "authorize", broken_authorizer)
+    P = vo.VoteRequest.TopicData.PartitionData
+    vote = vo.VoteRequest(cluster_id=CLUSTER_ID, voter_id=1, topics=[vo.VoteRequest.TopicData(
+        topic_name="__cluster_metadata",
+        partitions=[P(partition_index=0, replica_epoch=1, replica_id=99, last_offset_epoch=0, last_offset=0)])])
+    resp = await connection.call(VOTE, 2, vote)
+    assert (resp.error_code, resp.topics) == (UNKNOWN_SERVER_ERROR, [])
+    assert "VoteRequest" not in seen
     assert await connection.api_versions_answered()

@@ -1,6 +1,7 @@
 """A formatted combined broker+controller node whose CLIENT and CONTROLLER listeners are both
 SASL_PLAINTEXT (PLAIN), with the StandardAuthorizer and ``admin`` (the node's own user) its super
-user: for tests of what the controller listener authorizes."""
+user: for tests of what the controller listener authorizes. Yielded once the controller's own
+registration is in the image (nothing else is written then unless a test writes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from waiting import wait_until
 from wire import Wire, plain_login
 
 from kbroker.cluster import free_ports
@@ -58,4 +60,8 @@ def controller_sasl_node(data: Path, users: Sequence[str], acls: Sequence[tuple[
             assert [x.error_code for x in r.results] == [ErrorCode.NONE] * len(acls)
         finally:
             admin.close()
+        # the controller registers itself (RegisterControllerRecord) shortly after the node is ready:
+        # once that is in its image, the metadata log stays as it is unless a test writes to it
+        wait_until(lambda: b.call(lambda: 1 in b.broker.image.controllers), 30, 0.05,
+                   "the controller's own registration")
         yield b, f"127.0.0.1:{cport}"

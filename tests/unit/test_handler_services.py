@@ -95,7 +95,8 @@ def test_handlers_see_small_protocols() -> None:
     """Only Envelope sees the node the controller operations run in: it runs whichever forwarded
     operation its request holds, so it needs the union of what they use (``RaftOperationHost``:
     ``OperationHost`` and the Raft driver of the quorum operations). AllocateProducerIds and the
-    reassignments on the controller listener see only what their operation uses; every other
+    reassignments on the controller listener see only what their operation uses (and, for
+    AllocateProducerIds, the authorizer of its CLUSTER_ACTION check); every other
     handler's services are fewer, and the group APIs share one Protocol."""
     from kbroker.controller.operations.host import OperationHost, RaftOperationHost
 
@@ -108,7 +109,7 @@ def test_handlers_see_small_protocols() -> None:
     narrowed = {fn.__name__: _services(fn).__name__ for fn in _all_handlers() if fn.__name__ in (
         "handle_allocate_producer_ids", "handle_alter_partition_reassignments_on_controller",
         "handle_list_partition_reassignments_on_controller")}
-    assert narrowed == {"handle_allocate_producer_ids": "ControllerHolder",
+    assert narrowed == {"handle_allocate_producer_ids": "ProducerIdAllocator",
                         "handle_alter_partition_reassignments_on_controller": "ReassignmentHost",
                         "handle_list_partition_reassignments_on_controller": "ReassignmentHost"}
     assert all(sizes[name] <= 3 for name in narrowed)
