@@ -56,6 +56,7 @@ def rewrite(source: str) -> str:
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     replace: dict[int, tuple[int, list[str]]] = {}  # first line -> (last line, new lines)
+    unwrapped: set[str] = set()  # the module-level imports a try/finally held
     for node in ast.walk(tree):
         body, finalbody = getattr(node, "body", []), getattr(node, "finalbody", [])
         for stmt in (body if isinstance(body, list) else []) + finalbody:
@@ -71,6 +72,8 @@ def rewrite(source: str) -> str:
                 body = [line[shift:] if line[:shift].strip() == "" else line
                         for line in lines[body_first - 1:body_last]]
                 replace[first] = (last, body)
+                if node is tree:
+                    unwrapped.update(ast.unparse(s) for s in stmt.body if isinstance(s, ast.Import | ast.ImportFrom))
     if not replace:
         return source
     out: list[str] = []
@@ -84,10 +87,34 @@ def rewrite(source: str) -> str:
             continue
         out.append(line)
     text = "".join(out)
-    text = _drop_unused_paths(text)
+    text = _hoist(_drop_unused_paths(text), unwrapped)
     text = re.sub(r"^((?:from|import) .*?)  # noqa: E402(?:, )?(.*)$",
                   lambda m: m[1] + (f"  # noqa: {m[2]}" if m[2] else ""), text, flags=re.M)
     return re.sub(r"\n{4,}", "\n\n\n", text)
+
+
+def _hoist(source: str, imports: set[str]) -> str:
+    """Move the unwrapped module-level ``imports`` that now follow other code (``E = ErrorCode``)
+    up to the module's import block, where E402 wants them; ruff --fix then sorts the block."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    body = tree.body
+    start = 1 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else 0
+    first_code = next((i for i in range(start, len(body)) if not isinstance(body[i], ast.Import | ast.ImportFrom)), None)
+    if first_code is None or first_code == start:
+        return source
+    late = [s for s in body[first_code:] if isinstance(s, ast.Import | ast.ImportFrom) and ast.unparse(s) in imports]
+    if not late:
+        return source
+    moved = {n for s in late for n in range(s.lineno, _span(s)[1] + 1)}
+    anchor = _span(body[first_code - 1])[1]  # the last line of the leading import block
+    out = []
+    for number, line in enumerate(lines, 1):
+        if number not in moved:
+            out.append(line)
+        if number == anchor:
+            out.extend(lines[n - 1] for n in sorted(moved))
+    return "".join(out)
 
 
 def _drop_unused_paths(source: str) -> str:

@@ -5,6 +5,7 @@ no module under tests/ edits ``sys.path``; the ``slow`` marker leaves a quick lo
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 import tomllib
@@ -14,9 +15,15 @@ TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 
 
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once for the checks below (the tree has ~600 modules)."""
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
 def _imported_modules(path: Path) -> list[str]:
     """Every module ``path`` imports, at any depth; ``from tests.x import y`` also names ``tests.x.y``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = _tree(path)
     names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -74,7 +81,7 @@ def _sys_path_offenders(tests: Path) -> list[str]:
     root = tests.parent
     offenders = []
     for path in sorted(tests.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        for node in ast.walk(_tree(path)):
             attribute = (isinstance(node, ast.Attribute) and node.attr == "path"
                          and isinstance(node.value, ast.Name) and node.value.id == "sys")
             imported = (isinstance(node, ast.ImportFrom) and node.module == "sys"
