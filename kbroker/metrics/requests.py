@@ -124,14 +124,16 @@ _NO_STATS = ApiStats()  # requests_sent's run before the first: empty, never add
 
 
 def _add_run(stats: ApiStats, n: int, total: float, send: float, send_at: int, queued: float, handled: float,
-             remote: float) -> None:
+             remote: float, _first: float = BOUNDS_S[0], _second: float = BOUNDS_S[1],
+             _third: float = BOUNDS_S[2]) -> None:
     """Adds a run of ``n`` requests of one API (see :meth:`RequestStats.requests_sent`) to its
     stats: the total's and send time's buckets (``send_at`` already bisected: the same for every run
     of the write) and the sums (``handled``: the run's handling, local plus remote). Neither the
     remote time of the requests answered in the handler's call (0, their count known from the
-    total's) nor the response queue time's sum is added per run (ApiStats.buckets and sums)."""
+    total's) nor the response queue time's sum is added per run (ApiStats.buckets and sums). A
+    total under the third bound (1 ms) is bucketed without a bisect call."""
     c = stats.counts
-    c[bisect_left(BOUNDS_S, total)] += n
+    c[0 if total <= _first else 1 if total <= _second else 2 if total <= _third else bisect_left(BOUNDS_S, total)] += n
     c[send_at] += n
     s = stats.seconds
     s[0] += n * total
