@@ -186,6 +186,19 @@ def _consumer(bootstrap: str, extra: dict | None = None):
     return Consumer(conf)
 
 
+def _sched_self() -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable and waiting for one) of this process's threads so far,
+    from /proc/self/task/*/schedstat (zeros where it cannot be read)."""
+    run = wait = 0
+    for path in Path("/proc/self/task").glob("*/schedstat"):
+        try:
+            a, b, _ = (int(x) for x in path.read_text().split())
+        except (OSError, ValueError):
+            continue
+        run, wait = run + a, wait + b
+    return run / 1e9, wait / 1e9
+
+
 def _partitions(bootstrap: str, topic: str) -> list[int]:
     from confluent_kafka.admin import AdminClient
 
@@ -489,7 +502,7 @@ def w_mixed_consumer(a: argparse.Namespace) -> dict:
     skipped = 0
     deadline = time.monotonic() + a.timeout
     stats.reset()
-    t0, cpu0 = time.monotonic(), os.times()
+    t0, cpu0, sched0 = time.monotonic(), os.times(), _sched_self()
     while len(lats) + skipped < a.records and time.monotonic() < deadline:
         for c in consumers:
             for m in c.consume(500, 0.002):
@@ -505,7 +518,7 @@ def w_mixed_consumer(a: argparse.Namespace) -> dict:
                     skipped += max(0, off - expect.get(p, off))
                     expect[p] = off + 1
                     got[p] = got.get(p, 0) + 1
-    cpu1 = os.times()
+    cpu1, sched1 = os.times(), _sched_self()
     wall = time.monotonic() - t0
     # never read: every record appended after the start and not read, whether or not a later
     # record of its partition was (`skipped` counts only the jumps seen: a position reset to the
@@ -522,6 +535,7 @@ def w_mixed_consumer(a: argparse.Namespace) -> dict:
     return {"latencies_ns": lats, "to_append_ns": to_append, "from_append_ns": from_append,
             "skipped": skipped, "never_read": never_read, "stats": stats.summary(),
             "consumer_cpu_s": cpu1.user + cpu1.system - cpu0.user - cpu0.system, "consumer_wall_s": wall,
+            "consumer_sched_wait_s": sched1[1] - sched0[1],
             "next_offsets": {str(k): v for k, v in sorted(expect.items())}}
 
 
@@ -557,7 +571,7 @@ def w_mixed(a: argparse.Namespace) -> dict:
     keys = [b"key-%04d" % k for k in range(1000)]
     pad = b"x" * (a.record_size - 8)
     t0 = time.monotonic()
-    cpu0 = os.times()
+    cpu0, sched0 = os.times(), _sched_self()
     late = 0
     k = len(producers)
     for i in range(n):
@@ -572,7 +586,7 @@ def w_mixed(a: argparse.Namespace) -> dict:
         p.poll(0)
     unflushed = sum(p.flush(60) for p in producers)
     produce_s = time.monotonic() - t0
-    cpu1 = os.times()
+    cpu1, sched1 = os.times(), _sched_self()
     out, _ = cons.communicate(timeout=a.seconds + 180)
     result = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
     lats = result["latencies_ns"]
@@ -599,6 +613,8 @@ def w_mixed(a: argparse.Namespace) -> dict:
             "max_ms": ms[-1] if ms else float("nan"),
             "delivery_failed": failed, "unflushed": unflushed,
             "producer_cpu_s": cpu1.user + cpu1.system - cpu0.user - cpu0.system,
+            "producer_sched_wait_s": sched1[1] - sched0[1],
+            "consumer_sched_wait_s": result.get("consumer_sched_wait_s"),
             "consumer_cpu_s": result.get("consumer_cpu_s"), "consumer_wall_s": result.get("consumer_wall_s"),
             "next_offsets": result.get("next_offsets"),
             **({"producer_stats": stats.summary(), "consumer_stats": result.get("stats")} if a.stats else {})}
