@@ -181,7 +181,8 @@ class Broker:
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config(),
                                       exclude_topics=frozenset({METADATA_TOPIC}),
                                       clock=time.time if self.clock is None else self.clock.time,
-                                      retention_in_rounds=self.clock is None)
+                                      retention_in_rounds=self.clock is None,
+                                      recovery_threads=self.config["num.recovery.threads.per.data.dir"])
         # Every log dir failed at run time (a full disk...): halt, as Kafka (kbroker/log/dir_failure.py),
         # once the requests in flight (the failing produce among them) are answered (wiring/dir_halt.py).
         self.log_manager.on_all_dirs_failed = self._halt_after_answers

@@ -176,6 +176,10 @@ def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 6
 
 # --- librdkafka workers -----------------------------------------------------------------------
 
+# librdkafka settings added to every client of a worker (`--config key=value`, e.g. for TLS)
+CLIENT_CONFIG: dict[str, str] = {}
+
+
 def _consumer(bootstrap: str, extra: dict | None = None):
     from confluent_kafka import Consumer
 
@@ -183,6 +187,7 @@ def _consumer(bootstrap: str, extra: dict | None = None):
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "enable.partition.eof": False, "api.version.request": True}
     conf.update(extra or {})
+    conf.update(CLIENT_CONFIG)
     return Consumer(conf)
 
 
@@ -202,7 +207,7 @@ def _sched_self() -> tuple[float, float]:
 def _partitions(bootstrap: str, topic: str) -> list[int]:
     from confluent_kafka.admin import AdminClient
 
-    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    md = AdminClient({"bootstrap.servers": bootstrap, **CLIENT_CONFIG}).list_topics(topic, timeout=10)
     return sorted(md.topics[topic].partitions)
 
 
@@ -316,7 +321,7 @@ def w_produce_conns(a: argparse.Namespace) -> dict:
     from confluent_kafka import Producer
 
     conf = {"bootstrap.servers": a.bootstrap, "acks": a.acks, "linger.ms": 5, "batch.size": 65536,
-            "compression.type": "none", "queue.buffering.max.kbytes": 65536}
+            "compression.type": "none", "queue.buffering.max.kbytes": 65536, **CLIENT_CONFIG}
     producers = [Producer(dict(conf, **{"client.id": f"bench-{i}"})) for i in range(a.conns)]
     for p in producers:  # connect before the clock starts
         p.list_topics(a.topic, timeout=30)
@@ -637,7 +642,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--consumers", type=int, default=4)
     ap.add_argument("--keys", type=int, default=0, help="produce-conns: distinct record keys (0: no keys)")
     ap.add_argument("--stats", action="store_true", help="mixed: librdkafka's request counts and round trips")
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="consume, produce-conns: a librdkafka setting for every client (repeatable)")
     a = ap.parse_args(argv)
+    CLIENT_CONFIG.update(kv.split("=", 1) for kv in a.config)
     fn = {"consume": w_consume, "e2e": w_e2e, "e2e-consumer": w_e2e_consumer,
           "produce-conns": w_produce_conns, "group": w_group, "mixed": w_mixed,
           "mixed-consumer": w_mixed_consumer}[a.worker]

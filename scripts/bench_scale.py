@@ -326,6 +326,66 @@ class Bench:
 
         return self.curve("ceiling", "clients", [int(x) for x in a.clients.split(",")], point)
 
+    # -- TLS: the same broker's PLAINTEXT and SSL listeners -----------------------------------
+    def tls(self) -> dict:
+        """Per run one fresh broker with a PLAINTEXT and an SSL listener (PEM key store, RSA 2048) and
+        two topics of --partitions partitions; --records 1 KiB records produced by N librdkafka
+        producers (no keys, acks=1) to one topic over PLAINTEXT and to the other over SSL, then each
+        topic read back by one librdkafka consumer (the ceiling's `consume`) over the listener that
+        wrote it. The listeners' order alternates from run to run of a broker. Per phase: MB/s,
+        broker CPU per GB and the broker's CPU seconds per second of the phase (cores: kbroker's
+        event loop is one thread; Kafka's network and I/O threads can use both CPUs)."""
+        from bench_tls_fetch import make_certs
+
+        a = self.args
+        certs = self.base / "certs"
+        certs.mkdir(exist_ok=True)
+        make_certs(certs)
+        client_tls = ["--config", "security.protocol=ssl", "--config", f"ssl.ca.location={certs / 'ca.pem'}"]
+        nbytes = a.records * 1024
+        turns: dict[str, int] = {}
+
+        def point(kind: str, conns: int) -> dict:
+            turn = turns.get(kind, 0)
+            turns[kind] = turn + 1
+            modes = ("plain", "ssl") if turn % 2 == 0 else ("ssl", "plain")
+            node = sn.make(kind, self.base, dict(bb.BENCH_SETTINGS), self.src, a.partitions,
+                           tls_store=certs / "store.pem")
+            r: dict = self.partial
+            r["order"] = ",".join(modes)
+            try:
+                node.start()
+                for mode in modes:
+                    sn.create_topic(node.bootstrap, f"tls-{mode}", a.partitions)
+                    node.wait_topic(f"tls-{mode}", a.partitions)
+
+                def where(mode: str) -> list[str]:
+                    if mode == "plain":
+                        return ["--bootstrap", node.bootstrap, "--topic", "tls-plain"]
+                    return ["--bootstrap", node.ssl_bootstrap, "--topic", "tls-ssl", *client_tls]
+
+                for phase in ("produce", "consume"):
+                    for mode in modes:
+                        if phase == "produce":
+                            args = ["produce-conns", *where(mode), "--records", str(a.records),
+                                    "--conns", str(conns), "--acks", "1"]
+                        else:
+                            args = ["consume", *where(mode), "--records", str(a.records), "--timeout", "300"]
+                        res, cpu = measured(node, lambda args=args: bl.worker(args, timeout=600))
+                        if phase == "consume" and not res["complete"]:
+                            raise RuntimeError(f"{mode}: consumed only {res['records']} of {a.records} records")
+                        r[f"{phase}_{mode}_mb_per_s"] = res["mb_per_s"]
+                        r[f"{phase}_{mode}_cpu_s_per_gb"] = cpu / (nbytes / 1e9)
+                        r[f"{phase}_{mode}_broker_cores"] = cpu / res["seconds"]
+                for phase in ("produce", "consume"):
+                    r[f"{phase}_ssl_over_plain"] = r[f"{phase}_ssl_mb_per_s"] / r[f"{phase}_plain_mb_per_s"]
+                node.stop()
+            finally:
+                node.remove()
+            return r
+
+        return self.curve("tls", "clients", [int(x) for x in a.clients.split(",")], point)
+
     # -- OMB-like mixed load ----------------------------------------------------------------
     def mixed(self) -> dict:
         """Producers with keys, a consumer group, and retention deleting 1 MiB segments while it
@@ -476,6 +536,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--producers", type=int, default=4)
     p.add_argument("--consumers", type=int, default=4)
+    p.add_argument("--partitions", type=int, default=16)
+    p = sub.add_parser("tls", help="PLAINTEXT against SSL on the same broker: librdkafka produce and consume")
+    common(p)
+    p.add_argument("--clients", default="1", help="producer connections per point (the consumer is one)")
+    p.add_argument("--records", type=int, default=200_000, help="1 KiB records per listener")
     p.add_argument("--partitions", type=int, default=16)
     sub.add_parser("report", help="rewrite bench/SCALE.md and plots from bench/scale.json")
     a = ap.parse_args(argv)

@@ -2,7 +2,7 @@
 dir that outlives the process (clean stop, kill -9, start again on the same logs).
 
 Both get the same settings (scripts/bench_brokers.py's BENCH_SETTINGS plus the caller's extras), one
-node, PLAINTEXT on a free loopback port. "Ready" is a Metadata answer listing the broker and, when a
+node, PLAINTEXT on a free loopback port (and SSL on another when made with a PEM key store). "Ready" is a Metadata answer listing the broker and, when a
 topic is named, every one of its partitions with a leader.
 """
 
@@ -133,16 +133,27 @@ class Node:
 
     name = "?"
 
-    def __init__(self, base: Path, settings: dict[str, str]) -> None:
+    def __init__(self, base: Path, settings: dict[str, str], tls_store: Path | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=base))
         self.port = reference_kafka.free_port()
         self.settings = settings
+        # with a PEM key store (key + certificate chain): an SSL listener next to PLAINTEXT
+        self.tls_store = tls_store
+        self.ssl_port = 0
+        while tls_store is not None and self.ssl_port in (0, self.port):
+            self.ssl_port = reference_kafka.free_port()
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        """The SSL listener (a node made with a key store)."""
+        assert self.ssl_port
+        return f"127.0.0.1:{self.ssl_port}"
 
     @property
     def pid(self) -> int:
@@ -211,16 +222,22 @@ class Node:
 class KBrokerNode(Node):
     name = "kbroker"
 
-    def __init__(self, base: Path, settings: dict[str, str], src: Path) -> None:
-        super().__init__(base, settings)
+    def __init__(self, base: Path, settings: dict[str, str], src: Path, tls_store: Path | None = None) -> None:
+        super().__init__(base, settings, tls_store)
         self.src = src
 
     def command(self) -> tuple[list[str], dict[str, str], Path]:
+        listeners = f"PLAINTEXT://127.0.0.1:{self.port}"
+        tls: dict[str, str] = {}
+        if self.tls_store is not None:
+            listeners += f",SSL://127.0.0.1:{self.ssl_port}"
+            tls = {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(self.tls_store)}
         overrides = {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": listeners,
+            "advertised.listeners": listeners,
             "log.dirs": str(self.workdir / "data"),
             "node.id": "1",
+            **tls,
             **self.settings,
         }
         cmd = [bb.PY, "-m", "kbroker", "--log-level", "WARNING"]
@@ -232,15 +249,23 @@ class KBrokerNode(Node):
 class KafkaNode(Node):
     name = "kafka"
 
-    def __init__(self, base: Path, settings: dict[str, str], heap: str = bb.KAFKA_HEAP) -> None:
-        super().__init__(base, settings)
+    def __init__(self, base: Path, settings: dict[str, str], heap: str = bb.KAFKA_HEAP,
+                 tls_store: Path | None = None) -> None:
+        super().__init__(base, settings, tls_store)
         self.heap = heap
         self.libs = reference_kafka.ensure_kafka()
         cport = reference_kafka.free_port()
-        while cport == self.port:
+        while cport in (self.port, self.ssl_port):
             cport = reference_kafka.free_port()
+        tls: dict[str, str] = {}
+        if tls_store is not None:
+            tls = {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(tls_store)}
         props = {
-            **reference_kafka.combined_node_props(self.port, cport, self.workdir / "data"),
+            **reference_kafka.combined_node_props(
+                self.port, cport, self.workdir / "data",
+                extra_listeners={"SSL": self.ssl_port} if tls_store is not None else None,
+                extra_protocols={"SSL": "SSL"} if tls_store is not None else None),
+            **tls,
             **settings,
         }
         self.conf = self.workdir / "server.properties"
@@ -283,7 +308,11 @@ class NullNode(Node):
         return [str(self.binary), str(self.port), str(self.partitions)], dict(os.environ), self.workdir
 
 
-def make(kind: str, base: Path, settings: dict[str, str], src: Path, partitions: int = 16) -> Node:
+def make(kind: str, base: Path, settings: dict[str, str], src: Path, partitions: int = 16,
+         tls_store: Path | None = None) -> Node:
+    """A node of `kind`; with `tls_store` (PEM: key and certificate chain) an SSL listener too."""
     if kind == "null":
         return NullNode(base, partitions)
-    return KBrokerNode(base, settings, src) if kind == "kbroker" else KafkaNode(base, settings)
+    if kind == "kbroker":
+        return KBrokerNode(base, settings, src, tls_store)
+    return KafkaNode(base, settings, tls_store=tls_store)

@@ -53,6 +53,20 @@ CURVES: dict[str, tuple[str, str, list[tuple[str, str, str, bool]]]] = {
          False),
         ("cpu_s_per_gb", "broker CPU per GB", "CPU s/GB", False),
     ]),
+    "tls": ("clients", "producer connections (librdkafka, 1 KiB, acks=1; one consumer)", [
+        ("produce_plain_mb_per_s", "produce over PLAINTEXT", "MB/s", True),
+        ("produce_ssl_mb_per_s", "produce over SSL", "MB/s", True),
+        ("produce_ssl_over_plain", "produce SSL / PLAINTEXT (per run)", "ratio", True),
+        ("produce_plain_cpu_s_per_gb", "broker CPU per GB produced over PLAINTEXT", "CPU s/GB", False),
+        ("produce_ssl_cpu_s_per_gb", "broker CPU per GB produced over SSL", "CPU s/GB", False),
+        ("produce_ssl_broker_cores", "broker CPU while producing over SSL", "cores", False),
+        ("consume_plain_mb_per_s", "consume over PLAINTEXT", "MB/s", True),
+        ("consume_ssl_mb_per_s", "consume over SSL", "MB/s", True),
+        ("consume_ssl_over_plain", "consume SSL / PLAINTEXT (per run)", "ratio", True),
+        ("consume_plain_cpu_s_per_gb", "broker CPU per GB consumed over PLAINTEXT", "CPU s/GB", False),
+        ("consume_ssl_cpu_s_per_gb", "broker CPU per GB consumed over SSL", "CPU s/GB", False),
+        ("consume_ssl_broker_cores", "broker CPU while consuming over SSL", "cores", False),
+    ]),
 }
 
 

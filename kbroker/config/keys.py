@@ -206,7 +206,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("kbroker.request.receive.timeout.ms", "long", "60000", minimum=0),
         _k("num.network.threads", "int", "3", minimum=1, applied=False),
         _k("num.io.threads", "int", "8", minimum=1, applied=False),
-        _k("num.recovery.threads.per.data.dir", "int", "2", minimum=1, applied=False),
+        _k("num.recovery.threads.per.data.dir", "int", "2", minimum=1),  # log_manager.py: the load at start-up
         _k("num.replica.fetchers", "int", "1", minimum=1),
         _k("queued.max.requests", "int", "500", minimum=1),
         # client quotas (kbroker/security/quotas.py)

@@ -184,3 +184,69 @@ def test_periodic_checkpoint_skips_unchanged_partitions(tmp_path):
     plog.checkpoint()
     assert any(f.stat().st_ino != inodes[f] for f in files)
     plog.close()
+
+
+def _crashed_logs(dirs, partitions: int) -> dict[tuple[str, int], int]:
+    """Partitions with 1..n records each, left as a crash leaves them (no clean close); the last
+    one's segment gets a torn tail. Returns each partition's log end offset to expect."""
+    manager = LogManager(dirs, LogConfig())
+    expected = {}
+    for p in range(partitions):
+        log = manager.get_or_create("t", p)
+        for i in range(p % 3 + 1):
+            log.append(value_batch([b"r%d-%d" % (p, i)]))
+        expected[("t", p)] = p % 3 + 1
+    last = manager.get("t", partitions - 1).directory
+    for log in manager.partitions().values():
+        log.close(clean=False)  # no fsync, no checkpoint, no marker: recovered at the next load
+    torn = sorted(last.glob("*.log"))[-1]
+    with torn.open("ab") as f:
+        f.write(b"\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x01\x00\x00")  # a batch header cut short
+    return expected  # (the torn tail is cut off: the records before it stay)
+
+
+def test_recovery_threads_open_the_logs_of_a_log_dir_on_that_many_threads(tmp_path, monkeypatch):
+    """num.recovery.threads.per.data.dir: a crashed log dir's partitions are opened (recovered)
+    by a pool of that many threads, with the same result as one thread."""
+    import threading
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    expected = _crashed_logs(dirs, 12)
+    opened_on: list[str] = []
+    real_open = LogManager._open_log
+
+    def spy(self, *args, **kwargs):
+        opened_on.append(threading.current_thread().name)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogManager, "_open_log", spy)
+    manager = LogManager(dirs, LogConfig(), recovery_threads=3)
+    assert {key: log.log_end_offset for key, log in manager.partitions().items()} == expected
+    assert all(log.recovery_point == log.log_end_offset for log in manager.partitions().values())
+    assert len(opened_on) == 12
+    pool_threads = {name for name in opened_on if name.startswith("log-recovery")}
+    assert opened_on.count(threading.current_thread().name) == 0
+    assert 1 <= len(pool_threads) <= 3
+    manager.close()
+    # reloaded on one thread (the caller's): the same partitions, cleanly closed this time
+    opened_on.clear()
+    manager = LogManager(dirs, LogConfig(), recovery_threads=1)
+    assert {key: log.log_end_offset for key, log in manager.partitions().items()} == expected
+    assert set(opened_on) == {threading.current_thread().name}
+    manager.close()
+
+
+def test_a_failed_open_on_a_recovery_thread_fails_the_load(tmp_path, monkeypatch):
+    import pytest
+
+    _crashed_logs([tmp_path], 6)
+    real_open = LogManager._open_log
+
+    def failing(self, directory, *args, **kwargs):
+        if directory.name == "t-4":
+            raise PermissionError(13, "Permission denied", str(directory))
+        return real_open(self, directory, *args, **kwargs)
+
+    monkeypatch.setattr(LogManager, "_open_log", failing)
+    with pytest.raises(PermissionError):
+        LogManager([tmp_path], LogConfig(), recovery_threads=2)
