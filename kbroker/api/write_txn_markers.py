@@ -16,6 +16,7 @@ from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
+from kbroker.log import LogClosedError, LogError
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.partition import Partition
 from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
@@ -55,7 +56,12 @@ def _complete_offsets(broker: WriteTxnMarkersServices, partition: Partition, mar
         return ErrorCode.NONE
     pending = coordinator.offsets.pending.get(marker.producer_id, {})
     for group_id in sorted(g for g in pending if coordinator.partition_for(g) == partition.index):
-        coordinator.complete_txn_offsets(marker.producer_id, group_id, marker.transaction_result)
+        try:
+            coordinator.complete_txn_offsets(marker.producer_id, group_id, marker.transaction_result)
+        except LogClosedError:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        except (LogError, OSError):  # the log dir failed: the coordinator retries (Kafka's appendToLocalLog)
+            return ErrorCode.KAFKA_STORAGE_ERROR
     return ErrorCode.NONE
 
 

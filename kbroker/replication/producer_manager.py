@@ -9,15 +9,19 @@ and writes the transaction coordinator's COMMIT/ABORT markers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Protocol
 
+from kbroker.log import LogClosedError, LogError
 from kbroker.replication.partition import partition_state as partition_state
 from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.replication.producer_state import VerificationGuard
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import BatchHeader
 from kbroker_protocol.records import ControlType, build_control_batch
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from kbroker.replication.deadline import Deadline, WaitClock
@@ -119,7 +123,16 @@ class ProducerStateManager:
         now_ms = replica_manager.now_ms()  # the broker's clock (a manual one in tests)
         batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
                                     producer_epoch=epoch, timestamp=now_ms, coordinator_epoch=coordinator_epoch)
-        offset = replica_manager.append_internal(partition, batch)
+        try:
+            offset = replica_manager.append_internal(partition, batch)
+        except LogClosedError:  # the partition is being deleted
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        except (LogError, OSError) as exc:
+            # Kafka's appendToLocalLog: a KafkaStorageException (the log dir failed, a full disk)
+            # is the partition's KAFKA_STORAGE_ERROR, which the coordinator retries
+            # (TransactionMarkerRequestCompletionHandler), not a failed request
+            log.error("marker for %s-%d not written: %s", partition.topic, partition.index, exc)
+            return ErrorCode.KAFKA_STORAGE_ERROR
         aborted = state.apply_marker(producer_id, epoch, commit, offset, coordinator_epoch, now_ms)
         if aborted is not None:
             partition.log.record_aborted_txn(aborted.producer_id, aborted.first_offset, aborted.last_offset,
