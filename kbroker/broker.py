@@ -177,6 +177,15 @@ class Broker:
         self.started_at = time.time()
         self.cluster_id = prepare_log_dirs(self.config, self.node_id, self._lock_files)
         set_fd_budget(self.config)
+        # The authorizer before any listener opens (the controller listener opens before the node
+        # has caught up): until the log is loaded only super users pass (Kafka's StandardAuthorizer,
+        # AuthorizerNotReadyException before completeInitialLoad).
+        try:
+            self.listener_security = build_listener_security(self.config)
+            self.authorizer.configure(self.config)
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from None
+        self.authorizer.begin_initial_load()
         # kbroker.clock=manual: logs age on the manual clock and retention runs on its advances.
         self.log_manager = LogManager(self.config.log_dirs, self.default_log_config(),
                                       exclude_topics=frozenset({METADATA_TOPIC}),
@@ -221,6 +230,7 @@ class Broker:
         finally:
             self.local_partitions.replaying = False
         self.local_partitions.open_replayed()
+        self.authorizer.complete_initial_load()  # the ACLs of the log caught up with are in place
         from kbroker.controller.operations.update_features import metadata_directory_id
         from kbroker.raft import voter_update
 
@@ -479,11 +489,6 @@ class Broker:
     # -- listeners --------------------------------------------------------------------------
 
     async def _bind(self) -> None:
-        try:
-            self.listener_security = build_listener_security(self.config)
-            self.authorizer.configure(self.config)
-        except ConfigError as exc:
-            raise StartupError(str(exc)) from None
         for endpoint in self.config.client_listeners:
             security = self.listener_security.get(endpoint.listener)
             wiring = ListenerWiring(self.limits, self.client_quotas.ip,

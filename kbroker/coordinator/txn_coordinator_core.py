@@ -235,7 +235,7 @@ class TxnCoordinatorCore:
         NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR -> NOT_COORDINATOR (also when the partition's
         leadership changed while waiting); MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE ->
         UNKNOWN_SERVER_ERROR. On an error the state in memory is unchanged."""
-        from kbroker.log import LogError
+        from kbroker.log import LogError, RecordBatchTooLargeError
         from kbroker.replication import leadership
         from kbroker.replication.deadline import Deadline
         from kbroker.replication.produce_batch import ProduceError
@@ -261,6 +261,10 @@ class TxnCoordinatorCore:
             replica_manager.append_internal(partition, batch)
         except ProduceError as exc:
             raise TxnError(_append_error(exc.code)) from None
+        except RecordBatchTooLargeError as exc:
+            # Kafka's appendTransactionToLog: MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE -> UNKNOWN_SERVER_ERROR
+            log.error("transaction log record for %r too large: %s", tid, exc)
+            raise TxnError(ErrorCode.UNKNOWN_SERVER_ERROR) from None
         except (LogError, OSError) as exc:  # KAFKA_STORAGE_ERROR (the log dir failed) -> NOT_COORDINATOR
             log.error("transaction log append for %r failed: %s", tid, exc)
             raise TxnError(ErrorCode.NOT_COORDINATOR) from None

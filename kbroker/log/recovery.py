@@ -142,7 +142,8 @@ class LogRecovery(LogRetention):
             if not scan:
                 # Rebuild from the file to get consistent indexes for the kept part.
                 seg.rebuild(validate=False, interval=interval, end=seg.size)
-            os.ftruncate(seg.handle().fileno(), seg.size)
+            file = seg.handle()  # held while its descriptor is used (LogSegment.handle)
+            os.ftruncate(file.fileno(), seg.size)
             txn_stale.add(i)
             recovered = True
             if not last:

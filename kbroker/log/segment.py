@@ -185,7 +185,8 @@ class LogSegment:
             return None
 
     def file_size(self) -> int:
-        return os.fstat(self.handle().fileno()).st_size
+        file = self.handle()  # held while its descriptor is used
+        return os.fstat(file.fileno()).st_size
 
     # -- loading and recovery ------------------------------------------------------------
 

@@ -177,6 +177,9 @@ class Authorizer:
         self.super_users: frozenset[str] = frozenset()
         self.allow_if_no_acl = False
         self.acls: dict[uuid.UUID, Acl] = {}
+        # StandardAuthorizerData.loadingComplete: False between begin_initial_load (a node starting)
+        # and complete_initial_load (its metadata caught up); meanwhile only super users pass.
+        self.loading_complete = True
 
     def configure(self, config: Any) -> None:
         name = (config.get("authorizer.class.name") or "").strip()
@@ -190,6 +193,14 @@ class Authorizer:
         self.super_users = frozenset(u.strip() for u in (config.get("super.users") or "").split(";") if u.strip())
         self.allow_if_no_acl = bool(config.get("allow.everyone.if.no.acl.found"))
 
+    def begin_initial_load(self) -> None:
+        """The node is loading its metadata: deny everyone but super users until
+        :meth:`complete_initial_load` (Kafka's AuthorizerNotReadyException, answered as a denial)."""
+        self.loading_complete = False
+
+    def complete_initial_load(self) -> None:
+        self.loading_complete = True
+
     def on_record(self, record: Any) -> None:
         name = type(record).__name__
         if name == "AccessControlEntryRecord":
@@ -202,6 +213,11 @@ class Authorizer:
                   log_denied: bool = True) -> bool:
         if not self.enabled or principal in self.super_users:
             return True
+        if not self.loading_complete:
+            if log_denied:
+                log.info("authorizer not ready (metadata loading): %s denied operation %s", principal,
+                         OPERATIONS.get(operation, operation))
+            return False
         principals = (principal, WILDCARD_PRINCIPAL)
         has_resource_acls = allowed = False
         for acl in self.acls.values():
@@ -230,6 +246,8 @@ class Authorizer:
         ``*`` wildcard refuses all."""
         if self.authorize(principal, host, operation, resource_type, "hardcode", log_denied=False):
             return True
+        if not self.loading_complete:
+            return False
         deny_literal: set[str] = set()
         deny_prefixed: set[str] = set()
         allows: list[tuple[int, str]] = []

@@ -12,6 +12,7 @@ import pytest
 
 from kbroker.coordinator.txn_coordinator import TransactionCoordinator, TxnError
 from kbroker.coordinator.txn_log import TRANSACTION_STATE_TOPIC, TxnState, decode_key, decode_value
+from kbroker.log import LogClosedError, RecordBatchTooLargeError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import iter_records
 from tests.unit.txn_fakes import NODE_ID, START_MS, FakeTxnBroker, settle, started_coordinator
@@ -336,6 +337,30 @@ async def test_a_failed_log_write_changes_nothing_and_answers_as_kafka(replicati
     assert coordinator.txns[TID].state == TxnState.EMPTY
     await coordinator.add_partitions(TID, pid, epoch, [("data", 0)])  # the client's retry goes through
     assert coordinator.txns[TID].state == TxnState.ONGOING
+
+
+@pytest.mark.parametrize(("error", "answered"), [
+    (RecordBatchTooLargeError("batch of 2000000 bytes exceeds max.message.bytes 1048588"), ErrorCode.UNKNOWN_SERVER_ERROR),
+    (LogClosedError("log of __transaction_state-0 is closed"), ErrorCode.NOT_COORDINATOR),
+    (OSError(28, "No space left on device"), ErrorCode.NOT_COORDINATOR),
+], ids=["too-large", "closed", "os-error"])
+async def test_an_append_error_answers_as_kafkas_append_transaction_to_log(error: Exception,
+                                                                           answered: ErrorCode) -> None:
+    """TransactionStateManager.appendTransactionToLog: MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE ->
+    UNKNOWN_SERVER_ERROR (the client does not retry); KAFKA_STORAGE_ERROR -> NOT_COORDINATOR (it
+    finds the coordinator again). Nothing changes in memory."""
+    coordinator, broker, _clock = started_coordinator()
+    broker.add_partition("data", 0)
+    pid, epoch = await coordinator.init_producer_id(TID, TIMEOUT_MS)
+    appended = len(broker.replica_manager.appended)
+
+    def failing(partition: object, batch: bytes) -> None:
+        raise error
+
+    broker.replica_manager.append_internal = failing  # type: ignore[method-assign]
+    await fails(answered, coordinator.add_partitions(TID, pid, epoch, [("data", 0)]))
+    assert coordinator.txns[TID].state == TxnState.EMPTY
+    assert len(broker.replica_manager.appended) == appended
 
 
 async def test_resignation_forgets_the_ids_and_election_reloads_them_from_the_log() -> None:
