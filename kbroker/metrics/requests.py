@@ -38,7 +38,7 @@ count less the requests timed apart). The collector turns the counts into Promet
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -153,11 +153,11 @@ class RequestStats:
             stats = self.apis[api_key] = ApiStats()
         return stats
 
-    def requests_sent(self, slots: Iterable[Slot], flushed: float, sent: float,
+    def requests_sent(self, slots: Sequence[Slot], flushed: float, sent: float,
                       _bisect: Callable[[tuple[float, ...], float], int] = bisect_left,
                       _part: tuple[float, ...] = PART_BOUNDS_S, first: float = PART_BOUNDS_S[0],
                       second: float = PART_BOUNDS_S[1], third: float = PART_BOUNDS_S[2],
-                      fourth: float = PART_BOUNDS_S[3]) -> None:
+                      fourth: float = PART_BOUNDS_S[3], _total: tuple[float, ...] = BOUNDS_S) -> None:
         """Requests answered by one write: each slot's ``time.perf_counter()`` points, in order (see
         the module doc), ``flushed`` when the write started, ``sent`` when it returned.
 
@@ -169,13 +169,46 @@ class RequestStats:
         fourth bound without a bisect call) folded into one index, one list update, its queue and
         handling times added to the run's sums in local variables, and for a request timed apart
         (a handler that returned an awaitable) its remote time's bucket and sum; per run
-        (``_add_run``): the total's and send time's buckets, and the sums."""
+        (``_add_run``): the total's and send time's buckets, and the sums. A write of one request (a
+        client that waits for each answer: most consumers) takes the same steps inlined, without
+        the loop and the run's bookkeeping."""
         send = sent - flushed
         send_at = _O5 if send <= first else _O5 + _bisect(_part, send)
+        if len(slots) == 1:  # a client waiting on each answer: the loop below for one request, inlined
+            slot = slots[0]
+            received = slot.received
+            stats = self.apis.get(slot.header.request_api_key) or self._api(slot.header.request_api_key)
+            c = stats.counts
+            started = slot.started
+            queue = started - received
+            k = (0 if queue <= first else 81 if queue <= second else 162 if queue <= third else 243 if queue <= fourth
+                 else 81 * _bisect(_part, queue))
+            ready = slot.ready
+            handling = ready - started
+            t = slot.busy
+            s = stats.seconds
+            if t < 0.0 or t >= handling:
+                t = handling
+            else:
+                s[3] += handling - t
+                c[_O3 if handling - t <= first else _O3 + _bisect(_part, handling - t)] += 1
+            k += 0 if t <= first else 9 if t <= second else 18 if t <= third else 27 if t <= fourth else 9 * _bisect(
+                _part, t)
+            t = flushed - ready
+            stats.folded[k + (0 if t <= first else 1 if t <= second else 2 if t <= third else 3 if t <= fourth
+                              else _bisect(_part, t))] += 1
+            t = sent - received
+            c[0 if t <= _total[0] else 1 if t <= _total[1] else 2 if t <= _total[2] else _bisect(BOUNDS_S, t)] += 1
+            c[send_at] += 1
+            s[0] += t
+            s[1] += queue
+            s[2] += handling
+            s[4] += send
+            return
         api = -1
         received = -1.0
         stats = _NO_STATS
-        c: list[int] = []
+        c = []
         folded: list[int] = []
         n = 0  # the run's requests
         queued = handled = remote = 0.0  # the run's sums: queue, handling, remote

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import types
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Protocol
 
 
@@ -15,7 +15,7 @@ class RequestMetrics(Protocol):
     A connection reads ``broker.request_metrics`` once, when it is made: None (the default), the
     dispatcher pays one attribute check per request and nothing else."""
 
-    def requests_sent(self, slots: Iterable[Slot], flushed: float, sent: float) -> None: ...
+    def requests_sent(self, slots: Sequence[Slot], flushed: float, sent: float) -> None: ...
 
     def handler_failed(self, api_key: int) -> None: ...
 

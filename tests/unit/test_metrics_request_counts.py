@@ -94,6 +94,23 @@ def test_counts_are_those_of_counting_each_part_of_each_request(requests):
         assert api.sums[part] == pytest.approx(reference.sums[part], rel=1e-9, abs=1e-9), PARTS[part]
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+def test_writes_of_one_request_count_as_writes_of_several(seed):
+    """A write answering one request (requests_sent's inlined path) counts what the reference does,
+    and what the same requests give in writes of several (its loop)."""
+    writes = random_writes(random.Random(seed), 300)
+    singles = [[points] for write in writes for points in write]
+    one, several = RequestStats(), RequestStats()
+    answer(one, 1, singles)
+    answer(several, 1, writes)
+    reference = Reference()
+    for points in (points for write in writes for points in write):
+        reference.add(*points)
+    for part in range(len(PARTS)):
+        assert one.apis[1].buckets(part) == reference.buckets[part] == several.apis[1].buckets(part), PARTS[part]
+        assert one.apis[1].sums[part] == pytest.approx(reference.sums[part], rel=1e-9, abs=1e-9), PARTS[part]
+
+
 def test_apis_are_counted_apart():
     stats = RequestStats()
     answer(stats, 0, random_writes(random.Random(1), 30))
