@@ -39,6 +39,7 @@ from tests.integration.transactions_helpers import (
     new_name,
     produce,
 )
+from tests.integration.waiting import wait_until
 
 
 def _fill_the_disk(monkeypatch: pytest.MonkeyPatch, data: Path) -> None:
@@ -82,7 +83,8 @@ def test_a_marker_on_a_failed_log_dir_is_the_partition_s_storage_error(broker, m
             (result,) = response.markers
             codes = [p.error_code for t in result.topics for p in t.partitions]
             assert [ErrorCode(c).name for c in codes] == ["KAFKA_STORAGE_ERROR"]
-        assert halts, "the only log dir failed: the broker halts (recorded here)"
+        # the halt follows the answers to the requests in flight (kbroker/wiring/dir_halt.py)
+        wait_until(lambda: bool(halts), 30, 0.01, "the only log dir failed: the broker halts (recorded here)")
     finally:
         raw.close()
 
