@@ -211,7 +211,7 @@ async def reset_offsets(client: KafkaClient, group: str, data: dict[str, Any]) -
 # -- transactions and producers ---------------------------------------------------------------
 
 
-async def transactions(client: KafkaClient) -> dict[str, Any]:
+async def transactions(client: KafkaClient) -> dict[str, object]:
     listed = []
     for node, resp in await client.each_broker(66, 1, state_filters=[], producer_id_filters=[],
                                               duration_filter=-1):
@@ -231,7 +231,7 @@ async def transactions(client: KafkaClient) -> dict[str, Any]:
     return {"transactions": out}
 
 
-async def producers(client: KafkaClient) -> dict[str, Any]:
+async def producers(client: KafkaClient) -> dict[str, object]:
     meta = await client.metadata(None)
     Req = messages.DescribeProducersRequest
     by_leader: dict[int, dict[str, list[int]]] = {}
