@@ -146,7 +146,7 @@ def frame_of(request: Any, version: int, correlation_id: int) -> bytes:
     return encode_request(header, request)
 
 
-def cap_waits(body: Any, cap_ms: int) -> bool:
+def cap_waits(body: object, cap_ms: int) -> bool:
     """Cap the fields the broker may wait on; True if one was changed."""
     changed = False
     for name in WAIT_FIELDS:
@@ -157,7 +157,7 @@ def cap_waits(body: Any, cap_ms: int) -> bool:
     return changed
 
 
-def hostile_value(value: Any, rng: random.Random, strings: list[str]) -> Any:
+def hostile_value(value: object, rng: random.Random, strings: list[str]) -> object:
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
@@ -175,7 +175,7 @@ def hostile_value(value: Any, rng: random.Random, strings: list[str]) -> Any:
     return value
 
 
-def mutate_fields(request: Any, rng: random.Random, strings: list[str]) -> None:
+def mutate_fields(request: object, rng: random.Random, strings: list[str]) -> None:
     """Replace one to three fields anywhere in ``request`` (nested structs and lists included)."""
     for _ in range(rng.choice((1, 1, 2, 3))):
         leaves = _leaves(request)
