@@ -20,6 +20,7 @@ from kbroker_protocol import messages
 
 if TYPE_CHECKING:
     from kbroker.json_types import JsonObject
+    from kbroker.security.scram import ScramMechanism
 
 ACL_FIELDS = ("resource_type", "resource_name", "pattern_type", "principal", "host", "operation", "permission")
 DEFAULT_ITERATIONS = 4096
@@ -115,7 +116,7 @@ async def list_users(client: KafkaClient) -> dict[str, object]:
     return {"users": users}
 
 
-def _mechanism(data: JsonObject) -> Any:
+def _mechanism(data: JsonObject) -> ScramMechanism:
     name = data.get("mechanism", "SCRAM-SHA-256")
     mechanism = MECHANISMS_BY_NAME.get(name) if isinstance(name, str) else None
     if mechanism is None:

@@ -15,11 +15,14 @@ users; :mod:`kbroker.console.delayed` pending delayed records.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.console.client import KafkaClient, KafkaError, check
 from kbroker_protocol import messages
 from kbroker_protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker_protocol.messages.describe_quorum import ReplicaState
 
 EARLIEST = -2
 LATEST = -1
@@ -136,7 +139,7 @@ async def quorum(client: KafkaClient) -> dict[str, object]:
     if p.error_code != ErrorCode.NONE:
         return {"error": str(KafkaError(p.error_code, p.error_message, "DescribeQuorum"))}
 
-    def replica(r: Any, role: str) -> dict[str, object]:
+    def replica(r: ReplicaState, role: str) -> dict[str, object]:
         return {"id": r.replica_id, "role": "leader" if r.replica_id == p.leader_id else role,
                 "log_end_offset": r.log_end_offset, "lag": max(0, p.high_watermark - r.log_end_offset),
                 "last_caught_up_ms": r.last_caught_up_timestamp}

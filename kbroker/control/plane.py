@@ -177,13 +177,13 @@ class ControlPlane:
 
     # -- reset and snapshot ------------------------------------------------------------------
 
-    async def reset(self, *, drop_connections: bool = False) -> JsonObject:
+    async def reset(self, *, drop_connections: bool = False) -> dict[str, object]:
         """Back to a fresh broker (see :func:`kbroker.control.state.reset`)."""
         from kbroker.control.state import reset
 
         return await reset(self.broker, drop_connections=drop_connections)
 
-    async def snapshot(self, path: str) -> JsonObject:
+    async def snapshot(self, path: str) -> dict[str, object]:
         """Copy the whole state to ``path`` (see :func:`kbroker.control.state.snapshot`)."""
         from kbroker.control.state import snapshot
 

@@ -41,7 +41,7 @@ MANIFEST = "kbroker-snapshot.json"
 _IGNORED = {".lock"}
 
 
-async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> dict[str, Any]:
+async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> dict[str, object]:
     from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.producer_manager import ProducerStateManager
     from kbroker.wiring.coordinators import wire_coordinators
@@ -121,7 +121,7 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return {n for n in names if n in _IGNORED or n.endswith("-delete") or ".tmp" in n}
 
 
-async def snapshot(broker: ControlledBroker, path: str) -> dict[str, Any]:
+async def snapshot(broker: ControlledBroker, path: str) -> dict[str, object]:
     target = Path(path)
     if target.exists() and any(target.iterdir()):
         raise ValueError(f"{path} exists and is not empty")
