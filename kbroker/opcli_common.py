@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import IO
 
 from kbroker.console.client import KafkaClient, KafkaError
 from kbroker_protocol.compression import Codec
@@ -62,7 +63,7 @@ async def leaders_of(client: KafkaClient, topic: str, wait: float = 15.0) -> dic
 # -- output -----------------------------------------------------------------------------------
 
 
-def table(rows: list[list[Any]], headers: list[str], out: IO[str]) -> None:
+def table(rows: Sequence[Sequence[object]], headers: list[str], out: IO[str]) -> None:
     cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for r in cells:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.errors import StartupError
 from kbroker.raft.log import Snapshot
@@ -31,6 +31,11 @@ from kbroker.storage import (
     uuid_from_str,
 )
 
+if TYPE_CHECKING:
+    import uuid
+
+    from kbroker.config import BrokerConfig
+
 METADATA_PARTITION_DIR = "__cluster_metadata-0"
 
 
@@ -39,7 +44,7 @@ class RaftSetup:
     voters: dict[int, Voter]
     addresses: dict[int, tuple[str, int]]
     kraft_version: int = 0
-    directory_id: Any = None
+    directory_id: uuid.UUID | None = None
     bootstrap_servers: list[tuple[str, int]] = field(default_factory=list)
     listener_name: str = "CONTROLLER"
 
@@ -48,7 +53,7 @@ class RaftSetup:
         return self.kraft_version >= 1 or not self.voters
 
 
-def read_setup(cfg: Any, node_id: int) -> RaftSetup:
+def read_setup(cfg: BrokerConfig, node_id: int) -> RaftSetup:
     """The Raft start of a node in KRaft mode (``process.roles`` set)."""
     listener = cfg.controller_listeners[0].listener if cfg.controller_listeners else "CONTROLLER"
     names = [n for n in (cfg.raw.get("controller.listener.names") or "").split(",") if n.strip()]

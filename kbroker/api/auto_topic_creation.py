@@ -21,7 +21,7 @@ import logging
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import RequestContext, requester
 from kbroker.metadata.new_topic import NewTopic
@@ -62,7 +62,7 @@ class Created:
 
 
 # The creations under way per broker: topic name -> the CreateTopics that asks for it.
-_IN_FLIGHT: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Task[CreateTopicsResponse]]] = weakref.WeakKeyDictionary()
+_IN_FLIGHT: weakref.WeakKeyDictionary[AutoTopicCreationServices, dict[str, asyncio.Task[CreateTopicsResponse]]] = weakref.WeakKeyDictionary()
 
 
 def _request(topics: Sequence[NewTopic]) -> CreateTopicsRequest:

@@ -165,9 +165,9 @@ def _check_list(key: ConfigKey, items: list[str], raw: str) -> None:
             raise ConfigError(name, item, f"String must be one of: {', '.join(key.list_choices)}")
 
 
-def _one_of_ignoring_case(*valid: str) -> Callable[[str, Any, str], None]:
+def _one_of_ignoring_case(*valid: str) -> Callable[[str, object, str], None]:
     """Kafka's ``ConfigDef.CaseInsensitiveValidString.in``."""
-    def check(name: str, value: Any, raw: str) -> None:
+    def check(name: str, value: object, raw: str) -> None:
         if str(value).lower() not in valid:
             raise ConfigError(name, raw, f"String must be one of (case insensitive): {', '.join(valid)}")
     return check

@@ -10,7 +10,7 @@ A SCRAM user is added as kafka-configs.sh adds one: the salted password is compu
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.console.client import KafkaClient, check
 from kbroker.console.ops import Invalid, NotFound, want_int
@@ -18,11 +18,15 @@ from kbroker.security import acls as A
 from kbroker.security.scram import MECHANISMS_BY_NAME, MECHANISMS_BY_TYPE, salted_password
 from kbroker_protocol import messages
 
+if TYPE_CHECKING:
+    from kbroker.json_types import JsonObject
+    from kbroker.security.scram import ScramMechanism
+
 ACL_FIELDS = ("resource_type", "resource_name", "pattern_type", "principal", "host", "operation", "permission")
 DEFAULT_ITERATIONS = 4096
 
 
-def _code(names: dict[int, str], field: str, value: Any, allowed: tuple[str, ...] | None = None) -> int:
+def _code(names: dict[int, str], field: str, value: object, allowed: tuple[str, ...] | None = None) -> int:
     """An ACL enum from its Kafka name (TOPIC, LITERAL, READ, ALLOW...)."""
     by_name = {name: code for code, name in names.items() if name not in ("UNKNOWN", "ANY", "MATCH")}
     if not isinstance(value, str) or value.upper() not in by_name or (allowed and value.upper() not in allowed):
@@ -31,14 +35,14 @@ def _code(names: dict[int, str], field: str, value: Any, allowed: tuple[str, ...
     return by_name[value.upper()]
 
 
-def _text(data: dict[str, Any], field: str, default: str | None = None) -> str:
+def _text(data: JsonObject, field: str, default: str | None = None) -> str:
     value = data.get(field, default)
     if not isinstance(value, str) or not value:
         raise Invalid(field, f"{field} is required")
     return value
 
 
-def _binding(data: dict[str, Any]) -> dict[str, Any]:
+def _binding(data: JsonObject) -> dict[str, Any]:
     """One ACL binding from the page, as the request fields (names checked here, the rest, such
     as the principal's form or the host, by the broker as for any CreateAcls)."""
     return {
@@ -54,14 +58,14 @@ def _binding(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _row(resource_type: int, name: str, pattern: int, principal: str, host: str, operation: int,
-         permission: int) -> dict[str, Any]:
+         permission: int) -> dict[str, str]:
     return {"resource_type": A.RESOURCE_TYPES.get(resource_type, str(resource_type)), "resource_name": name,
             "pattern_type": A.PATTERN_TYPES.get(pattern, str(pattern)), "principal": principal, "host": host,
             "operation": A.OPERATIONS.get(operation, str(operation)),
             "permission": A.PERMISSIONS.get(permission, str(permission))}
 
 
-async def list_acls(client: KafkaClient) -> dict[str, Any]:
+async def list_acls(client: KafkaClient) -> dict[str, object]:
     resp = await client.send(29, 3, resource_type_filter=A.ANY, resource_name_filter=None,
                              pattern_type_filter=A.ANY, principal_filter=None, host_filter=None,
                              operation=A.ANY, permission_type=A.ANY)
@@ -72,7 +76,7 @@ async def list_acls(client: KafkaClient) -> dict[str, Any]:
     return {"acls": rows}
 
 
-async def create_acl(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
+async def create_acl(client: KafkaClient, data: JsonObject) -> dict[str, object]:
     binding = _binding(data)
     resp = await client.send(30, 3, creations=[messages.CreateAclsRequest.AclCreation(**binding)])
     r = resp.results[0]
@@ -80,7 +84,7 @@ async def create_acl(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any
     return {"created": _row(*binding.values())}
 
 
-async def delete_acl(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
+async def delete_acl(client: KafkaClient, data: JsonObject) -> dict[str, object]:
     """Deletes exactly one binding (a filter with every field given)."""
     b = _binding(data)
     resp = await client.send(31, 3, filters=[messages.DeleteAclsRequest.DeleteAclsFilter(
@@ -100,7 +104,7 @@ async def delete_acl(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any
 # -- SCRAM users -------------------------------------------------------------------------------
 
 
-async def list_users(client: KafkaClient) -> dict[str, Any]:
+async def list_users(client: KafkaClient) -> dict[str, object]:
     resp = await client.send(50, 0, users=None)
     check(resp.error_code, resp.error_message, "DescribeUserScramCredentials")
     users = []
@@ -112,7 +116,7 @@ async def list_users(client: KafkaClient) -> dict[str, Any]:
     return {"users": users}
 
 
-def _mechanism(data: dict[str, Any]) -> Any:
+def _mechanism(data: JsonObject) -> ScramMechanism:
     name = data.get("mechanism", "SCRAM-SHA-256")
     mechanism = MECHANISMS_BY_NAME.get(name) if isinstance(name, str) else None
     if mechanism is None:
@@ -126,7 +130,7 @@ async def _alter(client: KafkaClient, user: str, **changes: Any) -> None:
     check(r.error_code, r.error_message, f"AlterUserScramCredentials {user}")
 
 
-async def add_user(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
+async def add_user(client: KafkaClient, data: JsonObject) -> dict[str, object]:
     user = _text(data, "user")
     password = _text(data, "password")
     mechanism = _mechanism(data)
@@ -140,7 +144,7 @@ async def add_user(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
     return {"user": user, "mechanism": mechanism.name, "iterations": iterations}
 
 
-async def delete_user(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
+async def delete_user(client: KafkaClient, data: JsonObject) -> dict[str, object]:
     user = _text(data, "user")
     mechanism = _mechanism(data)
     Req = messages.AlterUserScramCredentialsRequest

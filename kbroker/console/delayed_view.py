@@ -19,7 +19,7 @@ from kbroker.delayed_records import DELAYED_TOPIC, Pending, decode_stored
 MAX_READ = 200_000  # records read per internal partition at most
 
 
-async def pending(client: KafkaClient) -> dict[str, Any]:
+async def pending(client: KafkaClient) -> dict[str, object]:
     try:
         leaders = await client.leaders(DELAYED_TOPIC)
     except KafkaError as exc:

@@ -5,7 +5,7 @@ DescribeTransactions and DescribeProducers requests (see :mod:`kbroker.console.o
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.console.client import KafkaClient, KafkaError, check, leaderless
 from kbroker.console.ops import (
@@ -21,6 +21,15 @@ from kbroker.console.ops import (
 from kbroker_protocol import messages
 from kbroker_protocol.errors import ErrorCode
 
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    class TopicAssignment(TypedDict):
+        """One topic of a member's assignment, as the console shows it."""
+
+        topic: str
+        partitions: list[int]
+
 # -- groups -----------------------------------------------------------------------------------
 
 
@@ -35,7 +44,7 @@ async def list_groups(client: KafkaClient) -> dict[str, Any]:
     return {"groups": groups}
 
 
-def _consumer_assignment(data: bytes | None) -> list[dict[str, Any]]:
+def _consumer_assignment(data: bytes | None) -> list[TopicAssignment]:
     """A classic consumer group's member assignment (ConsumerProtocolAssignment v0-3): topics
     and partitions; an assignment that does not parse is shown as empty."""
     if not data:
@@ -45,7 +54,7 @@ def _consumer_assignment(data: bytes | None) -> list[dict[str, Any]]:
         pos = 2  # version
         (count,) = struct.unpack_from(">i", buf, pos)
         pos += 4
-        out = []
+        out: list[TopicAssignment] = []
         for _ in range(max(count, 0)):
             (n,) = struct.unpack_from(">h", buf, pos)
             pos += 2
@@ -211,7 +220,7 @@ async def reset_offsets(client: KafkaClient, group: str, data: dict[str, Any]) -
 # -- transactions and producers ---------------------------------------------------------------
 
 
-async def transactions(client: KafkaClient) -> dict[str, Any]:
+async def transactions(client: KafkaClient) -> dict[str, object]:
     listed = []
     for node, resp in await client.each_broker(66, 1, state_filters=[], producer_id_filters=[],
                                               duration_filter=-1):
@@ -231,7 +240,7 @@ async def transactions(client: KafkaClient) -> dict[str, Any]:
     return {"transactions": out}
 
 
-async def producers(client: KafkaClient) -> dict[str, Any]:
+async def producers(client: KafkaClient) -> dict[str, object]:
     meta = await client.metadata(None)
     Req = messages.DescribeProducersRequest
     by_leader: dict[int, dict[str, list[int]]] = {}

@@ -14,11 +14,15 @@ users; :mod:`kbroker.console.delayed` pending delayed records.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from kbroker.console.client import KafkaClient, KafkaError, check
 from kbroker_protocol import messages
 from kbroker_protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker_protocol.messages.describe_quorum import ReplicaState
 
 EARLIEST = -2
 LATEST = -1
@@ -51,7 +55,7 @@ class Conflict(Exception):
 # -- input checks -----------------------------------------------------------------------------
 
 
-def want_int(data: dict[str, Any], field: str, *, default: int | None = None, low: int | None = None,
+def want_int(data: Mapping[str, object], field: str, *, default: int | None = None, low: int | None = None,
              high: int | None = None) -> int:
     value = data.get(field, default)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -67,7 +71,7 @@ def want_int(data: dict[str, Any], field: str, *, default: int | None = None, lo
     return value
 
 
-def want_str(data: dict[str, Any], field: str, *, optional: bool = False) -> str | None:
+def want_str(data: Mapping[str, object], field: str, *, optional: bool = False) -> str | None:
     value = data.get(field)
     if value is None and optional:
         return None
@@ -76,7 +80,7 @@ def want_str(data: dict[str, Any], field: str, *, optional: bool = False) -> str
     return value
 
 
-def topic_name(name: Any, field: str = "name") -> str:
+def topic_name(name: object, field: str = "name") -> str:
     """Kafka's topic name rules (Topic.validate): 1-249 chars of [a-zA-Z0-9._-], not . or .."""
     if not isinstance(name, str) or not name:
         raise Invalid(field, "the topic name is required")
@@ -94,7 +98,7 @@ def topic_name(name: Any, field: str = "name") -> str:
 # -- cluster ----------------------------------------------------------------------------------
 
 
-async def overview(client: KafkaClient) -> dict[str, Any]:
+async def overview(client: KafkaClient) -> dict[str, object]:
     cluster = await client.send(60, 1, include_cluster_authorized_operations=False, endpoint_type=1)
     check(cluster.error_code, cluster.error_message, "DescribeCluster")
     meta = await client.metadata(None)
@@ -122,7 +126,7 @@ async def overview(client: KafkaClient) -> dict[str, Any]:
     }
 
 
-async def quorum(client: KafkaClient) -> dict[str, Any]:
+async def quorum(client: KafkaClient) -> dict[str, object]:
     """The metadata quorum (DescribeQuorum, forwarded by the broker to the active controller):
     leader, epoch, high watermark, and each voter's and observer's log end offset and lag. Needs
     DESCRIBE on the cluster: without it, the error instead."""
@@ -135,7 +139,7 @@ async def quorum(client: KafkaClient) -> dict[str, Any]:
     if p.error_code != ErrorCode.NONE:
         return {"error": str(KafkaError(p.error_code, p.error_message, "DescribeQuorum"))}
 
-    def replica(r: Any, role: str) -> dict[str, Any]:
+    def replica(r: ReplicaState, role: str) -> dict[str, object]:
         return {"id": r.replica_id, "role": "leader" if r.replica_id == p.leader_id else role,
                 "log_end_offset": r.log_end_offset, "lag": max(0, p.high_watermark - r.log_end_offset),
                 "last_caught_up_ms": r.last_caught_up_timestamp}
@@ -266,7 +270,7 @@ async def describe_topic(client: KafkaClient, name: str) -> dict[str, Any]:
     }
 
 
-async def create_topic(client: KafkaClient, data: dict[str, Any]) -> dict[str, Any]:
+async def create_topic(client: KafkaClient, data: dict[str, Any]) -> dict[str, object]:
     name = topic_name(data.get("name"))
     partitions = want_int(data, "partitions", default=1, low=1, high=100_000)
     replication = want_int(data, "replication_factor", default=-1, low=-1, high=32767)
@@ -285,7 +289,7 @@ async def create_topic(client: KafkaClient, data: dict[str, Any]) -> dict[str, A
     return {"name": name, "partitions": r.num_partitions, "replication_factor": r.replication_factor}
 
 
-async def delete_topic(client: KafkaClient, name: str) -> dict[str, Any]:
+async def delete_topic(client: KafkaClient, name: str) -> dict[str, object]:
     Req = messages.DeleteTopicsRequest
     resp = await client.send(20, 6, topics=[Req.DeleteTopicState(name=name)], timeout_ms=30_000)
     r = resp.responses[0]
@@ -295,7 +299,7 @@ async def delete_topic(client: KafkaClient, name: str) -> dict[str, Any]:
     return {"deleted": name}
 
 
-async def alter_configs(client: KafkaClient, name: str, data: dict[str, Any]) -> dict[str, Any]:
+async def alter_configs(client: KafkaClient, name: str, data: dict[str, Any]) -> dict[str, object]:
     sets = data.get("set") or {}
     deletes = data.get("delete") or []
     if not isinstance(sets, dict) or not all(isinstance(k, str) and k and isinstance(v, str)

@@ -9,7 +9,7 @@ import json
 import random
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from kbroker.console.client import KafkaClient, KafkaError, check, leaderless
@@ -35,7 +35,7 @@ SHOWN_BYTES = 64 * 1024
 # -- showing bytes ----------------------------------------------------------------------------
 
 
-def show_bytes(data: bytes | None) -> dict[str, Any]:
+def show_bytes(data: bytes | None) -> dict[str, object]:
     """Bytes for the page: JSON pretty-printed, UTF-8 text as is, anything else as hex.
 
     The page puts these strings in text nodes only; nothing here is markup.
@@ -68,7 +68,7 @@ def show_bytes(data: bytes | None) -> dict[str, Any]:
     return out
 
 
-def _record(partition: int, r: Record) -> dict[str, Any]:
+def _record(partition: int, r: Record) -> dict[str, object]:
     return {
         "partition": partition,
         "offset": r.offset,
@@ -171,7 +171,7 @@ async def _read_range(client: KafkaClient, topic: str, partition: int, leader: i
     return out
 
 
-def _partitions_arg(query: dict[str, Any], leaders: dict[int, int]) -> list[int]:
+def _partitions_arg(query: Mapping[str, str], leaders: dict[int, int]) -> list[int]:
     value = query.get("partition", "all")
     if value in ("", "all", None):
         return sorted(leaders)
@@ -207,12 +207,12 @@ async def _retrying(attempt: Callable[[], Awaitable[_T]]) -> _T:
         await asyncio.sleep(RETRY_BACKOFF)
 
 
-async def browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
+async def browse(client: KafkaClient, topic: str, query: Mapping[str, str]) -> dict[str, object]:
     """Records newest first (see _browse), read again with fresh leaders after a retriable error."""
     return await _retrying(lambda: _browse(client, topic, query))
 
 
-async def tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
+async def tail(client: KafkaClient, topic: str, query: Mapping[str, str]) -> dict[str, object]:
     """Records after the given positions (see _tail), read again with fresh leaders after a
     retriable error."""
     return await _retrying(lambda: _tail(client, topic, query))
@@ -229,7 +229,7 @@ async def _leaders_of_known(client: KafkaClient, topic: str) -> dict[int, int]:
         raise
 
 
-async def _browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
+async def _browse(client: KafkaClient, topic: str, query: Mapping[str, str]) -> dict[str, object]:
     """Records newest first: the newest ``limit``, or ``limit`` from ``offset``/``timestamp`` on,
     of one partition or all; ``filter`` keeps the records whose key, value or a header contains
     the text (case-insensitive), scanning back up to MAX_SCAN records per partition."""
@@ -291,7 +291,7 @@ async def _browse(client: KafkaClient, topic: str, query: dict[str, Any]) -> dic
     }
 
 
-async def _tail(client: KafkaClient, topic: str, query: dict[str, Any]) -> dict[str, Any]:
+async def _tail(client: KafkaClient, topic: str, query: Mapping[str, str]) -> dict[str, object]:
     """Records after the given positions (``positions=p:offset,...``), newest first: one Fetch per
     leader with every partition it leads, the first waiting up to ``wait_ms`` for a record (a
     long poll, so a page tailing a quiet topic asks once a second)."""
@@ -354,7 +354,7 @@ def murmur2(data: bytes) -> int:
     return h
 
 
-async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict[str, Any]:
+async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict[str, object]:
     topic_name(topic, "topic")
     leaders = await client.leaders(topic)
     key = want_str(data, "key", optional=True)
@@ -388,7 +388,7 @@ async def produce(client: KafkaClient, topic: str, data: dict[str, Any]) -> dict
     Req = messages.ProduceRequest
     known: dict[int, int] | None = leaders
 
-    async def attempt() -> dict[str, Any]:
+    async def attempt() -> dict[str, object]:
         # The leader named by this node's metadata may not have applied the same metadata yet, or
         # may have moved: nothing was written, so the record goes again to the leader fresh
         # metadata names, as a producer retries.

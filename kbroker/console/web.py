@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kbroker import __version__
@@ -53,6 +53,9 @@ from kbroker.console.sessions import (
     set_cookie,
 )
 from kbroker.server.http import HttpError, Response, is_loopback
+
+if TYPE_CHECKING:
+    from kbroker.json_types import JsonObject
 
 log = logging.getLogger("kbroker.console")
 
@@ -97,7 +100,7 @@ class Throughput:
             await asyncio.sleep(SAMPLE_INTERVAL)
             self.sample()
 
-    def series(self) -> dict[str, Any]:
+    def series(self) -> dict[str, object]:
         """Per-second rates between consecutive samples, and the rate since the last sample."""
         points = list(self.samples)
         now_t, now = time.time(), self.totals()
@@ -207,7 +210,7 @@ class Console:
             return self._json_response(exc.status, {"error": str(exc), "field": exc.field})
         return self._json_response(200, result)
 
-    async def _get(self, parts: list[str], query: dict[str, str], c: KafkaClient) -> Any:
+    async def _get(self, parts: list[str], query: dict[str, str], c: KafkaClient) -> object:
         match parts:
             case ["overview"]:
                 out = await ops.overview(c)
@@ -240,7 +243,7 @@ class Console:
                 return await access.list_users(c)
         raise HttpError(404, f"no such endpoint: GET /api/{'/'.join(parts)}")
 
-    async def _post(self, parts: list[str], data: dict[str, Any], c: KafkaClient) -> Any:
+    async def _post(self, parts: list[str], data: JsonObject, c: KafkaClient) -> object:
         match parts:
             case ["topics"]:
                 return await ops.create_topic(c, data)
@@ -286,7 +289,7 @@ class Console:
             return self._json_response(400, {"error": "the broker has no SASL listener: nothing to log in to"})
         return await self._login(listener, self._json(body))
 
-    async def _login(self, listener: LoginListener, data: dict[str, Any]) -> Response:
+    async def _login(self, listener: LoginListener, data: JsonObject) -> Response:
         host, port, mechanisms, tls = listener
         username, password = data.get("username"), data.get("password")
         mechanism = data.get("mechanism") or mechanisms[0]
@@ -341,7 +344,7 @@ class Console:
     # -- bodies ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _json(body: bytes) -> dict[str, Any]:
+    def _json(body: bytes) -> JsonObject:
         try:
             data = json.loads(body or b"{}")
         except ValueError as exc:
@@ -351,7 +354,7 @@ class Console:
         return data
 
     @staticmethod
-    def _json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
+    def _json_response(status: int, data: object, headers: dict[str, str] | None = None) -> Response:
         return status, "application/json", json.dumps(data).encode(), SECURITY_HEADERS | (headers or {})
 
     @staticmethod
@@ -369,6 +372,6 @@ class Console:
         return self._json_response(status, {"error": message, "field": field})
 
 
-def _session_json(session: Session) -> dict[str, Any]:
+def _session_json(session: Session) -> dict[str, object]:
     return {"login_required": True, "user": session.username, "principal": session.principal,
             "mechanism": session.mechanism}

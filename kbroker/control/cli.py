@@ -24,11 +24,14 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+if TYPE_CHECKING:
+    from kbroker.json_types import JsonObject, JsonValue
 
-def _value(text: str) -> Any:
+
+def _value(text: str) -> int | float | bool | str:
     for parse in (int, float):
         try:
             return parse(text)
@@ -39,12 +42,12 @@ def _value(text: str) -> Any:
     return text
 
 
-def parse_fields(items: list[str]) -> dict[str, Any] | list[Any]:
+def parse_fields(items: list[str]) -> JsonObject | list[JsonValue]:
     """``key=value`` words (numbers become numbers), or one JSON object (or list of them)."""
     if len(items) == 1 and items[0].lstrip().startswith(("{", "[")):
-        parsed: dict[str, Any] | list[Any] = json.loads(items[0])
+        parsed: JsonObject | list[JsonValue] = json.loads(items[0])
         return parsed
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -95,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def request(url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def request(url: str, method: str, path: str, body: object = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method,
                                  headers={"Content-Type": "application/json"})
@@ -109,8 +112,8 @@ def request(url: str, method: str, path: str, body: Any = None) -> tuple[int, An
             return exc.code, {"error": exc.reason}
 
 
-def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _filters(args: argparse.Namespace) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
     for name in ("api", "client_id", "topic"):
         value = getattr(args, name, None)
         if value:

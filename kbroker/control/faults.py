@@ -31,8 +31,8 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from kbroker.api.context import RequestContext
 from kbroker.api.error_response import builder_for
@@ -41,6 +41,10 @@ from kbroker.api.services import ImageReading
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import API_NAMES
 from kbroker_protocol.primitives import Message
+
+if TYPE_CHECKING:
+    from kbroker.json_types import JsonObject
+    from kbroker.metadata.image import MetadataImage
 
 log = logging.getLogger("kbroker.faults")
 
@@ -63,7 +67,7 @@ class RuleError(ValueError):
         self.field = field
 
 
-def api_key_of(value: Any, field: str = "api") -> int:
+def api_key_of(value: object, field: str = "api") -> int:
     """An API key from its Kafka name (``"Produce"``, case-insensitive) or number."""
     if isinstance(value, bool):
         raise RuleError(field, f"expected an API name, got {value!r}")
@@ -79,7 +83,7 @@ def api_key_of(value: Any, field: str = "api") -> int:
     raise RuleError(field, f"expected an API name, got {value!r}")
 
 
-def error_code_of(value: Any, field: str = "error") -> int:
+def error_code_of(value: object, field: str = "error") -> int:
     """An error code from its Kafka name (``"NOT_LEADER_OR_FOLLOWER"``) or number."""
     if isinstance(value, bool):
         raise RuleError(field, f"expected an error name, got {value!r}")
@@ -96,7 +100,7 @@ def error_code_of(value: Any, field: str = "error") -> int:
     raise RuleError(field, f"expected an error name, got {value!r}")
 
 
-def _int(spec: Mapping[str, Any], field: str, minimum: int) -> int | None:
+def _int(spec: Mapping[str, object], field: str, minimum: int) -> int | None:
     value = spec.get(field)
     if value is None:
         return None
@@ -107,7 +111,7 @@ def _int(spec: Mapping[str, Any], field: str, minimum: int) -> int | None:
     return value
 
 
-def _str(spec: Mapping[str, Any], field: str) -> str | None:
+def _str(spec: Mapping[str, object], field: str) -> str | None:
     value = spec.get(field)
     if value is None:
         return None
@@ -119,7 +123,7 @@ def _str(spec: Mapping[str, Any], field: str) -> str | None:
 class FaultRule:
     """One validated rule. Build with :meth:`from_spec`; all validation happens there."""
 
-    def __init__(self, rule_id: int, spec: Mapping[str, Any], now: float) -> None:
+    def __init__(self, rule_id: int, spec: object, now: float) -> None:
         if not isinstance(spec, Mapping):
             raise RuleError("body", "expected a JSON object")
         unknown = sorted(set(spec) - _FIELDS)
@@ -296,7 +300,7 @@ class RequestTargets:
                 keys.append(key)
             (self.groups if field("key_type") == 0 else self.transactional_ids).update(keys)
 
-    def _add_topic(self, item: Any, image: Any) -> None:
+    def _add_topic(self, item: Any, image: MetadataImage | None) -> None:
         if isinstance(item, str):
             self.topics.setdefault(item, None)
             return
@@ -347,13 +351,13 @@ class FaultInjector:
     def __init__(self, on_change: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rules: dict[int, FaultRule] = {}
-        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self.history: deque[JsonObject] = deque(maxlen=HISTORY)
         self.fired_total = 0
         self._next_id = 1
         self._on_change = on_change
         self._clock = clock
 
-    def add(self, spec: Mapping[str, Any]) -> FaultRule:
+    def add(self, spec: Mapping[str, object]) -> FaultRule:
         """Validate ``spec`` and add the rule (nothing is added when it is invalid)."""
         rule = FaultRule(self._next_id, spec, self._clock())
         self._next_id += 1
@@ -362,7 +366,7 @@ class FaultInjector:
         self._changed()
         return rule
 
-    def add_many(self, specs: list[Any]) -> list[FaultRule]:
+    def add_many(self, specs: Sequence[object]) -> list[FaultRule]:
         """Add several rules, all or none."""
         now = self._clock()
         rules = []
@@ -416,7 +420,7 @@ class FaultInjector:
     def _record(self, rule: FaultRule, ctx: RequestContext[object]) -> None:
         header = ctx.header
         api = API_NAMES.get(header.request_api_key, str(header.request_api_key))
-        event: dict[str, Any] = {
+        event: JsonObject = {
             "rule": rule.id, "api": api, "version": header.request_api_version,
             "correlation_id": header.correlation_id, "client_id": header.client_id,
             "connection": ctx.connection.peer, "action": rule.action, "time_ms": int(time.time() * 1000),

@@ -40,20 +40,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from kbroker.control.faults import RuleError
 from kbroker.controller.errors import ControllerError
 from kbroker.server.http import HttpError, HttpService, Response, is_loopback, parse_listener
 
+if TYPE_CHECKING:
+    from kbroker.json_types import JsonValue
+
 __all__ = ["ControlServer", "HttpError", "is_loopback", "parse_listener"]
 
 log = logging.getLogger("kbroker.control")
 
 
-def _json(status: int, payload: Any) -> Response:
+def _json(status: int, payload: object) -> Response:
     return status, "application/json", json.dumps(payload).encode()
 
 
@@ -74,7 +77,7 @@ class ControlServer(HttpService):
         await super().start(kafka_ports | (reserved_ports or set()))
 
     def error(self, status: int, message: str, field: str | None = None) -> Response:
-        payload: dict[str, Any] = {"error": message}
+        payload: dict[str, str] = {"error": message}
         if field is not None:
             payload["field"] = field
         return _json(status, payload)
@@ -90,14 +93,14 @@ class ControlServer(HttpService):
 
     # -- routes -------------------------------------------------------------------------------
 
-    async def _route(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
+    async def _route(self, method: str, target: str, body: bytes) -> tuple[int, object]:
         url = urlsplit(target)
         path = [unquote(p) for p in url.path.strip("/").split("/") if p]
         query = {k: v for k, v in parse_qs(url.query).items()}
         plane = self.plane
         key = "/".join(path[:1])
         handlers: dict[tuple[str, str], Callable[[list[str], dict[str, list[str]], bytes],
-                                                 Awaitable[tuple[int, Any]] | tuple[int, Any]]] = {
+                                                 Awaitable[tuple[int, object]] | tuple[int, object]]] = {
             ("GET", "status"): lambda p, q, b: (200, plane.status()),
             ("POST", "faults"): self._post_faults,
             ("GET", "faults"): self._get_faults,
@@ -126,7 +129,7 @@ class ControlServer(HttpService):
             return result
         return await result
 
-    def _post_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _post_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         if rest:
             raise HttpError(404, f"no such endpoint: /faults/{'/'.join(rest)}")
         spec = _json_body(body, required=True)
@@ -135,7 +138,7 @@ class ControlServer(HttpService):
             return 200, {"ids": [r["id"] for r in rules], "rules": rules}
         return 200, {"id": rules[0]["id"], "rule": rules[0]}
 
-    def _get_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _get_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         if rest == ["fired"]:
             rule = _int_query(query, "rule")
             return 200, {"fired": self.plane.fired(rule)}
@@ -149,7 +152,7 @@ class ControlServer(HttpService):
             raise HttpError(404, "no such endpoint")
         return 200, {"faults": self.plane.list_faults()}
 
-    def _delete_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _delete_faults(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         if not rest:
             return 200, {"deleted": self.plane.clear_faults()}
         if len(rest) != 1:
@@ -159,7 +162,7 @@ class ControlServer(HttpService):
             raise HttpError(404, f"no fault rule {rule_id}", "id")
         return 200, {"deleted": rule_id}
 
-    def _post_disk(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _post_disk(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         spec = _json_body(body, required=True)
         if not isinstance(spec, dict):
             raise HttpError(400, "expected a JSON object", "body")
@@ -170,7 +173,7 @@ class ControlServer(HttpService):
         self.plane.set_disk_full(full)
         return 200, {"disk_full": full}
 
-    async def _post_leadership(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    async def _post_leadership(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         spec = _json_body(body, required=True)
         if not isinstance(spec, dict):
             raise HttpError(400, "expected a JSON object", "body")
@@ -185,7 +188,7 @@ class ControlServer(HttpService):
         except KeyError as exc:
             raise HttpError(404, str(exc.args[0]), "topic") from None
 
-    def _post_coordinator(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _post_coordinator(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         spec = _json_body(body, required=True)
         if not isinstance(spec, dict):
             raise HttpError(400, "expected a JSON object", "body")
@@ -196,7 +199,7 @@ class ControlServer(HttpService):
         return 200, self.plane.move_coordinator(group=spec.get("group"),
                                                 transactional_id=spec.get("transactional_id"))
 
-    def _post_clock(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _post_clock(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         if rest != ["advance"]:
             raise HttpError(404, "no such endpoint: use /clock/advance")
         spec = _json_body(body, required=True)
@@ -214,7 +217,7 @@ class ControlServer(HttpService):
         ran = clock.advance(ms)
         return 200, {"now_ms": clock.now_ms(), "timers_run": ran}
 
-    def _get_clock(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _get_clock(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         if rest:
             raise HttpError(404, "no such endpoint: use /clock")
         clock = getattr(self.plane.broker, "clock", None)
@@ -223,7 +226,7 @@ class ControlServer(HttpService):
         return 200, {"clock": "manual", "now_ms": clock.now_ms(), "advanced_ms": clock.advanced_ms,
                      "pending_timers": clock.pending}
 
-    async def _post_reset(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    async def _post_reset(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         spec = _json_body(body, required=False) or {}
         if not isinstance(spec, dict):
             raise HttpError(400, "expected a JSON object", "body")
@@ -236,7 +239,7 @@ class ControlServer(HttpService):
             raise HttpError(404, "reset is not available in this build")
         return 200, await reset(drop_connections=connections == "drop")
 
-    async def _post_snapshot(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    async def _post_snapshot(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         spec = _json_body(body, required=True)
         if not isinstance(spec, dict):
             raise HttpError(400, "expected a JSON object", "body")
@@ -252,7 +255,7 @@ class ControlServer(HttpService):
         except (OSError, ValueError) as exc:
             raise HttpError(400, str(exc), "path") from None
 
-    def _post_trace(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _post_trace(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         from kbroker.control.trace import validate_filters
 
         spec = _json_body(body, required=False) or {}
@@ -271,7 +274,7 @@ class ControlServer(HttpService):
         self.plane.start_trace(path, filters)
         return 200, {"trace": True, "path": path}
 
-    def _get_trace(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _get_trace(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         from kbroker.control.trace import validate_filters
 
         tracer = self.plane.tracer
@@ -281,7 +284,7 @@ class ControlServer(HttpService):
         filters = validate_filters({k: v for k, v in query.items() if k != "limit"})
         return 200, {"records": tracer.records(filters, limit)}
 
-    def _get_negotiation(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def _get_negotiation(self, rest: list[str], query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
         tracer = self.plane.tracer
         if tracer is None:
             raise HttpError(409, "the trace is off: POST /trace (or start with --trace) first")
@@ -290,23 +293,24 @@ class ControlServer(HttpService):
         return 200, {"clients": tracer.negotiation(client_ids)}
 
 
-def _do(fn: Callable[[], Any], result: Any) -> Any:
+def _do(fn: Callable[[], object], result: object) -> object:
     fn()
     return result
 
 
-def _json_body(body: bytes, *, required: bool) -> Any:
+def _json_body(body: bytes, *, required: bool) -> JsonValue:
     if not body.strip():
         if required:
             raise HttpError(400, "a JSON body is required", "body")
         return None
     try:
-        return json.loads(body)
+        value: JsonValue = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise HttpError(400, f"the body is not JSON: {exc}", "body") from None
+    return value
 
 
-def _check_fields(spec: dict[str, Any], allowed: set[str]) -> None:
+def _check_fields(spec: Mapping[str, object], allowed: set[str]) -> None:
     unknown = sorted(set(spec) - allowed)
     if unknown:
         raise HttpError(400, f"unknown field {unknown[0]!r}", unknown[0])

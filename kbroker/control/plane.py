@@ -16,7 +16,7 @@ import asyncio
 import errno
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from kbroker.api.context import ClientConnection, RequestContext
 from kbroker.api.registry import Handler
@@ -24,9 +24,13 @@ from kbroker.control.faults import FaultInjector, FaultRule, RuleError
 from kbroker_protocol.primitives import Message
 
 if TYPE_CHECKING:
+    from kbroker.api.context import HandlerContext
+    from kbroker.config.broker_config import BrokerConfig
     from kbroker.control.host import ControlledBroker
     from kbroker.control.http import ControlServer
     from kbroker.control.trace import Tracer
+    from kbroker.json_types import JsonObject
+    from kbroker.log.partition_log import PartitionLog
     from kbroker.server.connection import RequestHooks
 
 log = logging.getLogger("kbroker.control")
@@ -44,7 +48,7 @@ class ControlPlane:
         self._paused: asyncio.Event | None = None  # set when serving resumes
         self.paused_requests = 0
         self.disk_full = False
-        self._full_logs: list[Any] = []  # logs whose append raises ENOSPC while the disk is "full"
+        self._full_logs: list[PartitionLog] = []  # logs whose append raises ENOSPC while the disk is "full"
 
     # -- the dispatcher hook ------------------------------------------------------------------
 
@@ -80,7 +84,7 @@ class ControlPlane:
             self.tracer.refused(connection, api_key, api_version, correlation_id, client_id, reason)
 
     def _wait_resumed(self, handler: Handler, resumed: asyncio.Event) -> Handler:
-        async def run(ctx: Any, body: Any) -> Any:
+        async def run(ctx: HandlerContext[object], body: Message) -> Any:
             self.paused_requests += 1
             try:
                 await resumed.wait()
@@ -129,7 +133,7 @@ class ControlPlane:
 
     # -- faults ------------------------------------------------------------------------------
 
-    def add_faults(self, spec: Mapping[str, Any] | list[Any]) -> list[dict[str, Any]]:
+    def add_faults(self, spec: object) -> list[dict[str, Any]]:
         """Add one rule (a mapping) or several (a list, all or none); returns their descriptions."""
         if isinstance(spec, list):
             rules = self.faults.add_many(spec)
@@ -142,7 +146,7 @@ class ControlPlane:
     def list_faults(self) -> list[dict[str, Any]]:
         return [rule.describe() for rule in self.faults.rules.values()]
 
-    def fired(self, rule_id: int | None = None) -> list[dict[str, Any]]:
+    def fired(self, rule_id: int | None = None) -> list[JsonObject]:
         return [dict(e) for e in self.faults.history if rule_id is None or e["rule"] == rule_id]
 
     def remove_fault(self, rule_id: int) -> bool:
@@ -173,13 +177,13 @@ class ControlPlane:
 
     # -- reset and snapshot ------------------------------------------------------------------
 
-    async def reset(self, *, drop_connections: bool = False) -> dict[str, Any]:
+    async def reset(self, *, drop_connections: bool = False) -> dict[str, object]:
         """Back to a fresh broker (see :func:`kbroker.control.state.reset`)."""
         from kbroker.control.state import reset
 
         return await reset(self.broker, drop_connections=drop_connections)
 
-    async def snapshot(self, path: str) -> dict[str, Any]:
+    async def snapshot(self, path: str) -> dict[str, object]:
         """Copy the whole state to ``path`` (see :func:`kbroker.control.state.snapshot`)."""
         from kbroker.control.state import snapshot
 
@@ -187,7 +191,7 @@ class ControlPlane:
 
     # -- leadership ----------------------------------------------------------------------------
 
-    async def move_leadership(self, topic: str, partition: int) -> dict[str, Any]:
+    async def move_leadership(self, topic: str, partition: int) -> JsonObject:
         """Elect the partition's leader again (a one-broker cluster has nowhere else to move it):
         the leader epoch goes up, as after a leader change in Kafka, so a fetcher still on the
         old epoch gets FENCED_LEADER_EPOCH; the next Produce to it gets NOT_LEADER_OR_FOLLOWER
@@ -205,7 +209,7 @@ class ControlPlane:
                 "rule": rule.id}
 
     def move_coordinator(self, *, group: str | None = None, transactional_id: str | None = None
-                         ) -> dict[str, Any]:
+                         ) -> JsonObject:
         """Move a group's or a transactional id's coordinator: the next request to the old one
         gets NOT_COORDINATOR (once); FindCoordinator then names the new location (this broker,
         the only one), as after a coordinator moves in Kafka and the client rediscovers it."""
@@ -250,7 +254,7 @@ class ControlPlane:
 
     # -- trace -------------------------------------------------------------------------------
 
-    def start_trace(self, path: str | None, filters: Mapping[str, Any] | None = None) -> None:
+    def start_trace(self, path: str | None, filters: Mapping[str, list[str]] | None = None) -> None:
         from kbroker.control.trace import Tracer
 
         if self.tracer is not None:
@@ -266,7 +270,7 @@ class ControlPlane:
             log.info("protocol trace off")
             self._update()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> JsonObject:
         return {
             "node_id": self.broker.node_id,
             "bootstrap_servers": self.broker.bootstrap_servers,
@@ -287,12 +291,12 @@ TXN_COORDINATOR_APIS = ["InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn
                         "DescribeTransactions"]
 
 
-def _no_space(*args: Any, **kwargs: Any) -> Any:
+def _no_space(*args: object, **kwargs: object) -> NoReturn:
     raise OSError(errno.ENOSPC, "No space left on device (injected by kbroker's control endpoint)")
 
 
-def _trace_filter_from_config(config: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _trace_filter_from_config(config: BrokerConfig) -> JsonObject:
+    out: JsonObject = {}
     for key, name in (("kbroker.trace.apis", "api"), ("kbroker.trace.client.ids", "client_id"),
                       ("kbroker.trace.topics", "topic")):
         value = config.get(key)

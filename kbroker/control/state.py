@@ -32,6 +32,7 @@ from kbroker.raft.files import fsync_dir
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
+    from kbroker.config.broker_config import BrokerConfig
     from kbroker.control.host import ControlledBroker
 
 log = logging.getLogger("kbroker.control")
@@ -40,7 +41,7 @@ MANIFEST = "kbroker-snapshot.json"
 _IGNORED = {".lock"}
 
 
-async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> dict[str, Any]:
+async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> dict[str, object]:
     from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.producer_manager import ProducerStateManager
     from kbroker.wiring.coordinators import wire_coordinators
@@ -108,7 +109,7 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
             "groups_deleted": groups, "connections_dropped": dropped, "elapsed_ms": round(elapsed, 3)}
 
 
-def _dirs(broker_config: Any) -> list[Path]:
+def _dirs(broker_config: BrokerConfig) -> list[Path]:
     dirs = list(broker_config.log_dirs)
     meta_dir = broker_config["metadata.log.dir"]
     if meta_dir and Path(meta_dir) not in dirs:
@@ -120,7 +121,7 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return {n for n in names if n in _IGNORED or n.endswith("-delete") or ".tmp" in n}
 
 
-async def snapshot(broker: ControlledBroker, path: str) -> dict[str, Any]:
+async def snapshot(broker: ControlledBroker, path: str) -> dict[str, object]:
     target = Path(path)
     if target.exists() and any(target.iterdir()):
         raise ValueError(f"{path} exists and is not empty")
@@ -163,7 +164,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def restore(path: str | Path, broker_config: Any) -> dict[str, Any]:
+def restore(path: str | Path, broker_config: BrokerConfig) -> dict[str, Any]:
     """Copy the snapshot at ``path`` into the configured (empty or absent) log directories."""
     manifest = read_manifest(path)
     dirs = _dirs(broker_config)

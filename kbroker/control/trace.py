@@ -25,7 +25,7 @@ import struct
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api.context import ClientConnection, RequestContext
@@ -38,6 +38,7 @@ from kbroker_protocol.primitives import Message
 
 if TYPE_CHECKING:
     from kbroker.control.host import ControlledBroker
+    from kbroker.json_types import JsonObject, JsonValue
 
 log = logging.getLogger("kbroker.trace")
 
@@ -46,7 +47,7 @@ _BATCH_HEADER = struct.Struct(">qi")  # base offset, batch length
 _RECORD_COUNT_AT = 57  # offset of recordsCount in a v2 batch
 
 
-def validate_filters(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+def validate_filters(spec: Mapping[str, object]) -> dict[str, list[str]]:
     """Normalise trace filters (``api``, ``client_id``, ``topic``: a string or a list of them)."""
     out: dict[str, list[str]] = {}
     for name, value in spec.items():
@@ -62,7 +63,7 @@ def validate_filters(spec: Mapping[str, Any]) -> dict[str, list[str]]:
     return out
 
 
-def summarise_records(value: Any) -> dict[str, Any]:
+def summarise_records(value: Any) -> JsonObject:
     """Size, batch and record counts of a record set (bytes), or the size of a file slice."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = memoryview(value)
@@ -83,7 +84,7 @@ def summarise_records(value: Any) -> dict[str, Any]:
         return {"bytes": None}
 
 
-def to_json(value: Any, field: str = "") -> Any:
+def to_json(value: object, field: str = "") -> JsonValue:
     """A decoded message as JSON-ready data (record sets summarised)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -99,7 +100,7 @@ def to_json(value: Any, field: str = "") -> Any:
     return {"bytes": len(value)}
 
 
-def error_codes(value: Any, out: dict[str, int] | None = None) -> dict[str, int]:
+def error_codes(value: object, out: dict[str, int] | None = None) -> dict[str, int]:
     """Every non-zero ``*error_code`` in a decoded response, counted by name."""
     if out is None:
         out = {}
@@ -125,7 +126,7 @@ class Tracer:
         self.broker = broker
         self.path = path
         self.filters = dict(filters)
-        self.kept: deque[dict[str, Any]] = deque(maxlen=KEEP)
+        self.kept: deque[dict[str, object]] = deque(maxlen=KEEP)
         self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - held while tracing
 
     def close(self) -> None:
@@ -149,7 +150,7 @@ class Tracer:
         return True
 
     def _base(self, connection: ClientConnection, api_key: int, version: int, correlation_id: int | None,
-              client_id: str | None) -> dict[str, Any]:
+              client_id: str | None) -> dict[str, object]:
         software = connection.client_software
         return {
             "received_ms": int(time.time() * 1000),
@@ -162,7 +163,7 @@ class Tracer:
             "client_software": None if software is None else {"name": software[0], "version": software[1]},
         }
 
-    def _emit(self, record: dict[str, Any]) -> None:
+    def _emit(self, record: dict[str, object]) -> None:
         self.kept.append(record)
         if self._file is not None:
             try:
@@ -252,7 +253,7 @@ class Tracer:
     # -- reading ------------------------------------------------------------------------------
 
     def records(self, filters: Mapping[str, list[str]] | None = None, limit: int | None = None
-                ) -> list[dict[str, Any]]:
+                ) -> list[dict[str, object]]:
         filters = filters or {}
         out = []
         for record in self.kept:
@@ -271,12 +272,12 @@ class Tracer:
         return negotiation_report(self.kept, client_ids)
 
 
-def _record_names_topic(record: dict[str, Any], topics: list[str]) -> bool:
+def _record_names_topic(record: Mapping[str, object], topics: list[str]) -> bool:
     text = json.dumps(record.get("request"))
     return any(json.dumps(t) in text for t in topics)
 
 
-def negotiation_report(records: Any, client_ids: list[str] | None = None) -> list[dict[str, Any]]:
+def negotiation_report(records: Iterable[Mapping[str, Any]], client_ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Per client (id and software): ApiVersions asked and answered, versions used, refusals."""
     clients: dict[tuple[Any, Any], dict[str, Any]] = {}
     for record in records:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.controller.replication_control import ReplicationSettings, generate_leader_and_isr_updates
 from kbroker.metadata.directories import is_online, replica_directory
@@ -27,6 +27,9 @@ from kbroker_protocol.messages.assign_replicas_to_dirs import (
     AssignReplicasToDirsResponse,
 )
 from kbroker_protocol.messages.metadata_records import BrokerRegistrationChangeRecord, PartitionChangeRecord
+
+if TYPE_CHECKING:
+    from kbroker.metadata.metadata_records import MetadataRecord
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ def partitions_in_directory(image: MetadataImage, broker_id: int, directory: uui
 
 
 def handle_directories_offline(image: MetadataImage, settings: ReplicationSettings, broker_id: int,
-                               broker_epoch: int, offline_dirs: list[uuid.UUID], records: list[Any]) -> None:
+                               broker_epoch: int, offline_dirs: list[uuid.UUID], records: list[MetadataRecord]) -> None:
     reg = image.brokers.get(broker_id)
     if reg is None:
         return
@@ -58,7 +61,7 @@ def handle_directories_offline(image: MetadataImage, settings: ReplicationSettin
 
 
 def handle_directories_cordoned(image: MetadataImage, broker_id: int, broker_epoch: int,
-                                cordoned_dirs: list[uuid.UUID] | None, records: list[Any]) -> None:
+                                cordoned_dirs: list[uuid.UUID] | None, records: list[MetadataRecord]) -> None:
     if cordoned_dirs is None:
         return
     reg = image.brokers.get(broker_id)
@@ -72,7 +75,7 @@ def handle_directories_cordoned(image: MetadataImage, broker_id: int, broker_epo
 
 
 def assign_replicas_to_dirs(image: MetadataImage, settings: ReplicationSettings,
-                            request: AssignReplicasToDirsRequest) -> tuple[AssignReplicasToDirsResponse, list[Any]]:
+                            request: AssignReplicasToDirsRequest) -> tuple[AssignReplicasToDirsResponse, list[MetadataRecord]]:
     """AssignReplicasToDirs on the active controller; the caller has checked the metadata.version
     (UNSUPPORTED_VERSION below 17). STALE_BROKER_EPOCH for a broker not registered or registered
     with another epoch (Kafka's checkBrokerEpoch runs before its BROKER_ID_NOT_REGISTERED check)."""
@@ -81,7 +84,7 @@ def assign_replicas_to_dirs(image: MetadataImage, settings: ReplicationSettings,
     reg = image.brokers.get(broker_id)
     if reg is None or reg.epoch != request.broker_epoch:
         return Resp(error_code=ErrorCode.STALE_BROKER_EPOCH), []
-    records: list[Any] = []
+    records: list[MetadataRecord] = []
     to_update: dict[tuple[uuid.UUID, int], tuple[TopicImage, PartitionState]] = {}
     response = Resp(error_code=ErrorCode.NONE, directories=[])
     for req_dir in request.directories:

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.metadata.features import METADATA_VERSION
+
+if TYPE_CHECKING:
+    from kbroker.metadata.image import MetadataImage
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ def _reason(new: int, what: str, lo: int, hi: int) -> str | None:
     return f"{what} does not support this feature." if hi == 0 else f"{what} only supports versions {_range_text(lo, hi)}"
 
 
-def static_quorum_ids(raft: Any) -> list[int]:
+def static_quorum_ids(raft: object) -> list[int]:
     """The voter ids of ``controller.quorum.voters`` (Kafka's QuorumFeatures.quorumNodeIds: none for
     a dynamic quorum)."""
     voters = getattr(raft, "initial_voters", None)
@@ -42,7 +45,7 @@ def static_quorum_ids(raft: Any) -> list[int]:
     return sorted(voters)
 
 
-def cluster_support(image: Any, node_id: int, quorum_ids: Iterable[int]) -> Callable[[str, int], str | None]:
+def cluster_support(image: MetadataImage, node_id: int, quorum_ids: Iterable[int]) -> Callable[[str, int], str | None]:
     """``reason(feature, new level)``: why a node of the cluster cannot run it (None: all can)."""
 
     def reason(name: str, new: int) -> str | None:

@@ -34,7 +34,9 @@ from kbroker.replication.deadline import Deadline
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
+    from kbroker.coordinator.group_classic_model import Timer
     from kbroker.coordinator.hosts import WriteHost
+    from kbroker.coordinator.timer_keys import TimerKey
     from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
@@ -178,18 +180,18 @@ class DeferredTimer:
     """A keyed timer's schedule/cancel calls held until :meth:`apply` (the operation's records were
     appended) or dropped (they were not)."""
 
-    def __init__(self, timer: Any) -> None:
+    def __init__(self, timer: Timer) -> None:
         self.timer = timer
-        self.calls: list[tuple[Any, int, Callable[[], None] | None]] = []
+        self.calls: list[tuple[TimerKey, int, Callable[[], None] | None]] = []
 
     def now_ms(self) -> int:
         now: int = self.timer.now_ms()
         return now
 
-    def schedule(self, key: Any, delay_ms: int, fn: Callable[[], None]) -> None:
+    def schedule(self, key: TimerKey, delay_ms: int, fn: Callable[[], None]) -> None:
         self.calls.append((key, delay_ms, fn))
 
-    def cancel(self, key: Any) -> None:
+    def cancel(self, key: TimerKey) -> None:
         self.calls.append((key, 0, None))
 
     def apply(self) -> None:

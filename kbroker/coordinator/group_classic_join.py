@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.coordinator.group_classic_created import answer_once, write_created
 from kbroker.coordinator.group_classic_model import (
@@ -24,6 +24,21 @@ from kbroker.coordinator.group_classic_model import (
 from kbroker.coordinator.group_classic_rebalance import ClassicRebalance
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.join_group import JoinGroupResponse
+
+if TYPE_CHECKING:
+    from typing import TypedDict, Unpack
+
+    class JoinArgs(TypedDict):
+        """A joining member's fields from its JoinGroup request (as ClassicMember takes them)."""
+
+        group_instance_id: str | None
+        protocol_type: str
+        protocols: list[tuple[str, bytes]]
+        session_timeout_ms: int
+        rebalance_timeout_ms: int
+        client_id: str
+        client_host: str
+
 
 log = logging.getLogger("kbroker.coordinator.group_classic")  # (the protocol's logger, as before the split)
 
@@ -63,7 +78,7 @@ class ClassicJoin(ClassicRebalance):
         create = self.create if existing is None else None
         if create is not None:
             respond = answer_once(respond)
-        args = dict(group_instance_id=group_instance_id, protocol_type=protocol_type, protocols=protocols,
+        args: JoinArgs = dict(group_instance_id=group_instance_id, protocol_type=protocol_type, protocols=protocols,
                     session_timeout_ms=session_timeout_ms, rebalance_timeout_ms=rebalance_timeout_ms,
                     client_id=client_id, client_host=client_host)
         if unknown:
@@ -74,7 +89,7 @@ class ClassicJoin(ClassicRebalance):
             write_created(create, group, respond, self._forget_created)
 
     def _join_new_member(self, group: ClassicGroup, require_known_member_id: bool, respond: JoinCallback,
-                         **args: Any) -> None:
+                         **args: Unpack[JoinArgs]) -> None:
         instance_id = args["group_instance_id"]
         if instance_id is not None:
             new_id = f"{instance_id}-{uuid.uuid4()}"
@@ -95,7 +110,7 @@ class ClassicJoin(ClassicRebalance):
         self._add_member_and_rebalance(group, new_id, respond, **args)
 
     def _join_existing_member(self, group: ClassicGroup, member_id: str, respond: JoinCallback,
-                              **args: Any) -> None:
+                              **args: Unpack[JoinArgs]) -> None:
         instance_id = args["group_instance_id"]
         if member_id in group.pending_members:
             group.pending_members.discard(member_id)
@@ -122,7 +137,7 @@ class ClassicJoin(ClassicRebalance):
         respond(_join_error(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
 
     def _add_member_and_rebalance(self, group: ClassicGroup, member_id: str, respond: JoinCallback,
-                                  **args: Any) -> None:
+                                  **args: Unpack[JoinArgs]) -> None:
         member = ClassicMember(member_id=member_id, is_new=True, join_callback=respond, **args)
         group.add(member)
         if group.is_in(GroupState.PREPARING_REBALANCE) and group.previous_state == GroupState.EMPTY:
@@ -132,7 +147,7 @@ class ClassicJoin(ClassicRebalance):
         self._rebalance_or_complete_join(group, f"member {member_id} joined")
 
     def _update_member_and_rebalance(self, group: ClassicGroup, member: ClassicMember, respond: JoinCallback,
-                                     **args: Any) -> None:
+                                     **args: Unpack[JoinArgs]) -> None:
         self._respond_join(member, _join_error(ErrorCode.REBALANCE_IN_PROGRESS, member.member_id))
         member.protocols = args["protocols"]
         member.rebalance_timeout_ms = args["rebalance_timeout_ms"]
@@ -144,7 +159,7 @@ class ClassicJoin(ClassicRebalance):
         self._rebalance_or_complete_join(group, f"member {member.member_id} rejoined")
 
     def _replace_static_member(self, group: ClassicGroup, old_id: str, new_id: str, respond: JoinCallback,
-                               **args: Any) -> None:
+                               **args: Unpack[JoinArgs]) -> None:
         old = group.members[old_id]
         instance_id = old.group_instance_id
         assert instance_id is not None  # (only a static member is replaced)

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kbroker.coordinator.share_dlq import DeadLetters
 from kbroker.coordinator.share_group_config import effective
@@ -77,7 +77,7 @@ class ShareSession:
     member_id: str
     epoch: int
     partitions: list[TopicIdPartition] = field(default_factory=list)
-    connection: Any = None  # the client connection that opened the session
+    connection: object = None  # the client connection that opened the session
 
 
 class ShareManager:
@@ -115,7 +115,7 @@ class ShareManager:
     # -- sessions --------------------------------------------------------------------------------------------
 
     def new_fetch_context(self, group_id: str, member_id: str, epoch: int, wanted: list[TopicIdPartition],
-                          forgotten: list[TopicIdPartition], acks_present: bool, connection: Any
+                          forgotten: list[TopicIdPartition], acks_present: bool, connection: object
                           ) -> tuple[list[TopicIdPartition], bool]:
         """Kafka's ``SharePartitionManager.newContext``: the partitions to fetch and whether this
         is a full (initial) request. Raises ShareSessionError."""
@@ -168,7 +168,7 @@ class ShareManager:
             if sp is not None:
                 sp.release_member(member_id)
 
-    def on_connection_closed(self, connection: Any) -> None:
+    def on_connection_closed(self, connection: object) -> None:
         """Kafka's ``ClientConnectionDisconnectListener``: the share sessions opened on a connection
         that closes end, and their members' acquired records are released at once."""
         for key, session in list(self.sessions.items()):

@@ -33,10 +33,13 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import parse_header
+
+if TYPE_CHECKING:
+    from kbroker.coordinator.group_classic_model import Timer
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +145,7 @@ class SharePartitionConfig:
 
 
 class SharePartition:
-    def __init__(self, group_id: str, topic: str, topic_id: uuid.UUID, partition: int, timer: Any,
+    def __init__(self, group_id: str, topic: str, topic_id: uuid.UUID, partition: int, timer: Timer,
                  config: Callable[[], SharePartitionConfig], persist: Callable[[SharePartition], None],
                  on_available: Callable[[], None] | None = None,
                  dead_letter: Callable[[SharePartition, list[tuple[int, int]], str], None] | None = None) -> None:

@@ -31,6 +31,7 @@ from kbroker_protocol.errors import ErrorCode
 if TYPE_CHECKING:
     from kbroker.coordinator.hosts import CoordinatorHost
     from kbroker.metadata.image import MetadataImage
+    from kbroker_protocol.primitives import Message
 
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class SharePersister:
             raise PersisterError(ErrorCode(result.error_code), result.error_message)
 
     async def _call(self, group_id: str, topic_id: uuid.UUID, partition: int, api_key: int, version: int,
-                    request: Any) -> Any:
+                    request: Message) -> Any:
         """Send ``request`` to the share coordinator of the key and return the key's partition
         result, retrying Kafka's retriable errors; PersisterError once the attempts are spent."""
         backoff = BACKOFF_INITIAL_MS
@@ -164,7 +165,7 @@ class SharePersister:
         raise PersisterError(last, f"share coordinator not reachable after {MAX_ATTEMPTS} attempts")
 
     async def _attempt(self, group_id: str, topic_id: uuid.UUID, partition: int, api_key: int, version: int,
-                       request: Any) -> Any:
+                       request: Message) -> Any:
         from kbroker.replication.broker_connection import BrokerConnection
 
         if self.broker.image.topic(STATE_TOPIC) is None:

@@ -202,7 +202,7 @@ class LifecycleMachine:
             times.append(self.registration_deadline)
         return min(times) if times else None
 
-    def poll(self, now: int) -> tuple[int, Any] | None:
+    def poll(self, now: int) -> tuple[int, BrokerRegistrationRequest | BrokerHeartbeatRequest] | None:
         """The (api key, request) to send now, or None. Marks it in flight."""
         if self.state == BrokerState.SHUTTING_DOWN:
             return None
@@ -224,7 +224,7 @@ class LifecycleMachine:
             return BROKER_REGISTRATION, self.registration_request()
         return BROKER_HEARTBEAT, self.heartbeat_request()
 
-    def registration_request(self) -> Any:
+    def registration_request(self) -> BrokerRegistrationRequest:
         R = BrokerRegistrationRequest
         return R(
             broker_id=self.node_id, cluster_id=self.cluster_id, incarnation_id=self.incarnation_id,
@@ -235,7 +235,7 @@ class LifecycleMachine:
             previous_broker_epoch=self.previous_broker_epoch,
         )
 
-    def heartbeat_request(self) -> Any:
+    def heartbeat_request(self) -> BrokerHeartbeatRequest:
         self._sent_offline_dirs = sorted(self.offline_dirs)
         cordoned = None
         if self.caught_up and self.cordoned_log_dirs is not None and self.cordoned_supported():

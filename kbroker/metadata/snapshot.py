@@ -16,7 +16,6 @@ list of fields).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from kbroker.config import BROKER_DEFAULTS
 from kbroker.metadata import metadata_records as mr
@@ -98,7 +97,7 @@ def _entity_order(entity: tuple[tuple[str, str | None], ...]) -> tuple[tuple[str
     return tuple((kind, name is not None, name or "") for kind, name in entity)
 
 
-def _quota_entity_data(entity: tuple[tuple[str, str | None], ...]) -> list[Any]:
+def _quota_entity_data(entity: tuple[tuple[str, str | None], ...]) -> list[mr.ClientQuotaRecord.EntityData]:
     return [mr.ClientQuotaRecord.EntityData(entity_type=kind, entity_name=name) for kind, name in entity]
 
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import uuid
 import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.raft.node import Role
 from kbroker.raft.voters import (
@@ -34,6 +35,9 @@ from kbroker.raft.voters import (
     encode_voters,
 )
 from kbroker_protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker.raft.node import RaftNode
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,26 @@ class KRaftUpgradeError(Exception):
         self.message = message
 
 
+class VoterDriver(Protocol):
+    """What this module reads of the Raft driver (:class:`kbroker.raft.io.RaftDriver`, which
+    imports this module)."""
+
+    @property
+    def node_id(self) -> int: ...
+
+    @property
+    def node(self) -> RaftNode | None: ...
+
+    @property
+    def listener_name(self) -> str: ...
+
+    @property
+    def addresses(self) -> Mapping[int, tuple[str, int]]: ...
+
+    async def propose(self, values: Sequence[object], control: bool = False,
+                      on_append: Callable[[int], None] | None = None) -> int: ...
+
+
 @dataclass
 class InMemoryVoters:
     """The voter set a kraft.version 0 leader keeps for its epoch."""
@@ -57,7 +81,7 @@ class InMemoryVoters:
     voters: dict[int, Voter] = field(default_factory=dict)
 
 
-_by_driver: weakref.WeakKeyDictionary[Any, InMemoryVoters] = weakref.WeakKeyDictionary()
+_by_driver: weakref.WeakKeyDictionary[VoterDriver, InMemoryVoters] = weakref.WeakKeyDictionary()
 
 
 def local_voter(raft: Any, directory_id: uuid.UUID | None) -> Voter:
@@ -72,7 +96,7 @@ def local_voter(raft: Any, directory_id: uuid.UUID | None) -> Voter:
     return Voter(raft.node_id, directory_id, ((raft.listener_name, host, port),), KRAFT_VERSION_MIN, KRAFT_VERSION_MAX)
 
 
-def in_memory_voters(raft: Any, local: Voter) -> InMemoryVoters | None:
+def in_memory_voters(raft: VoterDriver, local: Voter) -> InMemoryVoters | None:
     """The leader's in-memory voters of its current epoch (None: not the leader, or the quorum is
     at kraft.version 1 already). A new epoch starts from the configured voters and ``local``."""
     node = raft.node
@@ -110,7 +134,7 @@ def update_voter(raft: Any, voter: Voter, local: Voter, now: int) -> int:
     return ErrorCode.NONE
 
 
-async def upgrade(raft: Any, new_version: int, local: Voter, validate_only: bool) -> bool:
+async def upgrade(raft: VoterDriver, new_version: int, local: Voter, validate_only: bool) -> bool:
     """Upgrade kraft.version on the leader (Kafka's ``LeaderState.maybeAppendUpgradedKRaftVersion``);
     returns False when there is nothing to do. Raises KRaftUpgradeError."""
     node = raft.node

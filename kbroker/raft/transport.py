@@ -49,12 +49,12 @@ _SIZE = struct.Struct(">i")
 _CORRELATION = struct.Struct(">i")
 # Kafka's ``request.getErrorResponse(e)`` (ControllerApis' ``requestHelper.handleError``), set by the API
 # layer: (api key, version, request, exception) -> the request's error response; None: there is none
-ErrorResponder = Callable[[int, int, Any, BaseException], WireMessage | None]
+ErrorResponder = Callable[[int, int, WireMessage, BaseException], WireMessage | None]
 # Kafka's ControllerApis authorizes each Raft RPC before its raft client sees it
 # (``authHelper.authorizeClusterOperation(request, CLUSTER_ACTION)``), set by the API layer with the
 # handlers: (api key, version, request) -> the refusal to answer (the request's error response), or
 # None when the connection's principal (:func:`request_identity`) may send it
-RaftGate = Callable[[int, int, Any], WireMessage | None]
+RaftGate = Callable[[int, int, WireMessage], WireMessage | None]
 ANONYMOUS = "User:ANONYMOUS"
 
 
@@ -310,7 +310,7 @@ class RaftTransport(SnapshotTransfer):
                 raise failure
             conn.fill(slot, answer)
 
-    async def _run_handler(self, conn: Inbound, slot: Slot, header: Any, body: Any,
+    async def _run_handler(self, conn: Inbound, slot: Slot, header: RequestHeader, body: WireMessage,
                            handler: Callable[[Any, Any], Any]) -> None:
         api_key, version = header.request_api_key, header.request_api_version
         _IDENTITY.set((conn.principal, conn.host))  # (this task's context only)
@@ -328,7 +328,7 @@ class RaftTransport(SnapshotTransfer):
             return
         conn.fill(slot, frame)
 
-    def _error_frame(self, slot: Slot, api_key: int, version: int, body: Any, exc: BaseException) -> bytes | None:
+    def _error_frame(self, slot: Slot, api_key: int, version: int, body: WireMessage, exc: BaseException) -> bytes | None:
         """Kafka's ``RequestHandlerHelper.handleError``: the request's error response (its code from
         ``Errors.forException``), the connection kept; None (logged) when there is none: it closes."""
         try:
@@ -489,7 +489,7 @@ class RaftTransport(SnapshotTransfer):
         assert self._loop is not None
         loop = self._loop
 
-        async def call(api_key: int, version: int, body: Any) -> Any:
+        async def call(api_key: int, version: int, body: WireMessage) -> Any:
             peer.next_correlation = (peer.next_correlation + 1) & 0x7FFFFFFF
             cid = peer.next_correlation
             header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=cid,

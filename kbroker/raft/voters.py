@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from kbroker.raft.log import ControlRecord, Entry, Snapshot
 from kbroker_protocol.messages.data.kraft_version_record import KRaftVersionRecord
@@ -86,7 +85,7 @@ def encode_kraft_version(level: int) -> ControlRecord:
     return ControlRecord(ControlType.KRAFT_VERSION, bytes(KRaftVersionRecord(version=0, kraft_version=level).encode(0)))
 
 
-def control_of(item: Any) -> tuple[dict[int, Voter] | None, int | None]:
+def control_of(item: object) -> tuple[dict[int, Voter] | None, int | None]:
     """``(voters, kraft version)`` carried by a log entry or a snapshot item (one of them at most)."""
     value = item.value if isinstance(item, Entry) else item
     if isinstance(value, ControlRecord):

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.log import LogClosedError, LogCorruptedError, RecordBatchTooLargeError
 from kbroker.log.errors import LogError
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_manager import ProducerStateManager
     from kbroker.replication.producer_state import VerificationGuard
+    from kbroker_protocol.messages.alter_partition import AlterPartitionResponse
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +291,7 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
                 return
             await asyncio.sleep(ALTER_PARTITION_RETRY_MS / 1000)
 
-    def _apply_alter_partition_response(self, partition: Partition, pending: PendingIsr, response: Any) -> str:
+    def _apply_alter_partition_response(self, partition: Partition, pending: PendingIsr, response: AlterPartitionResponse) -> str:
         if response.error_code != ErrorCode.NONE:
             log.info("AlterPartition for %s-%d: %s", partition.topic, partition.index,
                      leadership._name(response.error_code))

@@ -21,9 +21,13 @@ import ipaddress
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker_protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kbroker.security.replication_quotas import ConfigLookup
+    from kbroker_protocol.messages.metadata_records import AccessControlEntryRecord
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +185,7 @@ class Authorizer:
         # and complete_initial_load (its metadata caught up); meanwhile only super users pass.
         self.loading_complete = True
 
-    def configure(self, config: Any) -> None:
+    def configure(self, config: ConfigLookup) -> None:
         name = (config.get("authorizer.class.name") or "").strip()
         self.enabled = bool(name)
         if name and name != STANDARD_AUTHORIZER:
@@ -284,7 +288,7 @@ class Authorizer:
         return [(acl_id, acl) for acl_id, acl in self.acls.items() if flt.matches(acl)]
 
 
-def acl_of_record(record: Any) -> Acl:
+def acl_of_record(record: AccessControlEntryRecord) -> Acl:
     """The ACL of an AccessControlEntryRecord."""
     return Acl(record.resource_type, record.resource_name, record.pattern_type, record.principal, record.host,
                record.operation, record.permission_type)

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.config import BrokerConfig
 from kbroker.security.listeners import ListenerSecurity, _sasl_settings
@@ -31,6 +31,10 @@ from kbroker.security.scram import ScramCredentials
 from kbroker.security.tls import PrincipalMapper, build_server_context, certificate_principal
 from kbroker_protocol.api import decode_request, encode_response
 from kbroker_protocol.exceptions import ProtocolError
+
+if TYPE_CHECKING:
+    from kbroker_protocol.messages.request_header import RequestHeader
+    from kbroker_protocol.primitives import Message
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +73,11 @@ class _Stream:
         self.token_authenticated = False
         self.principal: str | None = None
         self.closed = False
-        self.failure: tuple[Any, Any, int] | None = None
+        self.failure: tuple[Any, Message | None, int] | None = None
         # after authentication: the listener's way to answer in request order (correlation id, frame)
         self.respond: Callable[[int, bytes], None] | None = None
 
-    def send_response(self, header: Any, response: Any) -> None:
+    def send_response(self, header: RequestHeader, response: Message) -> None:
         parts = encode_response(header.correlation_id, header.request_api_key, header.request_api_version, response)
         payload = b"".join(bytes(p) for p in parts)
         if self.respond is not None:
@@ -87,7 +91,7 @@ class _Stream:
     def authenticated(self, principal: str | None) -> None:
         self.principal = principal
 
-    def fail_authentication(self, header: Any | None, response: Any | None, delay_ms: int) -> None:
+    def fail_authentication(self, header: RequestHeader | None, response: Message | None, delay_ms: int) -> None:
         self.failure = (header, response, delay_ms)
 
     def close(self) -> None:
@@ -107,7 +111,7 @@ def tls_principal(writer: asyncio.StreamWriter, mapper: PrincipalMapper) -> str 
 
 async def authenticate_inbound(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, security: ListenerSecurity,
                                credentials: ScramCredentials, on_api_versions: Callable[[bytes], None],
-                               error_response: Callable[[int, int, Any, int], Any] | None = None) -> str | None:
+                               error_response: Callable[[int, int, Message, int], Message | None] | None = None) -> str | None:
     """Authenticate the client of a new connection; returns its principal (``User:<name>``), or
     None when the connection failed authentication (it is closed by then)."""
     session = await inbound_session(reader, writer, security, credentials, on_api_versions, error_response)
@@ -116,7 +120,7 @@ async def authenticate_inbound(reader: asyncio.StreamReader, writer: asyncio.Str
 
 async def inbound_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, security: ListenerSecurity,
                           credentials: ScramCredentials, on_api_versions: Callable[[bytes], None],
-                          error_response: Callable[[int, int, Any, int], Any] | None = None) -> InboundSession | None:
+                          error_response: Callable[[int, int, Message, int], Message | None] | None = None) -> InboundSession | None:
     """Authenticate the client of a new connection; returns its session (which serves its
     re-authentications), or None when the connection failed authentication (it is closed by then)."""
     address = writer.get_extra_info("peername")

@@ -18,7 +18,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbroker.config import BrokerConfig
 from kbroker.security.client import (
@@ -36,6 +36,9 @@ from kbroker.security.inbound import (
 )
 from kbroker.security.listeners import ListenerSecurity
 from kbroker.security.scram import ScramCredentials
+
+if TYPE_CHECKING:
+    from kbroker.raft.io import RaftDriver
 
 Opener = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
@@ -60,7 +63,7 @@ class InterNodeSecurity:
         """The connection factory of a broker-to-controller channel (None: plain TCP)."""
         return None if self.controller.protocol == "PLAINTEXT" else connector(self.controller, client_id)
 
-    def secure_raft(self, raft: Any, credentials: ScramCredentials) -> None:
+    def secure_raft(self, raft: RaftDriver, credentials: ScramCredentials) -> None:
         """The raft driver's outbound connections on the controller listener's security, its
         server with the listener's TLS and SASL (before ``raft.listen()``)."""
         if self.controller.protocol != "PLAINTEXT":

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.security.jaas import JaasError, plain_users, server_entry
 from kbroker.security.tls import PrincipalMapper, build_server_context
+
+if TYPE_CHECKING:
+    from kbroker.security.oauthbearer import Validator
 
 SUPPORTED_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
@@ -114,7 +117,7 @@ def _mechanism_key(config: BrokerConfig, listener: str, mechanism: str, key: str
     return _key(config, listener, key), config.listener_value(listener, key)
 
 
-def _oauth_validator(config: BrokerConfig, name: str) -> Any:
+def _oauth_validator(config: BrokerConfig, name: str) -> Validator:
     from kbroker.security import oauthbearer as ob
 
     def get(key: str) -> Any:

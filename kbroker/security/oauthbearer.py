@@ -35,9 +35,12 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.security.scram import SaslFailure
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ class Validator(Protocol):
     def validate(self, token: str) -> OAuthToken: ...
 
 
-def _b64url_json(part: str) -> dict[str, Any]:
+def _b64url_json(part: str) -> dict[str, object]:
     try:
         raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
     except (binascii.Error, ValueError):
@@ -94,7 +97,7 @@ def _b64url_json(part: str) -> dict[str, Any]:
     return value
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeIs[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -277,7 +280,7 @@ class JwksValidator:
         if alg not in _ALGORITHMS_BY_KEY_TYPE.get(key.key_type, ()):
             raise TokenInvalid(f"Could not validate the access token: algorithm {alg} is not for a "
                                f"{key.key_type} key")
-        options: dict[str, Any] = {"require": ["exp", "iat"], "verify_aud": bool(self.audiences),
+        options: dict[str, object] = {"require": ["exp", "iat"], "verify_aud": bool(self.audiences),
                                    "verify_iss": self.issuer is not None}
         try:
             claims = jwt.decode(token, key.key, algorithms=[alg], audience=self.audiences or None,

@@ -43,6 +43,7 @@ from kbroker.config.addresses import normal_address
 from kbroker.security.quota_rates import Clock, Rate, Sensor, TokenBucket, monotonic_ms, round_half_up
 
 if TYPE_CHECKING:
+    from kbroker.config.broker_config import BrokerConfig
     from kbroker.metadata.client import Requester
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class _Default:
 
 
 DEFAULT = _Default()
-Entity = tuple[Any, Any]  # (user, client-id): None (absent), DEFAULT, or a name
+EntityName = str | _Default | None
+Entity = tuple[EntityName, EntityName]  # (user, client-id): None (absent), DEFAULT, or a name
 
 
 class ClientQuotaManager:
@@ -102,7 +104,7 @@ class ClientQuotaManager:
 
     # -- configuration ---------------------------------------------------------------------
 
-    def update_quota(self, user: Any, client_id: Any, value: float | None) -> None:
+    def update_quota(self, user: EntityName, client_id: EntityName, value: float | None) -> None:
         """Set (or with None remove) the quota of an entity: ``user``/``client_id`` each None
         (absent), DEFAULT or a name."""
         entity = (user, client_id)
@@ -399,7 +401,7 @@ REQUEST_QUOTA_EXEMPT = frozenset({
 class ClientQuotas:
     """The broker's quota managers, kept up to date from the metadata image's ClientQuotaRecords."""
 
-    def __init__(self, config: Any = None, clock: Clock = monotonic_ms) -> None:
+    def __init__(self, config: BrokerConfig | None = None, clock: Clock = monotonic_ms) -> None:
         def get(key: str) -> int:
             return int((BROKER_DEFAULTS if config is None else config)[key])
 
@@ -443,7 +445,7 @@ class ClientQuotas:
                        or self.controller_mutation.enabled)
 
     def response_throttle(self, api_key: int, user: str, client_id: str, size: int, busy_seconds: float,
-                          response: Any, exempt: bool = False) -> int:
+                          response: object, exempt: bool = False) -> int:
         """A request is answered (``response`` None: a Produce with acks=0): record its Produce bytes
         and handler time, and return the time to throttle its connection, the largest of those
         quotas' and of what the handler put in the response (a Fetch's bandwidth throttle, a

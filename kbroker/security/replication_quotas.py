@@ -34,11 +34,14 @@ rate is back under it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.config import BROKER_DEFAULTS, LONG_MAX
 from kbroker.security.quota_rates import Rate, monotonic_ms
+
+if TYPE_CHECKING:
+    from kbroker.replication.partition import Partition
 
 LEADER, FOLLOWER = "leader", "follower"
 DEFAULT_SAMPLES: int = BROKER_DEFAULTS["replication.quota.window.num"]
@@ -53,7 +56,7 @@ def rate_key(kind: str) -> str:
     return f"{kind}.replication.throttled.rate"
 
 
-def is_throttled_replica(entries: Any, partition: int, broker_id: int) -> bool:
+def is_throttled_replica(entries: str | Iterable[object] | None, partition: int, broker_id: int) -> bool:
     """Kafka's parseThrottledPartitions for one partition on one broker: ``*``, or an entry
     ``partition:broker_id``. ``entries`` is the topic config's list (typed or the raw text)."""
     if not entries:
@@ -99,7 +102,7 @@ class ReplicationQuota:
     def enabled(self) -> bool:
         return self.bound < LONG_MAX
 
-    def is_throttled(self, partition: Any) -> bool:
+    def is_throttled(self, partition: Partition) -> bool:
         """The partition (a kbroker Partition: ``index`` and its topic ``config``) is listed as
         throttled on this broker for this side."""
         return is_throttled_replica(partition.config.get(throttled_replicas_key(self.kind)), partition.index,
@@ -130,7 +133,7 @@ class ReplicationQuotas:
         self.leader = ReplicationQuota(LEADER, config, node_id, clock, samples, window)
         self.follower = ReplicationQuota(FOLLOWER, config, node_id, clock, samples, window)
 
-    def leader_throttles(self, partition: Any, replica_id: int) -> bool:
+    def leader_throttles(self, partition: Partition, replica_id: int) -> bool:
         """Kafka's shouldLeaderThrottle: the leader sends no records of ``partition`` to the
         follower ``replica_id`` in this fetch."""
         q = self.leader
@@ -139,7 +142,7 @@ class ReplicationQuotas:
         q.throttled_total += 1
         return True
 
-    def follower_throttles(self, partition: Any, lag: int | None) -> bool:
+    def follower_throttles(self, partition: Partition, lag: int | None) -> bool:
         """Kafka's shouldFollowerThrottle: the follower leaves ``partition`` out of its next fetch."""
         q = self.follower
         in_sync = lag is not None and lag <= 0

@@ -32,6 +32,9 @@ from kbroker_protocol.messages.sasl_handshake import SaslHandshakeResponse
 
 if TYPE_CHECKING:
     from kbroker.security.listeners import ListenerSecurity
+    from kbroker_protocol.messages.request_header import RequestHeader
+    from kbroker_protocol.messages.sasl_handshake import SaslHandshakeRequest
+    from kbroker_protocol.primitives import Message
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class SaslAuthenticator:
     :attr:`raw_tokens` for each frame) and hands over what the authenticator takes."""
 
     def __init__(self, connection: Any, security: ListenerSecurity, credentials: ScramCredentials,
-                 error_response: Callable[[int, int, Any, int], Any]) -> None:
+                 error_response: Callable[[int, int, Message, int], Message | None]) -> None:
         """``error_response(api_key, version, request, code)``: the request type's error response
         (kbroker.api.error_response), or None when there is none."""
         self.connection = connection
@@ -127,7 +130,7 @@ class SaslAuthenticator:
 
     # -- requests before (or during) authentication -----------------------------------------
 
-    def on_request(self, header: Any, body: Any) -> None:
+    def on_request(self, header: RequestHeader, body: Any) -> None:
         api_key = header.request_api_key
         conn = self.connection
         if self.state == "complete":  # a SaslHandshake: re-authentication (KIP-368)
@@ -155,11 +158,11 @@ class SaslAuthenticator:
             self.supports_reauth = True
         self._evaluate(bytes(body.auth_bytes), header)
 
-    def on_raw_token(self, frame: Any) -> None:
+    def on_raw_token(self, frame: bytes | memoryview) -> None:
         """A token after a v0 SaslHandshake: evaluated, the answer goes back as a raw frame."""
         self._evaluate(bytes(frame), None)
 
-    def _handshake(self, header: Any, body: Any) -> None:
+    def _handshake(self, header: RequestHeader, body: SaslHandshakeRequest) -> None:
         mechanisms = self.security.sasl_mechanisms
         mechanism = body.mechanism
         if mechanism not in mechanisms:
@@ -194,7 +197,7 @@ class SaslAuthenticator:
         return ScramServer(MECHANISMS_BY_NAME[mechanism], self.credentials,
                            None if broker is None else broker.delegation_tokens)
 
-    def _evaluate(self, token: bytes, header: Any | None) -> None:
+    def _evaluate(self, token: bytes, header: RequestHeader | None) -> None:
         server = self.server
         try:
             if server is None:  # re-authentication asked for another mechanism
@@ -260,6 +263,6 @@ class SaslAuthenticator:
         self.session_expires = time.monotonic() + lifetime / 1000
         return lifetime
 
-    def _fail(self, header: Any | None, response: Any | None) -> None:
+    def _fail(self, header: RequestHeader | None, response: Message | None) -> None:
         self.state = "failed"
         self.connection.fail_authentication(header, response, self.security.failed_auth_delay_ms)

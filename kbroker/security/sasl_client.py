@@ -36,6 +36,7 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateRequest
 from kbroker_protocol.messages.sasl_handshake import SaslHandshakeRequest
+from kbroker_protocol.primitives import Message
 
 SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
 HANDSHAKE_VERSION, AUTHENTICATE_VERSION = 1, 2
@@ -51,7 +52,7 @@ class AuthenticationError(ConnectionError):
 
 
 # (api key, version, request body) -> response body: one request on the connection
-Roundtrip = Callable[[int, int, Any], Awaitable[Any]]
+Roundtrip = Callable[[int, int, Message], Awaitable[Any]]
 
 
 def stream_roundtrip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_id: str,
@@ -59,7 +60,7 @@ def stream_roundtrip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     """Requests on a connection this exchange has to itself (nothing else in flight)."""
     correlation = 0
 
-    async def call(api_key: int, version: int, body: Any) -> Any:
+    async def call(api_key: int, version: int, body: Message) -> Any:
         nonlocal correlation
         correlation += 1
         header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=correlation,

@@ -56,7 +56,7 @@ class _Settings:
         return prefixed if (self.listener, key) in self.config.listener_overrides else key
 
 
-def _invalid(key: str, value: Any, message: str) -> ConfigError:
+def _invalid(key: str, value: object, message: str) -> ConfigError:
     """Kafka's message, with the key it is about when the message does not name it."""
     return ConfigError(key, value, message, message if key in message else f"{message} ({key})")
 
@@ -137,7 +137,7 @@ def _load_keystore(ctx: ssl.SSLContext, get: _Settings) -> None:
     private_key = get("ssl.keystore.key")
     chain = get("ssl.keystore.certificate.chain")
 
-    def fail(key: str, value: Any, message: str) -> ConfigError:
+    def fail(key: str, value: object, message: str) -> ConfigError:
         return _invalid(get.key_name(key), value, message)
 
     if private_key is not None:
@@ -207,7 +207,7 @@ def _load_truststore(ctx: ssl.SSLContext, get: _Settings) -> None:
     password = get("ssl.truststore.password")
     certs = get("ssl.truststore.certificates")
 
-    def fail(key: str, value: Any, message: str) -> ConfigError:
+    def fail(key: str, value: object, message: str) -> ConfigError:
         return _invalid(get.key_name(key), value, message)
 
     if certs is not None:
@@ -418,7 +418,7 @@ class PrincipalMapper:
         raise LookupError(f"No rules apply to {dn}")
 
 
-def certificate_principal(ssl_object: Any, mapper: PrincipalMapper) -> str | None:
+def certificate_principal(ssl_object: ssl.SSLObject | ssl.SSLSocket | None, mapper: PrincipalMapper) -> str | None:
     """An SSL listener's principal for a connection (Kafka's SslPrincipalMapper on the client
     certificate's subject DN): ``User:<name>``, or None without a client certificate (the
     connection is then ANONYMOUS). Raises LookupError when no rule maps the DN (Kafka refuses the

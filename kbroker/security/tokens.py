@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.security.scram import (
     ScramCredential,
@@ -32,6 +32,9 @@ from kbroker.security.scram import (
     salted_password,
 )
 from kbroker_protocol.messages.metadata_records import DelegationTokenRecord
+
+if TYPE_CHECKING:
+    from kbroker.config.broker_config import BrokerConfig
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ class TokenInfo:
 class DelegationTokens:
     """The tokens of the metadata log and the settings of ``delegation.token.*``."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: BrokerConfig) -> None:
         key = config.get("delegation.token.secret.key")
         self.secret_key: bytes | None = key.encode("utf-8") if key else None
         self.max_lifetime_ms = int(config["delegation.token.max.lifetime.ms"])

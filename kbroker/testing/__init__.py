@@ -37,6 +37,7 @@ from kbroker.config import BrokerConfig
 if TYPE_CHECKING:
     from kbroker.broker import Broker
     from kbroker.control.plane import ControlPlane
+    from kbroker.json_types import JsonObject
 
 T = TypeVar("T")
 
@@ -85,7 +86,7 @@ class _Controls:
     def _plane(self) -> ControlPlane:
         return self._running().control
 
-    def add_fault(self, spec: Mapping[str, Any] | None = None, **fields: Any) -> int:
+    def add_fault(self, spec: Mapping[str, object] | None = None, **fields: object) -> int:
         """Add a fault rule (fields as for ``POST /faults``); returns its id. Raises
         :class:`kbroker.control.faults.RuleError` (naming the field) for a bad rule."""
         rule = dict(spec or {}, **fields)
@@ -106,7 +107,7 @@ class _Controls:
                 return rule
         raise KeyError(rule_id)
 
-    def fired(self, rule_id: int | None = None) -> list[dict[str, Any]]:
+    def fired(self, rule_id: int | None = None) -> list[JsonObject]:
         """The firings (newest last): rule, api, version, correlation id, client id, connection."""
         return self._on_loop(lambda: self._plane().fired(rule_id))
 
@@ -123,7 +124,7 @@ class _Controls:
     def resume(self) -> None:
         self._on_loop(lambda: self._plane().resume())
 
-    def start_trace(self, path: str | None = None, **filters: Any) -> None:
+    def start_trace(self, path: str | None = None, **filters: object) -> None:
         """Trace every request (filters: ``api``, ``client_id``, ``topic``), to ``path`` if given."""
         from kbroker.control.trace import validate_filters
 
@@ -133,12 +134,12 @@ class _Controls:
     def stop_trace(self) -> None:
         self._on_loop(lambda: self._plane().stop_trace())
 
-    def trace(self, limit: int | None = None, **filters: Any) -> list[dict[str, Any]]:
+    def trace(self, limit: int | None = None, **filters: object) -> list[dict[str, object]]:
         from kbroker.control.trace import validate_filters
 
         checked = validate_filters(filters)
 
-        def read() -> list[dict[str, Any]]:
+        def read() -> list[dict[str, object]]:
             tracer = self._plane().tracer
             if tracer is None:
                 raise RuntimeError("the trace is off: call start_trace() first")
@@ -164,7 +165,7 @@ class _Controls:
         (awaitable on :class:`EmbeddedBroker`). Returns the leader and its new epoch."""
         return self._on_loop_async(lambda: self._plane().move_leadership(topic, partition))
 
-    def move_coordinator(self, *, group: str | None = None, transactional_id: str | None = None) -> dict[str, Any]:
+    def move_coordinator(self, *, group: str | None = None, transactional_id: str | None = None) -> JsonObject:
         """The next request to the group's (or transactional id's) coordinator gets NOT_COORDINATOR."""
         return self._on_loop(lambda: self._plane().move_coordinator(group=group, transactional_id=transactional_id))
 
@@ -214,7 +215,7 @@ class EmbeddedBroker(_Controls):
     """A broker on the running event loop."""
 
     def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None, *,
-                 faults: list[Mapping[str, Any]] | None = None, control: bool = False,
+                 faults: list[Mapping[str, object]] | None = None, control: bool = False,
                  trace: str | None = None, snapshot: str | None = None, clock: str | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="kbroker-")
@@ -284,7 +285,7 @@ class BrokerThread(_Controls):
     """A broker with its own event loop on a daemon thread, for synchronous code."""
 
     def __init__(self, config: Mapping[str, str] | None = None, data_dir: str | None = None, *,
-                 faults: list[Mapping[str, Any]] | None = None, control: bool = False,
+                 faults: list[Mapping[str, object]] | None = None, control: bool = False,
                  trace: str | None = None, snapshot: str | None = None, clock: str | None = None) -> None:
         self.embedded = EmbeddedBroker(config, data_dir, faults=faults, control=control, trace=trace,
                                        snapshot=snapshot, clock=clock)

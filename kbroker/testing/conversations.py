@@ -28,7 +28,7 @@ CT, CP, DR, LO, OFLE, IAC, DT, MD = messages.CreateTopicsRequest, messages.Creat
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def _leaves(obj: Any) -> list[tuple[Any, str, Any]]:
+def _leaves(obj: object) -> list[tuple[object, str, Any]]:
     out = []
     for name in getattr(obj, "_FIELDS", ()):
         value = getattr(obj, name)
@@ -55,7 +55,7 @@ class Context:
         return f"{prefix}-{self.serial}"
 
 
-def _first_error(resp: Any) -> int | None:
+def _first_error(resp: object) -> int | None:
     """The response's top-level error code if it is one, else its first nested error, else NONE
     (None without a response)."""
     if resp is None:
@@ -70,7 +70,7 @@ def _first_error(resp: Any) -> int | None:
     return E.NONE
 
 
-def _err(resp: Any) -> int | None:
+def _err(resp: object) -> int | None:
     code: int | None = None if resp is None else getattr(resp, "error_code", None)
     return code
 
@@ -120,7 +120,7 @@ def consumer_group(ctx: Context) -> Sequence:
     member = str(uuid.uuid4())
     yield FC(key_type=0, coordinator_keys=[group]), 4
     epoch = 0
-    owned: list[Any] = []
+    owned: list[messages.ConsumerGroupHeartbeatRequest.TopicPartitions] = []
     for i in range(rng.randrange(2, 5)):
         resp = yield CGH(group_id=group, member_id=member, member_epoch=epoch, instance_id=None, rack_id=None,
                          rebalance_timeout_ms=ctx.wait_cap_ms if i == 0 else -1,
@@ -192,16 +192,16 @@ def fetch_session(ctx: Context) -> Sequence:
     rng = ctx.rng
     version = rng.choice((12, 13, 17))
 
-    def topic(partitions: list[int]) -> Any:
+    def topic(partitions: list[int]) -> messages.FetchRequest.FetchTopic:
         return F.FetchTopic(topic=ctx.topic, topic_id=ctx.topic_id, partitions=[
             F.FetchTopic.FetchPartition(partition=p, current_leader_epoch=-1, fetch_offset=rng.randrange(3),
                                         last_fetched_epoch=-1, log_start_offset=-1, partition_max_bytes=65536)
             for p in partitions])
 
-    def forgotten(partitions: list[int]) -> list[Any]:
+    def forgotten(partitions: list[int]) -> list[messages.FetchRequest.ForgottenTopic]:
         return [F.ForgottenTopic(topic=ctx.topic, topic_id=ctx.topic_id, partitions=partitions)] if partitions else []
 
-    def fetch(session_id: int, epoch: int, fetch_parts: list[int], forget: list[int]) -> Any:
+    def fetch(session_id: int, epoch: int, fetch_parts: list[int], forget: list[int]) -> Step:
         return F(replica_id=-1, max_wait_ms=rng.choice((0, 10)), min_bytes=rng.choice((0, 1)), max_bytes=1 << 20,
                  isolation_level=rng.choice((0, 1)), session_id=session_id, session_epoch=epoch,
                  topics=[topic(fetch_parts)] if fetch_parts else [], forgotten_topics_data=forgotten(forget),

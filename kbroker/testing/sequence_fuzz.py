@@ -33,7 +33,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.testing.conversations import (
     DT,
@@ -53,6 +53,9 @@ from kbroker_protocol.exceptions import ProtocolError
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.mutation import mutate
 from kbroker_protocol.records import Record, build_batch
+
+if TYPE_CHECKING:
+    from kbroker_protocol.primitives import Message
 
 __all__ = ["SEQUENCES", "Finding", "Hang", "SequenceFuzzer", "Stats"]
 
@@ -146,7 +149,7 @@ def frame_of(request: Any, version: int, correlation_id: int) -> bytes:
     return encode_request(header, request)
 
 
-def cap_waits(body: Any, cap_ms: int) -> bool:
+def cap_waits(body: object, cap_ms: int) -> bool:
     """Cap the fields the broker may wait on; True if one was changed."""
     changed = False
     for name in WAIT_FIELDS:
@@ -157,7 +160,7 @@ def cap_waits(body: Any, cap_ms: int) -> bool:
     return changed
 
 
-def hostile_value(value: Any, rng: random.Random, strings: list[str]) -> Any:
+def hostile_value(value: object, rng: random.Random, strings: list[str]) -> object:
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
@@ -175,7 +178,7 @@ def hostile_value(value: Any, rng: random.Random, strings: list[str]) -> Any:
     return value
 
 
-def mutate_fields(request: Any, rng: random.Random, strings: list[str]) -> None:
+def mutate_fields(request: object, rng: random.Random, strings: list[str]) -> None:
     """Replace one to three fields anywhere in ``request`` (nested structs and lists included)."""
     for _ in range(rng.choice((1, 1, 2, 3))):
         leaves = _leaves(request)
@@ -279,7 +282,7 @@ class SequenceFuzzer:
     def _find(self, kind: str, sequence: str, detail: str, frame: bytes = b"") -> None:
         self.stats.findings.append(Finding(kind, sequence, detail, frame))
 
-    def _prepare(self, request: Any, version: int, history: list[bytes]) -> tuple[list[bytes], bool]:
+    def _prepare(self, request: Message, version: int, history: list[bytes]) -> tuple[list[bytes], bool]:
         """The frames to send for one step, and whether they are the step as the sequence built it."""
         rng = self.rng
         self._cid += 1
@@ -326,7 +329,7 @@ class SequenceFuzzer:
 
     def _check_responses(self, name: str, frames: list[bytes], responses: list[bytes]) -> None:
         """Each response decodes as the API and version of its request, as the broker read it."""
-        expected: list[tuple[bytes, Any]] = []
+        expected: list[tuple[bytes, tuple[int, int, int] | None]] = []
         for frame in frames:
             try:
                 header, body = decode_request(frame)
