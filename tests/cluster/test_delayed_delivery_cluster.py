@@ -123,8 +123,8 @@ def test_delayed_records_reach_a_target_led_elsewhere_and_survive_their_schedule
         return _leader(admin, topic)
     wait_until(lambda: leader("moving") == 1, timeout=30, message="node 1 leads moving-0")
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
-    for i in range(20):  # 10 due in 10 s (after the move below), 10 in 17 s (after the kill)
-        delay = b"10000" if i < 10 else b"17000"
+    for i in range(20):  # 10 due in 10 s (after the move below), 10 in 30 s (after the kill; room for a loaded machine)
+        delay = b"10000" if i < 10 else b"30000"
         producer.produce("moving", b"m%d" % i, partition=0, headers=[("kbroker-deliver-after-ms", delay)])
     assert producer.flush(60) == 0
     assert _high(cluster, [1, 2, 3], "moving") == 0

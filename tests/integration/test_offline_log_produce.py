@@ -23,6 +23,7 @@ from tests.integration.transactions_helpers import (
     new_name,
     produce,
 )
+from tests.integration.waiting import wait_until
 
 
 def test_an_idempotent_batch_after_a_failed_append_is_a_storage_error_not_out_of_order(tmp_path, monkeypatch):
@@ -31,7 +32,12 @@ def test_an_idempotent_batch_after_a_failed_append_is_a_storage_error_not_out_of
     with BrokerThread(config=config, data_dir=str(tmp_path / "unused")) as broker:
         topic = new_name("offline")
         create_topic(broker.bootstrap_servers, topic, partitions=2)
-        placed = {p: next(d for d in dirs if (d / f"{topic}-{p}").is_dir()) for p in (0, 1)}
+        # the broker opens the partitions as it applies the committed topic, in its own time
+        def placed_dirs() -> dict[int, Path] | None:
+            found = {p: [d for d in dirs if (d / f"{topic}-{p}").is_dir()] for p in (0, 1)}
+            return {p: ds[0] for p, ds in found.items()} if all(found.values()) else None
+
+        placed = wait_until(placed_dirs, 30, 0.01, "the topic's partitions opened")
         failing, partition = placed[0], 0
         real = LogSegment.write
 
