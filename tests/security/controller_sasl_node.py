@@ -24,16 +24,13 @@ from kbroker_protocol.messages import REQUESTS
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 
 
-@contextmanager
-def controller_sasl_node(data: Path, users: Sequence[str], acls: Sequence[tuple[str, int]],
-                         setup: Callable[[Wire], None] | None = None) -> Iterator[tuple[BrokerThread, str]]:
-    """The running node and its controller listener's address. ``users`` log in with password
-    ``<user>-secret``; ``acls`` are (principal, operation) ALLOWs on the cluster, created by admin
-    through the client listener after ``setup(admin)``."""
-    port, cport = free_ports(2)
+def sasl_node_config(data: Path, port: int, cport: int, users: Sequence[str]) -> dict[str, str]:
+    """The combined node's config: CLIENT and CONTROLLER listeners SASL_PLAINTEXT (PLAIN) on ``port``
+    and ``cport``, ``admin`` and ``users`` (password ``<user>-secret``), the StandardAuthorizer with
+    admin its super user."""
     jaas = (f'{PLAIN} required username="admin" password="admin-secret" user_admin="admin-secret" '
             + " ".join(f'user_{u}="{u}-secret"' for u in users) + ";")
-    config = {
+    return {
         "process.roles": "broker,controller", "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{cport}", "controller.listener.names": "CONTROLLER",
         "listeners": f"CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
@@ -47,17 +44,32 @@ def controller_sasl_node(data: Path, users: Sequence[str], acls: Sequence[tuple[
         "authorizer.class.name": A.STANDARD_AUTHORIZER, "super.users": "User:admin",
         "connection.failed.authentication.delay.ms": "0",
     }
+
+
+def grant_on_cluster(admin: Wire, acls: Sequence[tuple[str, int]]) -> None:
+    """ALLOW each (principal, operation) on the cluster, as ``admin``."""
+    r = admin.call(30, 3, creations=[REQUESTS[30].AclCreation(
+        resource_type=A.CLUSTER, resource_name=A.CLUSTER_NAME, resource_pattern_type=A.LITERAL,
+        principal=principal, host="*", operation=operation, permission_type=A.ALLOW)
+        for principal, operation in acls])
+    assert [x.error_code for x in r.results] == [ErrorCode.NONE] * len(acls)
+
+
+@contextmanager
+def controller_sasl_node(data: Path, users: Sequence[str], acls: Sequence[tuple[str, int]],
+                         setup: Callable[[Wire], None] | None = None) -> Iterator[tuple[BrokerThread, str]]:
+    """The running node and its controller listener's address. ``users`` log in with password
+    ``<user>-secret``; ``acls`` are (principal, operation) ALLOWs on the cluster, created by admin
+    through the client listener after ``setup(admin)``."""
+    port, cport = free_ports(2)
+    config = sasl_node_config(data, port, cport, users)
     format_storage(BrokerConfig(config, warn=False), random_uuid(), out=io.StringIO())
     with BrokerThread(config, data_dir=str(data)) as b:
         admin = plain_login(f"127.0.0.1:{port}", "admin")
         try:
             if setup is not None:
                 setup(admin)
-            r = admin.call(30, 3, creations=[REQUESTS[30].AclCreation(
-                resource_type=A.CLUSTER, resource_name=A.CLUSTER_NAME, resource_pattern_type=A.LITERAL,
-                principal=principal, host="*", operation=operation, permission_type=A.ALLOW)
-                for principal, operation in acls])
-            assert [x.error_code for x in r.results] == [ErrorCode.NONE] * len(acls)
+            grant_on_cluster(admin, acls)
         finally:
             admin.close()
         # the controller registers itself (RegisterControllerRecord) shortly after the node is ready:

@@ -30,37 +30,15 @@ from kbroker.storage import format_storage, random_uuid
 from kbroker.testing import EmbeddedBroker
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages import REQUESTS
+from tests.security.controller_sasl_node import grant_on_cluster, sasl_node_config
 
-PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 DENIED = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
-
-
-def _config(data: Path, port: int, cport: int) -> dict[str, str]:
-    jaas = (f'{PLAIN} required username="admin" password="admin-secret" user_admin="admin-secret" '
-            'user_alice="alice-secret";')
-    return {
-        "process.roles": "broker,controller", "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{cport}", "controller.listener.names": "CONTROLLER",
-        "listeners": f"CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
-        "inter.broker.listener.name": "CLIENT", "log.dirs": str(data),
-        "sasl.mechanism.inter.broker.protocol": "PLAIN", "sasl.mechanism.controller.protocol": "PLAIN",
-        "listener.name.client.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.client.plain.sasl.jaas.config": jaas,
-        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.controller.plain.sasl.jaas.config": jaas,
-        "authorizer.class.name": A.STANDARD_AUTHORIZER, "super.users": "User:admin",
-        "connection.failed.authentication.delay.ms": "0",
-    }
 
 
 def _grant_cluster_action(address: str, principal: str) -> None:
     admin = plain_login(address, "admin")
     try:
-        r = admin.call(30, 3, creations=[REQUESTS[30].AclCreation(
-            resource_type=A.CLUSTER, resource_name=A.CLUSTER_NAME, resource_pattern_type=A.LITERAL,
-            principal=principal, host="*", operation=A.CLUSTER_ACTION, permission_type=A.ALLOW)])
-        assert [x.error_code for x in r.results] == [ErrorCode.NONE]
+        grant_on_cluster(admin, [(principal, A.CLUSTER_ACTION)])
     finally:
         admin.close()
 
@@ -83,7 +61,7 @@ def test_only_super_users_pass_the_controller_listener_until_the_metadata_is_loa
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
     port, cport = free_ports(2)
-    config = _config(data, port, cport)
+    config = sasl_node_config(data, port, cport, ["alice"])
     format_storage(BrokerConfig(config, warn=False), random_uuid(), out=io.StringIO())
     client, controller = f"127.0.0.1:{port}", f"127.0.0.1:{cport}"
 
