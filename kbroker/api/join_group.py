@@ -13,13 +13,13 @@ JoinGroup to a KIP-848 group with members makes the client a classic member host
 from __future__ import annotations
 
 import asyncio
-from typing import TypedDict
 
 from kbroker.api.authorization import group_refused
 from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.api.services import GroupServices
+from kbroker.coordinator.group_classic_join import JoinArgs
 from kbroker.coordinator.group_coordinator import GroupCoordinator, await_offsets_topic, coordinator_error
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.join_group import JoinGroupRequest, JoinGroupResponse
@@ -42,17 +42,10 @@ def _coordinator_error(coordinator: GroupCoordinator | None, request: JoinGroupR
     return None
 
 
-class _Join(TypedDict):
+class _Join(JoinArgs):
     """The join's arguments but the group id (classic groups and consumer groups take them alike)."""
 
     member_id: str
-    group_instance_id: str | None
-    protocol_type: str
-    protocols: list[tuple[str, bytes]]
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    client_id: str
-    client_host: str
     require_known_member_id: bool
 
 

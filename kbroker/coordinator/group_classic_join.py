@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from kbroker.coordinator.group_classic_created import answer_once, write_created
 from kbroker.coordinator.group_classic_model import (
@@ -26,18 +26,19 @@ from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.join_group import JoinGroupResponse
 
 if TYPE_CHECKING:
-    from typing import TypedDict, Unpack
+    from typing import Unpack
 
-    class JoinArgs(TypedDict):
-        """A joining member's fields from its JoinGroup request (as ClassicMember takes them)."""
 
-        group_instance_id: str | None
-        protocol_type: str
-        protocols: list[tuple[str, bytes]]
-        session_timeout_ms: int
-        rebalance_timeout_ms: int
-        client_id: str
-        client_host: str
+class JoinArgs(TypedDict):
+    """A joining member's fields from its JoinGroup request (as ClassicMember takes them)."""
+
+    group_instance_id: str | None
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    client_id: str
+    client_host: str
 
 
 log = logging.getLogger("kbroker.coordinator.group_classic")  # (the protocol's logger, as before the split)
