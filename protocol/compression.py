@@ -45,7 +45,7 @@ import cramjam
 import lz4.frame
 import zstandard
 
-from kbroker_protocol.record_batch import InvalidRecordBatch
+from kbroker_protocol.record_batch import Buffer, InvalidRecordBatch
 
 __all__ = [
     "Codec",
@@ -91,7 +91,6 @@ _LZ4_BLOCK_SIZE = lz4.frame.BLOCKSIZE_MAX64KB
 
 _READ_CHUNK = 256 * 1024
 
-Buffer = bytes | bytearray | memoryview
 
 
 def compress(codec: int, data: Buffer, *, level: int | None = None, snappy_xerial: bool = True) -> bytes:

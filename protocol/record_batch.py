@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 from kbroker_protocol.crc import crc32c
 
+Buffer = bytes | bytearray | memoryview
+"""Bytes a record batch is read from (the one declaration; ``records.Buffer`` re-exports it)."""
+
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # baseOffset + batchLength
 MAGIC_OFFSET = 16
@@ -126,7 +129,7 @@ class BatchHeader:
         return (self.base_sequence + self.last_offset_delta) & 0x7FFFFFFF
 
 
-def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
+def parse_header(buf: Buffer, pos: int = 0) -> BatchHeader:
     """Parse the 61-byte header at ``pos``. Checks only that the header itself is present."""
     if len(buf) - pos < HEADER_SIZE:
         raise InvalidRecordBatch(f"record batch header truncated: {len(buf) - pos} bytes < {HEADER_SIZE}")

@@ -18,7 +18,6 @@ DEFAULT_MAX_DECOMPRESSED_SIZE = 64 * 1024 * 1024
 CONTROL_KEY = struct.Struct(">hh")
 TXN_MARKER_VALUE = struct.Struct(">hi")
 
-Buffer = bytes | bytearray | memoryview
 
 
 class TimestampType(enum.IntEnum):

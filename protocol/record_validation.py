@@ -40,7 +40,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kbroker_protocol.compression import (
-    Buffer,
     Codec,
     CorruptCompressedData,
     DecompressedSizeExceeded,
@@ -56,6 +55,7 @@ from kbroker_protocol.record_batch import (
     TIMESTAMP_TYPE_MASK,
     TRANSACTIONAL_MASK,
     BatchHeader,
+    Buffer,
     InvalidRecord,
     compute_crc,
 )

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from kbroker_protocol.record_batch import InvalidRecord
+from kbroker_protocol.record_batch import Buffer, InvalidRecord
 
 # kbroker's delayed delivery (kbroker/delayed.py): a header key starting with this prefix is
 # counted here, where the walk reads header keys anyway, so that checking a batch for it costs a
@@ -36,7 +36,6 @@ from kbroker_protocol.record_batch import InvalidRecord
 DELAY_HEADER_PREFIX = b"kbroker-deliver-"
 delay_headers_seen = 0
 
-Buffer = bytes | bytearray | memoryview
 
 _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF

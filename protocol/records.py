@@ -47,6 +47,7 @@ from kbroker_protocol.record_batch import (
     LOG_OVERHEAD,
     MAGIC_OFFSET,
     BatchHeader,
+    Buffer,
     InvalidRecord,
     InvalidRecordBatch,
     validate_batch,
@@ -57,7 +58,6 @@ from kbroker_protocol.record_types import (
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     NO_TIMESTAMP,
     TXN_MARKER_VALUE,
-    Buffer,
     ControlRecord,
     ControlType,
     DecodedBatch,
@@ -66,6 +66,7 @@ from kbroker_protocol.record_types import (
 )
 
 __all__ = [
+    "Buffer",
     "ControlRecord",
     "ControlType",
     "DEFAULT_MAX_DECOMPRESSED_SIZE",

@@ -13,11 +13,8 @@ corrupt partition loads offline), and runs one maintenance thread that, every
 * removes the directories of deleted partitions,
 * releases segment files kept open beyond the descriptor budget while in use (see fd_budget).
 
-`move` (AlterReplicaLogDirs) moves a partition to another log dir: the closed log is copied to
-``<dest>/<name>.<id>-future`` with a ``move-complete`` marker once fsynced, the old directory is
-renamed for deletion, then the copy takes the partition's name. A crash in between is repaired at
-load: a future copy without the marker is removed; one with the marker replaces a partition that
-has no live directory any more, and is removed when the old one is still live.
+`move` (AlterReplicaLogDirs) moves a partition to another log dir, and a move a crash interrupted
+is repaired at load; the file steps and their crash safety are in `dir_move`.
 
 A log dir that cannot be used at start-up (it cannot be created or listed) is *offline*, as in
 Kafka: the others load; a partition the broker should host that is in no online dir is served by an
@@ -32,22 +29,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import dir_failure
+from . import dir_failure, dir_move
 from .cleaner import clean_log
 from .config import LogConfig
+from .dir_move import FUTURE_DIR_SUFFIX
 from .errors import LogCorruptedError
 from .fd_budget import BUDGET
-from .log_state import fsync_dir, sync_filesystem
-from .partition_log import DELETE_DIR_SUFFIX, PartitionLog, delete_dir_name
+from .log_state import sync_filesystem
+from .partition_log import DELETE_DIR_SUFFIX, PartitionLog
 from .roll import run_logged
 from .thread_names import name_os_thread
 
@@ -78,8 +74,6 @@ class _OfflineSegment:
         pass
 
 
-FUTURE_DIR_SUFFIX = "-future"
-MOVE_COMPLETE = "move-complete"
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:
@@ -300,16 +294,13 @@ class LogManager:
 
     def _recover_move(self, future: Path) -> None:
         """A move interrupted by a crash (see the module docstring)."""
-        name = future.name.rsplit(".", 1)[0]
+        name = dir_move.partition_name(future)
         parsed = parse_partition_dir(name)
-        if parsed is None or parsed in self._logs or not (future / MOVE_COMPLETE).exists():
+        if parsed is None or parsed in self._logs or not dir_move.is_complete(future):
             logger.info("removing %s: an unfinished log dir move", future)
             self._pending_removal.append(future)
             return
-        target = future.parent / name
-        future.rename(target)
-        (target / MOVE_COMPLETE).unlink()
-        fsync_dir(future.parent)
+        target = dir_move.finish_interrupted(future)
         logger.info("finished the interrupted move of %s to %s", name, future.parent)
         config = self._config_for(parsed[0]) if self._config_for else self.default_config
         self._logs[parsed] = self._open_log(target, config, clock=self.clock, verify=self._verify)
@@ -334,33 +325,16 @@ class LogManager:
             if log.directory.parent == dest:
                 return log
             source = log.directory
-            future = dest / f"{source.name}.{uuid.uuid4().hex}{FUTURE_DIR_SUFFIX}"
             with log.lock:
                 config = log.config
                 log.close(clean=True)
                 try:
-                    shutil.copytree(source, future)
-                    for path in future.iterdir():
-                        fd = os.open(path, os.O_RDONLY)
-                        try:
-                            os.fsync(fd)
-                        finally:
-                            os.close(fd)
-                    (future / MOVE_COMPLETE).touch()
-                    fsync_dir(future)
-                    fsync_dir(dest)
+                    future = dir_move.copy_to_future(source, dest)
                 except OSError:
-                    shutil.rmtree(future, ignore_errors=True)
                     reopened = self._open_log(source, config, clock=self.clock, verify=self._verify)
                     self._logs[key] = reopened
                     raise
-                gone = source.with_name(delete_dir_name(source.name))
-                os.replace(source, gone)
-                fsync_dir(source.parent)
-                target = dest / source.name
-                os.replace(future, target)
-                (target / MOVE_COMPLETE).unlink()
-                fsync_dir(dest)
+                gone, target = dir_move.swap_in(source, future, dest)
                 self._pending_removal.append(gone)
             moved = self._open_log(target, config, clock=self.clock, verify=self._verify)
             moved.high_watermark = max(moved.high_watermark, min(log.high_watermark, moved.log_end_offset))

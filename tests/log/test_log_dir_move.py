@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from kbroker.log import LogConfig
-from kbroker.log.log_manager import FUTURE_DIR_SUFFIX, MOVE_COMPLETE, LogManager
+from kbroker.log.dir_move import FUTURE_DIR_SUFFIX, MOVE_COMPLETE
+from kbroker.log.log_manager import LogManager
 from kbroker_protocol.records import Record, build_batch
 
 CONFIG = LogConfig(segment_bytes=4096)
