@@ -69,6 +69,36 @@ def test_a_request_without_its_response_is_refused(tmp_path):
     assert not (tmp_path / "fresh").exists()
 
 
+def test_a_missing_header_is_refused(tmp_path):
+    out, before = generated_copy(tmp_path)
+    refused(generate(out, spec_copy(tmp_path, "message/RequestHeader.json")), "incomplete",
+            "message/ lacks RequestHeader.json")
+    assert tree(out) == before
+
+
+def test_one_sub_directory_without_specs_is_refused_and_named(tmp_path):
+    out, before = generated_copy(tmp_path)
+    specs = spec_copy(tmp_path)
+    for path in (specs / "raft").glob("*.json"):
+        path.unlink()
+    result = generate(out, specs)
+    refused(result, "incomplete: no *.json in raft/")
+    assert "message/" not in result.stderr
+    assert tree(out) == before
+
+
+def test_a_malformed_spec_is_refused_and_nothing_is_touched(tmp_path):
+    out, before = generated_copy(tmp_path)
+    specs = spec_copy(tmp_path)
+    (specs / "message" / "FetchRequest.json").write_text('{"name": "FetchRequest", "type": ', encoding="utf-8")
+    refused(generate(out, specs), "cannot read the specs under", str(specs))
+    assert tree(out) == before
+    # A spec that parses but lacks a required key is refused the same way.
+    (specs / "message" / "FetchRequest.json").write_text('{"name": "FetchRequest"}', encoding="utf-8")
+    refused(generate(out, specs), "cannot read the specs under", "validVersions")
+    assert tree(out) == before
+
+
 def test_a_spec_set_lacking_generated_modules_is_refused_unless_pruning(tmp_path):
     out, before = generated_copy(tmp_path)
     specs = spec_copy(tmp_path, "message/FetchRequest.json", "message/FetchResponse.json")

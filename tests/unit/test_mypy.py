@@ -1,4 +1,5 @@
-"""The type gate (issue 14): ``kbroker/`` and the wire codec pass mypy.
+"""The type gate (issue 14): ``kbroker/``, the wire codec and its generator (``scripts/protocol_codegen/``)
+pass mypy.
 
 The configuration is ``[tool.mypy]`` in ``pyproject.toml``. Modules that did not yet pass when the
 gate landed are listed in one override block with ``ignore_errors = true``, the *baseline*. The
@@ -40,7 +41,7 @@ STRICT_FLOOR = ("kbroker.log.*", "kbroker.security.*", "kbroker.metrics.*", "kbr
                 "kbroker.coordinator.*", "kbroker.api.*", "kbroker.delayed", "kbroker.delayed_records",
                 "kbroker.delayed_scheduler", "kbroker.errors", "kbroker.opcli", "kbroker.opcli_common",
                 "kbroker.opcli_records", "kbroker.quorum_setup", "kbroker.storage", "kbroker.console.*",
-                "kbroker.testing.*", "kbroker", "kbroker.*")
+                "kbroker.testing.*", "kbroker", "kbroker.*", "protocol_codegen", "protocol_codegen.*")
 # The flags every package of STRICT_FLOOR keeps: all that the installed mypy's --strict enables and
 # that mypy takes per module (strict_mode_flags() reads them from ``mypy --help``); the ones mypy
 # takes only globally must be set in [tool.mypy]. These are the ones mypy 2.4's --strict enables:
@@ -53,9 +54,10 @@ STRICT_FLAGS = ("check_untyped_defs", "disallow_untyped_defs", "disallow_incompl
 CHECKED_FLOOR = ("kbroker.api.*", "kbroker.replication.*", "kbroker.console.*", "kbroker.testing.*", "kbroker.*")
 # Packages whose every function must be annotated (disallow_untyped_defs); add, never take away.
 TYPED_FLOOR = ("kbroker.coordinator.*",)
-FIRST_PARTY = ("kbroker", "kbroker_protocol")
+FIRST_PARTY = ("kbroker", "kbroker_protocol", "protocol_codegen")
 # The folder each first-party top-level package is read from.
-PACKAGE_DIRS = {"kbroker": ROOT / "kbroker", "kbroker_protocol": ROOT / "protocol"}
+PACKAGE_DIRS = {"kbroker": ROOT / "kbroker", "kbroker_protocol": ROOT / "protocol",
+                "protocol_codegen": ROOT / "scripts" / "protocol_codegen"}
 WIDENING_KEYS = ("exclude", "follow_imports", "disable_error_code", "ignore_errors")
 ERROR_LINE = re.compile(r"^(?P<path>[^:\s]+\.py):\d+(?::\d+)?: error: ")
 
@@ -184,8 +186,9 @@ def test_nothing_else_switches_checking_off() -> None:
         for key in WIDENING_KEYS + ("ignore_missing_imports",):
             assert not (first_party and key in override), (
                 f"override for {first_party} sets {key}: only the baseline may exempt a module")
-    link = ROOT / "mypy_path" / "kbroker_protocol"
-    assert link.is_symlink() and link.resolve() == PACKAGE_DIRS["kbroker_protocol"].resolve()
+    for package in ("kbroker_protocol", "protocol_codegen"):
+        link = ROOT / "mypy_path" / package
+        assert link.is_symlink() and link.resolve() == PACKAGE_DIRS[package].resolve(), link
 
 
 def strict_mode_flags() -> list[str]:
@@ -273,6 +276,8 @@ def test_path_module_maps_mypy_output_to_module_names() -> None:
     assert path_module("mypy_path/kbroker_protocol/api.py") == "kbroker_protocol.api"
     assert path_module("protocol/messages/__init__.py") == "kbroker_protocol.messages"
     assert path_module("kbroker/api/fetch.py") == "kbroker.api.fetch"
+    assert path_module("mypy_path/protocol_codegen/model.py") == "protocol_codegen.model"
+    assert module_file("protocol_codegen.emit_read") == ROOT / "scripts/protocol_codegen/emit_read.py"
     assert error_modules("kbroker/a.py:3: error: x  [misc]\nkbroker/b.py:4: note: y\n") == {"kbroker.a"}
     assert module_file("kbroker_protocol.messages.fetch") == ROOT / "protocol/messages/fetch.py"
     assert module_file("kbroker.api") == ROOT / "kbroker/api/__init__.py"
