@@ -63,3 +63,19 @@ def test_describe_broker_entries_carry_each_keys_documentation() -> None:
         assert doc == BROKER_KEYS[name].doc and doc, name
     topic = {e.name: e.doc for e in config.describe_topic({})}
     assert topic == {n: k.spec.doc for n, k in TOPIC_KEYS.items()}
+
+
+def test_committed_configuration_reference_is_current(tmp_path) -> None:
+    """docs/configuration.md is what scripts/config_reference.py writes from the key table."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "configuration.md"
+    subprocess.run([sys.executable, str(repo / "scripts" / "config_reference.py"), str(out)],
+                   check=True, capture_output=True, cwd=repo)
+    fresh = out.read_text(encoding="utf-8")
+    assert fresh == (repo / "docs" / "configuration.md").read_text(encoding="utf-8"), (
+        "docs/configuration.md is stale: run scripts/config_reference.py")
+    assert all(f"| `{name}` |" in fresh for name in [*BROKER_KEYS, *TOPIC_KEYS])
