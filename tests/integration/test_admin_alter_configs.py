@@ -13,7 +13,7 @@ from kbroker_protocol.messages.incremental_alter_configs import (
 )
 from tests.integration.transactions_helpers import RawClient, create_topic
 
-TOPIC, BROKER = 2, 4
+TOPIC, BROKER, GROUP = 2, 4, 32
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 E = ErrorCode
 
@@ -139,3 +139,20 @@ def test_describe_configs_of_a_broker_returns_each_keys_documentation(broker, ra
     assert "no effect" in documented["num.io.threads"]
     assert documented["kbroker.request.receive.timeout.ms"].startswith("kbroker's own")
     assert set(describe(False).values()) == {None}
+
+
+def test_describe_configs_of_a_group_returns_each_keys_documentation(raw):
+    """DescribeConfigs of a GROUP resource with IncludeDocumentation: each group config with its
+    documentation (Kafka's ConfigHelper: GroupConfig.documentationOf)."""
+    from kbroker.config import GROUP_KEYS
+    from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
+
+    D = DescribeConfigsRequest.DescribeConfigsResource
+    request = DescribeConfigsRequest(resources=[D(resource_type=GROUP, resource_name="docs-group",
+                                                  configuration_keys=None)],
+                                     include_synonyms=False, include_documentation=True)
+    (result,) = raw.call(request, DescribeConfigsResponse, 4).results
+    assert result.error_code == E.NONE
+    documented = {c.name: c.documentation for c in result.configs}
+    assert documented == {name: key.spec.doc for name, key in GROUP_KEYS.items()}
+    assert all(documented.values())

@@ -1,7 +1,7 @@
 """Every broker and topic key carries its documentation in the key table (kbroker/config/keys.py),
-which DescribeConfigs returns when asked (IncludeDocumentation): none may be missing or a
-placeholder, keys kbroker accepts but ignores must say so, and kbroker's own keys must say they
-are kbroker's."""
+and every group key in kbroker/config/group_keys.py, which DescribeConfigs returns when asked
+(IncludeDocumentation): none may be missing or a placeholder, keys kbroker accepts but ignores
+must say so, and kbroker's own keys must say they are kbroker's."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import re
 
 import pytest
 
-from kbroker.config import BROKER_KEYS, TOPIC_KEYS, BrokerConfig
+from kbroker.config import BROKER_KEYS, GROUP_KEYS, TOPIC_KEYS, BrokerConfig, describe_group_configs
 
 _ALL = {**{f"broker {n}": k.doc for n, k in BROKER_KEYS.items()},
-        **{f"topic {n}": k.spec.doc for n, k in TOPIC_KEYS.items()}}
+        **{f"topic {n}": k.spec.doc for n, k in TOPIC_KEYS.items()},
+        **{f"group {n}": k.spec.doc for n, k in GROUP_KEYS.items()}}
 _PLACEHOLDER = re.compile(r"\b(todo|tbd|fixme|xxx|placeholder|lorem|undocumented)\b|(\.\.\.|…)$", re.IGNORECASE)
 _HTML = re.compile(r"</?(code|p|ul|ol|li|b|i|em|a|br|pre)\b", re.IGNORECASE)
 
@@ -63,6 +64,8 @@ def test_describe_broker_entries_carry_each_keys_documentation() -> None:
         assert doc == BROKER_KEYS[name].doc and doc, name
     topic = {e.name: e.doc for e in config.describe_topic({})}
     assert topic == {n: k.spec.doc for n, k in TOPIC_KEYS.items()}
+    group = {e.name: e.doc for e in describe_group_configs(config, {"share.delivery.count.limit": "3"})}
+    assert group == {n: k.spec.doc for n, k in GROUP_KEYS.items()}
 
 
 def test_committed_configuration_reference_is_current(tmp_path) -> None:
@@ -78,4 +81,4 @@ def test_committed_configuration_reference_is_current(tmp_path) -> None:
     fresh = out.read_text(encoding="utf-8")
     assert fresh == (repo / "docs" / "configuration.md").read_text(encoding="utf-8"), (
         "docs/configuration.md is stale: run scripts/config_reference.py")
-    assert all(f"| `{name}` |" in fresh for name in [*BROKER_KEYS, *TOPIC_KEYS])
+    assert all(f"| `{name}` |" in fresh for name in [*BROKER_KEYS, *TOPIC_KEYS, *GROUP_KEYS])
