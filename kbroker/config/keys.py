@@ -287,7 +287,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
            doc="Whether a Metadata request (that allows it) naming a topic that does not exist creates it, with "
                "num.partitions and default.replication.factor."),
         _k("delete.topic.enable", "boolean", "true",
-           doc="Whether DeleteTopics may delete topics; when false it fails with TOPIC_DELETION_DISABLED."),
+           doc="Whether DeleteTopics may delete topics; when false it fails with TOPIC_DELETION_DISABLED "
+               "(INVALID_REQUEST before DeleteTopics v3)."),
         _k("unstable.api.versions.enable", "boolean", "false",
            doc="Whether ApiVersions advertises API versions Kafka still marks unstable, which are otherwise "
                "refused. For testing only."),
