@@ -80,7 +80,7 @@ class GroupKey:
         return value[0] if self.name == "streams.assignor.name" else value
 
 
-def _int(name: str, at_least: int, synonym: str, bounded: str | None = "range") -> GroupKey:
+def _int(name: str, at_least: int, synonym: str, doc: str, bounded: str | None = "range") -> GroupKey:
     """An INT group key ``atLeast(at_least)``, defaulting to broker key ``synonym``
     (``group.<kind>.<rest>``) and bounded by ``group.<kind>.min.<rest>``/``max.<rest>`` ("range"),
     by the max alone ("max", streams.num.standby.replicas: ``max.standby.replicas``) or not (None)."""
@@ -88,39 +88,83 @@ def _int(name: str, at_least: int, synonym: str, bounded: str | None = "range") 
     lowest = f"group.{kind}.min.{rest}" if bounded == "range" else None
     highest = (f"group.{kind}.max.{rest}" if bounded == "range"
                else f"group.{kind}.max.{rest.removeprefix('num.')}" if bounded == "max" else None)
-    return GroupKey(ConfigKey(name, "int", None, minimum=at_least, read_only=False), synonym, lowest, highest)
+    return GroupKey(ConfigKey(name, "int", None, minimum=at_least, read_only=False, doc=doc), synonym, lowest, highest)
 
 
-def _own(name: str, type_: str, default: str, **validators: Any) -> GroupKey:
-    return GroupKey(ConfigKey(name, type_, default, read_only=False, **validators))
+def _own(name: str, type_: str, default: str, doc: str, **validators: Any) -> GroupKey:
+    return GroupKey(ConfigKey(name, type_, default, read_only=False, doc=doc, **validators))
 
 
-# Kafka's GroupConfig.CONFIG_DEF, in its order (values are parsed and checked in this order).
+# Kafka's GroupConfig.CONFIG_DEF, in its order (values are parsed and checked in this order), with
+# each key's DescribeConfigs documentation. kbroker's consumer and streams groups keep using the
+# broker's values: their overrides are validated and stored only, and their docs say so.
+_STORED = " kbroker validates and stores the override, but its {kind} groups use the broker's value."
+_C, _S = _STORED.format(kind="consumer"), _STORED.format(kind="streams")
 GROUP_KEYS: dict[str, GroupKey] = {
     k.name: k
     for k in [
-        _int("consumer.session.timeout.ms", 1, "group.consumer.session.timeout.ms"),
-        _int("consumer.heartbeat.interval.ms", 1, "group.consumer.heartbeat.interval.ms"),
-        _int("consumer.assignment.interval.ms", 0, "group.consumer.assignment.interval.ms"),
-        _int("share.session.timeout.ms", 1, "group.share.session.timeout.ms"),
-        _int("share.heartbeat.interval.ms", 1, "group.share.heartbeat.interval.ms"),
-        _int("share.record.lock.duration.ms", 1000, "group.share.record.lock.duration.ms"),
-        _int("share.delivery.count.limit", 2, "group.share.delivery.count.limit"),
-        _int("share.partition.max.record.locks", 100, "group.share.partition.max.record.locks"),
-        _own("share.auto.offset.reset", "string", "latest", check=_offset_reset),
-        _own("share.isolation.level", "string", "read_uncommitted", choices=("read_committed", "read_uncommitted")),
-        _own("share.renew.acknowledge.enable", "boolean", "true"),
-        _int("share.assignment.interval.ms", 0, "group.share.assignment.interval.ms"),
-        _int("streams.session.timeout.ms", 1, "group.streams.session.timeout.ms"),
-        _int("streams.heartbeat.interval.ms", 1, "group.streams.heartbeat.interval.ms"),
-        _int("streams.num.standby.replicas", 0, "group.streams.num.standby.replicas", bounded="max"),
-        _int("streams.initial.rebalance.delay.ms", 0, "group.streams.initial.rebalance.delay.ms", bounded=None),
-        _int("streams.assignment.interval.ms", 0, "group.streams.assignment.interval.ms"),
-        GroupKey(ConfigKey("streams.rack.aware.assignment.tags", "list", None, read_only=False),
+        _int("consumer.session.timeout.ms", 1, "group.consumer.session.timeout.ms",
+             "This group's session timeout, in ms, within the broker's group.consumer.min/max.session.timeout.ms."
+             + _C),
+        _int("consumer.heartbeat.interval.ms", 1, "group.consumer.heartbeat.interval.ms",
+             "This group's heartbeat interval, in ms, within the broker's "
+             "group.consumer.min/max.heartbeat.interval.ms." + _C),
+        _int("consumer.assignment.interval.ms", 0, "group.consumer.assignment.interval.ms",
+             "The least time, in ms, between two assignment updates of this group. Accepted, no effect: kbroker "
+             "updates the assignment whenever the group changes."),
+        _int("share.session.timeout.ms", 1, "group.share.session.timeout.ms",
+             "How long, in ms, a member of this share group may go without a heartbeat before it is removed."),
+        _int("share.heartbeat.interval.ms", 1, "group.share.heartbeat.interval.ms",
+             "How often, in ms, members of this share group are told to heartbeat."),
+        _int("share.record.lock.duration.ms", 1000, "group.share.record.lock.duration.ms",
+             "How long, in ms, a record delivered to a member of this share group stays locked to it before it "
+             "is released for redelivery."),
+        _int("share.delivery.count.limit", 2, "group.share.delivery.count.limit",
+             "How many times this share group delivers a record before it is archived as undeliverable (or "
+             "written to the group's dead-letter queue)."),
+        _int("share.partition.max.record.locks", 100, "group.share.partition.max.record.locks",
+             "The most records of one partition that may be locked to members of this share group at once."),
+        _own("share.auto.offset.reset", "string", "latest",
+             "Where this share group starts on a partition it has no state for: earliest, latest, or "
+             "by_duration:<ISO-8601 duration> (the first record at most that long ago).", check=_offset_reset),
+        _own("share.isolation.level", "string", "read_uncommitted",
+             "read_committed delivers only committed transactional records (up to the last stable offset); "
+             "read_uncommitted delivers every record, aborted ones included.",
+             choices=("read_committed", "read_uncommitted")),
+        _own("share.renew.acknowledge.enable", "boolean", "true",
+             "Whether members of this share group may acknowledge a record with RENEW, extending its lock. "
+             "Accepted and stored, no effect: kbroker takes RENEW acknowledgements whatever its value."),
+        _int("share.assignment.interval.ms", 0, "group.share.assignment.interval.ms",
+             "The least time, in ms, between two assignment updates of this share group. Accepted, no effect: "
+             "kbroker updates the assignment whenever the group changes."),
+        _int("streams.session.timeout.ms", 1, "group.streams.session.timeout.ms",
+             "This streams group's session timeout, in ms, within the broker's "
+             "group.streams.min/max.session.timeout.ms." + _S),
+        _int("streams.heartbeat.interval.ms", 1, "group.streams.heartbeat.interval.ms",
+             "This streams group's heartbeat interval, in ms, within the broker's "
+             "group.streams.min/max.heartbeat.interval.ms." + _S),
+        _int("streams.num.standby.replicas", 0, "group.streams.num.standby.replicas",
+             "Standby replicas per stateful task for this streams group, at most the broker's "
+             "group.streams.max.standby.replicas." + _S, bounded="max"),
+        _int("streams.initial.rebalance.delay.ms", 0, "group.streams.initial.rebalance.delay.ms",
+             "How long, in ms, this streams group's first assignment waits for more members." + _S, bounded=None),
+        _int("streams.assignment.interval.ms", 0, "group.streams.assignment.interval.ms",
+             "The least time, in ms, between two assignment updates of this streams group. Accepted, no effect: "
+             "kbroker updates the assignment whenever the group changes."),
+        GroupKey(ConfigKey("streams.rack.aware.assignment.tags", "list", None, read_only=False,
+                           doc="Client tags the streams assignor should spread this group's standby replicas over. "
+                               "Accepted, no effect: kbroker's assignor does not use them."),
                  "group.streams.rack.aware.assignment.tags"),
-        GroupKey(ConfigKey("streams.assignor.name", "string", None, read_only=False), "group.streams.assignors"),
-        _own("errors.deadletterqueue.topic.name", "string", ""),
-        _own("errors.deadletterqueue.copy.record.enable", "boolean", "false"),
+        GroupKey(ConfigKey("streams.assignor.name", "string", None, read_only=False,
+                           doc="The task assignor of this streams group, one of the broker's "
+                               "group.streams.assignors (default: the first of them); kbroker has sticky."),
+                 "group.streams.assignors"),
+        _own("errors.deadletterqueue.topic.name", "string", "",
+             "The topic this share group writes undeliverable records to (its dead-letter queue, KIP-1191); "
+             "empty means none. The name may not start with __."),
+        _own("errors.deadletterqueue.copy.record.enable", "boolean", "false",
+             "Whether a dead-letter record carries a copy of the original record's key and value, not only the "
+             "headers describing where it came from."),
     ]
 }
 
@@ -208,5 +252,5 @@ def describe_group_configs(config: ConfigValues, overrides: Mapping[str, str]) -
         if name in overrides:
             synonyms.insert(0, (name, overrides[name], GROUP_CONFIG_SOURCE))
         value, source = synonyms[0][1], synonyms[0][2]
-        out.append(ConfigEntry(name, value, source, False, False, key.type, synonyms))
+        out.append(ConfigEntry(name, value, source, False, False, key.type, synonyms, key.spec.doc or None))
     return out

@@ -13,7 +13,7 @@ from kbroker_protocol.messages.incremental_alter_configs import (
 )
 from tests.integration.transactions_helpers import RawClient, create_topic
 
-TOPIC = 2
+TOPIC, BROKER, GROUP = 2, 4, 32
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 E = ErrorCode
 
@@ -104,3 +104,55 @@ def test_describe_configs_documentation_comes_from_the_declarations(broker, boot
     assert "1 MiB" in documented["segment.bytes"]
     assert all(documented.values())
     assert set(describe(False).values()) == {None}
+
+
+def test_describe_configs_of_a_broker_returns_each_keys_documentation(broker, raw):
+    """DescribeConfigs of a BROKER resource with IncludeDocumentation: every key it lists carries
+    its documentation from the key table (Kafka returns each key's doc), a dynamic-only throttle
+    too once set; without IncludeDocumentation none."""
+    from kbroker.config import BROKER_KEYS, DYNAMIC_ONLY_BROKER_KEYS
+    from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
+
+    node = str(broker.broker.node_id)
+    R = IncrementalAlterConfigsRequest.AlterConfigsResource
+    throttle = R(resource_type=BROKER, resource_name=node, configs=[R.AlterableConfig(
+        name="leader.replication.throttled.rate", config_operation=SET, value="1000000")])
+    (altered,) = raw.call(IncrementalAlterConfigsRequest(validate_only=False, resources=[throttle]),
+                          IncrementalAlterConfigsResponse, 1).responses
+    assert altered.error_code == E.NONE
+
+    D = DescribeConfigsRequest.DescribeConfigsResource
+
+    def describe(include_documentation: bool) -> dict[str, str | None]:
+        request = DescribeConfigsRequest(resources=[D(resource_type=BROKER, resource_name=node,
+                                                      configuration_keys=None)],
+                                         include_synonyms=False, include_documentation=include_documentation)
+        (result,) = raw.call(request, DescribeConfigsResponse, 4).results
+        assert result.error_code == E.NONE
+        return {c.name: c.documentation for c in result.configs}
+
+    documented = describe(True)
+    assert "leader.replication.throttled.rate" in documented
+    assert documented.keys() >= BROKER_KEYS.keys() - DYNAMIC_ONLY_BROKER_KEYS - {
+        "group.consumer.regex.refresh.interval.ms"}
+    assert {name: doc for name, doc in documented.items() if doc != BROKER_KEYS[name].doc or not doc} == {}
+    assert "no effect" in documented["num.io.threads"]
+    assert documented["kbroker.request.receive.timeout.ms"].startswith("kbroker's own")
+    assert set(describe(False).values()) == {None}
+
+
+def test_describe_configs_of_a_group_returns_each_keys_documentation(raw):
+    """DescribeConfigs of a GROUP resource with IncludeDocumentation: each group config with its
+    documentation (Kafka's ConfigHelper: GroupConfig.documentationOf)."""
+    from kbroker.config import GROUP_KEYS
+    from kbroker_protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
+
+    D = DescribeConfigsRequest.DescribeConfigsResource
+    request = DescribeConfigsRequest(resources=[D(resource_type=GROUP, resource_name="docs-group",
+                                                  configuration_keys=None)],
+                                     include_synonyms=False, include_documentation=True)
+    (result,) = raw.call(request, DescribeConfigsResponse, 4).results
+    assert result.error_code == E.NONE
+    documented = {c.name: c.documentation for c in result.configs}
+    assert documented == {name: key.spec.doc for name, key in GROUP_KEYS.items()}
+    assert all(documented.values())
