@@ -209,7 +209,7 @@ class FaultRule:
     def exhausted(self) -> bool:
         return self.count is not None and self.fired >= self.count
 
-    def matches(self, api_key: int, ctx: RequestContext[object], body: Message) -> bool:
+    def matches(self, api_key: int, ctx: RequestContext[object], body: Message, image: MetadataImage | None = None) -> bool:
         if self.api_keys is not None and api_key not in self.api_keys:
             return False
         if self.client_id is not None and ctx.header.client_id != self.client_id:
@@ -217,7 +217,7 @@ class FaultRule:
         if self.connection is not None and ctx.connection.peer != self.connection:
             return False
         if self._needs_targets:
-            targets = RequestTargets(body, ctx.broker)
+            targets = RequestTargets(body, image)
             if self.topic is not None and not targets.has_partition(self.topic, self.partition):
                 return False
             if self.group is not None and self.group not in targets.groups:
@@ -267,13 +267,12 @@ class RequestTargets:
     _PARTITION_LISTS = ("partition_data", "partitions", "partition_indexes")
     _PARTITION_INDEX = ("index", "partition", "partition_index")
 
-    def __init__(self, body: Message, broker: object = None) -> None:
+    def __init__(self, body: Message, image: MetadataImage | None = None) -> None:
         # topic name -> partitions named (None: the whole topic, or not given)
         self.topics: dict[str, set[int] | None] = {}
         self.groups: set[str] = set()
         self.transactional_ids: set[str] = set()
         fields = getattr(body, "_FIELDS", ())
-        image = getattr(broker, "image", None)
         for attr in self._TOPIC_LISTS:
             if attr in fields:
                 for item in getattr(body, attr) or ():
@@ -406,13 +405,14 @@ class FaultInjector:
         if self._on_change is not None:
             self._on_change()
 
-    def select(self, ctx: RequestContext[object], body: Message) -> FaultRule | None:
-        """The rule that fires for this request, if any (records the firing)."""
+    def select(self, ctx: RequestContext[object], body: Message, image: MetadataImage | None = None) -> FaultRule | None:
+        """The rule that fires for this request, if any (records the firing); ``image`` names the
+        topics a request gives by id."""
         header = ctx.header
         api_key = header.request_api_key
         now = self._clock()
         for rule in self.rules.values():
-            if rule.matches(api_key, ctx, body) and rule.fires(now):
+            if rule.matches(api_key, ctx, body, image) and rule.fires(now):
                 self._record(rule, ctx)
                 return rule
         return None

@@ -47,4 +47,7 @@ class ControlledBroker(ServerHost, CoordinatedBroker, OperationHost, Protocol):
     @property
     def bootstrap_servers(self) -> str: ...
 
+    @property
+    def metrics(self) -> object: ...  # the metrics service (its HTTP listener), kept across a reset
+
     def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]: ...

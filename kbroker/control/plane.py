@@ -63,7 +63,7 @@ class ControlPlane:
             self._fill_disk()  # partitions created since the disk filled
         rule: FaultRule | None = None
         if self.faults.rules:
-            rule = self.faults.select(ctx, body)
+            rule = self.faults.select(ctx, body, self.broker.image)
             if rule is not None:
                 wrapped = self.faults.wrap(rule, ctx, body, handler)
                 if wrapped is None:
@@ -279,7 +279,7 @@ class ControlPlane:
             "paused": self.paused,
             "trace": self.tracer is not None,
             "disk_full": self.disk_full,
-            "clock": "manual" if getattr(self.broker, "clock", None) is not None else "real",
+            "clock": "manual" if self.broker.clock is not None else "real",
         }
 
 

@@ -57,12 +57,12 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
     # delivery (its schedulers follow __kbroker_delayed, which goes too). The metrics service keeps
     # running: its HTTP listener stays bound, as the Kafka listeners do, and its counters count
     # on (Prometheus counters only ever grow within a process).
-    replaced = {id(c) for c in (broker.group_coordinator, getattr(broker, "share_coordinator", None),
-                                getattr(broker, "txn_coordinator", None)) if c is not None}
-    running = {id(control), id(getattr(broker, "metrics", None))}
+    replaced = {id(c) for c in (broker.group_coordinator, broker.share_coordinator, broker.txn_coordinator)
+                if c is not None}
+    running = {id(control), id(broker.metrics)}
     old = [s for s in broker.services if id(s) not in running]
     restarted = [s for s in old if id(s) not in replaced]
-    groups = len(getattr(broker.group_coordinator, "groups", {}) or {})
+    groups = 0 if broker.group_coordinator is None else len(broker.group_coordinator.groups)
     # The coordinators go first: parked rebalances are answered, timers stop, and deleting
     # __consumer_offsets writes no tombstones (a stopped coordinator ignores deletions).
     group_coordinator = broker.group_coordinator

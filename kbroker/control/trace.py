@@ -144,7 +144,7 @@ class Tracer:
         if "topic" in filters:
             if body is None:
                 return False
-            topics = RequestTargets(body, self.broker).topics
+            topics = RequestTargets(body, self.broker.image).topics
             if not any(t in topics for t in filters["topic"]):
                 return False
         return True

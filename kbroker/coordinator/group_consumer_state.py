@@ -71,11 +71,11 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
     def __init__(self, coordinator: GroupHost) -> None:
         super().__init__(coordinator)
         # The groups' regular expressions are resolved against the image (group_regex), which
-        # tells when topics appear.
+        # tells when topics appear (through the coordinator's ``on_metadata_record``, which the
+        # composition root hooks into the image).
         self.regexes = RegexResolutions(lambda: self.broker.image, lambda: self.broker.authorizer,
                                         self.timer.now_ms,
                                         lambda: int(self._config["group.consumer.regex.refresh.interval.ms"]))
-        self.broker.image.listeners.append(self.regexes.on_metadata_record)
         # The groups whose refresh is under way (Kafka's executor.isScheduled(groupId + "-regex")):
         # group id -> the group object it was asked for (a group unloaded and loaded again is another).
         self._resolving: dict[str, ConsumerGroup] = {}

@@ -170,6 +170,12 @@ class GroupCoordinatorCore:
         self._schedule_retention()
         self._watch_shutdown()
 
+    def on_metadata_record(self, record: object) -> None:
+        """The metadata image's listener (hooked by ``kbroker.wiring.coordinators``): a new topic
+        makes the consumer groups' regular-expression resolutions stale."""
+        if self.consumer is not None:
+            self.consumer.regexes.on_metadata_record(record)
+
     def _schedule_retention(self) -> None:
         """Start the committed offsets' retention checks (``GroupOffsetOps`` does); none here."""
 

@@ -3,7 +3,7 @@
 The composition root calls :func:`wire_coordinators`: the broker when it is built
 (``kbroker/broker.py``) and the control plane's reset (``kbroker/control/state.py``) when it
 replaces them. It assigns each coordinator to the broker attribute the API handlers read and
-hooks the share coordinator into closing connections and into the group coordinator's share
+hooks the group coordinator into the metadata image's listeners, the share coordinator into closing connections and into the group coordinator's share
 groups, and the transaction coordinator into the producer state's transaction verification
 (replacing what it hooked for the coordinators it replaces); the coordinators install nothing
 themselves. Each is
@@ -59,6 +59,11 @@ def wire_coordinators(broker: CoordinatedBroker) -> list[CoordinatorService]:
     timer = clock.group_timer() if clock is not None else None
     share_timer = clock.group_timer() if clock is not None else None
     groups = GroupCoordinator(broker, timer)
+    # New topics reach the consumer groups' regex resolutions (those of a replaced coordinator no longer).
+    replaced_groups = broker.group_coordinator
+    if replaced_groups is not None and replaced_groups.on_metadata_record in broker.image.listeners:
+        broker.image.listeners.remove(replaced_groups.on_metadata_record)
+    broker.image.listeners.append(groups.on_metadata_record)
     broker.group_coordinator = groups
     shares = ShareCoordinator(broker, share_timer)
     replaced = broker.share_coordinator

@@ -37,6 +37,7 @@ def test_the_broker_wires_its_coordinators() -> None:
     assert isinstance(txns, TransactionCoordinator) and broker.txn_coordinator is txns
     assert broker.replica_manager.producer_state.verifier is txns
     assert broker.connection_listeners == [shares.manager.on_connection_closed]
+    assert broker.image.listeners.count(groups.on_metadata_record) == 1
     # a share group member leaving releases its records, a deleted share group's state goes
     assert groups.share.on_member_removed == [shares.manager.on_member_removed]
     assert groups.share.on_group_deleted == [shares.manager.drop_group]
@@ -62,7 +63,7 @@ async def test_starting_a_coordinator_installs_nothing() -> None:
     assert groups is not None and real.clock is not None
 
     def hooks() -> tuple[object, ...]:
-        return (list(real.connection_listeners), list(groups.share.on_member_removed),
+        return (list(real.connection_listeners), list(real.image.listeners), list(groups.share.on_member_removed),
                 list(groups.share.on_group_deleted), real.replica_manager.producer_state.verifier)
 
     before = hooks()
@@ -92,6 +93,10 @@ async def test_rewiring_replaces_what_the_broker_reaches() -> None:
     assert broker.connection_listeners == [fresh[1].manager.on_connection_closed]
     assert fresh[0].share.on_member_removed == [fresh[1].manager.on_member_removed]
     assert fresh[0].share.on_group_deleted == [fresh[1].manager.drop_group]
+    # the image tells the fresh group coordinator of new topics, the old one no longer (it would
+    # keep the stopped coordinator's regex resolutions alive and be called on every record)
+    group_hooks = [h for h in broker.image.listeners if getattr(h, "__func__", None) is GroupCoordinator.on_metadata_record]
+    assert group_hooks == [fresh[0].on_metadata_record]
 
 
 def test_the_control_plane_sets_the_dispatcher_hook_through_the_composition_root() -> None:

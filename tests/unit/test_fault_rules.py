@@ -80,7 +80,7 @@ def test_targets_of_other_request_shapes():
     F = REQUESTS[1]
     fetch = F(topics=[F.FetchTopic(topic_id=topic_id, partitions=[F.FetchTopic.FetchPartition(partition=2)])])
     image = SimpleNamespace(topic_by_id=lambda i: SimpleNamespace(name="named") if i == topic_id else None)
-    targets = RequestTargets(fetch, SimpleNamespace(image=image))
+    targets = RequestTargets(fetch, image)
     assert targets.has_partition("named", 2) and not targets.has_partition("named", 1)
 
 

@@ -53,7 +53,10 @@ def make(**topics: int) -> tuple[FakeCoordinator, ConsumerGroupManager]:
     coordinator = FakeCoordinator(now=100_000)
     for name, count in topics.items():
         coordinator.broker.image.add(name, count)
-    return coordinator, ConsumerGroupManager(coordinator)
+    manager = ConsumerGroupManager(coordinator)
+    # as the composition root hooks the coordinator's on_metadata_record into the image
+    coordinator.broker.image.listeners.append(manager.regexes.on_metadata_record)
+    return coordinator, manager
 
 
 def test_a_new_regex_is_resolved_after_the_heartbeat_and_assigned_at_the_next_one() -> None:
