@@ -4,14 +4,15 @@ as one node and as a three-node cluster.
 
     .venv/bin/python compat/run_matrix.py [--broker KIND[,KIND...]] [--clients a,b,...]
                                            [--scenarios x,y,...] [--timeout S] [--jobs N]
-                                           [--out-dir DIR] [--no-install] [--keep-dirs]
+                                           [--out-dir DIR] [--no-install] [--keep-dirs] [--batch]
 
 KIND is kbroker, kafka (one node each, BROKER_SETTINGS), kbroker-cluster, kafka-cluster (three
 combined broker+controller nodes each, CLUSTER_SETTINGS: replication factor 3 everywhere,
 min.insync.replicas=2), kbroker-sasl, kafka-sasl (one node each, clients over SASL_SSL with
 SCRAM: see SaslBroker), or an alias: both (kbroker,kafka), cluster (the two clusters), sasl (the two
 SASL_SSL nodes), all (the six; the default). Installs the clients (scripts/install-compat-deps), starts each broker in
-turn, runs each client's scenario program once per scenario with a timeout (against a cluster with
+turn, runs each client's scenario program once per scenario with a timeout (with --batch, once per
+client for all its scenarios, each scenario still within the timeout: run_batch; against a cluster with
 the bootstrap list of its three nodes and COMPAT_REPLICATION_FACTOR=3, so that every topic a
 scenario creates has three replicas), and writes MATRIX.md and matrix.json (into compat/ unless
 --out-dir is given).
@@ -25,12 +26,14 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import queue
 import shutil
 import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -451,8 +454,95 @@ def run_scenario(client: str, cmd: list[str], bootstrap: str, scenario: str, tim
             "error": f"no result line (exit {proc.returncode}): {stderr[-300:]}"}
 
 
+def _result_line(line: str, wanted: list[str]) -> dict | None:
+    """A scenario program's result line (JSON, one of the ``wanted`` scenarios), or None."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) and rec.get("scenario") in wanted else None
+
+
+def run_batch(client: str, cmd: list[str], bootstrap: str, scenarios: list[str], timeout: float,
+              replication_factor: int = 1, client_env: dict[str, str] | None = None) -> dict[str, dict]:
+    """Run ``scenarios`` in one process of the client's program, in order (every scenario program
+    takes several and prints one result line each), so the program starts once instead of once a
+    scenario. Each scenario keeps its own ``timeout``: its result line must come within ``timeout``
+    seconds of the previous one (of the start, for the first), as a scenario run alone must end within
+    ``timeout`` of its start. A scenario that does not report in time is a timeout, one whose program
+    ends before its line (a crash) a failure, as when run alone; the process is ended and the
+    scenarios after it run in a new process. Returns the result of each scenario."""
+    env = dict(os.environ, COMPAT_REPLICATION_FACTOR=str(replication_factor), **(client_env or {}))
+    results: dict[str, dict] = {}
+    pending = list(scenarios)
+    while pending:
+        t0 = time.monotonic()
+        proc = subprocess.Popen([*cmd, bootstrap, *pending], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=ROOT, start_new_session=True, env=env)
+        lines: queue.Queue[str | None] = queue.Queue()
+        err_tail: list[str] = []
+
+        def read_out(stream=proc.stdout, out=lines) -> None:
+            for line in stream:
+                out.put(line)
+            out.put(None)
+
+        def read_err(stream=proc.stderr, tail=err_tail) -> None:
+            for line in stream:
+                tail.append(line)
+                del tail[:-40]
+
+        readers = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
+        for r in readers:
+            r.start()
+        started = t0
+        ended: str | None = None  # "timeout" or "exit" when the process stopped short of ``pending``
+        while pending:
+            try:
+                line = lines.get(timeout=max(0.0, started + timeout - time.monotonic()))
+            except queue.Empty:
+                ended = "timeout"
+                break
+            if line is None:
+                ended = "exit"
+                break
+            rec = _result_line(line, pending)
+            if rec is None:
+                continue
+            rec["status"] = "pass" if rec.get("ok") else "fail"
+            results[rec["scenario"]] = rec
+            pending.remove(rec["scenario"])
+            started = time.monotonic()
+        if proc.poll() is None and ended == "timeout":
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            proc.wait(timeout if ended is None else 30)
+        except subprocess.TimeoutExpired:  # reported everything but does not exit: ended by its id
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for r in readers:
+            r.join(10)
+        if ended is None:
+            break
+        current = pending.pop(0)
+        seconds = round(time.monotonic() - started, 3)
+        if ended == "timeout":
+            results[current] = {"status": "timeout", "ok": False, "error": f"timed out after {timeout:.0f}s",
+                                "seconds": seconds}
+        else:
+            results[current] = {"status": "fail", "ok": False, "seconds": seconds,
+                                "error": f"no result line (exit {proc.returncode}): {''.join(err_tail)[-300:]}"}
+    return results
+
+
 def run_broker_matrix(kind: str, clients: dict[str, list[str]], probes: dict, scenarios: list[str],
-                      timeout: float, jobs: int, keep_dirs: bool = False) -> dict:
+                      timeout: float, jobs: int, keep_dirs: bool = False, batch: bool = False) -> dict:
     out: dict = {"results": {}, "broker": {"kind": kind}}
     t0 = time.monotonic()
     try:
@@ -481,17 +571,34 @@ def run_broker_matrix(kind: str, clients: dict[str, list[str]], probes: dict, sc
                     out["results"][c][s] = {"status": "unsupported", "ok": False}
                 else:
                     tasks.append((c, cmd, s))
-        # Interleave clients so that concurrent jobs are different programs.
+        client_env = getattr(broker, "client_env", None)
+
+        def record(c: str, s: str, rec: dict) -> None:
+            out["results"][c][s] = {k: rec.get(k) for k in ("status", "ok", "error", "seconds")}
+            mark = "ok  " if rec["ok"] else rec["status"].upper()
+            log(f"{kind:15} {c:15} {s:28} {mark} {rec.get('seconds', '')}s {rec.get('error') or ''}"[:240])
+
         with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-            client_env = getattr(broker, "client_env", None)
-            futs = {pool.submit(run_scenario, c, cmd, broker.bootstrap, s, timeout, rf, client_env): (c, s)
-                    for c, cmd, s in tasks}
-            for f in cf.as_completed(futs):
-                c, s = futs[f]
-                rec = f.result()
-                out["results"][c][s] = {k: rec.get(k) for k in ("status", "ok", "error", "seconds")}
-                mark = "ok  " if rec["ok"] else rec["status"].upper()
-                log(f"{kind:15} {c:15} {s:28} {mark} {rec.get('seconds', '')}s {rec.get('error') or ''}"[:240])
+            if batch:
+                # One process a client, the clients with the most scenarios (and the JVMs) first.
+                per_client: dict[str, list[str]] = {}
+                for c, _cmd, s in tasks:
+                    per_client.setdefault(c, []).append(s)
+                order = sorted(per_client, key=lambda c: (-len(per_client[c]), not c.startswith("java")))
+                futs = {pool.submit(run_batch, c, clients[c], broker.bootstrap, per_client[c], timeout, rf,
+                                    client_env): c for c in order}
+                for f in cf.as_completed(futs):
+                    c = futs[f]
+                    recs = f.result()
+                    for s in per_client[c]:
+                        record(c, s, recs[s])
+            else:
+                # Interleave clients so that concurrent jobs are different programs.
+                futs1 = {pool.submit(run_scenario, c, cmd, broker.bootstrap, s, timeout, rf, client_env): (c, s)
+                         for c, cmd, s in tasks}
+                for f in cf.as_completed(futs1):
+                    c, s = futs1[f]
+                    record(c, s, f.result())
     finally:
         broker.stop(keep_dir=keep_dirs)
         if keep_dirs:
@@ -609,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default=str(COMPAT))
     ap.add_argument("--no-install", action="store_true", help="skip scripts/install-compat-deps")
     ap.add_argument("--keep-dirs", action="store_true", help="keep the brokers' data and logs (paths logged)")
+    ap.add_argument("--batch", action="store_true",
+                    help="run each client's scenarios in one process of its program (each scenario still "
+                         "within --timeout; see run_batch) instead of one process a scenario")
     args = ap.parse_args(argv)
     try:
         kinds = parse_kinds(args.broker)
@@ -627,7 +737,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown clients {sorted(unknown)}; known: {CLIENTS}")
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     cmds = {c: client_commands()[c] for c in wanted}
-    probes = {c: probe_client(c, cmd) for c, cmd in cmds.items()}
+    with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # two programs started each
+        probes = dict(zip(cmds, pool.map(lambda item: probe_client(*item), cmds.items()), strict=True))
     for c, (ver, sup, err) in probes.items():
         log(f"{c} {ver}: {len(set(sup) & set(scenarios))} scenarios {err}")
     data: dict = {
@@ -640,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": {},
     }
     for kind in kinds:
-        r = run_broker_matrix(kind, cmds, probes, scenarios, args.timeout, args.jobs, args.keep_dirs)
+        r = run_broker_matrix(kind, cmds, probes, scenarios, args.timeout, args.jobs, args.keep_dirs, args.batch)
         r["broker"]["generated"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         data["brokers"][kind] = r["broker"]
         data["results"][kind] = r["results"]

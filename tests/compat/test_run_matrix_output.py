@@ -3,6 +3,8 @@ MATRIX.md shows the one-node and cluster columns side by side."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import run_matrix
 
@@ -84,3 +86,29 @@ def test_matrix_md_shows_the_sasl_pair_and_its_settings(tmp_path) -> None:
     assert "(a separate run, 2026-12-06 11:05 UTC)" in md
     assert "SASL_SSL column" in md and "SCRAM-SHA-256" in md
     assert "Cluster settings" not in md
+
+
+# A scenario program as run_batch drives them: PROG BOOTSTRAP SCENARIO..., one JSON line a scenario.
+FAKE_CLIENT = """\
+import json, sys, time
+for name in sys.argv[2:]:
+    print("noise before " + name, flush=True)
+    if name == "hang":
+        time.sleep(3600)
+    if name == "crash":
+        print("crashed in " + name, file=sys.stderr, flush=True)
+        sys.exit(3)
+    print(json.dumps({"scenario": name, "ok": not name.startswith("bad"), "error": "", "seconds": 0.0}),
+          flush=True)
+"""
+
+
+def test_run_batch_keeps_each_scenarios_timeout_and_goes_on_after_a_hang_or_a_crash(tmp_path) -> None:
+    prog = tmp_path / "fake_client.py"
+    prog.write_text(FAKE_CLIENT)
+    cmd = [sys.executable, "-I", "-S", str(prog)]
+    got = run_matrix.run_batch("fake", cmd, "127.0.0.1:1", ["a", "bad", "hang", "b", "crash", "c"], timeout=3)
+    assert {s: r["status"] for s, r in got.items()} == {
+        "a": "pass", "bad": "fail", "hang": "timeout", "b": "pass", "crash": "fail", "c": "pass"}
+    assert got["hang"]["error"] == "timed out after 3s"
+    assert got["crash"]["error"].startswith("no result line (exit 3): ") and "crashed in crash" in got["crash"]["error"]

@@ -160,7 +160,7 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     for name, (body, _expected) in _SNIPPETS.items():
         (folder / f"snippet_{name}.py").write_text(textwrap.dedent(_HEADER) + textwrap.dedent(body))
     out = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(ROOT / ".cache" / "mypy-handler-snippets"),
+        [sys.executable, "-m", "mypy", "--cache-dir", str(ROOT / ".cache" / "mypy-snippets"),
          "--config-file", str(ROOT / "pyproject.toml"), "--strict", "--follow-imports=silent",
          "--no-error-summary", *sorted(str(p) for p in folder.iterdir())],
         cwd=ROOT, capture_output=True, text=True, timeout=600)

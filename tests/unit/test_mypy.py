@@ -15,12 +15,16 @@ baseline may only shrink, which these tests hold:
   ``follow_imports`` or ``disable_error_code``, and no ``# mypy:`` or file-wide ``# type: ignore``
   comment in the checked sources.
 
-mypy keeps its cache under ``.cache/`` (one directory per run), so a repeated run reads it and
-takes about a second.
+mypy keeps its cache in ``.cache/mypy`` (``cache_dir``), so a repeated run reads it and takes about a
+second. The run without the baseline shares that cache: mypy keeps a module's cached result only
+while the options that module is checked with are the same (its per-module options are part of the
+cache's validity), so with an empty baseline the second run reads what the first one checked, and a
+module whose options the baseline changes is checked again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -106,9 +110,9 @@ def path_module(path: str) -> str:
     return ".".join(parts)
 
 
-def run_mypy(cache: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_mypy(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(CACHE / cache), *args],
+        [sys.executable, "-m", "mypy", "--cache-dir", str(CACHE / "mypy"), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=280)
 
 
@@ -116,23 +120,31 @@ def error_modules(output: str) -> set[str]:
     return {path_module(m["path"]) for m in map(ERROR_LINE.match, output.splitlines()) if m}
 
 
-def _ini_value(value: object) -> str:
+def _toml_value(value: object) -> str:
     if isinstance(value, bool):
-        return "True" if value else "False"
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string (the same escapes as JSON)
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r} in [tool.mypy]")
 
 
-def ini_without_baseline(config: dict[str, Any]) -> str:
-    """The same configuration as mypy.ini text, with the baseline block left out."""
-    lines = ["[mypy]"]
-    lines += [f"{key} = {_ini_value(value)}" for key, value in config.items() if key != "overrides"]
+def toml_without_baseline(config: dict[str, Any]) -> str:
+    """The same configuration as a pyproject-style TOML file, with the baseline block left out.
+
+    TOML, as pyproject.toml is, so that mypy reads it the same way: overrides naming the same module
+    pattern add up (an INI file's sections for the same pattern would replace one another, and the
+    strict flags of ``kbroker.api.*`` and the other patterns named twice would be lost)."""
+    lines = ["[tool.mypy]"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in config.items() if key != "overrides"]
     for override in config.get("overrides", []):
         if override.get("ignore_errors") is True:
             continue
-        lines.append(f"[mypy-{','.join(_as_list(override['module']))}]")
-        lines += [f"{k} = {_ini_value(v)}" for k, v in override.items() if k != "module"]
+        lines += ["", "[[tool.mypy.overrides]]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in override.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -142,7 +154,7 @@ def _report(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_kbroker_and_the_codec_pass_mypy() -> None:
-    result = run_mypy("mypy")
+    result = run_mypy()
     assert result.returncode == 0, "mypy reports errors (pyproject.toml [tool.mypy]):\n" + _report(result)
     assert "Success: no issues found" in result.stdout
 
@@ -159,9 +171,9 @@ def test_the_baseline_names_existing_modules_and_does_not_grow() -> None:
 def test_without_the_baseline_exactly_the_baseline_modules_fail(tmp_path: Path) -> None:
     config = mypy_config()
     names = set(baseline(config))
-    ini = tmp_path / "mypy.ini"
-    ini.write_text(ini_without_baseline(config))
-    result = run_mypy("mypy-no-baseline", "--config-file", str(ini))
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text(toml_without_baseline(config))
+    result = run_mypy("--config-file", str(toml))
     assert "error:" in result.stdout or result.returncode == 0, _report(result)
     failing = error_modules(result.stdout)
     outside = sorted(failing - names)
@@ -169,6 +181,29 @@ def test_without_the_baseline_exactly_the_baseline_modules_fail(tmp_path: Path) 
     now_clean = sorted(names - failing)
     assert not now_clean, (f"baseline modules that now pass mypy: {now_clean}; remove them from the "
                            "baseline in pyproject.toml and lower BASELINE_CEILING")
+
+
+def _module_options(config_file: Path | None, modules: list[str]) -> dict[str, object]:
+    """What mypy's cache keeps of each module's options under ``config_file`` (pyproject.toml: None)."""
+    from mypy.config_parser import parse_config_file
+    from mypy.options import Options
+
+    options = Options()
+    parse_config_file(options, lambda: None, str(config_file) if config_file else None, sys.stdout, sys.stderr)
+    return {m: options.clone_for_module(m).select_options_affecting_cache() for m in modules}
+
+
+def test_without_the_baseline_the_other_modules_keep_their_options(tmp_path: Path) -> None:
+    """The run without the baseline checks every other module as the project's configuration does
+    (so that it shares mypy's cache with the first run, and checks as strictly)."""
+    config = mypy_config()
+    names = set(baseline(config))
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text(toml_without_baseline(config))
+    modules = sorted({path_module(str(p.relative_to(ROOT))) for top in PACKAGE_DIRS.values()
+                      for p in top.rglob("*.py")} - names)
+    assert len(modules) > 100
+    assert _module_options(toml, modules) == _module_options(None, modules)
 
 
 def test_nothing_else_switches_checking_off() -> None:

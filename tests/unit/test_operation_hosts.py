@@ -190,7 +190,7 @@ def test_mypy_refuses_an_operation_whose_protocol_the_node_does_not_provide(tmp_
     path = tmp_path / "snippet_operation.py"
     path.write_text(textwrap.dedent(_SNIPPET))
     out = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(ROOT / ".cache" / "mypy-operation-snippets"),
+        [sys.executable, "-m", "mypy", "--cache-dir", str(ROOT / ".cache" / "mypy-snippets"),
          "--config-file", str(ROOT / "pyproject.toml"), "--strict", "--follow-imports=silent",
          "--no-error-summary", str(path)],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
