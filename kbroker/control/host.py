@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kbroker.server.connection import ServerHost
 from kbroker.wiring.coordinators import CoordinatedBroker
 
 if TYPE_CHECKING:
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from kbroker.log import LogManager
     from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.partition import Partition
+    from kbroker.server.connection import KafkaConnection
 
 
 class Controls(Protocol):
@@ -32,12 +32,13 @@ class Controls(Protocol):
     def set_disk_full(self, full: bool) -> None: ...
 
 
-class ControlledBroker(ServerHost, CoordinatedBroker, Protocol):
-    """The server's view of the broker and its coordinators (as they are wired into it), plus what
-    a reset or a snapshot reaches (its controller, which must be the active one, its log manager,
-    its services, its id and cluster id), its partitions, fetch sessions, bound ports, control
-    plane and clock."""
+class ControlledBroker(CoordinatedBroker, Protocol):
+    """The broker's coordinators (as they are wired into it), its client connections, what a reset
+    or a snapshot reaches (its controller, which must be the active one, its log manager, its
+    services, its id and cluster id), its partitions, fetch sessions, bound ports, control plane
+    and clock."""
 
+    connections: set[KafkaConnection]
     controller: QuorumController | None
     log_manager: LogManager | None
     services: list[Any]
