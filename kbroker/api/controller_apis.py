@@ -37,9 +37,16 @@ import logging
 from typing import Protocol, TypeVar
 
 from kbroker.api.controller_listener import connection_authorized, install_controller_handlers
+from kbroker.api.controller_registration import RegistrationApis
 from kbroker.api.error_response import builder_for, error_response, error_response_as
-from kbroker.controller.operations.host import RaftOperationHost
-from kbroker.controller.operations.quorum import describe_quorum, describe_quorum_error, voter_endpoints
+from kbroker.controller.operations.host import Authorizing
+from kbroker.controller.operations.local import AllOperationsHost
+from kbroker.controller.operations.quorum import (
+    QuorumNode,
+    describe_quorum,
+    describe_quorum_error,
+    voter_endpoints,
+)
 from kbroker.security.acls import ALTER, CLUSTER_ACTION, DESCRIBE
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
@@ -50,10 +57,30 @@ from kbroker_protocol.messages.request_header import RequestHeader
 from kbroker_protocol.primitives import Message
 
 
-class Broker(RaftOperationHost, Protocol):
-    """The node serving the controller listener, as these APIs use it: its Raft driver, the node the
-    controller's operations run in (Envelope's), and, for the controller-listener handlers of the
-    registry, whatever they use (``kbroker.wiring.handler_services`` checks it has it all)."""
+class QuorumDescribing(QuorumNode, Authorizing, Protocol):
+    """DescribeQuorum on the controller listener as it uses the node: the authorizer (DESCRIBE on
+    the cluster) and what the answer reads (``quorum.QuorumNode``: the Raft driver, id, configuration)."""
+
+
+class ClusterDescribing(QuorumDescribing, Protocol):
+    """DescribeCluster on the controller listener as it uses the node: the voters' endpoints (as
+    DescribeQuorum reads them), the cluster id and the active controller's id."""
+
+    @property
+    def cluster_id(self) -> str: ...
+
+    @property
+    def active_controller_id(self) -> int: ...  # the KRaft leader, as clients see the controller
+
+
+class ControllerListenerNode(ClusterDescribing, AllOperationsHost, RegistrationApis, Protocol):
+    """The node :func:`install` serves the controller listener of: the intersection of what the
+    handlers it adds use (the Raft driver whose handler table it fills among them). Envelope runs
+    any forwarded operation (``AllOperationsHost``, which also covers AllocateProducerIds and the
+    voter changes, ``raft_voters.VotersHost``); the handlers of the registry's controller listener
+    are given the node untyped (``install_controller_handlers``), and
+    ``kbroker.wiring.handler_services`` checks that the broker provides what each of them uses."""
+
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Message)
@@ -63,7 +90,7 @@ ENVELOPE, ALLOCATE_PRODUCER_IDS = 58, 67
 CONTROLLER_ENDPOINT_TYPE = 2
 
 
-def install(broker: Broker) -> None:
+def install(broker: ControllerListenerNode) -> None:
     raft = broker.raft
     assert raft is not None
     # a request whose handling fails is answered with its error response, the connection kept (Kafka's
@@ -94,7 +121,7 @@ def install(broker: Broker) -> None:
     install_registrations(broker)
 
 
-def raft_rpc_refusal(broker: Broker, api_key: int, version: int, body: Message) -> Message | None:
+def raft_rpc_refusal(broker: Authorizing, api_key: int, version: int, body: Message) -> Message | None:
     """A Raft RPC (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch of the metadata log, FetchSnapshot)
     needs CLUSTER_ACTION on the cluster for the connection's principal, checked before the Raft
     client sees it (Kafka's ``handleVote`` and the others: ``authorizeClusterOperation(request,
@@ -113,7 +140,7 @@ async def _refused(response_type: type[R], header: RequestHeader, body: Message)
     return error_response_as(response_type, body, header.request_api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
 
 
-async def describe_quorum_on_controller(broker: Broker, header: RequestHeader, body: DescribeQuorumRequest
+async def describe_quorum_on_controller(broker: QuorumDescribing, header: RequestHeader, body: DescribeQuorumRequest
                                         ) -> DescribeQuorumResponse:
     """DescribeQuorum sent to the controller listener: DESCRIBE on the cluster for the connection's
     principal first (Kafka's ``handleDescribeQuorum``: ``authorizeClusterOperation(request,
@@ -123,7 +150,7 @@ async def describe_quorum_on_controller(broker: Broker, header: RequestHeader, b
     return await describe_quorum(broker, body)
 
 
-async def envelope_on_controller(broker: Broker, header: RequestHeader, body: EnvelopeRequest) -> EnvelopeResponse:
+async def envelope_on_controller(broker: AllOperationsHost, header: RequestHeader, body: EnvelopeRequest) -> EnvelopeResponse:
     """An Envelope sent to the controller listener: the connection that sends it (the forwarding
     broker's principal, not the one it carries) needs CLUSTER_ACTION on the cluster before anything
     is unwrapped, as Kafka's ``handleEnvelopeRequest``; refused: the Envelope's own error,
@@ -137,7 +164,7 @@ async def envelope_on_controller(broker: Broker, header: RequestHeader, body: En
     return await envelope(broker, body, peer)
 
 
-async def describe_cluster(broker: Broker, header: RequestHeader, body: DescribeClusterRequest) -> DescribeClusterResponse:
+async def describe_cluster(broker: ClusterDescribing, header: RequestHeader, body: DescribeClusterRequest) -> DescribeClusterResponse:
     R = DescribeClusterResponse
     version = header.request_api_version
     # Kafka's handleDescribeCluster: unlike on a broker, ALTER on the cluster (refused: the request's

@@ -17,6 +17,7 @@ from kbroker.api.context import HandlerContext
 from kbroker.api.error_response import error_response_as
 from kbroker.api.registry import CONTROLLER_LISTENER, Handler, Reply, handlers_for
 from kbroker.api.services import Authorizing, ClusterControlling
+from kbroker.controller.operations.host import Authorizing as AuthorizerHolder
 from kbroker.metadata.client import Requester
 from kbroker.raft.transport import request_identity
 from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME
@@ -84,7 +85,7 @@ def controller_requester(header: ControllerHeader) -> Requester:
     return Requester(client_id=header.client_id, principal_type=kind, principal_name=name)
 
 
-def connection_authorized(broker: Authorizing, operation: int) -> bool:
+def connection_authorized(broker: AuthorizerHolder, operation: int) -> bool:
     """Whether the connection's principal (:func:`request_identity`) may do ``operation`` on the
     cluster: Kafka's ControllerApis ``authHelper.authorizeClusterOperation(request, operation)``
     (``authorize(request.context, operation, CLUSTER, CLUSTER_NAME)``), always true without an

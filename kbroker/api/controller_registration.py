@@ -33,9 +33,12 @@ from kbroker.api.registry import api
 from kbroker.api.services import Forwarding
 from kbroker.config import BrokerConfig
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.operations.host import RaftOperationHost
-from kbroker.controller.operations.quorum import unregister_controller, unregister_controller_error
-from kbroker.controller.quorum import QuorumController
+from kbroker.controller.operations.host import Authorizing, ControllerHolder
+from kbroker.controller.operations.quorum import (
+    UnregisteringNode,
+    unregister_controller,
+    unregister_controller_error,
+)
 from kbroker.metadata.client import UNREGISTER_CONTROLLER
 from kbroker.metadata.features import METADATA_VERSION, SUPPORTED_FEATURES
 from kbroker.metadata.image import MetadataImage
@@ -66,39 +69,51 @@ refusal(CONTROLLER_REGISTRATION)(
     lambda request, version, code: ControllerRegistrationResponse(error_code=code, error_message=default_message(code)))
 
 
-class ControllerNode(Protocol):
-    """What the controller side of these APIs uses of the node: its id and its controller."""
-
-    @property
-    def node_id(self) -> int: ...
-
-    @property
-    def controller(self) -> QuorumController | None: ...
+class RegistrationServing(ControllerHolder, Authorizing, Protocol):
+    """ControllerRegistration on the controller listener as it uses the node: the authorizer (the
+    connection's CLUSTER_ACTION) and the controller that writes the registration."""
 
 
-class ControllerListenerNode(ControllerNode, Protocol):
-    """A node serving the controller listener (its Raft driver's handler table)."""
+class UnregistrationServing(UnregisteringNode, Authorizing, Protocol):
+    """UnregisterController on the controller listener as it uses the node: the authorizer (the
+    connection's ALTER on the cluster) and what the operation uses (its controller and id)."""
+
+
+class RegistrationApis(RegistrationServing, UnregistrationServing, Protocol):
+    """The node :func:`install` adds both APIs to: what each uses, and its Raft driver (whose
+    handler table serves the controller listener)."""
 
     @property
     def raft(self) -> RaftDriver | None: ...
 
 
-class RegisteringController(ControllerListenerNode, Protocol):
-    """What a controller's own registration uses of its node (``kbroker.broker.Broker``): its Raft
-    driver and controller listener, its committed image (the MetadataLoader's, as Kafka's
+class RegistrationDescribed(Protocol):
+    """What a controller's registration request names of its node: its id, and its controller
+    listener (the Raft driver's address, the configured listener's name and protocol)."""
+
+    @property
+    def node_id(self) -> int: ...
+
+    @property
+    def raft(self) -> RaftDriver | None: ...
+
+    @property
+    def config(self) -> BrokerConfig: ...
+
+
+class RegisteringController(RegistrationDescribed, Protocol):
+    """What a controller's own registration uses of its node (``kbroker.broker.Broker``): what its
+    request names, its committed image (the MetadataLoader's, as Kafka's
     ControllerRegistrationManager is a publisher of the loader), its inter-node security."""
 
     @property
     def image(self) -> MetadataImage: ...
 
     @property
-    def config(self) -> BrokerConfig: ...
-
-    @property
     def internode_security(self) -> InterNodeSecurity: ...
 
 
-def install(broker: RaftOperationHost) -> None:
+def install(broker: RegistrationApis) -> None:
     """On a controller: the two APIs on its controller listener (the node starts its own
     registration, :func:`register_self`)."""
     raft = broker.raft
@@ -108,7 +123,7 @@ def install(broker: RaftOperationHost) -> None:
     raft.handlers[UNREGISTER_CONTROLLER] = lambda header, body: unregister_controller_on_controller(broker, header, body)
 
 
-async def controller_registration_on_controller(broker: RaftOperationHost, header: RequestHeader,
+async def controller_registration_on_controller(broker: RegistrationServing, header: RequestHeader,
                                                 request: ControllerRegistrationRequest) -> ControllerRegistrationResponse:
     """ControllerRegistration: CLUSTER_ACTION on the cluster for the connection's principal (a
     controller's) first, as Kafka's ``handleControllerRegistration``; refused, CLUSTER_AUTHORIZATION_FAILED
@@ -119,7 +134,7 @@ async def controller_registration_on_controller(broker: RaftOperationHost, heade
     return await controller_registration(broker, request)
 
 
-async def unregister_controller_on_controller(broker: RaftOperationHost, header: RequestHeader,
+async def unregister_controller_on_controller(broker: UnregistrationServing, header: RequestHeader,
                                               request: UnregisterControllerRequest) -> UnregisterControllerResponse:
     """UnregisterController sent to the controller listener: ALTER on the cluster for the
     connection's principal first (Kafka's ``ControllerApis.handleUnregisterController``:
@@ -134,12 +149,12 @@ def _mv(image: MetadataImage) -> int:
     return image.features.get(METADATA_VERSION, 0)
 
 
-def _active(broker: ControllerNode) -> bool:
+def _active(broker: ControllerHolder) -> bool:
     controller = broker.controller
     return controller is not None and controller.is_active()
 
 
-async def controller_registration(broker: ControllerNode, request: ControllerRegistrationRequest
+async def controller_registration(broker: ControllerHolder, request: ControllerRegistrationRequest
                                   ) -> ControllerRegistrationResponse:
     R = ControllerRegistrationResponse
     if not _active(broker):
@@ -177,7 +192,7 @@ async def handle_unregister_controller(ctx: RequestContext[Forwarding], request:
 # -- this controller's own registration ------------------------------------------------------------
 
 
-def registration_request(broker: RegisteringController, incarnation: uuid.UUID) -> ControllerRegistrationRequest:
+def registration_request(broker: RegistrationDescribed, incarnation: uuid.UUID) -> ControllerRegistrationRequest:
     R = ControllerRegistrationRequest
     protocols = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
     raft = broker.raft

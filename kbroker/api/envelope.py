@@ -20,7 +20,9 @@ with no data instead, so that the forwarding broker finds the active controller 
 ``RequestChannel.buildResponseSend``). An inner operation that fails unexpectedly is answered with
 its error response (UNKNOWN_SERVER_ERROR), inside the Envelope. As the inner request may be any
 forwarded API, the Envelope handler sees the union of what the controller's operations use of the
-node: ``RaftOperationHost`` (``OperationHost`` and, for the quorum operations, the Raft driver).
+node, and only that: :class:`~kbroker.controller.operations.local.AllOperationsHost`, the
+intersection of the operations' own Protocols (which covers the configuration, the controller and
+the authorizer the handler reads itself).
 
 AllocateProducerIds, as ``ControllerApis.handleAllocateProducerIdsRequest``: a block of producer
 ids for the broker (STALE_BROKER_EPOCH for a broker not registered at that epoch, NOT_CONTROLLER
@@ -39,8 +41,12 @@ from kbroker.api.error_response import builder_for, error_response_as
 from kbroker.api.registry import HANDLERS
 from kbroker.api.services import Authorizing
 from kbroker.controller.errors import ControllerError
-from kbroker.controller.operations.host import ControllerHolder, RaftOperationHost
-from kbroker.controller.operations.local import LocalControllerClient, allocate_producer_id_block
+from kbroker.controller.operations.host import ControllerHolder
+from kbroker.controller.operations.local import (
+    AllOperationsHost,
+    LocalControllerClient,
+    allocate_producer_id_block,
+)
 from kbroker.metadata.client import FORWARDED_APIS, Requester, controller_active
 from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, authorized
 from kbroker_protocol.api import decode_request, encode_response
@@ -81,7 +87,7 @@ def error_codes(message: object) -> set[int]:
     return found
 
 
-async def handle_envelope(ctx: RequestContext[RaftOperationHost], request: EnvelopeRequest) -> EnvelopeResponse:
+async def handle_envelope(ctx: RequestContext[AllOperationsHost], request: EnvelopeRequest) -> EnvelopeResponse:
     """The Envelope served with a request context (:data:`CONTROLLER_APIS`): as on the controller
     listener (``kbroker.api.controller_apis.envelope_on_controller``), the sending connection's
     principal needs CLUSTER_ACTION on the cluster before anything is unwrapped; refused,
@@ -92,9 +98,12 @@ async def handle_envelope(ctx: RequestContext[RaftOperationHost], request: Envel
     return await envelope(ctx.broker, request, ctx.peer)
 
 
-async def envelope(broker: RaftOperationHost, request: EnvelopeRequest, peer: str = "?") -> EnvelopeResponse:
+async def envelope(broker: AllOperationsHost, request: EnvelopeRequest, peer: str = "?") -> EnvelopeResponse:
     """The Envelope handler on ``broker`` (the node running the controller), for any server that
-    serves the controller listener (``peer``: the forwarding node's address, for the log)."""
+    serves the controller listener (``peer``: the forwarding node's address, for the log).
+    ``broker`` is typed on the intersection of every forwarded operation's Protocol
+    (``AllOperationsHost``): the inner request may be any of them; the handler itself reads only
+    the configuration (the inner API's versions) and the controller (whether it is active)."""
     # (imported here: Envelopes reach only the controller of a multi-node quorum)
     from kbroker.metadata.remote import deserialize_principal
     try:

@@ -26,9 +26,9 @@ from kbroker.api.controller_listener import connection_authorized
 from kbroker.api.error_response import Builder, error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.api.services import Forwarding
-from kbroker.controller.operations.host import RaftOperationHost
 from kbroker.controller.operations.raft_voters import (
     UPDATE_RAFT_VOTER,
+    VotersHost,
     add_raft_voter,
     remove_raft_voter,
     update_raft_voter,
@@ -42,7 +42,6 @@ from kbroker_protocol.messages.request_header import RequestHeader
 from kbroker_protocol.messages.update_raft_voter import UpdateRaftVoterResponse
 from kbroker_protocol.primitives import Message
 
-Broker = RaftOperationHost
 _Req = TypeVar("_Req", bound=Message)
 _Resp = TypeVar("_Resp", bound=Message)
 
@@ -60,8 +59,9 @@ refusal(ADD_RAFT_VOTER)(_top_level(AddRaftVoterResponse))
 refusal(REMOVE_RAFT_VOTER)(_top_level(RemoveRaftVoterResponse))
 
 
-def install(broker: Broker) -> None:
-    """The three APIs on the controller listener (the RaftDriver's handler table)."""
+def install(broker: VotersHost) -> None:
+    """The three APIs on the controller listener (the RaftDriver's handler table), on ``broker`` as
+    the voter changes use it (its Raft driver, cluster id, configuration and authorizer)."""
     raft = broker.raft
     assert raft is not None
     # Kafka's ControllerApis: ALTER on the cluster for AddRaftVoter and RemoveRaftVoter, CLUSTER_ACTION
@@ -74,8 +74,9 @@ def install(broker: Broker) -> None:
         broker, header, body, CLUSTER_ACTION, UpdateRaftVoterResponse, update_raft_voter)
 
 
-async def _authorized_first(broker: Broker, header: RequestHeader, request: _Req, operation: int,
-                            response_type: type[_Resp], serve: Callable[[Broker, _Req], Awaitable[_Resp]]) -> _Resp:
+async def _authorized_first(broker: VotersHost, header: RequestHeader, request: _Req, operation: int,
+                            response_type: type[_Resp], serve: Callable[[VotersHost, _Req], Awaitable[_Resp]]
+                            ) -> _Resp:
     """``serve`` the request when the connection's principal may do ``operation`` on the cluster
     (Kafka's ``authorizeClusterOperation``), else the request's error response with
     CLUSTER_AUTHORIZATION_FAILED (its ``getErrorResponse``)."""

@@ -18,7 +18,6 @@ from kbroker.controller.operations.host import ClusterControlling as ClusterCont
 from kbroker.coordinator.hosts import BrokerView
 
 if TYPE_CHECKING:
-    from kbroker.config import BrokerConfig
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
     from kbroker.metadata.client import ControllerClient
@@ -37,10 +36,8 @@ class Authorizing(Protocol):
 
 
 class ImageReading(Protocol):
-    """This node's metadata image and configuration."""
+    """This node's metadata image."""
 
-    config: BrokerConfig
-    node_id: int
     image: MetadataImage
 
 

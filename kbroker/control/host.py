@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kbroker.controller.operations.host import OperationHost
-from kbroker.server.connection import ServerHost
 from kbroker.wiring.coordinators import CoordinatedBroker
 
 if TYPE_CHECKING:
     from kbroker.control.clock import ManualClock
+    from kbroker.controller.quorum import QuorumController
+    from kbroker.log import LogManager
     from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.partition import Partition
+    from kbroker.server.connection import KafkaConnection
 
 
 class Controls(Protocol):
@@ -31,11 +32,18 @@ class Controls(Protocol):
     def set_disk_full(self, full: bool) -> None: ...
 
 
-class ControlledBroker(ServerHost, CoordinatedBroker, OperationHost, Protocol):
-    """The server's view of the broker, its coordinators (as they are wired into it) and the node
-    the controller's operations run in, plus its partitions, fetch sessions, bound ports, control
-    plane and clock."""
+class ControlledBroker(CoordinatedBroker, Protocol):
+    """The broker's coordinators (as they are wired into it), its client connections, what a reset
+    or a snapshot reaches (its controller, which must be the active one, its log manager, its
+    services, its id and cluster id), its partitions, fetch sessions, bound ports, control plane
+    and clock."""
 
+    connections: set[KafkaConnection]
+    controller: QuorumController | None
+    log_manager: LogManager | None
+    services: list[Any]
+    node_id: int
+    cluster_id: str
     partitions: dict[tuple[str, int], Partition]
     fetch_sessions: FetchSessionCache
     bound: dict[str, tuple[str, int]]

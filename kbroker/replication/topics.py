@@ -1,8 +1,9 @@
 """The broker's side of topic creation, shared by Metadata auto-creation and the coordinators.
 
 It lives in replication, below the coordinators and the API handlers that use it, and reaches the
-broker only through :class:`TopicHost`; it asks the controller for topics through the controller
-client and never imports the controller. The controller's side (a topic's checks and records, the
+broker only through small Protocols of what each function uses (:class:`InternalTopicHost`,
+:class:`CreatingHost`, :class:`InternalTopicSettings`, :class:`InternalTopicOwners`); it asks the
+controller for topics through the controller client and never imports the controller. The controller's side (a topic's checks and records, the
 partition logs created before the commit) is kbroker/controller/operations/topic_logs.py.
 
 The coordinators' internal topics (``__consumer_offsets``, ``__transaction_state``,
@@ -23,7 +24,7 @@ import logging
 import weakref
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.metadata.image import INTERNAL_TOPICS
 from kbroker.metadata.metadata_records import MetadataRecord
@@ -32,7 +33,6 @@ from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.log import LogConfig, LogManager
     from kbroker.metadata.client import ControllerClient
     from kbroker.metadata.image import MetadataImage
     from kbroker_protocol.messages.create_topics import CreateTopicsRequest
@@ -51,15 +51,15 @@ class InternalTopicOwner(Protocol):
 
 
 class TopicHost(Protocol):
-    """What topic creation uses of the broker (``kbroker.broker.Broker`` provides it), its
-    coordinators included (their internal topics' defaults)."""
+    """What a coordinator of an internal topic reads of the broker to create and host its topic
+    (the base of ``kbroker.coordinator.hosts.CoordinatorHost``; ``kbroker.broker.Broker``
+    provides it): its configuration and id, image, controller client, and the coordinators owning
+    the internal topics (their defaults)."""
 
     config: BrokerConfig
     node_id: int
     image: MetadataImage
     controller_client: ControllerClient
-    log_manager: LogManager | None
-    services: list[Any]
 
     @property
     def group_coordinator(self) -> InternalTopicOwner | None: ...
@@ -67,8 +67,6 @@ class TopicHost(Protocol):
     def share_coordinator(self) -> InternalTopicOwner | None: ...
     @property
     def txn_coordinator(self) -> InternalTopicOwner | None: ...
-
-    def default_log_config(self, overrides: dict[str, str] | None = None) -> LogConfig: ...
 
 
 @dataclass(slots=True)
@@ -119,7 +117,14 @@ CREATE_TOPICS_VERSION = 7
 AUTO_CREATE_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms default, which AutoTopicCreationManager sends
 
 
-def internal_replication_factor(broker: TopicHost, key: str) -> int:
+class InternalTopicSettings(Protocol):
+    """What an internal topic's replication settings read of the broker: its configuration."""
+
+    @property
+    def config(self) -> BrokerConfig: ...
+
+
+def internal_replication_factor(broker: InternalTopicSettings, key: str) -> int:
     """The replication factor an internal topic is created with: its ``*.replication.factor`` key
     (Kafka's default 3) in a KRaft cluster, where fewer registered brokers make the creation fail
     with INVALID_REPLICATION_FACTOR and the coordinator stay unavailable, as in Kafka; 1 for the
@@ -128,7 +133,7 @@ def internal_replication_factor(broker: TopicHost, key: str) -> int:
     return int(config[key]) if getattr(config, "kraft_mode", False) else 1
 
 
-def internal_min_isr(broker: TopicHost, key: str) -> int:
+def internal_min_isr(broker: InternalTopicSettings, key: str) -> int:
     """``min.insync.replicas`` of an internal topic from its ``*.min.isr`` key (Kafka's
     transaction and share-state topics), capped by the topic's replicas on the single node."""
     config = broker.config
@@ -151,9 +156,12 @@ class InternalTopicHost(Protocol):
     def run_in_background(self, work: Coroutine[object, None, object], name: str) -> asyncio.Task[object]: ...
 
 
-class CreatingHost(InternalTopicHost, InternalTopicOwners, Protocol):
+class CreatingHost(InternalTopicOwners, Protocol):
     """What creating a topic for the broker itself uses: the controller client and the owners'
     defaults for an internal topic."""
+
+    @property
+    def controller_client(self) -> ControllerClient: ...
 
 
 # The internal topics each broker has asked the controller for, while the CreateTopics is under

@@ -42,7 +42,6 @@ class CordonHost(Protocol):
     of a multi-node quorum, or the sole voter's own controller (``registered_locally``)."""
 
     config: BrokerConfig
-    node_id: int
     image: MetadataImage
 
     @property

@@ -93,18 +93,17 @@ def test_the_broker_has_every_service_of_every_handler() -> None:
 
 def test_handlers_see_small_protocols() -> None:
     """Only Envelope sees the node the controller operations run in: it runs whichever forwarded
-    operation its request holds, so it needs the union of what they use (``RaftOperationHost``:
-    ``OperationHost`` and the Raft driver of the quorum operations). AllocateProducerIds and the
+    operation its request holds, so it needs the union of what they use (``AllOperationsHost``:
+    the intersection of the operations' Protocols). AllocateProducerIds and the
     reassignments on the controller listener see only what their operation uses (and, for
     AllocateProducerIds, the authorizer of its CLUSTER_ACTION check); every other
     handler's services are fewer, and the group APIs share one Protocol."""
-    from kbroker.controller.operations.host import OperationHost, RaftOperationHost
+    from kbroker.controller.operations.local import AllOperationsHost
 
-    broadest = len(_members(RaftOperationHost))
+    broadest = len(_members(AllOperationsHost))
     sizes = {fn.__name__: len(_members(_services(fn))) for fn in _all_handlers()}
-    assert max(sizes.values()) == broadest
-    assert sorted(name for name, size in sizes.items() if size == broadest) == ["handle_envelope"]
-    assert sorted(fn.__name__ for fn in _all_handlers() if OperationHost in _services(fn).__mro__) == [
+    assert sizes["handle_envelope"] == broadest == max(sizes.values())  # (Fetch's services are as many)
+    assert sorted(fn.__name__ for fn in _all_handlers() if AllOperationsHost in _services(fn).__mro__) == [
         "handle_envelope"]
     narrowed = {fn.__name__: _services(fn).__name__ for fn in _all_handlers() if fn.__name__ in (
         "handle_allocate_producer_ids", "handle_alter_partition_reassignments_on_controller",

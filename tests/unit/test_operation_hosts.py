@@ -1,35 +1,56 @@
-"""Each controller operation sees only what it declares of the node, and the node provides it (issue 14).
+"""Each controller operation and controller-listener handler sees only what it declares of the
+node, declares only what it uses, and the node provides it (issue 14).
 
 An operation (``kbroker.controller.operations``: the controller's side of a forwarded API) is typed
-on a small Protocol of its module (``create_topics.CreateTopicsHost``, ``quorum.QuorumHost``...), not
-on the broad ``OperationHost``. ``local.OPERATIONS`` is typed on ``RaftOperationHost`` (what Envelope
-and the local controller client hold), so mypy accepts the table only when that node provides every
-operation's Protocol. Here: every operation declares a Protocol smaller than that node; a Broker has
-every member of each at run time; no function of an operation module reaches a member of the node
-its Protocol does not declare (read from the source, as mypy would refuse it); and mypy refuses the
-table when an operation declares something the node lacks.
+on a small Protocol of its module (``create_topics.CreateTopicsHost``, ``quorum.QuorumHost``...).
+``local.OPERATIONS`` is typed on ``local.AllOperationsHost``, the intersection of those Protocols
+(what Envelope and the local controller client hold), so mypy accepts the table only when that
+intersection includes every operation's Protocol, and the node only where it provides it. The
+controller-listener handlers (``kbroker.api.controller_apis``, ``controller_registration``,
+``raft_voters``, ``envelope``) are typed the same way. Here: every operation declares a Protocol
+smaller than the intersection; the intersection is exactly the operations' Protocols; a Broker has
+every member of each at run time; no function reaches a member of the node its Protocol does not
+declare (read from the source, as mypy would refuse it); no Protocol declares a member that the
+functions typed on it never use, directly or by handing the node to a function typed on another
+Protocol; each controller-listener handler's Protocol is exactly what it uses; and mypy refuses
+the table when an operation declares something the node lacks.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
+import builtins
+import functools
+import importlib
 import inspect
+import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable as CallableABC
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
+from kbroker.api import (
+    controller_apis,
+    controller_listener,
+    controller_registration,
+    envelope,
+    load_handlers,
+    raft_voters,
+)
 from kbroker.broker import Broker
 from kbroker.config import BrokerConfig
 from kbroker.controller.operations import delegation_tokens
-from kbroker.controller.operations.host import OperationHost, RaftOperationHost
-from kbroker.controller.operations.local import OPERATIONS
+from kbroker.controller.operations.local import OPERATIONS, AllOperationsHost
 from kbroker.metadata.client import FORWARDED_APIS
+from kbroker.replication import topics
 
 ROOT = Path(__file__).resolve().parents[2]
-_BROAD = {"OperationHost", "RaftOperationHost", "Any", "object", "Broker"}
+_BROAD = {"AllOperationsHost", "Any", "object", "Broker"}
 
 
 def _members(protocol: type) -> set[str]:
@@ -67,17 +88,27 @@ def test_the_table_holds_every_forwarded_api() -> None:
 
 
 def test_every_operation_declares_a_protocol_smaller_than_the_node() -> None:
-    broadest = len(_members(RaftOperationHost))
+    broadest = len(_members(AllOperationsHost))
     sizes = {}
     for fn in OPERATIONS.values():
         protocol = _host_protocol(fn)
-        assert OperationHost not in protocol.__mro__, f"{fn.__name__}: {protocol.__name__} extends OperationHost"
+        assert AllOperationsHost not in protocol.__mro__, f"{fn.__name__}: {protocol.__name__} extends AllOperationsHost"
         sizes[f"{fn.__module__}.{fn.__name__}"] = len(_members(protocol))
     assert max(sizes.values()) < broadest, sizes
     assert sorted(sizes.values())[len(sizes) // 2] <= 4, sizes  # the median operation uses a few members
     expiry = delegation_tokens.TokenExpiry.__init__
     assert str(_first_host_param(expiry).annotation) == "TokenExpiryHost"
     assert _members(delegation_tokens.TokenExpiryHost) == {"controller", "delegation_tokens"}
+
+
+def test_the_node_of_the_operations_is_exactly_the_intersection_of_their_protocols() -> None:
+    """``AllOperationsHost`` (what Envelope and the local controller client hold) names each
+    operation's Protocol as a base, and nothing else: no member of its own, no Protocol of no
+    operation."""
+    protocols = {_host_protocol(fn) for fn in OPERATIONS.values()}
+    assert set(AllOperationsHost.__bases__) - {Protocol} == protocols
+    assert not {n for n in vars(AllOperationsHost) if not n.startswith("_")}
+    assert _members(AllOperationsHost) == set().union(*(_members(p) for p in protocols))
 
 
 def test_the_broker_has_every_member_of_every_operations_protocol() -> None:
@@ -163,6 +194,360 @@ def test_the_source_walk_sees_a_member_outside_the_protocol(tmp_path: Path) -> N
     reached = _reached(module)
     assert ("operation", "SmallHost", "log_manager") in reached
     assert "log_manager" not in _members(module.SmallHost)
+
+
+# -- what each function uses of the node, against what its Protocol declares --------------------
+
+# the controller-listener handlers' modules (their entry points' Protocols must be exactly what
+# they use) and the module of the cluster check they share
+_HANDLER_MODULES = (controller_apis, controller_registration, raft_voters, envelope)
+_CONTEXTS = ("RequestContext", "HandlerContext", "OperationSubject")
+_SUBSCRIPT = re.compile(r"^(\w+)\[(\w+)\]$")
+
+
+def _protocol_in(namespace: dict[str, Any], name: str) -> type | None:
+    found = namespace.get(name)
+    return found if isinstance(found, type) and getattr(found, "_is_protocol", False) else None
+
+
+def _node_params(fn: ast.FunctionDef | ast.AsyncFunctionDef, namespace: dict[str, Any]
+                 ) -> list[tuple[str, bool, type]]:
+    """(parameter, through a context, Protocol) for each parameter of the function that is the node
+    (named ``broker`` or ``host``) typed on a Protocol (or None), or a context of one
+    (``ctx: RequestContext[P]``...)."""
+    found = []
+    for arg in [*fn.args.args, *fn.args.kwonlyargs]:
+        annotation = arg.annotation
+        if isinstance(annotation, ast.BinOp) and isinstance(annotation.right, ast.Constant):
+            annotation = annotation.left  # ``P | None``
+        if arg.arg in ("broker", "host") and isinstance(annotation, ast.Name):
+            protocol = _protocol_in(namespace, annotation.id)
+            if protocol is not None:
+                found.append((arg.arg, False, protocol))
+        if (arg.arg == "ctx" and isinstance(annotation, ast.Subscript) and isinstance(annotation.value, ast.Name)
+                and annotation.value.id in _CONTEXTS and isinstance(annotation.slice, ast.Name)):
+            protocol = _protocol_in(namespace, annotation.slice.id)
+            if protocol is not None:
+                found.append((arg.arg, True, protocol))
+    return found
+
+
+@functools.cache
+def _namespace(module_name: str) -> dict[str, Any]:
+    """A module's names, and those it imports for type checking or in its functions."""
+    module = sys.modules[module_name]
+    names = dict(vars(module))
+    for node in ast.walk(ast.parse(Path(module.__file__ or "").read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.col_offset > 0:
+            source = importlib.import_module(node.module)
+            for alias in node.names:
+                names.setdefault(alias.asname or alias.name, getattr(source, alias.name))
+    return names
+
+
+Handed = tuple[type | None, set[str]]
+"""The Protocol a function is given the node as (None: ``object``, a mapping's key...) and its members."""
+
+
+def _annotation_members(annotation: Any, namespace: dict[str, Any], through_context: bool) -> Handed | None:
+    """The node's members a parameter annotated ``annotation`` (in ``namespace``) reaches: a
+    Protocol's; a context's broker's when the context itself is handed on; None: not known."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", repr(annotation))
+    text = text.removesuffix(" | None")
+    if text == "object":
+        return None, set()
+    match = _SUBSCRIPT.match(text)
+    if match and match[1] in _CONTEXTS:
+        if match[2] == "object":  # a context whose broker is not read (``api.context.requester``)
+            return None, set()
+        protocol = _protocol_in(namespace, match[2])
+        return None if protocol is None else (protocol, _members(protocol))
+    protocol = _protocol_in(namespace, text)
+    if protocol is None:
+        return None
+    if not through_context:
+        return protocol, _members(protocol)
+    broker = inspect.getattr_static(protocol, "broker", None)  # a context Protocol (``acls.AuthContext``)
+    if not isinstance(broker, property) or broker.fget is None:
+        return None
+    return _annotation_members(broker.fget.__annotations__["return"], _namespace(broker.fget.__module__),
+                               through_context=False)
+
+
+def _callee_members(callee: Any, position: int | str, through_context: bool) -> Handed | None:
+    if callee is None:
+        return None
+    if getattr(callee, "__name__", "") in ("operation_subject", "OperationSubject"):
+        # the subject's broker is what ``authorized`` reads (the authorizer); the functions given
+        # the subject are typed ``OperationSubject[P]`` and walked themselves
+        return None, {"authorizer"}
+    try:
+        parameters = list(inspect.signature(callee).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if isinstance(position, str):
+        parameter = next((p for p in parameters if p.name == position), None)
+    else:
+        parameter = parameters[position] if position < len(parameters) else None
+    if parameter is None or parameter.annotation is inspect.Parameter.empty:
+        return None
+    annotation = parameter.annotation
+    if isinstance(annotation, TypeVar):
+        return None
+    return _annotation_members(annotation, _namespace(callee.__module__), through_context)
+
+
+def _resolve(expr: ast.expr, namespace: dict[str, Any]) -> Any:
+    """What a called name (``f``, or ``module.f``) is in ``namespace``; None: not known."""
+    if isinstance(expr, ast.Name):
+        return namespace.get(expr.id, getattr(builtins, expr.id, None))
+    if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
+        owner = namespace.get(expr.value.id)
+        if isinstance(owner, MutableMapping):  # the node as a key (a registry of brokers)
+            return _KEYED
+        return getattr(owner, expr.attr, None) if isinstance(owner, ModuleType) else None
+    return None
+
+
+def _keyed() -> None:
+    """Stands for a mapping's method given the node as a key: it reads nothing of it."""
+
+
+_KEYED = _keyed
+
+
+def _callable_parameter_members(root: ast.AST, name: str, position: int, namespace: dict[str, Any]
+                                ) -> Handed | None:
+    """The members of the Protocol at ``position`` of a parameter ``name`` of the function ``root``
+    typed ``Callable[[P, ...], ...]`` (the node handed to a function the caller is given)."""
+    if not isinstance(root, ast.FunctionDef | ast.AsyncFunctionDef):
+        return None
+    for arg in [*root.args.args, *root.args.kwonlyargs]:
+        annotation = arg.annotation
+        if isinstance(annotation, ast.BinOp) and isinstance(annotation.right, ast.Constant):
+            annotation = annotation.left  # ``Callable[...] | None``
+        alias = namespace.get(annotation.id) if arg.arg == name and isinstance(annotation, ast.Name) else None
+        if alias is not None and getattr(alias, "__origin__", None) is CallableABC:  # ``NewConfigs = Callable[...]``
+            parameters_ = alias.__args__[:-1]
+            if position < len(parameters_) and getattr(parameters_[position], "_is_protocol", False):
+                return parameters_[position], _members(parameters_[position])
+        if (arg.arg == name and isinstance(annotation, ast.Subscript) and isinstance(annotation.value, ast.Name)
+                and annotation.value.id == "Callable" and isinstance(annotation.slice, ast.Tuple)
+                and isinstance(annotation.slice.elts[0], ast.List)):
+            parameters = annotation.slice.elts[0].elts
+            if position < len(parameters) and isinstance(parameters[position], ast.Name):
+                protocol = _protocol_in(namespace, parameters[position].id)
+                return None if protocol is None else (protocol, _members(protocol))
+    return None
+
+
+def _uses_in(root: ast.AST, is_node: Callable[[ast.expr], bool], context: str | None, own: type,
+             namespace: dict[str, Any]) -> tuple[set[str], set[str], list[str]]:
+    """The node's members read under ``root`` (``is_node``: an expression that is the node; a
+    name it is assigned to, ``broker = ctx.broker``, is too), and those of the parameters it hands
+    the node, or its context (the name ``context``), to; apart, those of its own Protocol
+    ``own`` when it hands the node to a function typed on it too; and the calls not known."""
+    aliases = {t.id for sub in ast.walk(root) if isinstance(sub, ast.Assign) and is_node(sub.value)
+               for t in sub.targets if isinstance(t, ast.Name)}
+    aliases |= {t.id for sub in ast.walk(root) if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Tuple)
+                for target in sub.targets if isinstance(target, ast.Tuple)
+                for t, v in zip(target.elts, sub.value.elts, strict=False) if isinstance(t, ast.Name) and is_node(v)}
+    if aliases:
+        direct = is_node
+
+        def is_node(expr: ast.expr) -> bool:
+            return direct(expr) or (isinstance(expr, ast.Name) and expr.id in aliases)
+
+    used: set[str] = set()
+    same: set[str] = set()
+    unresolved: list[str] = []
+    for sub in ast.walk(root):
+        if isinstance(sub, ast.Attribute) and is_node(sub.value):
+            used.add(sub.attr)
+        if not isinstance(sub, ast.Call):
+            continue
+        given: list[tuple[int | str, ast.expr]] = [*enumerate(sub.args)]
+        given += [(k.arg, k.value) for k in sub.keywords if k.arg is not None]
+        for position, arg in given:
+            through_context = context is not None and isinstance(arg, ast.Name) and arg.id == context
+            if not (is_node(arg) or through_context):
+                continue
+            callee = _resolve(sub.func, namespace)
+            if callee in (asyncio.to_thread, functools.partial) and isinstance(position, int) and position > 0:
+                first = sub.args[0]  # to_thread(fn, *args), partial(fn, *args): fn is given the node
+                callee, position = namespace.get(first.id) if isinstance(first, ast.Name) else None, position - 1
+            if callee is getattr and position == 0 and len(sub.args) > 1 and isinstance(sub.args[1], ast.Constant):
+                used.add(str(sub.args[1].value))  # getattr(node, "member", default)
+                continue
+            handed = (None, set()) if callee is _KEYED else _callee_members(callee, position, through_context)
+            if handed is None and isinstance(sub.func, ast.Name) and isinstance(position, int):
+                handed = _callable_parameter_members(root, sub.func.id, position, namespace)
+            if handed is None:
+                unresolved.append(ast.unparse(sub))
+            elif handed[0] is own:
+                same |= handed[1]
+            else:
+                used |= handed[1]
+    return used, same, unresolved
+
+
+class Use(NamedTuple):
+    """What a function (or a class given the node) does with the node: ``used``, the members it
+    reads or hands to a function typed on another Protocol; ``same``, those of its own Protocol
+    when it hands the node to a function typed on it too (whose own use counts for the Protocol)."""
+
+    name: str
+    protocol: type
+    used: set[str]
+    same: set[str]
+    unresolved: list[str]
+
+
+def _uses(module: ModuleType) -> Iterator[Use]:
+    """(function, Protocol, members used, unresolved calls) for every function of ``module`` whose
+    node parameter is typed on a Protocol (the node's members it reads, and those of the Protocol
+    of every parameter it hands the node or its context to), and every class given the node in
+    ``__init__`` (what its methods do with ``self.<the attribute it is kept in>``)."""
+    tree = ast.parse(Path(module.__file__ or "").read_text())
+    namespace = _namespace(module.__name__)
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.ClassDef):
+            init = next((f for f in fn.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+            params = [] if init is None else _node_params(init, namespace)
+            if init is None or not params or params[0][1]:
+                continue
+            found = params[0]
+            kept = {t.attr for st in init.body if isinstance(st, ast.Assign) and isinstance(st.value, ast.Name)
+                    and st.value.id == found[0] for t in st.targets if isinstance(t, ast.Attribute)}
+
+            def is_kept(expr: ast.expr, kept: set[str] = kept) -> bool:
+                return (isinstance(expr, ast.Attribute) and expr.attr in kept
+                        and isinstance(expr.value, ast.Name) and expr.value.id == "self")
+
+            def is_param(expr: ast.expr, name: str = found[0]) -> bool:
+                return isinstance(expr, ast.Name) and expr.id == name
+
+            used, same, unresolved = _uses_in(fn, is_kept, None, found[2], namespace)
+            in_init, same_in_init, unresolved_in_init = _uses_in(init, is_param, None, found[2], namespace)
+            yield Use(fn.name, found[2], used | in_init, same | same_in_init,
+                      [f"{fn.name}: {call}" for call in unresolved + unresolved_in_init])
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) or fn.name == "__init__":
+            continue
+        for name, through_context, protocol in _node_params(fn, namespace):
+
+            def is_node(expr: ast.expr, name: str = name, through_context: bool = through_context) -> bool:
+                if through_context:
+                    return (isinstance(expr, ast.Attribute) and expr.attr == "broker"
+                            and isinstance(expr.value, ast.Name) and expr.value.id == name)
+                return isinstance(expr, ast.Name) and expr.id == name
+
+            used, same, unresolved = _uses_in(fn, is_node, name if through_context else None, protocol, namespace)
+            yield Use(fn.name, protocol, used, same, [f"{fn.name}: {call}" for call in unresolved])
+
+
+def _walked_modules() -> list[ModuleType]:
+    """The operations' modules, every module of the API layer, and the broker's side of topic
+    creation (what the handlers and coordinators share)."""
+    load_handlers()
+    api_modules = {sys.modules[name] for name in list(sys.modules)
+                   if name.startswith("kbroker.api.") and getattr(sys.modules[name], "__file__", None)}
+    return sorted({*_modules(), *_HANDLER_MODULES, controller_listener, topics, *api_modules},
+                  key=lambda m: m.__name__)
+
+
+def test_no_protocol_declares_what_its_functions_never_use() -> None:
+    """A Protocol's every member is used by some function typed on it (read, or handed on to a
+    function that declares it), in the operations' modules, the API layer's (every handler's
+    services) and topic creation's; and every function handing the node on hands it to one
+    whose Protocol is known."""
+    used: dict[type, set[str]] = {}
+    unresolved: list[str] = []
+    for module in _walked_modules():
+        for use in _uses(module):
+            used.setdefault(use.protocol, set()).update(use.used)
+            unresolved += [f"{module.__name__}.{call}" for call in use.unresolved]
+    assert unresolved == []
+    # (what runs any operation holds their intersection: test_the_node_of_the_operations_is_...)
+    del used[AllOperationsHost]
+    unused = {p.__qualname__: sorted(_members(p) - found) for p, found in used.items() if _members(p) - found}
+    assert unused == {}
+    assert len(used) > 70  # (the walk found the Protocols)
+
+
+def test_each_controller_listener_handler_declares_exactly_what_it_uses() -> None:
+    """The controller-listener handlers, their ``install`` and Envelope: each function's Protocol is
+    exactly what it uses, so that its signature lists its dependencies (``install`` the union of the
+    handlers' it adds; Envelope's, every operation's, ``AllOperationsHost``)."""
+    checked: dict[str, int] = {}
+    mismatched: dict[str, tuple[list[str], list[str]]] = {}
+    for module in _HANDLER_MODULES:
+        for use in _uses(module):
+            declared, members = _members(use.protocol), use.used | use.same
+            checked[f"{module.__name__}.{use.name}"] = len(declared)
+            if declared != members:
+                mismatched[f"{module.__name__}.{use.name}"] = (sorted(declared - members), sorted(members - declared))
+    assert mismatched == {}
+    for name in ("controller_apis.install", "controller_apis.describe_cluster", "envelope.envelope",
+                 "envelope.handle_envelope", "controller_registration.install", "raft_voters.install"):
+        assert f"kbroker.api.{name}" in checked, sorted(checked)
+
+
+def test_the_uses_walk_sees_a_member_declared_and_never_used(tmp_path: Path) -> None:
+    """The checks above are not vacuous: a member nothing uses is found, one the node is handed to
+    a function for counts as used, and so does one a context's broker gives."""
+    source = textwrap.dedent("""
+        from __future__ import annotations
+
+        from typing import Protocol
+
+        from kbroker.api.context import RequestContext
+        from kbroker.api.controller_listener import connection_authorized
+
+
+        class Reading(Protocol):
+            @property
+            def config(self) -> object: ...
+
+
+        class Wide(Reading, Protocol):
+            @property
+            def authorizer(self) -> object: ...
+
+            @property
+            def log_manager(self) -> object: ...
+
+
+        def read(broker: Reading) -> object:
+            return broker.config
+
+
+        def handler(broker: Wide) -> object:
+            return read(broker), connection_authorized(broker, 1)
+
+
+        def in_context(ctx: RequestContext[Wide]) -> object:
+            return read(ctx.broker)
+
+
+        def handed_on(ctx: RequestContext[Wide]) -> object:
+            return in_context(ctx)
+    """)
+    path = tmp_path / "fake_handler.py"
+    path.write_text(source)
+    module = ModuleType("fake_handler")
+    module.__file__ = str(path)
+    sys.modules["fake_handler"] = module
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)
+        uses = {use.name: (use.protocol.__name__, use.used, use.unresolved) for use in _uses(module)}
+        same = {use.name: use.same for use in _uses(module)}
+    finally:
+        del sys.modules["fake_handler"]
+    assert uses["handler"] == ("Wide", {"config", "authorizer"}, [])
+    assert uses["in_context"] == ("Wide", {"config"}, [])
+    assert _members(module.Wide) - uses["handler"][1] == {"log_manager"}
+    # handing the node to a function of the same Protocol does not count its members as used
+    assert uses["handed_on"] == ("Wide", set(), []) and same["handed_on"] == _members(module.Wide)
 
 
 _SNIPPET = """

@@ -5,56 +5,25 @@ runs on the node that hosts the active controller; this package never imports th
 forwards to it. Each operation is typed on a small Protocol of its own module, what it uses of the
 node (``create_topics.CreateTopicsHost``, ``quorum.QuorumHost``, ``reassignments.ReassignmentHost``,
 ``delegation_tokens.TokenExpiryHost``...), built from the pieces here (:class:`ControllerHolder`,
-:class:`Authorizing`, :class:`ClusterControlling`). :class:`OperationHost` is the node as a whole as
-the operations see it (its ``QuorumController``, configuration, image and security stores), and
-:class:`RaftOperationHost` that node with its Raft driver: what Envelope, which runs any forwarded
-operation (``local.LocalControllerClient``), holds; ``local.OPERATIONS`` is typed on it, so mypy
-checks that it provides every operation's Protocol. The broker (``kbroker.broker.Broker``) provides it.
+:class:`Authorizing`, :class:`ClusterControlling`). There is no Protocol of the node as a whole:
+what runs any forwarded operation (``local.LocalControllerClient``, and Envelope through it) holds
+``local.AllOperationsHost``, the intersection of the operations' Protocols, on which
+``local.OPERATIONS`` is typed, so mypy checks that it includes every operation's Protocol. The
+broker (``kbroker.broker.Broker``) provides it (mypy checks it where the broker is given to one).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from kbroker.replication.topics import TopicHost
-
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
     from kbroker.controller.quorum import QuorumController
     from kbroker.metadata.client import Requester
-    from kbroker.raft.io import RaftDriver
     from kbroker.security.acls import Authorizer
-    from kbroker.security.quotas import ClientQuotas
-    from kbroker.security.scram import ScramCredentials
-    from kbroker.security.tokens import DelegationTokens
 
 T = TypeVar("T")
 B = TypeVar("B")  # the node as an operation uses it (``OperationSubject.broker``)
-
-
-class OperationHost(TopicHost, Protocol):
-    """The node the controller's operations run in (topic creation's :class:`TopicHost` included):
-    its controller (None on a node that is not a controller) and the topic names being created
-    there (``topic_logs``)."""
-
-    controller: QuorumController | None
-    creating_topics: dict[str, str]
-    cluster_id: str
-    authorizer: Authorizer
-    scram_credentials: ScramCredentials
-    delegation_tokens: DelegationTokens
-    client_quotas: ClientQuotas  # the controller mutation quota (kbroker/security/quotas.py)
-
-    def advertised_endpoints(self) -> list[tuple[str, str, int]]: ...
-
-
-class RaftOperationHost(OperationHost, Protocol):
-    """A node with its Raft driver (None when it has no Raft quorum): the quorum's operations."""
-
-    raft: RaftDriver | None
-
-    @property
-    def active_controller_id(self) -> int: ...  # the KRaft leader, as clients see the controller
 
 
 class ServiceNotRunning(RuntimeError):
@@ -89,7 +58,8 @@ class ClusterControlling(ControllerHolder, Protocol):
     AlterPartition, AssignReplicasToDirs, UnregisterBroker: ``kbroker.controller.cluster_runtime``):
     its controller, and what the operations read of it (``cluster_runtime.ControllerNode``)."""
 
-    config: BrokerConfig
+    @property
+    def config(self) -> BrokerConfig: ...
 
     @property
     def cluster_id(self) -> str: ...
@@ -104,8 +74,8 @@ class OperationSubject(Generic[B]):
     """The principal and address a controller operation authorizes: what ``authorized`` reads from a
     request context (``ctx.broker``, ``ctx.connection.principal``/``peer``), built from the
     forwarded request's requester (Kafka's ControllerApis authorizes the Envelope's principal).
-    ``B``: the node as the operation uses it (what it declares, e.g. ``OperationHost``; the
-    ``authorizer`` at least, for ``authorized``)."""
+    ``B``: the node as the operation uses it (what it declares, e.g. ``create_acls.AclsHost``;
+    the ``authorizer`` at least, for ``authorized``)."""
 
     __slots__ = ("broker", "connection", "principal", "peer", "internal")
 

@@ -12,7 +12,7 @@ forwarded request (the Envelope handler decodes the inner request and runs it he
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations import (
@@ -31,20 +31,46 @@ from kbroker.controller.operations import (
     reassignments,
     update_features,
 )
-from kbroker.controller.operations.host import ControllerHolder, RaftOperationHost
+from kbroker.controller.operations.host import ControllerHolder
 from kbroker.metadata import client as c
 from kbroker.metadata.client import ForwardingOperations, Requester
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
 
-Operation = Callable[[RaftOperationHost, Any, int, "Requester | None"], Awaitable[Any]]
+
+class AllOperationsHost(
+    create_topics.CreateTopicsHost,
+    create_partitions.CreatePartitionsHost,
+    delete_topics.DeleteTopicsHost,
+    alter_configs.ConfigsHost,
+    elect_leaders.ElectionHost,
+    reassignments.ReassignmentHost,
+    update_features.FeaturesHost,
+    create_acls.AclsHost,
+    delete_acls.AclsHost,
+    alter_user_scram_credentials.ScramHost,
+    alter_client_quotas.ClientQuotasHost,
+    delegation_tokens.TokensHost,
+    quorum.QuorumHost,
+    raft_voters.VotersHost,
+    Protocol,
+):
+    """The node as any operation of :data:`OPERATIONS` may use it: the intersection of the
+    operations' own Protocols (one per module, each what its operations use), and nothing else.
+    What runs an operation it does not choose holds this (:class:`LocalControllerClient`, and the
+    Envelope handler, ``kbroker.api.envelope``); the node (``kbroker.broker.Broker``) is checked
+    against it where it is given to one. An operation whose Protocol is not among these bases does
+    not type-check in :data:`OPERATIONS` (tests/unit/test_operation_hosts.py also checks that
+    these bases are exactly the table's Protocols)."""
+
+
+Operation = Callable[[AllOperationsHost, Any, int, "Requester | None"], Awaitable[Any]]
 """``(host, request, api_version, requester) -> response body``: one forwarded API run on the
 controller; ``requester`` (the Envelope's principal and client address, or the local request's)
 is what the operation authorizes, as Kafka's ControllerApis does with the forwarded principal.
 Each operation is typed on the small Protocol of what it uses of the node (its module's, e.g.
-``create_topics.CreateTopicsHost``); typing the table on :class:`RaftOperationHost` (what Envelope
-and :class:`LocalControllerClient` hold) makes mypy check that that node provides every one of
-them (tests/unit/test_operation_hosts.py checks the Broker has them at run time)."""
+``create_topics.CreateTopicsHost``); typing the table on :class:`AllOperationsHost` makes mypy
+refuse an operation whose Protocol that intersection does not include."""
 
 OPERATIONS: dict[int, Operation] = {
     c.CREATE_TOPICS: create_topics.create_topics,
@@ -75,7 +101,7 @@ OPERATIONS: dict[int, Operation] = {
 class LocalControllerClient(ForwardingOperations):
     """The controller of this process: each operation runs here, on ``host``'s QuorumController."""
 
-    def __init__(self, host: RaftOperationHost) -> None:
+    def __init__(self, host: AllOperationsHost) -> None:
         self.host = host
 
     async def forward(self, api_key: int, request: Any, version: int, requester: Requester | None = None) -> Any:

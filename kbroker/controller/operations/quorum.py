@@ -62,7 +62,8 @@ class QuorumNode(Protocol):
     """DescribeQuorum as it uses the node: its Raft driver (None: no quorum), its id and
     configuration (the controller endpoints it names)."""
 
-    config: BrokerConfig
+    @property
+    def config(self) -> BrokerConfig: ...
 
     @property
     def raft(self) -> RaftDriver | None: ...

@@ -41,8 +41,11 @@ class ReassignmentHost(ControllerHolder, Protocol):
     configuration (the cluster defaults when it runs no ClusterControl) and the authorizer the
     forwarded principal is checked with."""
 
-    config: BrokerConfig
-    authorizer: Authorizer
+    @property
+    def config(self) -> BrokerConfig: ...
+
+    @property
+    def authorizer(self) -> Authorizer: ...
 
 
 def replication_settings(broker: ReassignmentHost) -> ReplicationSettings:
