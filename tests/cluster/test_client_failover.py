@@ -126,6 +126,15 @@ def kafka_python_stream(bootstrap: str, topic: str, s: Stream) -> None:
         c = KafkaConsumer(topic, bootstrap_servers=servers, group_id=f"g-{topic}", auto_offset_reset="earliest",
                           enable_auto_commit=False)
         try:
+            # The consumer's own metadata has the topic's partition before its first poll (what
+            # partitions_for_topic, like the Java client's partitionsFor, waits for). Otherwise
+            # kafka-python 3.0.12, the group's leader, may join before it: "No partition metadata
+            # for topic", an empty assignment, then a rejoin once the metadata comes. That rejoin is
+            # not marked in its rejoin flag (Java's KAFKA-9815, fixed there), so when its SyncGroup
+            # answer comes after poll()'s timeout the next poll sees nothing to join and the
+            # assignment is never applied: the consumer reads nothing and sends no heartbeat, on
+            # Kafka 4.4 as on kbroker (more likely the busier the machine).
+            wait_until(lambda: c.partitions_for_topic(topic) == {0}, 60, 0.05, "kafka-python's metadata of the topic")
             while len(s.consumed) < COUNT and not stop.is_set():
                 batch = c.poll(200)
                 for records in batch.values():
