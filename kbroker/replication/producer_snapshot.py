@@ -12,8 +12,9 @@ A snapshot is usable when its offset is within the log and the batch ending just
 very batch the snapshot saw (same base offset and CRC): a log truncated and re-appended, or a
 segment rewritten there by the cleaner, makes the snapshot fall back to a full scan rather than
 be trusted. The file is JSON with a CRC-32 of its body, written to a ``.tmp`` name and renamed;
-anything unreadable is ignored. Written at clean shutdown and periodically by the transaction
-coordinator; older snapshots are removed when a new one is written.
+anything unreadable is ignored. Written when the logs close (a clean shutdown) and by the control
+plane's data-directory snapshot (kbroker/replication/producer_housekeeping.py); older snapshots
+are removed when a new one is written.
 """
 
 from __future__ import annotations
