@@ -9,6 +9,12 @@
   when first used and checked from then on), leader or follower, as Kafka's logs do. It runs on
   the broker's clock: the manual clock when the broker has one (``kbroker.clock=manual``), where
   it fires inside the advance that reaches it.
+- Producer snapshots at each roll: Kafka's ``UnifiedLog.roll`` takes one at the new segment's
+  base offset (the log end), flushed by its scheduler. Here the log tells the partition's
+  listener (:meth:`ProducerHousekeeping.watch_rolls`, installed when the replica manager opens
+  the partition) of each roll: a loaded state is encoded then, on the appending thread, and the
+  log's roll worker writes it once the sealed segment is durable, so that a restart after a kill
+  finds a snapshot no older than the active segment and scans the log from there.
 - Producer snapshots when the logs close: Kafka's ``UnifiedLog.close`` (from
   ``LogManager.shutdown``) takes a snapshot at the log end so a restart scans only what comes
   after it. :meth:`ProducerHousekeeping.close` does so for every loaded state (the replica
@@ -25,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from kbroker.replication.producer_snapshot import write_snapshot
+from kbroker.replication.producer_snapshot import roll_snapshot, write_snapshot
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
@@ -114,6 +120,19 @@ class ProducerHousekeeping:
         return count
 
     # -- snapshots -----------------------------------------------------------------------------
+
+    @staticmethod
+    def watch_rolls(partition: Partition) -> None:
+        """Snapshot the partition's producer state at each roll of its log (see the module)."""
+        def at_roll(base_offset: int) -> Callable[[], object] | None:
+            plog = partition.log
+            state = partition.producer_state
+            # (a state not loaded has nothing to save; one behind the log end is not this offset's)
+            if state is None or plog.log_end_offset != base_offset:
+                return None
+            return roll_snapshot(state, plog)
+
+        partition.log.roll_listener = at_roll
 
     def take_snapshots(self) -> int:
         """Snapshot the producer state of every hosted partition whose state is loaded, at its log

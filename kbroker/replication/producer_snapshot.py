@@ -12,9 +12,10 @@ A snapshot is usable when its offset is within the log and the batch ending just
 very batch the snapshot saw (same base offset and CRC): a log truncated and re-appended, or a
 segment rewritten there by the cleaner, makes the snapshot fall back to a full scan rather than
 be trusted. The file is JSON with a CRC-32 of its body, written to a ``.tmp`` name and renamed;
-anything unreadable is ignored. Written when the logs close (a clean shutdown) and by the control
-plane's data-directory snapshot (kbroker/replication/producer_housekeeping.py); older snapshots
-are removed when a new one is written.
+anything unreadable is ignored. Written where Kafka takes them (kbroker/replication/producer_housekeeping.py):
+at each roll of the log (at the new segment's base offset, once the sealed segment is durable) and
+when the logs close (a clean shutdown), and by the control plane's data-directory snapshot; older
+snapshots are removed when a new one is written.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import logging
 import os
 import zlib
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from kbroker.log.partition_log import PartitionLog, write_file_atomically
@@ -116,6 +118,26 @@ def write_snapshot(state: PartitionProducerState, plog: PartitionLog) -> Path | 
     for _old_offset, old in existing:
         old.unlink(missing_ok=True)
     return path
+
+
+def roll_snapshot(state: PartitionProducerState, plog: PartitionLog) -> Callable[[], object]:
+    """The snapshot of ``state`` at the log's end, where it has just rolled to a new segment
+    (Kafka's ``UnifiedLog.roll`` takes one there): encoded now, on the thread that appends, and
+    written by what this returns (the roll worker runs it once the sealed segment is durable),
+    unless a snapshot at that offset or later is there by then; the older ones are removed."""
+    offset = plog.log_end_offset
+    data = encode(state, offset, _last_batch(plog, offset))
+    directory = Path(plog.directory)
+
+    def write() -> None:
+        existing = _snapshot_files(directory)
+        if existing and existing[-1][0] >= offset:
+            return
+        write_file_atomically(directory / f"{offset:020d}{SUFFIX}", data)
+        for _old_offset, old in existing:
+            old.unlink(missing_ok=True)
+
+    return write
 
 
 def load_state(plog: PartitionLog) -> PartitionProducerState:

@@ -189,6 +189,7 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
         """A partition record for a local replica (Kafka's ``applyDelta``): lead or follow."""
         if partition.partition_epoch < 0:  # just opened
             self._restore_high_watermark(partition, len(state.replicas))
+            self.producer_housekeeping.watch_rolls(partition)
             self._ensure_checkpoint_timer()
         if state.leader == self.node_id:
             self.fetchers.remove_partition(partition)

@@ -168,3 +168,77 @@ async def test_a_restart_after_a_kill_rebuilds_from_the_snapshot_and_the_log_aft
         assert gap.value.code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
     finally:
         close(manager, broker)
+
+
+# -- the snapshot at each roll (Kafka's UnifiedLog.roll) ---------------------------------------------
+
+
+def roll_captured(partition: Partition) -> list:
+    """Roll the partition's log now, its disk waits captured (as the roll worker would get them)."""
+    jobs: list = []
+    partition.log.roll_scheduler = jobs.append
+    partition.log.roll()
+    return jobs
+
+
+async def test_a_roll_snapshots_the_state_once_the_sealed_segment_is_durable(tmp_path, monkeypatch):
+    manager, broker, partition = led(tmp_path)
+    for seq in range(3):
+        produce(manager, broker, partition, IDEMPOTENT, seq)
+    jobs = roll_captured(partition)
+    assert len(jobs) == 1 and snapshots(partition) == []  # encoded at the roll, written by the worker
+    produce(manager, broker, partition, IDEMPOTENT, 3)  # (appends go on meanwhile: not in that snapshot)
+    jobs[0]()
+    assert snapshots(partition) == [f"{3:020d}.producer-snapshot"]
+    _offset, _last, state = producer_snapshot.decode((Path(partition.log.directory) / snapshots(partition)[0])
+                                                     .read_bytes())
+    assert state.producers[IDEMPOTENT].last_seq == 2
+    produce(manager, broker, partition, IDEMPOTENT, 4)
+    manager.validation_pool.close()  # killed: no close, so no snapshot at the log end
+
+    read_from: list[int] = []
+    original = PartitionLog.iter_batch_headers
+
+    def recording(self: PartitionLog, start_offset: int):  # type: ignore[no-untyped-def]
+        read_from.append(start_offset)
+        return original(self, start_offset)
+
+    monkeypatch.setattr(PartitionLog, "iter_batch_headers", recording)
+    manager, broker, partition = led(tmp_path)
+    try:
+        assert partition_state(partition).producers[IDEMPOTENT].last_seq == 4
+        assert read_from == [2, 3]  # from the roll's snapshot on: only the active segment is read
+    finally:
+        monkeypatch.undo()
+        close(manager, broker)
+
+
+async def test_no_roll_snapshot_after_a_truncation_or_of_a_state_not_loaded(tmp_path):
+    manager, broker, partition = led(tmp_path)
+    for seq in range(3):
+        produce(manager, broker, partition, IDEMPOTENT, seq)
+    jobs = roll_captured(partition)
+    partition.log.truncate_to(2)  # (a follower's, before the worker ran: the state is rebuilt)
+    partition.producer_state = None
+    for job in jobs:
+        job()
+    assert snapshots(partition) == []
+    produce(manager, broker, partition, IDEMPOTENT, 2)  # the state rebuilt from the log
+    partition.producer_state = None
+    for job in roll_captured(partition):
+        job()
+    assert snapshots(partition) == []  # nothing loaded: nothing to save
+    close(manager, broker)
+
+
+async def test_a_roll_snapshot_written_late_keeps_a_newer_one(tmp_path):
+    manager, broker, partition = led(tmp_path)
+    for seq in range(3):
+        produce(manager, broker, partition, IDEMPOTENT, seq)
+    jobs = roll_captured(partition)
+    produce(manager, broker, partition, IDEMPOTENT, 3)
+    assert manager.producer_housekeeping.take_snapshots() == 1  # at 4 (the control plane's /snapshot)
+    jobs[0]()
+    assert snapshots(partition) == [f"{4:020d}.producer-snapshot"]
+    close(manager, broker)
+
