@@ -247,6 +247,7 @@ class Broker:
         for service in self.services:
             await _maybe_await(service.start())
         self.log_manager.start()
+        self.replica_manager.start()  # producer-id expiration (kbroker/replication/producer_housekeeping.py)
         if self.clock is not None:
             self.clock.run_log_retention(self.log_manager, self.config["log.retention.check.interval.ms"])
         for server in self.servers:

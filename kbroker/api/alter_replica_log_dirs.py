@@ -71,10 +71,12 @@ def _move(broker: AlterReplicaLogDirsServices, topic: str, index: int, destinati
     if partition.log.offline is not None:
         return ErrorCode.KAFKA_STORAGE_ERROR
     try:
-        partition.log = manager.move(topic, index, dest)
+        moved = manager.move(topic, index, dest)
     except (OSError, LogDirOfflineError) as exc:
         log.error("cannot move %s-%d to %s: %s", topic, index, destination, exc)
         return ErrorCode.KAFKA_STORAGE_ERROR
+    moved.roll_listener = partition.log.roll_listener  # (the producer snapshots at roll go on)
+    partition.log = moved
     return ErrorCode.NONE
 
 

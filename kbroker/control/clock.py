@@ -14,11 +14,11 @@ path as it was). On it run:
   (``group.share.record.lock.duration.ms``), so ``advance(30_000)`` makes acquired records
   available again (or archives them at the delivery count limit);
 - the transaction coordinator: transactions are stamped with the clock's time; its abort of
-  timed-out transactions runs every ``transaction.abort.timed.out.transaction.cleanup.interval.ms``,
-  transactional-id expiration (``transactional.id.expiration.ms``) every
-  ``transaction.remove.expired.transaction.cleanup.interval.ms`` and the partitions' producer-id
-  expiration (``producer.id.expiration.ms``) every ``producer.id.expiration.check.interval.ms``,
-  all of clock time;
+  timed-out transactions runs every ``transaction.abort.timed.out.transaction.cleanup.interval.ms``
+  and transactional-id expiration (``transactional.id.expiration.ms``) every
+  ``transaction.remove.expired.transaction.cleanup.interval.ms``, both of clock time;
+- the replica manager's producer-id expiration in the partitions (``producer.id.expiration.ms``)
+  every ``producer.id.expiration.check.interval.ms`` of clock time;
 - log retention: time-based deletion (``retention.ms``) and compaction's delete horizons
   (``delete.retention.ms``) measure age against the clock, and the retention check runs every
   ``log.retention.check.interval.ms`` of clock time, on the advance that reaches it;

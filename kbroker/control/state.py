@@ -131,9 +131,7 @@ async def snapshot(broker: ControlledBroker, path: str) -> dict[str, object]:
     dirs = _dirs(broker.config)
     manager.stop()  # no flush, retention or compaction while the files are copied
     try:
-        txn = broker.txn_coordinator
-        if txn is not None:
-            txn.snapshot_producer_states()
+        broker.replica_manager.producer_housekeeping.take_snapshots()
         manager.flush_all()
         target.mkdir(parents=True, exist_ok=True)
         for i, d in enumerate(dirs):

@@ -31,10 +31,10 @@ the two records: its markers are (re)written and the transaction completed befor
 (Writing a marker twice is harmless: the second finds no open transaction.)
 
 A periodic task aborts Ongoing transactions older than their timeout (bumping the epoch, which
-fences the producer), expires idle transactional ids (``transactional.id.expiration.ms``,
-tombstones) and idle producer ids in partitions (``producer.id.expiration.ms``) and the aborted transactions
-retention has removed from them, and snapshots
-the partitions' producer states (also at shutdown) so restarts scan only what came after.
+fences the producer) and expires idle transactional ids (``transactional.id.expiration.ms``,
+tombstones). The partitions' producer state is not the coordinator's: its producer-id expiration
+and snapshots are the replica manager's (kbroker/replication/producer_housekeeping.py), as they are
+Kafka's log layer's.
 
 The epoch fence (InitProducerId on an Ongoing transaction, or its timeout) is Kafka's
 PrepareEpochFence: never a logged state, the abort is logged as PrepareAbort with the bumped epoch
@@ -101,13 +101,7 @@ class TransactionCoordinator(TxnMarkers):
                                       self._guarded(self.abort_timed_out)),
                 self.clock.call_every(self._cfg("transaction.remove.expired.transaction.cleanup.interval.ms"),
                                       self._guarded(self.expire_transactional_ids)),
-                self.clock.call_every(self._cfg("producer.id.expiration.check.interval.ms"),
-                                      self._guarded(self._expire_producers)),
             ]
-
-    async def _expire_producers(self) -> None:
-        self.expire_producers()
-        self.snapshot_producer_states()
 
     def _guarded(self, check: Callable[[], Awaitable[object]]) -> Callable[[], None]:
         """A manual-clock timer running ``check`` (a coroutine function: it writes the transaction
@@ -173,7 +167,6 @@ class TransactionCoordinator(TxnMarkers):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self.snapshot_producer_states()
 
     # -- InitProducerId --------------------------------------------------------------------
 
@@ -451,26 +444,20 @@ class TransactionCoordinator(TxnMarkers):
     # -- periodic work ---------------------------------------------------------------------
 
     async def _periodic(self) -> None:
-        """Kafka's three scheduled tasks: the abort of timed-out transactions
-        (``transaction.abort.timed.out.transaction.cleanup.interval.ms``), transactional-id
-        expiration (``transaction.remove.expired.transaction.cleanup.interval.ms``) and the
-        partitions' producer-id expiration (``producer.id.expiration.check.interval.ms``)."""
+        """The transaction coordinator's two scheduled tasks in Kafka: the abort of timed-out
+        transactions (``transaction.abort.timed.out.transaction.cleanup.interval.ms``) and
+        transactional-id expiration (``transaction.remove.expired.transaction.cleanup.interval.ms``)."""
         abort_every = self._cfg("transaction.abort.timed.out.transaction.cleanup.interval.ms") / 1000
         remove_every = self._cfg("transaction.remove.expired.transaction.cleanup.interval.ms") / 1000
-        expire_every = self._cfg("producer.id.expiration.check.interval.ms") / 1000
         loop = asyncio.get_running_loop()
         next_remove = loop.time() + remove_every
-        next_expire = loop.time() + expire_every
         while True:
-            await asyncio.sleep(min(abort_every, remove_every, expire_every))
+            await asyncio.sleep(min(abort_every, remove_every))
             try:
                 await self.abort_timed_out()
                 if loop.time() >= next_remove:
                     next_remove = loop.time() + remove_every
                     await self.expire_transactional_ids()
-                if loop.time() >= next_expire:
-                    next_expire = loop.time() + expire_every
-                    await self._expire_producers()
             except Exception:  # noqa: BLE001 - keep the task alive
                 log.exception("transaction coordinator periodic task failed")
 
@@ -504,17 +491,6 @@ class TransactionCoordinator(TxnMarkers):
                 continue
             expired.append(tid)
         return expired
-
-    def expire_producers(self, now_ms: int | None = None) -> int:
-        now = self._now_ms() if now_ms is None else now_ms
-        expiration = self._cfg("producer.id.expiration.ms")
-        count = 0
-        for partition in list(self.broker.partitions.values()):
-            state = partition.producer_state
-            if state is not None:
-                count += len(state.expire_producers(now, expiration))
-                state.truncate_head(partition.log_start_offset)  # aborted transactions retention removed
-        return count
 
     # -- admin views -----------------------------------------------------------------------
 

@@ -168,21 +168,6 @@ class TxnCoordinatorCore:
         task.add_done_callback(self._marker_tasks.discard)
         return task
 
-    def snapshot_producer_states(self) -> int:
-        """Write a producer-state snapshot for every partition whose state is loaded."""
-        from kbroker.replication.producer_snapshot import write_snapshot
-
-        count = 0
-        for partition in list(self.broker.partitions.values()):
-            if partition.producer_state is None:
-                continue
-            try:
-                write_snapshot(partition.producer_state, partition.log)
-                count += 1
-            except Exception as exc:  # noqa: BLE001 - a snapshot is an optimisation
-                log.warning("cannot snapshot producer state of %s-%d: %s", partition.topic, partition.index, exc)
-        return count
-
     def _load_partition(self, partition: Partition) -> None:
         for header, data in partition.log.iter_batches():
             if header.is_control:

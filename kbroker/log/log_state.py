@@ -137,6 +137,8 @@ class PendingRoll:
     done: bool = False
     # the sealed segment's data and indexes and the directory (the new segment's entry) fsynced
     synced: bool = False
+    # what the roll listener asked to run once the sealed segment is durable (roll.py)
+    after_sync: Callable[[], object] | None = None
 
 
 class LogState:

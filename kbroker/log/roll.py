@@ -22,6 +22,11 @@ Guarantees kept:
   segment's fsync and only while that segment is still the log's: a crash leaves no file (a
   rebuild replays from further back) or a complete one for data on disk, as before.
 - A clean close completes every pending roll first (``close`` in partition_log.py).
+- The roll listener (``roll_listener``, installed by the replication layer: the producer snapshot
+  Kafka's ``UnifiedLog.roll`` takes, kbroker/replication/producer_housekeeping.py) is told of
+  each roll on the rolling thread, lock held; what it returns runs on the worker once the sealed
+  segment is durable, unless the log was truncated or closed meanwhile (a close has its own
+  snapshot).
 - A power loss before the worker ran can leave the sealed segment's tail torn: recovery cuts it
   and the later segments, as Kafka's LogLoader (recovery.py, docs/log.md "Damage behaviour").
 """
@@ -71,6 +76,9 @@ class LogRoll(LogTxnState):
     # How a roll's disk waits are run: None, at once, on the rolling thread (a log opened on its
     # own); the LogManager gives its logs its roll worker (log_manager.py); tests capture them.
     roll_scheduler: Callable[[Callable[[], object]], object] | None = None
+    # Told of each roll with the new segment's base offset (the log end), on the rolling thread
+    # with ``self.lock`` held; returns what to run once the sealed segment is durable, or None.
+    roll_listener: Callable[[int], Callable[[], object] | None] | None = None
 
     def _roll(self, base_offset: int) -> LogSegment:
         """Seal the active segment and start a new one at ``base_offset``; the fsyncs are scheduled
@@ -102,6 +110,12 @@ class LogRoll(LogTxnState):
             active=segment,
             open_txns=None if open_txns is None else dict(open_txns),
         )
+        listener = self.roll_listener
+        if listener is not None:
+            try:
+                pending.after_sync = listener(base_offset)
+            except Exception:  # noqa: BLE001 - the listener's work is an optimisation, the roll is not
+                logger.exception("the roll listener of %s failed", self.directory.name)
         self._pending_rolls.append(pending)
         if self.roll_scheduler is None:
             self.complete_rolls()
@@ -130,6 +144,15 @@ class LogRoll(LogTxnState):
                 sealed.release_reserved()  # (same size: a truncation would have changed the count)
         if not synced:
             self._sync_sealed(p)
+        after_sync = p.after_sync
+        if after_sync is not None:
+            with self.lock:
+                current = not p.done and not self._closed and p.truncations == self._truncations
+            if current:
+                try:
+                    after_sync()
+                except Exception as exc:  # noqa: BLE001 - (a producer snapshot: the next one will do)
+                    logger.warning("after the roll of %s to %d: %s", self.directory.name, p.active.base_offset, exc)
         tmp = None
         if p.open_txns is not None:
             path = self._txn_state_path(p.active.base_offset)

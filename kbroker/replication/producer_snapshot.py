@@ -12,8 +12,10 @@ A snapshot is usable when its offset is within the log and the batch ending just
 very batch the snapshot saw (same base offset and CRC): a log truncated and re-appended, or a
 segment rewritten there by the cleaner, makes the snapshot fall back to a full scan rather than
 be trusted. The file is JSON with a CRC-32 of its body, written to a ``.tmp`` name and renamed;
-anything unreadable is ignored. Written at clean shutdown and periodically by the transaction
-coordinator; older snapshots are removed when a new one is written.
+anything unreadable is ignored. Written where Kafka takes them (kbroker/replication/producer_housekeeping.py):
+at each roll of the log (at the new segment's base offset, once the sealed segment is durable) and
+when the logs close (a clean shutdown), and by the control plane's data-directory snapshot; older
+snapshots are removed when a new one is written.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import logging
 import os
 import zlib
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from kbroker.log.partition_log import PartitionLog, write_file_atomically
@@ -67,18 +70,33 @@ def _last_batch(plog: PartitionLog, end_offset: int) -> tuple[int, int] | None:
     return None
 
 
-def encode(state: PartitionProducerState, offset: int, last_batch: tuple[int, int] | None) -> bytes:
+# A producer as a snapshot holds it: id, epoch, last timestamp, coordinator epoch, first offset of
+# its open transaction, its last batches (BatchMetadata is never changed once made: a copy of the
+# tuple is a copy of the producer).
+_Row = tuple[int, int, int, int, int, tuple[BatchMetadata, ...]]
+
+
+def _rows(state: PartitionProducerState) -> list[_Row]:
+    return [(e.producer_id, e.epoch, e.last_timestamp, e.coordinator_epoch, e.txn_first_offset, tuple(e.batches))
+            for e in state.producers.values()]
+
+
+def _encode_rows(rows: list[_Row], offset: int, last_batch: tuple[int, int] | None) -> bytes:
     body = json.dumps({
         "version": VERSION,
         "offset": offset,
         "last_batch": list(last_batch) if last_batch else None,
         "producers": [
-            [e.producer_id, e.epoch, e.last_timestamp, e.coordinator_epoch, e.txn_first_offset,
-             [[b.first_seq, b.last_seq, b.first_offset, b.last_offset] for b in e.batches]]
-            for e in state.producers.values()
+            [pid, epoch, ts, coord_epoch, txn_first, [[b.first_seq, b.last_seq, b.first_offset, b.last_offset]
+                                                      for b in batches]]
+            for pid, epoch, ts, coord_epoch, txn_first, batches in rows
         ],
     }, separators=(",", ":")).encode()
     return b"%08x\n" % zlib.crc32(body) + body
+
+
+def encode(state: PartitionProducerState, offset: int, last_batch: tuple[int, int] | None) -> bytes:
+    return _encode_rows(_rows(state), offset, last_batch)
 
 
 def decode(data: bytes) -> tuple[int, tuple[int, int] | None, PartitionProducerState]:
@@ -115,6 +133,28 @@ def write_snapshot(state: PartitionProducerState, plog: PartitionLog) -> Path | 
     for _old_offset, old in existing:
         old.unlink(missing_ok=True)
     return path
+
+
+def roll_snapshot(state: PartitionProducerState, plog: PartitionLog) -> Callable[[], object]:
+    """The snapshot of ``state`` at the log's end, where it has just rolled to a new segment
+    (Kafka's ``UnifiedLog.roll`` takes one there): copied now, on the thread that appends (a
+    shallow copy: ~15 times cheaper than the encoding, which a thousand producers make tens of
+    milliseconds), encoded and written by what this returns (the roll worker runs it once the
+    sealed segment is durable), unless a snapshot at that offset or later is there by then; the
+    older ones are removed."""
+    offset = plog.log_end_offset
+    rows, last_batch = _rows(state), _last_batch(plog, offset)
+    directory = Path(plog.directory)
+
+    def write() -> None:
+        existing = _snapshot_files(directory)
+        if existing and existing[-1][0] >= offset:
+            return
+        write_file_atomically(directory / f"{offset:020d}{SUFFIX}", _encode_rows(rows, offset, last_batch))
+        for _old_offset, old in existing:
+            old.unlink(missing_ok=True)
+
+    return write
 
 
 def load_state(plog: PartitionLog) -> PartitionProducerState:

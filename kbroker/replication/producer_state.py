@@ -246,10 +246,6 @@ class PartitionProducerState:
             del self.producers[pid]
         return doomed
 
-    def truncate_head(self, log_start_offset: int) -> None:
-        """Nothing to drop: the aborted-transaction index is the segments' ``.txnindex`` files,
-        which go with their segments (retention, DeleteRecords). Kept for existing callers."""
-
     # -- rebuild ---------------------------------------------------------------------------
 
     def replay_batch(self, header: BatchHeader, data: Buffer) -> None:

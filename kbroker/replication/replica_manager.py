@@ -15,6 +15,11 @@ records each follower's fetch position, moves the high watermark, wakes acks=all
 channel), checking for out-of-sync followers every ``replica.lag.time.max.ms`` / 2. High
 watermarks are kept in each log directory's ``replication-offset-checkpoint``
 (``kbroker/replication/hw_checkpoint.py``) and restored when a replicated partition is opened.
+
+The producer state's housekeeping, which Kafka's logs do (producer-id expiration every
+``producer.id.expiration.check.interval.ms``, producer snapshots when the logs close), runs from
+:meth:`ReplicaManager.start` to :meth:`ReplicaManager.close`
+(``kbroker/replication/producer_housekeeping.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from kbroker.replication.hw_checkpoint import HighWatermarkCheckpoints
 from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError
+from kbroker.replication.producer_housekeeping import ProducerHousekeeping
 from kbroker.replication.replica_fetcher import FetcherHost, ReplicaFetcherManager
 from kbroker.replication.txn_verification import TxnVerification
 from kbroker.replication.validation import (
@@ -142,6 +148,13 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
         self.isr_expands = 0
         self.isr_shrinks = 0
         self._init_checkpoints()
+        # producer-id expiration and the producer snapshots at close (Kafka's log layer does them)
+        self.producer_housekeeping = ProducerHousekeeping(broker)
+
+    def start(self) -> None:
+        """Start the periodic work that does not wait for a partition: the producer-id expiration
+        check (the ISR and checkpoint timers start with the first partition that needs them)."""
+        self.producer_housekeeping.start()
 
     # -- time, config, image -----------------------------------------------------------------
 
@@ -176,6 +189,7 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
         """A partition record for a local replica (Kafka's ``applyDelta``): lead or follow."""
         if partition.partition_epoch < 0:  # just opened
             self._restore_high_watermark(partition, len(state.replicas))
+            self.producer_housekeeping.watch_rolls(partition)
             self._ensure_checkpoint_timer()
         if state.leader == self.node_id:
             self.fetchers.remove_partition(partition)
@@ -522,6 +536,9 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
         for task in list(self._tasks):
             task.cancel()
         self.fetchers.close()
+        # no append comes after this (the fetchers are closed, the clients' connections before):
+        # the producer states are snapshotted at their logs' ends, as Kafka's logs close
+        self.producer_housekeeping.close()
         self.validation_pool.close()
 
     def on_leader_append(self, partition: Partition) -> None:

@@ -132,6 +132,55 @@ def test_duplicates_are_still_detected_after_a_restart(tmp_path, snapshot):
         broker.stop()
 
 
+def test_duplicates_are_still_detected_after_a_kill_from_the_snapshot_taken_at_the_roll(tmp_path):
+    """``python -m kbroker`` killed (SIGKILL: no snapshot at shutdown) after its log rolled: the
+    snapshot the roll took (Kafka's UnifiedLog.roll) is on disk, and the restarted broker rebuilds
+    the producer state from it and the batches after it."""
+    import signal
+
+    from waiting import wait_until
+
+    from tests.integration.cli_helpers import BrokerProcess, base_args
+
+    data = tmp_path / "data"
+    args = [*base_args(data), "--override", "log.segment.bytes=1048576"]  # (the smallest segment allowed)
+
+    def start() -> tuple[BrokerProcess, str]:
+        proc = BrokerProcess(args, tmp_path)
+        _node, host, port = proc.wait_ready().groups()
+        return proc, f"{host}:{port}"
+
+    proc, bootstrap = start()
+    try:
+        create_topic(bootstrap, "t")
+        raw = RawClient(bootstrap)
+        pid = init_producer_id(raw).producer_id
+        # three batches of 300 kB fill the first segment: the fourth rolls the log at offset 3
+        batches = [data_batch(pid, 0, seq, [b"%d" % seq * (300_000 if seq < 4 else 1)]) for seq in range(7)]
+        assert [produce(raw, "t", 0, b).base_offset for b in batches] == list(range(7))
+        directory = next(data.glob("t-0"))
+        rolled = directory / f"{3:020d}.producer-snapshot"
+        wait_until(rolled.exists, message="the snapshot of the roll written by the roll worker")
+        raw.close()
+    finally:
+        assert proc.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert sorted(p.name for p in directory.glob("*.producer-snapshot")) == [rolled.name]  # none at a kill
+
+    proc, bootstrap = start()
+    try:
+        raw = RawClient(bootstrap)
+        # the last five batches are recognised (one before the snapshot), the sequence continues
+        for seq in range(2, 7):
+            resp = produce(raw, "t", 0, batches[seq])
+            assert (resp.error_code, resp.base_offset) == (0, seq)
+        assert produce(raw, "t", 0, data_batch(pid, 0, 9, [b"gap"])).error_code == \
+            ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert produce(raw, "t", 0, data_batch(pid, 0, 7, [b"next"])).base_offset == 7
+        raw.close()
+    finally:
+        assert proc.stop() == 0
+
+
 def test_kafka_python_retries_after_a_lost_response_create_no_duplicates():
     ensure_find_coordinator()
     broker_port, proxy_port = free_port(), free_port()

@@ -106,6 +106,8 @@ def test_partitions_spread_and_move_while_written(tmp_path):
             assert errors == []
             assert placement(w, topic)[0] == dest
             assert not os.path.exists(os.path.join(source, f"{topic}-0"))
+            # the moved log still tells the replication layer of its rolls (producer snapshots)
+            assert b.call(lambda: b.broker.partition(topic, 0).log.roll_listener) is not None
             assert record_count(w, topic, 0) == (acked[0], acked[0])
             # Moving it where it is changes nothing.
             assert move(w, topic, 0, dest) == ErrorCode.NONE

@@ -534,7 +534,7 @@ def test_fetch_returns_aborted_transactions_at_read_committed(txn_broker, bootst
         T.DeleteRecordsPartition(partition_index=0, offset=3)])]), DeleteRecordsResponse, 2)
     assert deleted.topics[0].partitions[0].low_watermark == 3
     partition = txn_broker.broker.partition(topic, 0)
-    txn_broker.call(txn_broker.broker.txn_coordinator.expire_producers)
+    txn_broker.call(txn_broker.broker.replica_manager.producer_housekeeping.remove_expired_producers)
     assert not hasattr(partition.producer_state, "aborted")
     assert (partition.log.directory / f"{0:020d}.txnindex").stat().st_size == 2 * 34
     assert txn_broker.call(lambda: partition.aborted_transactions(3, partition.log_end_offset)) == [(pid, 6)]
@@ -579,7 +579,9 @@ def test_transactional_id_and_producer_id_expiration(tmp_path):
         assert broker.call(coordinator.expire_transactional_ids, week_later) == [idle]
         # producer.id.expiration.ms (1 day): the idle idempotent producer is forgotten, the open
         # transaction's producer stays.
-        assert broker.call(coordinator.expire_producers, week_later) == 1
+        # (the replica manager's check, as Kafka's logs run it)
+        housekeeping = broker.broker.replica_manager.producer_housekeeping
+        assert broker.call(housekeeping.remove_expired_producers, week_later) == 1
         partition = broker.broker.partition("t", 0)
         assert broker.call(lambda: set(partition.producer_state.producers)) == {busy_init.producer_id}
         raw.close()

@@ -26,9 +26,7 @@ TXN_CONFIG: dict[str, Any] = {
     "transaction.max.timeout.ms": 900_000,
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": 10_000,
     "transaction.remove.expired.transaction.cleanup.interval.ms": 3_600_000,
-    "producer.id.expiration.check.interval.ms": 600_000,
     "transactional.id.expiration.ms": 604_800_000,
-    "producer.id.expiration.ms": 86_400_000,
     "offsets.topic.num.partitions": 1,
 }
 
