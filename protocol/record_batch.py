@@ -143,12 +143,15 @@ def compute_crc(buf: bytes | bytearray | memoryview, pos: int = 0, size: int | N
     return crc32c(memoryview(buf)[pos + CRC_COVERED_FROM : pos + size])
 
 
-def validate_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
+def validate_batch(buf: bytes | bytearray | memoryview, pos: int = 0,
+                   header: BatchHeader | None = None) -> BatchHeader:
     """Parse and fully validate the batch at ``pos``: length, magic and CRC.
 
     Raises :class:`InvalidRecordBatch` on any defect. The records themselves are not decoded.
+    ``header``: the batch's header when the caller has parsed it already (not parsed again).
     """
-    header = parse_header(buf, pos)
+    if header is None:
+        header = parse_header(buf, pos)
     if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
         raise InvalidRecordBatch(f"batch length {header.batch_length} is below the minimum")
     if header.magic != 2:

@@ -50,6 +50,7 @@ from kbroker_protocol.record_batch import (
     Buffer,
     InvalidRecord,
     InvalidRecordBatch,
+    parse_header,
     validate_batch,
 )
 from kbroker_protocol.record_build import build_batch, build_control_batch, encode_record, set_log_append_time
@@ -76,6 +77,7 @@ __all__ = [
     "TimestampType",
     "build_batch",
     "build_control_batch",
+    "check_produce_batch",
     "check_produce_records",
     "decode_batch",
     "decode_records",
@@ -308,10 +310,42 @@ def check_produce_records(api_version: int, records: Buffer | None) -> ErrorCode
     (CORRUPT_MESSAGE / INVALID_RECORD), as in Kafka's LogValidator. Versions below 3 are not
     checked (Kafka does not either; this broker rejects them before getting here).
     """
+    return check_produce_batch(api_version, records)[0]
+
+
+def check_produce_batch(api_version: int, records: Buffer | None) -> tuple[ErrorCode, BatchHeader | None]:
+    """:func:`check_produce_records`, also giving the first batch's header, parsed once here for
+    the checks after it (``validate_batch``, the records, the log's append); None when the batch
+    is shorter than a header (or on an error, or below v3)."""
     if api_version < 3:
-        return ErrorCode.NONE
+        return ErrorCode.NONE, None
     if records is None:
-        return ErrorCode.INVALID_RECORD
+        return ErrorCode.INVALID_RECORD, None
+    available = len(records)
+    if available < HEADER_SIZE:
+        return _check_short(api_version, records), None
+    # The common case: the whole header is there; its fields answer the same checks.
+    header = parse_header(records, 0)
+    length = header.batch_length
+    magic = header.magic
+    if length < _LEGACY_RECORD_OVERHEAD_V0 or magic < 0 or magic > 2:
+        return ErrorCode.CORRUPT_MESSAGE, None
+    size = length + LOG_OVERHEAD
+    if available < size or magic != 2:
+        return ErrorCode.INVALID_RECORD, None
+    if api_version < 7 and header.attributes & COMPRESSION_MASK == Codec.ZSTD:
+        return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, None
+    if available > size:
+        try:
+            if _next_batch_size(memoryview(records), size) is not None:
+                return ErrorCode.INVALID_RECORD, None
+        except InvalidRecordBatch:
+            return ErrorCode.CORRUPT_MESSAGE, None
+    return ErrorCode.NONE, header
+
+
+def _check_short(api_version: int, records: Buffer) -> ErrorCode:
+    """:func:`check_produce_records` of records shorter than a batch header."""
     view = memoryview(records)
     try:
         size = _next_batch_size(view, 0)

@@ -5,7 +5,8 @@ written to the socket with ``os.sendfile`` by the connection. The first partitio
 exceed the byte limits by one whole batch (as Kafka does), so a consumer always progresses.
 
 Long polling: when fewer than MinBytes are available the request waits up to MaxWaitMs and is
-woken by appends to any partition it reads. IsolationLevel 1 (read_committed) reads up to the
+woken by appends to any partition it reads (Kafka's DelayedFetch, kbroker/replication/delayed_fetch.py:
+this handler gives it the re-read and the answer). IsolationLevel 1 (read_committed) reads up to the
 last stable offset and lists the aborted transactions in range. v7+ fetch sessions (KIP-227, see
 kbroker/replication/fetch_sessions.py); v9+ CurrentLeaderEpoch fencing; v13+ topics by id (UNKNOWN_TOPIC_ID).
 
@@ -27,10 +28,9 @@ log end offset (its fetch offset), which moves the high watermark and the ISR.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,7 +40,7 @@ from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSE
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
 from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
-from kbroker.replication.deadline import Deadline
+from kbroker.replication.delayed_fetch import DelayedFetch, FetchRead, answers_at_once
 from kbroker.replication.fetch_sessions import (
     FINAL_EPOCH,
     INITIAL_EPOCH,
@@ -49,7 +49,6 @@ from kbroker.replication.fetch_sessions import (
     FetchSession,
     FetchSessionCache,
 )
-from kbroker.replication.parked_fetches import REFETCH
 from kbroker.replication.partition import Partition
 from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC, authorized
 from kbroker.security.quotas import ClientQuotaManager, principal_user
@@ -481,58 +480,31 @@ def handle_fetch(ctx: RequestContext[FetchServices], request: FetchRequest) -> F
     reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
     if replica is not None:
         replica.update = False  # a long poll's re-reads leave the follower's recorded position alone
-    has_error = any(r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads)
-    wait_ms = request.max_wait_ms
-    if total < min_bytes and wait_ms > 0 and not has_error and wants:
+    complete = _completes(reads)
+    if not answers_at_once(total, complete, min_bytes, request.max_wait_ms, len(wants)):
         finish = functools.partial(_answer, broker, version, replica, quota, user, client_id, session, incremental,
                                    cache, session_id, listener)
-        return _long_poll(broker, wants, max_bytes, isolation, replica, client, min_bytes, wait_ms, reads, total, finish)
+        reread = functools.partial(_reread, broker, wants, max_bytes, isolation, replica, client)
+        delayed = DelayedFetch(reread, lambda done: finish(done.reads, done.size),
+                               [(w.topic_name, w.cached.partition) for w in wants if w.topic_name is not None],
+                               broker.partition, min_bytes, request.max_wait_ms, clock=broker.clock,
+                               stopping=lambda: broker.stopping, replica_id=-1 if replica is None else replica.replica_id,
+                               parked=None if replica is None else broker.replica_manager.parked_fetches)
+        return delayed.complete(FetchRead(reads, total, complete))  # (kbroker/replication/delayed_fetch.py)
     return _answer(broker, version, replica, quota, user, client_id, session, incremental, cache, session_id, listener,
                    reads, total)
 
 
-async def _long_poll(broker: FetchServices, wants: list[_Want], max_bytes: int, isolation: int,
-                     replica: _Replica | None, client: _Client | None, min_bytes: int, wait_ms: int,
-                     reads: list[_Read], total: int,
-                     finish: Callable[[list[_Read], int], FetchResponse]) -> FetchResponse:
-    """Kafka's DelayedFetch: wait until min_bytes are there, an error or a diverging epoch shows,
-    or max_wait_ms passes, reading the partitions again each time one of them is appended to."""
-    loop = asyncio.get_running_loop()
-    # DelayedFetch: a consumer's long poll ends on the broker's manual clock if it has one; a
-    # follower's fetch (replication, not a client's timer) stays on real time.
-    deadline = Deadline(wait_ms, broker.clock if replica is None else None)
-    waited_on: list[Partition] = []
-    # a follower's held fetch also answers when the leader appends to a partition it lacks
-    parked = broker.replica_manager.parked_fetches if replica is not None else None
-    while True:
-        fut = loop.create_future()
-        waited_on = []
-        for w in wants:
-            if w.topic_name is not None:
-                part = broker.partition(w.topic_name, w.cached.partition)
-                if part is not None:
-                    part.add_waiter(fut)
-                    waited_on.append(part)
-        if deadline.passed or broker.stopping:
-            for part in waited_on:
-                part.remove_waiter(fut)
-            break
-        if parked is not None and replica is not None:
-            parked.park(replica.replica_id, fut)
-        try:
-            await deadline.wait(fut)
-        finally:
-            for part in waited_on:
-                part.remove_waiter(fut)
-            if parked is not None and replica is not None:
-                parked.unpark(replica.replica_id, fut)
-        refetch = fut.done() and not fut.cancelled() and fut.result() is REFETCH
-        reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
-        if refetch or total >= min_bytes or deadline.passed or any(
-            r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads
-        ):
-            break
-    return finish(reads, total)
+def _completes(reads: list[_Read]) -> bool:
+    """Whether a partition's read is answered at once: an error, a diverging epoch, a preferred read replica."""
+    return any(r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads)
+
+
+def _reread(broker: FetchServices, wants: list[_Want], max_bytes: int, isolation: int, replica: _Replica | None,
+            client: _Client | None) -> FetchRead[list[_Read]]:
+    """A held fetch's partitions read again (woken by a change of one of them, or at its expiry)."""
+    reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
+    return FetchRead(reads, total, _completes(reads))
 
 
 def _answer(broker: FetchServices, version: int, replica: _Replica | None, quota: ClientQuotaManager | None,

@@ -17,6 +17,7 @@ from kbroker_protocol.record_batch import (
     PREFIX,
     PREFIX_SIZE,
     TRANSACTIONAL_MASK,
+    BatchHeader,
     InvalidRecordBatch,
 )
 from kbroker_protocol.records import set_log_append_time
@@ -67,6 +68,7 @@ class LogAppend(LogRoll):
         leader_epoch: int = 0,
         assign_offsets: bool = True,
         sync: bool = True,
+        header: BatchHeader | None = None,
     ) -> AppendInfo:
         """Append one or more validated magic-2 batches.
 
@@ -75,7 +77,9 @@ class LogAppend(LogRoll):
         unchanged and must start at or after the log end. The input is never modified. With
         ``flush.messages`` reached the data is fsynced before this returns, unless ``sync`` is
         False: then the caller owns that fsync (group commit: `sync_appended` on a worker thread,
-        see kbroker/log/group_commit.py) and acknowledges the batch only after it.
+        see kbroker/log/group_commit.py) and acknowledges the batch only after it. ``header``: the
+        parsed header of ``batches`` when they are one batch whose header the caller has parsed
+        and validated (the Produce path): its fields are read instead of unpacking it again.
         """
         view = memoryview(batches)
         if type(batches) is not bytes and (view.format != "B" or view.ndim != 1):
@@ -83,7 +87,11 @@ class LogAppend(LogRoll):
         config = self.config
         if assign_offsets and len(view) >= HEADER_SIZE and config.message_timestamp_type == "CreateTime":
             # The common case, one batch from the leader, checked as _split_batches would.
-            _, length, _, magic, attributes, delta, max_ts, count = APPEND_FIELDS.unpack_from(view, 0)
+            if header is None:
+                _, length, _, magic, attributes, delta, max_ts, count = APPEND_FIELDS.unpack_from(view, 0)
+            else:
+                length, magic, attributes = header.batch_length, header.magic, header.attributes
+                delta, max_ts, count = header.last_offset_delta, header.max_timestamp, header.records_count
             size = length + LOG_OVERHEAD
             if (
                 size == len(view)

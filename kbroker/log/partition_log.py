@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from . import dir_failure
 from .append import AppendInfo, LogAppend
@@ -58,6 +59,9 @@ from .reads import (
     ReadResult,
 )
 from .recovery import LogRecovery
+
+if TYPE_CHECKING:
+    from kbroker_protocol.record_batch import BatchHeader
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +171,11 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
         leader_epoch: int = 0,
         assign_offsets: bool = True,
         sync: bool = True,
+        header: BatchHeader | None = None,
     ) -> AppendInfo:
         try:
             return LogAppend.append(self, batches, leader_epoch=leader_epoch, assign_offsets=assign_offsets,
-                                    sync=sync)
+                                    sync=sync, header=header)
         except OSError as exc:
             dir_failure.report(self.directory.parent, f"appending to {self.directory.name}", exc)
             raise

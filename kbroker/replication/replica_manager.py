@@ -401,7 +401,7 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
                     diverted = self._divert(partition, records, version, acks, transactional_id, now_ms)
                     if diverted is not None:
                         return diverted
-                return self._append(partition, header, batch, transactional_id, version)
+                return self._append(partition, header, batch, transactional_id, version, stored=batch is records)
         prev, mine = order.enqueue()  # now, before any later request for this partition is handled
         task = asyncio.ensure_future(self._append_later(
             partition, header, records, policy, outcome, transactional_id, version, prev, mine, verify, acks, now_ms))
@@ -429,16 +429,19 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
                 diverted = self._divert(partition, records, version, acks, transactional_id, now_ms)
                 if diverted is not None:
                     return await diverted if inspect.isawaitable(diverted) else diverted
-            result = self._append(partition, header, batch, transactional_id, version, guard)
+            result = self._append(partition, header, batch, transactional_id, version, guard, stored=batch is records)
         finally:
             order.done(mine)
         # (a group-commit fsync is waited for after the next append may go ahead)
         return await result if inspect.isawaitable(result) else result
 
     def _append(self, partition: Partition, header: BatchHeader, records: Buffer, transactional_id: str | None,
-                version: int, guard: VerificationGuard | None = None) -> AppendResult | Awaitable[AppendResult]:
+                version: int, guard: VerificationGuard | None = None,
+                stored: bool = False) -> AppendResult | Awaitable[AppendResult]:
         """The append of a client batch; an awaitable when ``flush.messages`` is reached: the result
-        once a group-commit fsync covers the batch (kbroker/log/group_commit.py)."""
+        once a group-commit fsync covers the batch (kbroker/log/group_commit.py). ``stored``: the
+        batch is the one ``header`` was parsed from (not rebuilt nor patched by the record checks),
+        so the log reads its fields from ``header`` instead of unpacking them again."""
         offline = getattr(partition.log, "offline", None)
         if offline is not None:
             # An offline log (its dir failed, or it loaded corrupt) answers KAFKA_STORAGE_ERROR before
@@ -458,7 +461,7 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
                 return duplicate
         plog = partition.log
         try:
-            info = plog.append(records, leader_epoch=partition.leader_epoch, sync=False)
+            info = plog.append(records, leader_epoch=partition.leader_epoch, sync=False, header=header if stored else None)
         except RecordBatchTooLargeError as exc:
             raise ProduceError(ErrorCode.MESSAGE_TOO_LARGE, str(exc)) from None
         except LogClosedError:

@@ -47,7 +47,7 @@ from kbroker_protocol.record_validation import (
     Policy,
     validate_records,
 )
-from kbroker_protocol.records import Buffer, check_produce_records
+from kbroker_protocol.records import Buffer, check_produce_batch
 
 log = logging.getLogger(__name__)
 
@@ -256,17 +256,17 @@ def validate_produce_batch(records: Buffer | None, version: int,
     """Check the single batch of a v3+ Produce partition; returns ``(header, batch bytes)``.
 
     The request-level rules are Kafka's ``ProduceRequest.validateRecords``
-    (:func:`kbroker_protocol.records.check_produce_records`); then, as Kafka's LogValidator does from the
+    (:func:`kbroker_protocol.records.check_produce_batch`); then, as Kafka's LogValidator does from the
     header alone: size against ``max.message.bytes``, CRC, control bit, codec and offset range.
     """
-    code = check_produce_records(version, records)
+    code, header = check_produce_batch(version, records)  # (the header parsed once, there)
     if code != ErrorCode.NONE:
         raise ProduceError(code, _REQUEST_ERRORS.get(code))
-    if records is None:  # (only below v3, which Produce rejects before: check_produce_records checks v3+)
+    if records is None:  # (only below v3, which Produce rejects before: check_produce_batch checks v3+)
         raise ProduceError(ErrorCode.INVALID_RECORD, _REQUEST_ERRORS[ErrorCode.INVALID_RECORD])
     try:
-
-        header = parse_header(records, 0)  # (a batch shorter than its header: CORRUPT_MESSAGE)
+        if header is None:
+            header = parse_header(records, 0)  # (a batch shorter than its header: CORRUPT_MESSAGE)
         size = header.size
         if size != len(records):
             records = records[:size]  # a trailing fragment is dropped, as Kafka's log does
@@ -275,7 +275,7 @@ def validate_produce_batch(records: Buffer | None, version: int,
                 ErrorCode.MESSAGE_TOO_LARGE,
                 f"The record batch size {size} exceeds the maximum message size {max_message_bytes}",
             )
-        validate_batch(records, 0)
+        validate_batch(records, 0, header)  # length, magic, CRC
     except InvalidRecordBatch as exc:
         raise ProduceError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
     if header.attributes & CONTROL_MASK:

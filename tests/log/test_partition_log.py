@@ -56,6 +56,19 @@ def test_append_assigns_offsets_and_patches_only_offset_and_epoch(tmp_path):
     assert parse_header(batch).base_offset == 999  # the input is not modified
 
 
+def test_append_with_the_callers_parsed_header_stores_what_the_unpacking_append_stores(tmp_path):
+    # The Produce path hands the log the header it validated (not unpacked again): same bytes, same info.
+    batches = [make_batch([(b"k", b"v1", 5), (b"k", b"v2", 7)], base_offset=999, leader_epoch=3),
+               make_batch([(None, b"x" * 50, 9)]), make_batch([(b"a", b"b", 4)] * 5)]
+    plain = PartitionLog.open(tmp_path / "plain-0", SMALL)
+    given = PartitionLog.open(tmp_path / "given-0", SMALL)
+    for epoch, batch in enumerate(batches * 4):
+        expected = plain.append(batch, leader_epoch=epoch // 3)
+        assert given.append(batch, leader_epoch=epoch // 3, header=parse_header(batch)) == expected
+    assert given.log_end_offset == plain.log_end_offset == 32
+    assert given.read(0, 100_000).read() == plain.read(0, 100_000).read()
+
+
 def test_rejects_malformed_input(tmp_path):
     log = PartitionLog.open(tmp_path / "t-0", LogConfig(max_message_bytes=200))
     batch = value_batch([b"x"])

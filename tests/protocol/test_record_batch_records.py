@@ -31,8 +31,10 @@ from kbroker_protocol.records import (
     ControlType,
     Record,
     TimestampType,
+    _check_short,
     build_batch,
     build_control_batch,
+    check_produce_batch,
     check_produce_records,
     decode_batch,
     iter_records,
@@ -486,6 +488,32 @@ def test_check_produce_records() -> None:
     struct.pack_into(">i", tiny, 8, 13)
     assert check_produce_records(3, tiny) == ErrorCode.CORRUPT_MESSAGE
     assert check_produce_records(2, _legacy_magic1_message_set()) == ErrorCode.NONE  # not checked below v3
+
+
+def test_check_produce_batch_gives_the_header_it_checked() -> None:
+    good = build_batch(_sample(3))
+    code, header = check_produce_batch(9, good + good[:20])
+    assert code == ErrorCode.NONE and header == parse_header(good)
+    assert check_produce_batch(9, good + good) == (ErrorCode.INVALID_RECORD, None)
+    assert check_produce_batch(6, build_batch(_sample(2), compression=Codec.ZSTD)) == (
+        ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, None)
+    assert check_produce_batch(2, good) == (ErrorCode.NONE, None)  # not checked below v3
+    short = struct.pack(">qiib", 0, 14, 0, 2) + bytes(9)  # a whole magic-2 "batch" shorter than a header
+    assert check_produce_batch(9, short) == (ErrorCode.NONE, None)  # (CORRUPT_MESSAGE when parsed)
+
+
+@settings(max_examples=500, deadline=None)
+@given(blob=st.binary(max_size=200), version=st.integers(3, 13), cut=st.integers(0, 200))
+def test_fuzz_check_produce_batch_answers_as_the_byte_peeks_do(blob: bytes, version: int, cut: int) -> None:
+    # From a whole header on, the checks read the parsed header's fields; below it, the bytes. Both
+    # must answer the same code for the same input (the byte peeks work at any length).
+    good = build_batch(_sample(2), compression=Codec.ZSTD if cut % 2 else Codec.NONE)
+    blob = good[:cut] + blob if cut < len(good) else good + blob
+    code, header = check_produce_batch(version, blob)
+    assert code == _check_short(version, blob)
+    assert (header is not None) == (code == ErrorCode.NONE and len(blob) >= 61)
+    if header is not None:
+        assert header == parse_header(blob)
 
 
 @settings(max_examples=300, deadline=None)
