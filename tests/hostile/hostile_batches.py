@@ -134,4 +134,6 @@ def named() -> dict[str, bytes]:
         "snappy raw count 2 for 3": with_count(
             with_payload(build_batch(records(3)), Codec.SNAPPY, bytes(cramjam.snappy.compress_raw(three))), 2),
         "lz4 frame of zeros": with_payload(build_batch(records(3)), Codec.LZ4, lz4.frame.compress(bytes(4096))),
+        "base offset 5": build_batch(records(3), base_offset=5),
+        "producer id without sequence": build_batch(records(3), producer_id=1234, producer_epoch=0, base_sequence=-1),
     }
