@@ -1,6 +1,7 @@
 """Record batches whose records contradict their header, or whose compressed payload is not what it
 claims: the hostile Produce inputs of issue 13. Every batch has a correct header CRC, so only a
-broker that looks at the records can tell.
+broker that looks at the records can tell; and two whose header breaks a rule Kafka checks before
+the records (a baseOffset other than 0, a producer id without a sequence).
 
 Also used by ``scripts/probe_produce_validation.py`` to compare kbroker's answers with Apache
 Kafka's.
