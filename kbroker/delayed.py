@@ -124,7 +124,8 @@ class DelayedDelivery(DelayedScheduler):
         """Store a produced batch that may carry delay headers: an :class:`AppendResult` (or an
         awaitable of it for acks=all with followers), or the batch, unchanged, for the normal path
         (``None``) when no record carries a delay header after all. Raises :class:`ProduceError`."""
-        header, records = validate_produce_batch(records, version, partition.config["max.message.bytes"])
+        header, records = validate_produce_batch(records, version, partition.config["max.message.bytes"],
+                                                 f"{partition.topic}-{partition.index}")
         try:
             parsed = list(iter_records(records, max_decompressed_size=MAX_DECOMPRESSED))
         except InvalidRecordBatch as exc:

@@ -14,13 +14,17 @@ partitions again through the handler's ``read`` callback (:class:`DelayedFetch`)
 decides what Kafka's cases decide:
 
 - cases A-E (this broker no longer the leader or a replica of a partition, the partition
-  unknown, its log dir offline, the request's leader epoch fenced) and an offset now out of range
-  (the log truncated under the fetch, Kafka's case F for a fetch offset past the end): the read
-  gives the partition an error, which completes the fetch;
+  unknown, its log dir offline, the request's leader epoch fenced): the read gives the partition
+  an error, which completes the fetch;
+- case F, the fetch offset past the end the fetch reads to: past the log end (the log truncated
+  under the fetch) the read gives OFFSET_OUT_OF_RANGE, which completes the fetch. Not here: a
+  consumer's offset between the high watermark (or last stable offset) and the log end, and a
+  fetch offset on an older segment than that end, complete Kafka's fetch at once; here they wait
+  for ``MinBytes`` or the expiry like any other read;
 - case G (the bytes accumulated over the partitions reach ``MinBytes``): the read's size;
 - case H (a follower's log diverged while its fetch was held): the read gives a diverging epoch,
   which completes the fetch;
-- the expiry: ``MaxWaitMs`` on a :class:`Deadline`, and the broker shutting down answers at once.
+- the expiry: ``MaxWaitMs`` on a :class:`Deadline`; the broker shutting down answers at once.
 
 A follower's held fetch also completes when the leader appends to a partition it does not name
 (:mod:`kbroker.replication.parked_fetches`: the partition joins its session with the next fetch).

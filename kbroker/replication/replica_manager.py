@@ -372,7 +372,8 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
         at once, else an awaitable of it (validation in the pool, or an earlier append to the same
         partition still pending). Raises/returns :class:`ProduceError` for a rejected batch."""
         config = partition.config
-        header, records = validate_produce_batch(records, version, config["max.message.bytes"])
+        header, records = validate_produce_batch(records, version, config["max.message.bytes"],
+                                                 f"{partition.topic}-{partition.index}")
         min_isr = leadership.effective_min_isr(partition)
         if acks == -1 and len(partition.isr) < min_isr:
             raise ProduceError(

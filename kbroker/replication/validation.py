@@ -251,13 +251,15 @@ def raise_for_outcome(outcome: Outcome) -> Buffer:
     return outcome.batch
 
 
-def validate_produce_batch(records: Buffer | None, version: int,
-                           max_message_bytes: int) -> tuple[BatchHeader, Buffer]:
+def validate_produce_batch(records: Buffer | None, version: int, max_message_bytes: int,
+                           topic_partition: str = "") -> tuple[BatchHeader, Buffer]:
     """Check the single batch of a v3+ Produce partition; returns ``(header, batch bytes)``.
 
     The request-level rules are Kafka's ``ProduceRequest.validateRecords``
-    (:func:`kbroker_protocol.records.check_produce_batch`); then, as Kafka's LogValidator does from the
-    header alone: size against ``max.message.bytes``, CRC, control bit, codec and offset range.
+    (:func:`kbroker_protocol.records.check_produce_batch`); then, as Kafka's
+    ``UnifiedLog.analyzeAndValidateRecords`` and ``LogValidator.validateBatch`` do from the header
+    alone: baseOffset 0, size against ``max.message.bytes``, CRC, control bit, codec, offset range
+    and count, a sequence for a producer id. ``topic_partition`` names the partition in messages.
     """
     code, header = check_produce_batch(version, records)  # (the header parsed once, there)
     if code != ErrorCode.NONE:
@@ -267,6 +269,9 @@ def validate_produce_batch(records: Buffer | None, version: int,
     try:
         if header is None:
             header = parse_header(records, 0)  # (a batch shorter than its header: CORRUPT_MESSAGE)
+        if header.base_offset != 0:  # (not covered by the CRC: checked before it, as Kafka does)
+            raise ProduceError(ErrorCode.INVALID_RECORD, f"The baseOffset of the record batch in the append to "
+                               f"{topic_partition} should be 0, but it is {header.base_offset}")
         size = header.size
         if size != len(records):
             records = records[:size]  # a trailing fragment is dropped, as Kafka's log does
@@ -284,6 +289,9 @@ def validate_produce_batch(records: Buffer | None, version: int,
         raise ProduceError(ErrorCode.CORRUPT_MESSAGE, f"Unknown compression type id {header.compression}")
     if header.records_count <= 0 or header.last_offset_delta != header.records_count - 1:
         raise ProduceError(ErrorCode.INVALID_RECORD, "Inconsistent record count and offset delta in batch")
+    if header.producer_id >= 0 and header.base_sequence < 0:
+        raise ProduceError(ErrorCode.INVALID_RECORD, f"Invalid sequence number {header.base_sequence} in record batch "
+                           f"with producerId {header.producer_id} in topic partition {topic_partition}")
     return header, records
 
 

@@ -1,6 +1,7 @@
 """Record batches whose records contradict their header, or whose compressed payload is not what it
 claims: the hostile Produce inputs of issue 13. Every batch has a correct header CRC, so only a
-broker that looks at the records can tell.
+broker that looks at the records can tell; and two whose header breaks a rule Kafka checks before
+the records (a baseOffset other than 0, a producer id without a sequence).
 
 Also used by ``scripts/probe_produce_validation.py`` to compare kbroker's answers with Apache
 Kafka's.
@@ -134,4 +135,6 @@ def named() -> dict[str, bytes]:
         "snappy raw count 2 for 3": with_count(
             with_payload(build_batch(records(3)), Codec.SNAPPY, bytes(cramjam.snappy.compress_raw(three))), 2),
         "lz4 frame of zeros": with_payload(build_batch(records(3)), Codec.LZ4, lz4.frame.compress(bytes(4096))),
+        "base offset 5": build_batch(records(3), base_offset=5),
+        "producer id without sequence": build_batch(records(3), producer_id=1234, producer_epoch=0, base_sequence=-1),
     }

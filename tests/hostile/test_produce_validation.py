@@ -44,6 +44,8 @@ EXPECTED = {
     "lz4 count 1 for 3": E.INVALID_RECORD,
     "snappy raw count 2 for 3": E.INVALID_RECORD,
     "lz4 frame of zeros": E.INVALID_RECORD,
+    "base offset 5": E.INVALID_RECORD,  # Kafka's analyzeAndValidateRecords: a client's baseOffset is 0
+    "producer id without sequence": E.INVALID_RECORD,  # Kafka's LogValidator.validateBatch
 }
 
 
