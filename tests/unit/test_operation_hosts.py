@@ -198,8 +198,7 @@ def test_the_source_walk_sees_a_member_outside_the_protocol(tmp_path: Path) -> N
 
 # -- what each function uses of the node, against what its Protocol declares --------------------
 
-# the controller-listener handlers' modules (their entry points' Protocols must be exactly what
-# they use) and the module of the cluster check they share
+# the controller-listener handlers' modules: each function's Protocol must be exactly what it uses
 _HANDLER_MODULES = (controller_apis, controller_registration, raft_voters, envelope)
 _CONTEXTS = ("RequestContext", "HandlerContext", "OperationSubject")
 _SUBSCRIPT = re.compile(r"^(\w+)\[(\w+)\]$")
@@ -213,7 +212,7 @@ def _protocol_in(namespace: dict[str, Any], name: str) -> type | None:
 def _node_params(fn: ast.FunctionDef | ast.AsyncFunctionDef, namespace: dict[str, Any]
                  ) -> list[tuple[str, bool, type]]:
     """(parameter, through a context, Protocol) for each parameter of the function that is the node
-    (named ``broker`` or ``host``) typed on a Protocol (or None), or a context of one
+    (named ``broker`` or ``host``) typed on a Protocol ``P`` (or ``P | None``), or a context of one
     (``ctx: RequestContext[P]``...)."""
     found = []
     for arg in [*fn.args.args, *fn.args.kwonlyargs]:
