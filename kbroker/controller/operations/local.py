@@ -45,6 +45,7 @@ class AllOperationsHost(
     alter_configs.ConfigsHost,
     elect_leaders.ElectionHost,
     reassignments.ReassignmentHost,
+    reassignments.ReassignmentListing,
     update_features.FeaturesHost,
     create_acls.AclsHost,
     delete_acls.AclsHost,
