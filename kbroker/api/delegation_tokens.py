@@ -74,14 +74,20 @@ Described = DescribeDelegationTokenResponse.DescribedDelegationToken
 Renewer = Described.DescribedDelegationTokenRenewer
 
 
-class DelegationTokensServices(Forwarding, Authorizing, Protocol):
-    """The services the delegation token APIs use: the controller (where tokens are created,
-    renewed and expired) and this node's token cache (DescribeDelegationToken)."""
+class TokenCreation(Forwarding, Authorizing, Protocol):
+    """What CreateDelegationToken uses: the controller (where tokens are created) and the
+    authorizer (CREATE_TOKENS for another owner). RenewDelegationToken and ExpireDelegationToken
+    use only the controller (:class:`~kbroker.api.services.Forwarding`: it authorizes them)."""
+
+
+class TokenDescription(Authorizing, Protocol):
+    """What DescribeDelegationToken uses: this node's token cache and the authorizer (DESCRIBE on
+    each token, or DESCRIBE_TOKENS on its owner)."""
 
     delegation_tokens: DelegationTokens
 
 
-def token_requests_allowed(ctx: RequestContext[DelegationTokensServices]) -> bool:
+def token_requests_allowed(ctx: RequestContext[object]) -> bool:
     """Kafka's KafkaApis.allowTokenRequests."""
     conn = ctx.connection
     if getattr(conn, "token_authenticated", False):
@@ -97,7 +103,7 @@ def token_requests_allowed(ctx: RequestContext[DelegationTokensServices]) -> boo
 
 
 @api(CreateDelegationTokenRequest, CreateDelegationTokenResponse, 1, 3)
-async def handle_create_delegation_token(ctx: RequestContext[DelegationTokensServices], request: CreateDelegationTokenRequest
+async def handle_create_delegation_token(ctx: RequestContext[TokenCreation], request: CreateDelegationTokenRequest
                                          ) -> CreateDelegationTokenResponse:
     principal = ctx.connection.principal
     owner = owner_of(request, principal)
@@ -116,7 +122,7 @@ async def handle_create_delegation_token(ctx: RequestContext[DelegationTokensSer
 
 
 @api(RenewDelegationTokenRequest, RenewDelegationTokenResponse, 1, 2)
-async def handle_renew_delegation_token(ctx: RequestContext[DelegationTokensServices], request: RenewDelegationTokenRequest
+async def handle_renew_delegation_token(ctx: RequestContext[Forwarding], request: RenewDelegationTokenRequest
                                         ) -> RenewDelegationTokenResponse:
     if not token_requests_allowed(ctx):
         return RenewDelegationTokenResponse(throttle_time_ms=0, error_code=ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED,
@@ -127,7 +133,7 @@ async def handle_renew_delegation_token(ctx: RequestContext[DelegationTokensServ
 
 
 @api(ExpireDelegationTokenRequest, ExpireDelegationTokenResponse, 1, 2)
-async def handle_expire_delegation_token(ctx: RequestContext[DelegationTokensServices], request: ExpireDelegationTokenRequest
+async def handle_expire_delegation_token(ctx: RequestContext[Forwarding], request: ExpireDelegationTokenRequest
                                          ) -> ExpireDelegationTokenResponse:
     if not token_requests_allowed(ctx):
         return ExpireDelegationTokenResponse(throttle_time_ms=0,
@@ -142,7 +148,7 @@ async def handle_expire_delegation_token(ctx: RequestContext[DelegationTokensSer
 
 
 @api(DescribeDelegationTokenRequest, DescribeDelegationTokenResponse, 1, 3)
-def handle_describe_delegation_token(ctx: RequestContext[DelegationTokensServices], request: DescribeDelegationTokenRequest
+def handle_describe_delegation_token(ctx: RequestContext[TokenDescription], request: DescribeDelegationTokenRequest
                                      ) -> DescribeDelegationTokenResponse:
     version = ctx.api_version
     tokens = tokens_of(ctx.broker)

@@ -20,7 +20,7 @@ from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.api.services import Forwarding
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.reassignments import (
-    ReassignmentHost,
+    ReassignmentListing,
     list_partition_reassignments_error,
     list_partition_reassignments_operation,
 )
@@ -43,7 +43,7 @@ async def handle_list_partition_reassignments(ctx: RequestContext[Forwarding], r
 
 
 @api(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0, listeners=(CONTROLLER_LISTENER,))
-async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext[ReassignmentHost], request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
+async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext[ReassignmentListing], request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
     # Kafka's ControllerApis: DESCRIBE on the cluster for the connection's principal before the controller
     # is asked (an inactive controller refuses an unauthorized request too, not with NOT_CONTROLLER)
     if not connection_authorized(ctx.broker, DESCRIBE):

@@ -57,15 +57,22 @@ ZERO_UUID = uuid.UUID(int=0)
 
 
 class ShareGroupOffsetsServices(BrokerView, Protocol):
-    """What the share-group offsets APIs (Describe, Alter, Delete) use of the broker."""
+    """What AlterShareGroupOffsets and DeleteShareGroupOffsets use of the broker: the group and
+    share coordinators, the image (the topics named), and the configuration and features that
+    say whether share groups are on."""
 
     group_coordinator: GroupCoordinator | None
     share_coordinator: ShareCoordinator | None
 
+
+class ShareGroupOffsetsDescribing(ShareGroupOffsetsServices, Protocol):
+    """What DescribeShareGroupOffsets uses of the broker: those, and the local partitions (a
+    partition's end offset, for the lag)."""
+
     def partition(self, topic: str, index: int) -> Partition | None: ...
 
 
-def _describe_partition(broker: ShareGroupOffsetsServices, group_id: str, topic: TopicImage, index: int) -> DP:
+def _describe_partition(broker: ShareGroupOffsetsDescribing, group_id: str, topic: TopicImage, index: int) -> DP:
     store = share_coordinator(broker).store
     state = store.read(group_id, topic.topic_id, index)
     sp = share_coordinator(broker).manager.partitions.get((group_id, topic.topic_id, index))
@@ -82,7 +89,7 @@ def _describe_partition(broker: ShareGroupOffsetsServices, group_id: str, topic:
 
 
 @api(DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, 0, 1)
-def handle_describe_share_group_offsets(ctx: RequestContext[ShareGroupOffsetsServices], request: DescribeShareGroupOffsetsRequest
+def handle_describe_share_group_offsets(ctx: RequestContext[ShareGroupOffsetsDescribing], request: DescribeShareGroupOffsetsRequest
                                         ) -> DescribeShareGroupOffsetsResponse:
     broker = ctx.broker
     out = []

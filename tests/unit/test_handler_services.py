@@ -110,7 +110,7 @@ def test_handlers_see_small_protocols() -> None:
         "handle_list_partition_reassignments_on_controller")}
     assert narrowed == {"handle_allocate_producer_ids": "ProducerIdAllocator",
                         "handle_alter_partition_reassignments_on_controller": "ReassignmentHost",
-                        "handle_list_partition_reassignments_on_controller": "ReassignmentHost"}
+                        "handle_list_partition_reassignments_on_controller": "ReassignmentListing"}
     assert all(sizes[name] <= 3 for name in narrowed)
     assert sorted(sizes.values())[len(sizes) // 2] <= 4  # the median handler uses a few services
     groups = {_services(fn) for fn in handler_services.BROKER_LISTENER_HANDLERS

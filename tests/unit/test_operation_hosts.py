@@ -1,5 +1,5 @@
-"""Each controller operation and controller-listener handler sees only what it declares of the
-node, declares only what it uses, and the node provides it (issue 14).
+"""Each controller operation and API handler sees only what it declares of the node, declares
+only what it uses, and the node provides it (issue 14).
 
 An operation (``kbroker.controller.operations``: the controller's side of a forwarded API) is typed
 on a small Protocol of its module (``create_topics.CreateTopicsHost``, ``quorum.QuorumHost``...).
@@ -7,13 +7,15 @@ on a small Protocol of its module (``create_topics.CreateTopicsHost``, ``quorum.
 (what Envelope and the local controller client hold), so mypy accepts the table only when that
 intersection includes every operation's Protocol, and the node only where it provides it. The
 controller-listener handlers (``kbroker.api.controller_apis``, ``controller_registration``,
-``raft_voters``, ``envelope``) are typed the same way. Here: every operation declares a Protocol
-smaller than the intersection; the intersection is exactly the operations' Protocols; a Broker has
-every member of each at run time; no function reaches a member of the node its Protocol does not
-declare (read from the source, as mypy would refuse it); no Protocol declares a member that the
-functions typed on it never use, directly or by handing the node to a function typed on another
-Protocol; each controller-listener handler's Protocol is exactly what it uses; and mypy refuses
-the table when an operation declares something the node lacks.
+``raft_voters``, ``envelope``) and the registry's handlers are typed the same way. Here: every
+operation declares a Protocol smaller than the intersection; the intersection is exactly the
+operations' Protocols; a Broker has every member of each at run time; no operation reaches a member
+of the node its Protocol does not declare (read from the source, as mypy would refuse it); no
+Protocol of the operations, the API layer or topic creation declares a member that the functions
+typed on it never use, directly or by handing the node to a function typed on another Protocol;
+each handler's Protocol (and each function's of the controller-listener modules) is exactly what
+it uses, itself or through the functions it hands the node to; and mypy refuses the table when an
+operation declares something the node lacks.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from kbroker.controller.operations import delegation_tokens
 from kbroker.controller.operations.local import OPERATIONS, AllOperationsHost
 from kbroker.metadata.client import FORWARDED_APIS
 from kbroker.replication import topics
+from kbroker.wiring import handler_services
 
 ROOT = Path(__file__).resolve().parents[2]
 _BROAD = {"AllOperationsHost", "Any", "object", "Broker"}
@@ -198,8 +201,7 @@ def test_the_source_walk_sees_a_member_outside_the_protocol(tmp_path: Path) -> N
 
 # -- what each function uses of the node, against what its Protocol declares --------------------
 
-# the controller-listener handlers' modules (their entry points' Protocols must be exactly what
-# they use) and the module of the cluster check they share
+# the controller-listener handlers' modules: each function's Protocol must be exactly what it uses
 _HANDLER_MODULES = (controller_apis, controller_registration, raft_voters, envelope)
 _CONTEXTS = ("RequestContext", "HandlerContext", "OperationSubject")
 _SUBSCRIPT = re.compile(r"^(\w+)\[(\w+)\]$")
@@ -213,7 +215,7 @@ def _protocol_in(namespace: dict[str, Any], name: str) -> type | None:
 def _node_params(fn: ast.FunctionDef | ast.AsyncFunctionDef, namespace: dict[str, Any]
                  ) -> list[tuple[str, bool, type]]:
     """(parameter, through a context, Protocol) for each parameter of the function that is the node
-    (named ``broker`` or ``host``) typed on a Protocol (or None), or a context of one
+    (named ``broker`` or ``host``) typed on a Protocol ``P`` (or ``P | None``), or a context of one
     (``ctx: RequestContext[P]``...)."""
     found = []
     for arg in [*fn.args.args, *fn.args.kwonlyargs]:
@@ -342,11 +344,11 @@ def _callable_parameter_members(root: ast.AST, name: str, position: int, namespa
 
 
 def _uses_in(root: ast.AST, is_node: Callable[[ast.expr], bool], context: str | None, own: type,
-             namespace: dict[str, Any]) -> tuple[set[str], set[str], list[str]]:
+             namespace: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]], list[str]]:
     """The node's members read under ``root`` (``is_node``: an expression that is the node; a
     name it is assigned to, ``broker = ctx.broker``, is too), and those of the parameters it hands
-    the node, or its context (the name ``context``), to; apart, those of its own Protocol
-    ``own`` when it hands the node to a function typed on it too; and the calls not known."""
+    the node, or its context (the name ``context``), to; apart, the functions typed on its own
+    Protocol ``own`` it hands the node to (module, name); and the calls not known."""
     aliases = {t.id for sub in ast.walk(root) if isinstance(sub, ast.Assign) and is_node(sub.value)
                for t in sub.targets if isinstance(t, ast.Name)}
     aliases |= {t.id for sub in ast.walk(root) if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Tuple)
@@ -359,7 +361,7 @@ def _uses_in(root: ast.AST, is_node: Callable[[ast.expr], bool], context: str | 
             return direct(expr) or (isinstance(expr, ast.Name) and expr.id in aliases)
 
     used: set[str] = set()
-    same: set[str] = set()
+    same: set[tuple[str, str]] = set()
     unresolved: list[str] = []
     for sub in ast.walk(root):
         if isinstance(sub, ast.Attribute) and is_node(sub.value):
@@ -381,11 +383,13 @@ def _uses_in(root: ast.AST, is_node: Callable[[ast.expr], bool], context: str | 
                 continue
             handed = (None, set()) if callee is _KEYED else _callee_members(callee, position, through_context)
             if handed is None and isinstance(sub.func, ast.Name) and isinstance(position, int):
+                # a function the caller is given, typed ``Callable[[P, ...], ...]``: it may use all of P
                 handed = _callable_parameter_members(root, sub.func.id, position, namespace)
+                callee = None
             if handed is None:
                 unresolved.append(ast.unparse(sub))
-            elif handed[0] is own:
-                same |= handed[1]
+            elif handed[0] is own and callee is not None:
+                same.add((callee.__module__, callee.__name__))
             else:
                 used |= handed[1]
     return used, same, unresolved
@@ -393,13 +397,13 @@ def _uses_in(root: ast.AST, is_node: Callable[[ast.expr], bool], context: str | 
 
 class Use(NamedTuple):
     """What a function (or a class given the node) does with the node: ``used``, the members it
-    reads or hands to a function typed on another Protocol; ``same``, those of its own Protocol
-    when it hands the node to a function typed on it too (whose own use counts for the Protocol)."""
+    reads or hands to a function typed on another Protocol; ``same``, the functions (module, name)
+    typed on its own Protocol too that it hands the node to (whose own uses count for the Protocol)."""
 
     name: str
     protocol: type
     used: set[str]
-    same: set[str]
+    same: set[tuple[str, str]]
     unresolved: list[str]
 
 
@@ -474,22 +478,55 @@ def test_no_protocol_declares_what_its_functions_never_use() -> None:
     assert len(used) > 70  # (the walk found the Protocols)
 
 
-def test_each_controller_listener_handler_declares_exactly_what_it_uses() -> None:
-    """The controller-listener handlers, their ``install`` and Envelope: each function's Protocol is
-    exactly what it uses, so that its signature lists its dependencies (``install`` the union of the
-    handlers' it adds; Envelope's, every operation's, ``AllOperationsHost``)."""
-    checked: dict[str, int] = {}
-    mismatched: dict[str, tuple[list[str], list[str]]] = {}
-    for module in _HANDLER_MODULES:
+def _index() -> dict[tuple[str, str], list[Use]]:
+    """Every walked function's (and class's) uses, by (module, name)."""
+    index: dict[tuple[str, str], list[Use]] = {}
+    for module in _walked_modules():
         for use in _uses(module):
-            declared, members = _members(use.protocol), use.used | use.same
-            checked[f"{module.__name__}.{use.name}"] = len(declared)
+            index.setdefault((module.__name__, use.name), []).append(use)
+    return index
+
+
+def _effective(use: Use, index: dict[tuple[str, str], list[Use]], seen: frozenset[tuple[str, str]] = frozenset()
+               ) -> set[str]:
+    """What ``use``'s function uses of the node, with what the functions of its own Protocol it
+    hands the node to use (one not walked: all of the Protocol, e.g. ``LocalControllerClient``)."""
+    members = set(use.used)
+    for key in use.same - seen:
+        callees = [u for u in index.get(key, []) if u.protocol is use.protocol]
+        if not callees:
+            members |= _members(use.protocol)
+        for callee in callees:
+            members |= _effective(callee, index, seen | {key})
+    return members
+
+
+def test_each_handler_declares_exactly_what_it_uses() -> None:
+    """Every API handler (``kbroker.wiring.handler_services`` lists them) and every function of the
+    controller-listener modules (their ``install``, Envelope): its Protocol is exactly what it uses,
+    itself or through the functions it hands the node to, so that its signature lists its
+    dependencies (``install`` the union of the handlers' it adds; Envelope's, every operation's,
+    ``AllOperationsHost``)."""
+    handlers = {(fn.__module__, fn.__name__) for fn in [
+        *handler_services.BROKER_LISTENER_HANDLERS, *handler_services.CONTROLLER_LISTENER_HANDLERS,
+        *handler_services.ENVELOPE_HANDLERS]}
+    modules = {m.__name__ for m in _HANDLER_MODULES}
+    index = _index()
+    checked: set[tuple[str, str]] = set()
+    mismatched: dict[str, tuple[list[str], list[str]]] = {}
+    for key, uses in index.items():
+        if key not in handlers and key[0] not in modules:
+            continue
+        for use in uses:
+            checked.add(key)
+            declared, members = _members(use.protocol), _effective(use, index)
             if declared != members:
-                mismatched[f"{module.__name__}.{use.name}"] = (sorted(declared - members), sorted(members - declared))
+                mismatched[".".join(key)] = (sorted(declared - members), sorted(members - declared))
     assert mismatched == {}
+    assert handlers <= checked, sorted(handlers - checked)
     for name in ("controller_apis.install", "controller_apis.describe_cluster", "envelope.envelope",
                  "envelope.handle_envelope", "controller_registration.install", "raft_voters.install"):
-        assert f"kbroker.api.{name}" in checked, sorted(checked)
+        assert ("kbroker.api." + name).rsplit(".", 1) in [list(k) for k in checked], name
 
 
 def test_the_uses_walk_sees_a_member_declared_and_never_used(tmp_path: Path) -> None:
@@ -539,15 +576,17 @@ def test_the_uses_walk_sees_a_member_declared_and_never_used(tmp_path: Path) -> 
     sys.modules["fake_handler"] = module
     try:
         exec(compile(source, str(path), "exec"), module.__dict__)
-        uses = {use.name: (use.protocol.__name__, use.used, use.unresolved) for use in _uses(module)}
-        same = {use.name: use.same for use in _uses(module)}
+        found = {use.name: use for use in _uses(module)}
+        uses = {name: (use.protocol.__name__, use.used, use.unresolved) for name, use in found.items()}
     finally:
         del sys.modules["fake_handler"]
     assert uses["handler"] == ("Wide", {"config", "authorizer"}, [])
     assert uses["in_context"] == ("Wide", {"config"}, [])
     assert _members(module.Wide) - uses["handler"][1] == {"log_manager"}
-    # handing the node to a function of the same Protocol does not count its members as used
-    assert uses["handed_on"] == ("Wide", set(), []) and same["handed_on"] == _members(module.Wide)
+    # handing the node to a function of the same Protocol: that function's uses, not its Protocol's
+    assert uses["handed_on"] == ("Wide", set(), []) and found["handed_on"].same == {("fake_handler", "in_context")}
+    index = {("fake_handler", name): [use] for name, use in found.items()}
+    assert _effective(found["handed_on"], index) == {"config"}
 
 
 _SNIPPET = """

@@ -45,6 +45,7 @@ class AllOperationsHost(
     alter_configs.ConfigsHost,
     elect_leaders.ElectionHost,
     reassignments.ReassignmentHost,
+    reassignments.ReassignmentListing,
     update_features.FeaturesHost,
     create_acls.AclsHost,
     delete_acls.AclsHost,
@@ -59,9 +60,9 @@ class AllOperationsHost(
     operations' own Protocols (one per module, each what its operations use), and nothing else.
     What runs an operation it does not choose holds this (:class:`LocalControllerClient`, and the
     Envelope handler, ``kbroker.api.envelope``); the node (``kbroker.broker.Broker``) is checked
-    against it where it is given to one. An operation whose Protocol is not among these bases does
-    not type-check in :data:`OPERATIONS` (tests/unit/test_operation_hosts.py also checks that
-    these bases are exactly the table's Protocols)."""
+    against it where it is given to one. An operation whose Protocol asks for a member none of
+    these bases declares does not type-check in :data:`OPERATIONS` (tests/unit/test_operation_hosts.py
+    also checks that these bases are exactly the table's Protocols)."""
 
 
 Operation = Callable[[AllOperationsHost, Any, int, "Requester | None"], Awaitable[Any]]
@@ -70,7 +71,7 @@ controller; ``requester`` (the Envelope's principal and client address, or the l
 is what the operation authorizes, as Kafka's ControllerApis does with the forwarded principal.
 Each operation is typed on the small Protocol of what it uses of the node (its module's, e.g.
 ``create_topics.CreateTopicsHost``); typing the table on :class:`AllOperationsHost` makes mypy
-refuse an operation whose Protocol that intersection does not include."""
+refuse an operation whose Protocol asks for more than that intersection declares."""
 
 OPERATIONS: dict[int, Operation] = {
     c.CREATE_TOPICS: create_topics.create_topics,

@@ -36,16 +36,20 @@ if TYPE_CHECKING:
     from kbroker.security.acls import Authorizer
 
 
-class ReassignmentHost(ControllerHolder, Protocol):
-    """The node as the reassignment operations use it: its controller (where they run), its
-    configuration (the cluster defaults when it runs no ClusterControl) and the authorizer the
-    forwarded principal is checked with."""
-
-    @property
-    def config(self) -> BrokerConfig: ...
+class ReassignmentListing(ControllerHolder, Protocol):
+    """The node as ListPartitionReassignments uses it: its controller (where it runs) and the
+    authorizer the forwarded principal is checked with."""
 
     @property
     def authorizer(self) -> Authorizer: ...
+
+
+class ReassignmentHost(ReassignmentListing, Protocol):
+    """The node as AlterPartitionReassignments uses it: those, and its configuration (the cluster
+    defaults when it runs no ClusterControl)."""
+
+    @property
+    def config(self) -> BrokerConfig: ...
 
 
 def replication_settings(broker: ReassignmentHost) -> ReplicationSettings:
@@ -73,7 +77,7 @@ async def alter_partition_reassignments_operation(broker: ReassignmentHost, requ
     return response
 
 
-async def list_partition_reassignments_operation(broker: ReassignmentHost, request: ListPartitionReassignmentsRequest, version: int,
+async def list_partition_reassignments_operation(broker: ReassignmentListing, request: ListPartitionReassignmentsRequest, version: int,
                                                  requester: Requester | None = None) -> ListPartitionReassignmentsResponse:
     """The controller's side (Kafka's ControllerApis.handleListPartitionReassignments)."""
     if not authorized(operation_subject(broker, requester), DESCRIBE, CLUSTER, CLUSTER_NAME):
