@@ -337,8 +337,9 @@ def _callable_parameter_members(root: ast.AST, name: str, position: int, namespa
                 and annotation.value.id == "Callable" and isinstance(annotation.slice, ast.Tuple)
                 and isinstance(annotation.slice.elts[0], ast.List)):
             parameters = annotation.slice.elts[0].elts
-            if position < len(parameters) and isinstance(parameters[position], ast.Name):
-                protocol = _protocol_in(namespace, parameters[position].id)
+            parameter = parameters[position] if position < len(parameters) else None
+            if isinstance(parameter, ast.Name):
+                protocol = _protocol_in(namespace, parameter.id)
                 return None if protocol is None else (protocol, _members(protocol))
     return None
 
@@ -476,10 +477,10 @@ def test_no_protocol_declares_what_its_functions_never_use() -> None:
     whose Protocol is known."""
     used: dict[type, set[str]] = {}
     unresolved: list[str] = []
-    for module in _walked_modules():
-        for use in _uses(module):
+    for (module, _name), uses in _index().items():
+        for use in uses:
             used.setdefault(use.protocol, set()).update(use.used)
-            unresolved += [f"{module.__name__}.{call}" for call in use.unresolved]
+            unresolved += [f"{module}.{call}" for call in use.unresolved]
     assert unresolved == []
     # (what runs any operation holds their intersection: test_the_node_of_the_operations_is_...)
     del used[AllOperationsHost]
@@ -488,6 +489,7 @@ def test_no_protocol_declares_what_its_functions_never_use() -> None:
     assert len(used) > 70  # (the walk found the Protocols)
 
 
+@functools.cache
 def _index() -> dict[tuple[str, str], list[Use]]:
     """Every walked function's (and class's) uses, by (module, name)."""
     index: dict[tuple[str, str], list[Use]] = {}
