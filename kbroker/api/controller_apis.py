@@ -39,10 +39,11 @@ from typing import Protocol, TypeVar
 from kbroker.api.controller_listener import connection_authorized, install_controller_handlers
 from kbroker.api.controller_registration import RegistrationApis
 from kbroker.api.error_response import builder_for, error_response, error_response_as
+from kbroker.api.raft_voters import VoterChangesApis
 from kbroker.controller.operations.host import Authorizing
 from kbroker.controller.operations.local import AllOperationsHost
 from kbroker.controller.operations.quorum import (
-    QuorumNode,
+    DescribeQuorumHost,
     describe_quorum,
     describe_quorum_error,
     voter_endpoints,
@@ -57,12 +58,7 @@ from kbroker_protocol.messages.request_header import RequestHeader
 from kbroker_protocol.primitives import Message
 
 
-class QuorumDescribing(QuorumNode, Authorizing, Protocol):
-    """DescribeQuorum on the controller listener as it uses the node: the authorizer (DESCRIBE on
-    the cluster) and what the answer reads (``quorum.QuorumNode``: the Raft driver, id, configuration)."""
-
-
-class ClusterDescribing(QuorumDescribing, Protocol):
+class ClusterDescribing(DescribeQuorumHost, Protocol):
     """DescribeCluster on the controller listener as it uses the node: the voters' endpoints (as
     DescribeQuorum reads them), the cluster id and the active controller's id."""
 
@@ -73,11 +69,11 @@ class ClusterDescribing(QuorumDescribing, Protocol):
     def active_controller_id(self) -> int: ...  # the KRaft leader, as clients see the controller
 
 
-class ControllerListenerNode(ClusterDescribing, AllOperationsHost, RegistrationApis, Protocol):
+class ControllerListenerNode(ClusterDescribing, AllOperationsHost, VoterChangesApis, RegistrationApis, Protocol):
     """The node :func:`install` serves the controller listener of: the intersection of what the
     handlers it adds use (the Raft driver whose handler table it fills among them). Envelope runs
-    any forwarded operation (``AllOperationsHost``, which also covers AllocateProducerIds and the
-    voter changes, ``raft_voters.VotersHost``); the handlers of the registry's controller listener
+    any forwarded operation (``AllOperationsHost``, which also covers AllocateProducerIds); the
+    voter changes add the configuration (``raft_voters.VoterChangesApis``); the handlers of the registry's controller listener
     are given the node untyped (``install_controller_handlers``), and
     ``kbroker.wiring.handler_services`` checks that the broker provides what each of them uses."""
 
@@ -140,7 +136,7 @@ async def _refused(response_type: type[R], header: RequestHeader, body: Message)
     return error_response_as(response_type, body, header.request_api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
 
 
-async def describe_quorum_on_controller(broker: QuorumDescribing, header: RequestHeader, body: DescribeQuorumRequest
+async def describe_quorum_on_controller(broker: DescribeQuorumHost, header: RequestHeader, body: DescribeQuorumRequest
                                         ) -> DescribeQuorumResponse:
     """DescribeQuorum sent to the controller listener: DESCRIBE on the cluster for the connection's
     principal first (Kafka's ``handleDescribeQuorum``: ``authorizeClusterOperation(request,

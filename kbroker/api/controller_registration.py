@@ -35,7 +35,7 @@ from kbroker.config import BrokerConfig
 from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.host import Authorizing, ControllerHolder
 from kbroker.controller.operations.quorum import (
-    UnregisteringNode,
+    UnregisterControllerHost,
     unregister_controller,
     unregister_controller_error,
 )
@@ -74,12 +74,7 @@ class RegistrationServing(ControllerHolder, Authorizing, Protocol):
     connection's CLUSTER_ACTION) and the controller that writes the registration."""
 
 
-class UnregistrationServing(UnregisteringNode, Authorizing, Protocol):
-    """UnregisterController on the controller listener as it uses the node: the authorizer (the
-    connection's ALTER on the cluster) and what the operation uses (its controller and id)."""
-
-
-class RegistrationApis(RegistrationServing, UnregistrationServing, Protocol):
+class RegistrationApis(RegistrationServing, UnregisterControllerHost, Protocol):
     """The node :func:`install` adds both APIs to: what each uses, and its Raft driver (whose
     handler table serves the controller listener)."""
 
@@ -134,7 +129,7 @@ async def controller_registration_on_controller(broker: RegistrationServing, hea
     return await controller_registration(broker, request)
 
 
-async def unregister_controller_on_controller(broker: UnregistrationServing, header: RequestHeader,
+async def unregister_controller_on_controller(broker: UnregisterControllerHost, header: RequestHeader,
                                               request: UnregisterControllerRequest) -> UnregisterControllerResponse:
     """UnregisterController sent to the controller listener: ALTER on the cluster for the
     connection's principal first (Kafka's ``ControllerApis.handleUnregisterController``:

@@ -19,16 +19,17 @@ is controller-only, as in Kafka. The answers themselves: kbroker/controller/oper
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kbroker.api.context import RequestContext, requester, response_as
 from kbroker.api.controller_listener import connection_authorized
 from kbroker.api.error_response import Builder, error_response_as, refusal
 from kbroker.api.registry import api
 from kbroker.api.services import Forwarding
+from kbroker.controller.operations.host import Authorizing
 from kbroker.controller.operations.raft_voters import (
     UPDATE_RAFT_VOTER,
-    VotersHost,
+    VoterUpdateNode,
     add_raft_voter,
     remove_raft_voter,
     update_raft_voter,
@@ -59,9 +60,14 @@ refusal(ADD_RAFT_VOTER)(_top_level(AddRaftVoterResponse))
 refusal(REMOVE_RAFT_VOTER)(_top_level(RemoveRaftVoterResponse))
 
 
-def install(broker: VotersHost) -> None:
-    """The three APIs on the controller listener (the RaftDriver's handler table), on ``broker`` as
-    the voter changes use it (its Raft driver, cluster id, configuration and authorizer)."""
+class VoterChangesApis(VoterUpdateNode, Authorizing, Protocol):
+    """The node :func:`install` serves the three voter changes on: what they use (its Raft driver,
+    whose handler table serves the controller listener, its cluster id and configuration), and
+    the authorizer (the connection's ALTER or CLUSTER_ACTION on the cluster)."""
+
+
+def install(broker: VoterChangesApis) -> None:
+    """The three APIs on the controller listener (the RaftDriver's handler table)."""
     raft = broker.raft
     assert raft is not None
     # Kafka's ControllerApis: ALTER on the cluster for AddRaftVoter and RemoveRaftVoter, CLUSTER_ACTION
@@ -74,8 +80,8 @@ def install(broker: VotersHost) -> None:
         broker, header, body, CLUSTER_ACTION, UpdateRaftVoterResponse, update_raft_voter)
 
 
-async def _authorized_first(broker: VotersHost, header: RequestHeader, request: _Req, operation: int,
-                            response_type: type[_Resp], serve: Callable[[VotersHost, _Req], Awaitable[_Resp]]
+async def _authorized_first(broker: VoterChangesApis, header: RequestHeader, request: _Req, operation: int,
+                            response_type: type[_Resp], serve: Callable[[VoterChangesApis, _Req], Awaitable[_Resp]]
                             ) -> _Resp:
     """``serve`` the request when the connection's principal may do ``operation`` on the cluster
     (Kafka's ``authorizeClusterOperation``), else the request's error response with

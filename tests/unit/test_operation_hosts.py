@@ -2,7 +2,7 @@
 only what it uses, and the node provides it (issue 14).
 
 An operation (``kbroker.controller.operations``: the controller's side of a forwarded API) is typed
-on a small Protocol of its module (``create_topics.CreateTopicsHost``, ``quorum.QuorumHost``...).
+on a small Protocol of its module (``create_topics.CreateTopicsHost``, ``quorum.DescribeQuorumHost``...).
 ``local.OPERATIONS`` is typed on ``local.AllOperationsHost``, the intersection of those Protocols
 (what Envelope and the local controller client hold), so mypy accepts the table only when that
 intersection includes every operation's Protocol, and the node only where it provides it. The
@@ -337,8 +337,9 @@ def _callable_parameter_members(root: ast.AST, name: str, position: int, namespa
                 and annotation.value.id == "Callable" and isinstance(annotation.slice, ast.Tuple)
                 and isinstance(annotation.slice.elts[0], ast.List)):
             parameters = annotation.slice.elts[0].elts
-            if position < len(parameters) and isinstance(parameters[position], ast.Name):
-                protocol = _protocol_in(namespace, parameters[position].id)
+            parameter = parameters[position] if position < len(parameters) else None
+            if isinstance(parameter, ast.Name):
+                protocol = _protocol_in(namespace, parameter.id)
                 return None if protocol is None else (protocol, _members(protocol))
     return None
 
@@ -354,11 +355,21 @@ def _uses_in(root: ast.AST, is_node: Callable[[ast.expr], bool], context: str | 
     aliases |= {t.id for sub in ast.walk(root) if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Tuple)
                 for target in sub.targets if isinstance(target, ast.Tuple)
                 for t, v in zip(target.elts, sub.value.elts, strict=False) if isinstance(t, ast.Name) and is_node(v)}
-    if aliases:
+    # a subject built on the node (``ctx = operation_subject(broker, requester)``) is a context of it
+    def is_subject(expr: ast.expr) -> bool:
+        return (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and bool(expr.args)
+                and expr.func.id in ("operation_subject", "OperationSubject") and is_node(expr.args[0]))
+
+    contexts = {t.id for sub in ast.walk(root) if isinstance(sub, ast.Assign) and is_subject(sub.value)
+                for t in sub.targets if isinstance(t, ast.Name)}
+    contexts |= set() if context is None else {context}
+    if aliases or contexts - {context}:
         direct = is_node
 
         def is_node(expr: ast.expr) -> bool:
-            return direct(expr) or (isinstance(expr, ast.Name) and expr.id in aliases)
+            return (direct(expr) or (isinstance(expr, ast.Name) and expr.id in aliases)
+                    or (isinstance(expr, ast.Attribute) and expr.attr == "broker"
+                        and isinstance(expr.value, ast.Name) and expr.value.id in contexts))
 
     used: set[str] = set()
     same: set[tuple[str, str]] = set()
@@ -371,7 +382,7 @@ def _uses_in(root: ast.AST, is_node: Callable[[ast.expr], bool], context: str | 
         given: list[tuple[int | str, ast.expr]] = [*enumerate(sub.args)]
         given += [(k.arg, k.value) for k in sub.keywords if k.arg is not None]
         for position, arg in given:
-            through_context = context is not None and isinstance(arg, ast.Name) and arg.id == context
+            through_context = (isinstance(arg, ast.Name) and arg.id in contexts) or is_subject(arg)
             if not (is_node(arg) or through_context):
                 continue
             callee = _resolve(sub.func, namespace)
@@ -466,10 +477,10 @@ def test_no_protocol_declares_what_its_functions_never_use() -> None:
     whose Protocol is known."""
     used: dict[type, set[str]] = {}
     unresolved: list[str] = []
-    for module in _walked_modules():
-        for use in _uses(module):
+    for (module, _name), uses in _index().items():
+        for use in uses:
             used.setdefault(use.protocol, set()).update(use.used)
-            unresolved += [f"{module.__name__}.{call}" for call in use.unresolved]
+            unresolved += [f"{module}.{call}" for call in use.unresolved]
     assert unresolved == []
     # (what runs any operation holds their intersection: test_the_node_of_the_operations_is_...)
     del used[AllOperationsHost]
@@ -478,6 +489,7 @@ def test_no_protocol_declares_what_its_functions_never_use() -> None:
     assert len(used) > 70  # (the walk found the Protocols)
 
 
+@functools.cache
 def _index() -> dict[tuple[str, str], list[Use]]:
     """Every walked function's (and class's) uses, by (module, name)."""
     index: dict[tuple[str, str], list[Use]] = {}
@@ -501,15 +513,15 @@ def _effective(use: Use, index: dict[tuple[str, str], list[Use]], seen: frozense
     return members
 
 
-def test_each_handler_declares_exactly_what_it_uses() -> None:
-    """Every API handler (``kbroker.wiring.handler_services`` lists them) and every function of the
-    controller-listener modules (their ``install``, Envelope): its Protocol is exactly what it uses,
-    itself or through the functions it hands the node to, so that its signature lists its
-    dependencies (``install`` the union of the handlers' it adds; Envelope's, every operation's,
-    ``AllOperationsHost``)."""
+def test_each_handler_and_operation_declares_exactly_what_it_uses() -> None:
+    """Every API handler (``kbroker.wiring.handler_services`` lists them), every operation of the
+    controller and every function of the controller-listener modules (their ``install``,
+    Envelope): its Protocol is exactly what it uses, itself or through the functions it hands the
+    node to, so that its signature lists its dependencies (``install`` the union of the handlers'
+    it adds; Envelope's, every operation's, ``AllOperationsHost``)."""
     handlers = {(fn.__module__, fn.__name__) for fn in [
         *handler_services.BROKER_LISTENER_HANDLERS, *handler_services.CONTROLLER_LISTENER_HANDLERS,
-        *handler_services.ENVELOPE_HANDLERS]}
+        *handler_services.ENVELOPE_HANDLERS, *OPERATIONS.values()]}
     modules = {m.__name__ for m in _HANDLER_MODULES}
     index = _index()
     checked: set[tuple[str, str]] = set()

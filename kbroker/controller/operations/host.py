@@ -3,7 +3,7 @@
 An operation (the controller's side of a forwarded admin API, :mod:`kbroker.controller.operations`)
 runs on the node that hosts the active controller; this package never imports the API layer that
 forwards to it. Each operation is typed on a small Protocol of its own module, what it uses of the
-node (``create_topics.CreateTopicsHost``, ``quorum.QuorumHost``, ``reassignments.ReassignmentHost``,
+node (``create_topics.CreateTopicsHost``, ``quorum.DescribeQuorumHost``, ``reassignments.ReassignmentHost``,
 ``delegation_tokens.TokenExpiryHost``...), built from the pieces here (:class:`ControllerHolder`,
 :class:`Authorizing`, :class:`ClusterControlling`). There is no Protocol of the node as a whole:
 what runs any forwarded operation (``local.LocalControllerClient``, and Envelope through it) holds

@@ -52,7 +52,9 @@ class AllOperationsHost(
     alter_user_scram_credentials.ScramHost,
     alter_client_quotas.ClientQuotasHost,
     delegation_tokens.TokensHost,
-    quorum.QuorumHost,
+    quorum.DescribeQuorumHost,
+    quorum.UnregisterBrokerHost,
+    quorum.UnregisterControllerHost,
     raft_voters.VotersHost,
     Protocol,
 ):

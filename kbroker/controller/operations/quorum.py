@@ -80,10 +80,19 @@ class UnregisteringNode(ControllerHolder, Protocol):
     def node_id(self) -> int: ...
 
 
-class QuorumHost(QuorumNode, ClusterControlling, UnregisteringNode, Authorizing, Protocol):
-    """The three operations of this module (DescribeQuorum, UnregisterBroker, UnregisterController)
-    as an Envelope runs them: what each uses, and the authorizer the forwarded principal is checked
-    with."""
+class DescribeQuorumHost(QuorumNode, Authorizing, Protocol):
+    """DescribeQuorum as an Envelope or the controller listener runs it: what the answer reads, and
+    the authorizer (DESCRIBE on the cluster)."""
+
+
+class UnregisterBrokerHost(ClusterControlling, Authorizing, Protocol):
+    """UnregisterBroker as an Envelope runs it: the cluster's control, and the authorizer (ALTER on
+    the cluster, for the forwarded principal)."""
+
+
+class UnregisterControllerHost(UnregisteringNode, Authorizing, Protocol):
+    """UnregisterController as an Envelope or the controller listener runs it: what it uses, and
+    the authorizer (ALTER on the cluster)."""
 
 MV_CONTROLLER_UNREGISTRATION = 33  # IBP_4_4_IV2
 
@@ -239,21 +248,21 @@ def _cluster_authorized(broker: Authorizing, requester_: Requester | None, opera
     return authorized(operation_subject(broker, requester_), operation, CLUSTER, CLUSTER_NAME)
 
 
-async def describe_quorum_operation(broker: QuorumHost, request: DescribeQuorumRequest, version: int,
+async def describe_quorum_operation(broker: DescribeQuorumHost, request: DescribeQuorumRequest, version: int,
                                     requester_: Requester | None = None) -> DescribeQuorumResponse:
     if not _cluster_authorized(broker, requester_, DESCRIBE):
         return describe_quorum_error(request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     return await describe_quorum(broker, request)
 
 
-async def unregister_broker_operation(broker: QuorumHost, request: UnregisterBrokerRequest, version: int,
+async def unregister_broker_operation(broker: UnregisterBrokerHost, request: UnregisterBrokerRequest, version: int,
                                       requester_: Requester | None = None) -> UnregisterBrokerResponse:
     if not _cluster_authorized(broker, requester_, ALTER):
         return unregister_broker_error(request, version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
     return await unregister_broker(broker, request)
 
 
-async def unregister_controller_operation(broker: QuorumHost, request: UnregisterControllerRequest, version: int,
+async def unregister_controller_operation(broker: UnregisterControllerHost, request: UnregisterControllerRequest, version: int,
                                           requester_: Requester | None = None) -> UnregisterControllerResponse:
     if not _cluster_authorized(broker, requester_, ALTER):
         return UnregisterControllerResponse(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, error_message=None)

@@ -38,9 +38,9 @@ _Listener = AddRaftVoterRequest.Listener | UpdateRaftVoterRequest.Listener
 _VoterResponse = TypeVar("_VoterResponse", AddRaftVoterResponse, RemoveRaftVoterResponse)
 
 
-class VotersHost(Configured, Authorizing, Protocol):
-    """The voter changes as they use the node: its Raft driver (None: no quorum), its cluster id,
-    its configuration (the metadata log directory's id) and the authorizer."""
+class VoterChangeNode(Protocol):
+    """AddRaftVoter and RemoveRaftVoter as they use the node: its Raft driver (None: no quorum)
+    and its cluster id."""
 
     @property
     def raft(self) -> RaftDriver | None: ...
@@ -49,7 +49,17 @@ class VotersHost(Configured, Authorizing, Protocol):
     def cluster_id(self) -> str: ...
 
 
-def _cluster_mismatch(broker: VotersHost, cluster_id: str | None) -> str | None:
+class VoterUpdateNode(Configured, VoterChangeNode, Protocol):
+    """UpdateRaftVoter as it uses the node: those, and its configuration (the metadata log
+    directory's id, for a static quorum's voter)."""
+
+
+class VotersHost(VoterChangeNode, Authorizing, Protocol):
+    """The forwarded voter changes (AddRaftVoter, RemoveRaftVoter) as an Envelope runs them: what
+    they use, and the authorizer the forwarded principal is checked with."""
+
+
+def _cluster_mismatch(broker: VoterChangeNode, cluster_id: str | None) -> str | None:
     if cluster_id is None or cluster_id == broker.cluster_id:
         return None
     return f'The given id "{cluster_id}" doesn\'t match the cluster id "{broker.cluster_id}"'
@@ -72,7 +82,7 @@ def _format_endpoints(endpoints: tuple[tuple[str, str, int], ...]) -> str:
     return f"Endpoints(endpoints={{{inner}}})"
 
 
-def _voter_request_refusal(broker: VotersHost, request: AddRaftVoterRequest | RemoveRaftVoterRequest,
+def _voter_request_refusal(broker: VoterChangeNode, request: AddRaftVoterRequest | RemoveRaftVoterRequest,
                            response: type[_VoterResponse], what: str
                            ) -> _VoterResponse | None:
     """The answer to an AddRaftVoter or RemoveRaftVoter request this node refuses before the
@@ -90,7 +100,7 @@ def _voter_request_refusal(broker: VotersHost, request: AddRaftVoterRequest | Re
     return None
 
 
-async def add_raft_voter(broker: VotersHost, request: AddRaftVoterRequest) -> AddRaftVoterResponse:
+async def add_raft_voter(broker: VoterChangeNode, request: AddRaftVoterRequest) -> AddRaftVoterResponse:
     refused = _voter_request_refusal(broker, request, AddRaftVoterResponse, "Add")
     if refused is not None:
         return refused
@@ -109,7 +119,7 @@ async def add_raft_voter(broker: VotersHost, request: AddRaftVoterRequest) -> Ad
     return _answer(AddRaftVoterResponse, change)
 
 
-async def remove_raft_voter(broker: VotersHost, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
+async def remove_raft_voter(broker: VoterChangeNode, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse:
     refused = _voter_request_refusal(broker, request, RemoveRaftVoterResponse, "Remove")
     if refused is not None:
         return refused
@@ -119,7 +129,7 @@ async def remove_raft_voter(broker: VotersHost, request: RemoveRaftVoterRequest)
     return _answer(RemoveRaftVoterResponse, change)
 
 
-async def update_raft_voter(broker: VotersHost, request: UpdateRaftVoterRequest) -> UpdateRaftVoterResponse:
+async def update_raft_voter(broker: VoterUpdateNode, request: UpdateRaftVoterRequest) -> UpdateRaftVoterResponse:
     raft = broker.raft
     R = UpdateRaftVoterResponse
 
