@@ -567,10 +567,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {
                "for that group."),
         _k("group.streams.task.offset.interval.ms", "int", "60000", minimum=1,
            doc="How often, in ms, streams clients are told to report their tasks' changelog offsets to the "
-               "coordinator."),
+               "coordinator. A group's streams.task.offset.interval.ms override takes its place for that group."),
         _k("group.streams.acceptable.recovery.lag", "long", "10000", minimum=0,
            doc="How far behind (in offsets) a client's state may be and still count as caught up for an active "
-               "task; sent to the clients."),
+               "task; sent to the clients. A group's streams.acceptable.recovery.lag override takes its place for "
+               "that group."),
         _k("group.streams.num.warmup.replicas", "int", "2", minimum=0, applied=False,
            doc="How many warm-up replicas Kafka's streams assignor may place while it moves tasks. Accepted for "
                "compatibility, no effect: kbroker's assignor places none."),
@@ -579,7 +580,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
                "group.streams.num.warmup.replicas)."),
         _k("group.streams.min.task.offset.interval.ms", "int", "15000", minimum=1,
            doc="The lowest value the streams task offset interval may take: start-up fails when "
-               "group.streams.task.offset.interval.ms is below it (kbroker has no group-level override of it)."),
+               "group.streams.task.offset.interval.ms is below it, and a group's streams.task.offset.interval.ms "
+               "override is checked against it."),
         _k("group.streams.assignment.interval.ms", "int", "1000", minimum=0, applied=False,
            doc="The least time, in ms, between two assignment updates of a streams group. Accepted for "
                "compatibility, no effect: kbroker updates the assignment whenever the group changes."),

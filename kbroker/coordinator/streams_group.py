@@ -324,12 +324,12 @@ class StreamsGroupManager(StreamsGroupState):
             group.shutdown_requested_by = member.member_id
         self._append(group.group_id, records)
         self._schedule_session(group, member)
+        recovery_lag = self._group_int(group.group_id, "streams.acceptable.recovery.lag")
         resp = StreamsGroupHeartbeatResponse(
             error_code=ErrorCode.NONE, member_id=member.member_id, member_epoch=member.member_epoch,
             heartbeat_interval_ms=self.heartbeat_interval_ms(group.group_id),
-            acceptable_recovery_lag_legacy=min(self._config["group.streams.acceptable.recovery.lag"], 2**31 - 1),
-            acceptable_recovery_lag=self._config["group.streams.acceptable.recovery.lag"],
-            task_offset_interval_ms=self._config["group.streams.task.offset.interval.ms"])
+            acceptable_recovery_lag_legacy=min(recovery_lag, 2**31 - 1), acceptable_recovery_lag=recovery_lag,
+            task_offset_interval_ms=self._group_int(group.group_id, "streams.task.offset.interval.ms"))
         if joining or changed:
             resp.active_tasks = _to_ids(member.active_tasks(), T)
             resp.standby_tasks = _to_ids(member.standby, T)

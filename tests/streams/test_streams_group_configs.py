@@ -1,8 +1,9 @@
 """A streams group's own configs (IncrementalAlterConfigs on its GROUP resource, KIP-1071) override
-the broker's for that group, as in Kafka 4.4's GroupMetadataManager: streams.heartbeat.interval.ms
-(the interval each heartbeat returns), streams.session.timeout.ms (the session timer each heartbeat
-re-arms), streams.num.standby.replicas (a change bumps the group epoch at the next heartbeat, the
-new target has the standbys) and streams.initial.rebalance.delay.ms. On a manual clock."""
+the broker's for that group, as in Kafka 4.4's GroupMetadataManager: streams.heartbeat.interval.ms,
+streams.task.offset.interval.ms and streams.acceptable.recovery.lag (in each heartbeat response),
+streams.session.timeout.ms (the session timer each heartbeat re-arms), streams.num.standby.replicas
+(a change bumps the group epoch at the next heartbeat, the new target has the standbys) and
+streams.initial.rebalance.delay.ms. On a manual clock."""
 
 from __future__ import annotations
 
@@ -77,11 +78,14 @@ def test_group_heartbeat_interval_and_session_timeout(manual, wire):
     member = uuid.uuid4().hex
     state = join_ready(wire, app, member, word_count_topology(app, source))
     assert state["r"].heartbeat_interval_ms == 300  # the broker's group.streams.heartbeat.interval.ms
-    alter(wire, app, **{"streams.heartbeat.interval.ms": "2000", "streams.session.timeout.ms": "8000"})
+    assert (state["r"].task_offset_interval_ms, state["r"].acceptable_recovery_lag) == (60000, 10000)
+    alter(wire, app, **{"streams.heartbeat.interval.ms": "2000", "streams.session.timeout.ms": "8000",
+                        "streams.task.offset.interval.ms": "20000", "streams.acceptable.recovery.lag": "123"})
     manual.advance(20_000)  # the session armed before the change is the broker's 30 s
     assert [m.member_id for m in described(wire, app).members] == [member]
     again = hb(wire, app, member, state["r"].member_epoch, active=state["active"])
     assert (again.error_code, again.heartbeat_interval_ms) == (ErrorCode.NONE, 2000)
+    assert (again.task_offset_interval_ms, again.acceptable_recovery_lag) == (20000, 123)
     manual.advance(7_999)
     assert [m.member_id for m in described(wire, app).members] == [member]
     manual.advance(1)
