@@ -128,6 +128,16 @@ def test_num_standby_replicas_change_gives_a_new_assignment(manual, wire):
     # Subtopology 1 (the one with a changelog) has 2 tasks: each one's standby is on the other member.
     assert members[a]["standby"] == {"1": members[b]["active"]["1"]}
     assert members[b]["standby"] == {"1": members[a]["active"]["1"]}
+    # The configs of the last bump are in the StreamsGroupMetadata record: a reloaded group has them, and
+    # its next heartbeat finds nothing changed (no new epoch).
+    coordinator = manual.broker.group_coordinator
+    index = coordinator.partition_for(app)
+    manual.call(lambda: coordinator.on_partition_leadership("__consumer_offsets", index, False))
+    manual.call(lambda: coordinator.on_partition_leadership("__consumer_offsets", index, True))
+    assert manual.call(lambda: coordinator.groups[app].last_assignment_configs) == {"num.standby.replicas": "1"}
+    settled_epoch = described(wire, app).group_epoch
+    beat(a)
+    assert described(wire, app).group_epoch == settled_epoch
 
 
 def test_group_initial_rebalance_delay(manual, wire):
