@@ -9,10 +9,13 @@ ConfigRecords in the metadata log. A key's own validator is Kafka's ``GroupConfi
 ``group.<kind>.min.*``/``group.<kind>.max.*`` settings (``GroupConfig.validateValues``), and a stored
 value outside bounds changed since is capped to them when used (``GroupConfig.evaluate``). Every
 failure is a :class:`~kbroker.config.values.ConfigError` with Kafka's message (INVALID_CONFIG).
-kbroker lists the keys it has of Kafka 4.4's (not the ``*.assignor.offload.enable`` ones,
-``streams.task.offset.interval.ms``, ``streams.num.warmup.replicas`` nor
-``streams.acceptable.recovery.lag``); the consumer and streams ones are accepted and stored, the
-share ones applied by the share groups, ``errors.deadletterqueue.*`` by their dead-letter queue.
+kbroker lists the keys it has of Kafka 4.4's (not the ``*.assignor.offload.enable`` ones nor
+``streams.num.warmup.replicas``). As in Kafka's ``GroupMetadataManager``, a group's override
+replaces the broker default for that group wherever the coordinator reads it: the consumer groups'
+session timeout and heartbeat interval, the streams groups' session timeout, heartbeat interval,
+standby replicas, initial rebalance delay, task offset interval and acceptable recovery lag, the share groups' ``share.*`` settings and their
+dead-letter queue (``errors.deadletterqueue.*``). The ``*.assignment.interval.ms`` keys, the rack
+tags and ``share.renew.acknowledge.enable`` are accepted and stored without effect (their docs say so).
 """
 
 from __future__ import annotations
@@ -83,9 +86,10 @@ class GroupKey:
 def _int(name: str, at_least: int, synonym: str, doc: str, bounded: str | None = "range") -> GroupKey:
     """An INT group key ``atLeast(at_least)``, defaulting to broker key ``synonym``
     (``group.<kind>.<rest>``) and bounded by ``group.<kind>.min.<rest>``/``max.<rest>`` ("range"),
-    by the max alone ("max", streams.num.standby.replicas: ``max.standby.replicas``) or not (None)."""
+    by the max alone ("max", streams.num.standby.replicas: ``max.standby.replicas``), by the min
+    alone ("min", streams.task.offset.interval.ms) or not (None)."""
     kind, rest = synonym.removeprefix("group.").split(".", 1)
-    lowest = f"group.{kind}.min.{rest}" if bounded == "range" else None
+    lowest = f"group.{kind}.min.{rest}" if bounded in ("range", "min") else None
     highest = (f"group.{kind}.max.{rest}" if bounded == "range"
                else f"group.{kind}.max.{rest.removeprefix('num.')}" if bounded == "max" else None)
     return GroupKey(ConfigKey(name, "int", None, minimum=at_least, read_only=False, doc=doc), synonym, lowest, highest)
@@ -96,19 +100,18 @@ def _own(name: str, type_: str, default: str, doc: str, **validators: Any) -> Gr
 
 
 # Kafka's GroupConfig.CONFIG_DEF, in its order (values are parsed and checked in this order), with
-# each key's DescribeConfigs documentation. kbroker's consumer and streams groups keep using the
-# broker's values: their overrides are validated and stored only, and their docs say so.
-_STORED = " kbroker validates and stores the override, but its {kind} groups use the broker's value."
-_C, _S = _STORED.format(kind="consumer"), _STORED.format(kind="streams")
+# each key's DescribeConfigs documentation. A change is used from the group's next heartbeat on (the
+# interval it is told, the session timer it re-arms), as in Kafka.
+_NEXT = " A change applies from each member's next heartbeat."
 GROUP_KEYS: dict[str, GroupKey] = {
     k.name: k
     for k in [
         _int("consumer.session.timeout.ms", 1, "group.consumer.session.timeout.ms",
-             "This group's session timeout, in ms, within the broker's group.consumer.min/max.session.timeout.ms."
-             + _C),
+             "How long, in ms, a member of this consumer group may go without a heartbeat before it is removed, "
+             "within the broker's group.consumer.min/max.session.timeout.ms." + _NEXT),
         _int("consumer.heartbeat.interval.ms", 1, "group.consumer.heartbeat.interval.ms",
-             "This group's heartbeat interval, in ms, within the broker's "
-             "group.consumer.min/max.heartbeat.interval.ms." + _C),
+             "How often, in ms, members of this consumer group are told to heartbeat, within the broker's "
+             "group.consumer.min/max.heartbeat.interval.ms." + _NEXT),
         _int("consumer.assignment.interval.ms", 0, "group.consumer.assignment.interval.ms",
              "The least time, in ms, between two assignment updates of this group. Accepted, no effect: kbroker "
              "updates the assignment whenever the group changes."),
@@ -138,23 +141,33 @@ GROUP_KEYS: dict[str, GroupKey] = {
              "The least time, in ms, between two assignment updates of this share group. Accepted, no effect: "
              "kbroker updates the assignment whenever the group changes."),
         _int("streams.session.timeout.ms", 1, "group.streams.session.timeout.ms",
-             "This streams group's session timeout, in ms, within the broker's "
-             "group.streams.min/max.session.timeout.ms." + _S),
+             "How long, in ms, a member of this streams group may go without a heartbeat before it is removed, "
+             "within the broker's group.streams.min/max.session.timeout.ms." + _NEXT),
         _int("streams.heartbeat.interval.ms", 1, "group.streams.heartbeat.interval.ms",
-             "This streams group's heartbeat interval, in ms, within the broker's "
-             "group.streams.min/max.heartbeat.interval.ms." + _S),
+             "How often, in ms, members of this streams group are told to heartbeat, within the broker's "
+             "group.streams.min/max.heartbeat.interval.ms." + _NEXT),
         _int("streams.num.standby.replicas", 0, "group.streams.num.standby.replicas",
              "Standby replicas per stateful task for this streams group, at most the broker's "
-             "group.streams.max.standby.replicas." + _S, bounded="max"),
+             "group.streams.max.standby.replicas. A change makes the group's next heartbeat compute a new "
+             "assignment.", bounded="max"),
         _int("streams.initial.rebalance.delay.ms", 0, "group.streams.initial.rebalance.delay.ms",
-             "How long, in ms, this streams group's first assignment waits for more members." + _S, bounded=None),
+             "How long, in ms, this streams group's first assignment waits for more members when a member joins "
+             "it empty.", bounded=None),
         _int("streams.assignment.interval.ms", 0, "group.streams.assignment.interval.ms",
              "The least time, in ms, between two assignment updates of this streams group. Accepted, no effect: "
              "kbroker updates the assignment whenever the group changes."),
+        _int("streams.task.offset.interval.ms", 1, "group.streams.task.offset.interval.ms",
+             "How often, in ms, members of this streams group are told to report their tasks' changelog offsets, "
+             "at least the broker's group.streams.min.task.offset.interval.ms." + _NEXT, bounded="min"),
         GroupKey(ConfigKey("streams.rack.aware.assignment.tags", "list", None, read_only=False,
                            doc="Client tags the streams assignor should spread this group's standby replicas over. "
-                               "Accepted, no effect: kbroker's assignor does not use them."),
+                               "kbroker's assignor does not use them; as in Kafka, a change makes the group's "
+                               "next heartbeat compute a new assignment."),
                  "group.streams.rack.aware.assignment.tags"),
+        GroupKey(ConfigKey("streams.acceptable.recovery.lag", "long", None, minimum=0, read_only=False,
+                           doc="How far behind (in offsets) a member's state may be and still count as caught up "
+                               "for an active task; sent to the members of this streams group." + _NEXT),
+                 "group.streams.acceptable.recovery.lag"),
         GroupKey(ConfigKey("streams.assignor.name", "string", None, read_only=False,
                            doc="The task assignor of this streams group, one of the broker's "
                                "group.streams.assignors (default: the first of them); kbroker has sticky."),
@@ -173,7 +186,7 @@ _BOUNDS_ORDER = ("consumer.heartbeat.interval.ms", "consumer.session.timeout.ms"
                  "share.heartbeat.interval.ms", "share.session.timeout.ms", "share.record.lock.duration.ms",
                  "share.delivery.count.limit", "share.partition.max.record.locks", "share.assignment.interval.ms",
                  "streams.heartbeat.interval.ms", "streams.session.timeout.ms", "streams.num.standby.replicas",
-                 "streams.assignment.interval.ms")
+                 "streams.assignment.interval.ms", "streams.task.offset.interval.ms")
 _TAGS = "streams.rack.aware.assignment.tags"
 _TAG_SEPARATOR = re.compile(r"\s*,\s*")
 
@@ -205,6 +218,8 @@ def validate_group_configs(config: ConfigValues, new: Mapping[str, str]) -> dict
             raise _invalid(name, value, f"{name} must be in the range {lo} to {hi} inclusive.")
         if lo is None and hi is not None and value > hi:
             raise _invalid(name, value, f"{name} must be less than or equal to {hi}")
+        if lo is not None and hi is None and value < lo:
+            raise _invalid(name, value, f"{name} must be greater than or equal to {lo}")
     assignor = typed.get("streams.assignor.name")
     if "streams.assignor.name" in typed and assignor not in (registered := list(config["group.streams.assignors"])):
         raise _invalid("streams.assignor.name", assignor, f"streams.assignor.name '{assignor}' is not a registered "

@@ -494,23 +494,23 @@ BROKER_KEYS: dict[str, ConfigKey] = {
                "in Kafka 4.3 in favour of the feature versions."),
         _k("group.consumer.session.timeout.ms", "int", "45000", minimum=1,
            doc="How long, in ms, a consumer-protocol group member may go without a heartbeat before it is removed "
-               "from the group. Kafka lets a group override it (consumer.session.timeout.ms); kbroker stores such "
-               "an override but uses this value."),
+               "from the group. A group's consumer.session.timeout.ms override takes its place for that "
+               "group."),
         _k("group.consumer.min.session.timeout.ms", "int", "45000", minimum=1,
            doc="The lowest value a group's consumer.session.timeout.ms override may take. kbroker checks a "
-               "group's override against it, but its consumer groups use the broker value."),
+               "group's override against it."),
         _k("group.consumer.max.session.timeout.ms", "int", "60000", minimum=1,
            doc="The highest value a group's consumer.session.timeout.ms override may take. kbroker checks a "
-               "group's override against it, but its consumer groups use the broker value."),
+               "group's override against it."),
         _k("group.consumer.heartbeat.interval.ms", "int", "5000", minimum=1,
-           doc="How often, in ms, consumer-protocol members are told to heartbeat. Kafka lets a group override it "
-               "(consumer.heartbeat.interval.ms); kbroker stores such an override but uses this value."),
+           doc="How often, in ms, consumer-protocol members are told to heartbeat. A group's "
+               "consumer.heartbeat.interval.ms override takes its place for that group."),
         _k("group.consumer.min.heartbeat.interval.ms", "int", "5000", minimum=1,
            doc="The lowest value a group's consumer.heartbeat.interval.ms override may take. kbroker checks a "
-               "group's override against it, but its consumer groups use the broker value."),
+               "group's override against it."),
         _k("group.consumer.max.heartbeat.interval.ms", "int", "15000", minimum=1,
            doc="The highest value a group's consumer.heartbeat.interval.ms override may take. kbroker checks a "
-               "group's override against it, but its consumer groups use the broker value."),
+               "group's override against it."),
         _k("group.consumer.assignment.interval.ms", "int", "1000", minimum=0, applied=False,
            doc="The least time, in ms, between two target assignment updates of a consumer group. Accepted for "
                "compatibility, no effect: kbroker updates the assignment whenever the group changes."),
@@ -535,43 +535,43 @@ BROKER_KEYS: dict[str, ConfigKey] = {
                "subscribe with, to pick up new topics. An internal key of Kafka's: listed only when set."),
         # Streams groups (KIP-1071), Kafka 4.4's defaults.
         _k("group.streams.session.timeout.ms", "int", "45000", minimum=1,
-           doc="How long, in ms, a streams group member may go without a heartbeat before it is removed. Kafka "
-               "lets a group override it (streams.session.timeout.ms); kbroker stores such an override but uses "
-               "this value."),
+           doc="How long, in ms, a streams group member may go without a heartbeat before it is removed. A "
+               "group's streams.session.timeout.ms override takes its place for that group."),
         _k("group.streams.min.session.timeout.ms", "int", "45000", minimum=1,
            doc="The lowest value a group's streams.session.timeout.ms override may take. kbroker checks a group's "
-               "override against it, but its streams groups use the broker value."),
+               "override against it."),
         _k("group.streams.max.session.timeout.ms", "int", "60000", minimum=1,
            doc="The highest value a group's streams.session.timeout.ms override may take. kbroker checks a "
-               "group's override against it, but its streams groups use the broker value."),
+               "group's override against it."),
         _k("group.streams.heartbeat.interval.ms", "int", "5000", minimum=1,
-           doc="How often, in ms, streams group members are told to heartbeat. Kafka lets a group override it "
-               "(streams.heartbeat.interval.ms); kbroker stores such an override but uses this value."),
+           doc="How often, in ms, streams group members are told to heartbeat. A group's "
+               "streams.heartbeat.interval.ms override takes its place for that group."),
         _k("group.streams.min.heartbeat.interval.ms", "int", "5000", minimum=1,
            doc="The lowest value a group's streams.heartbeat.interval.ms override may take. kbroker checks a "
-               "group's override against it, but its streams groups use the broker value."),
+               "group's override against it."),
         _k("group.streams.max.heartbeat.interval.ms", "int", "15000", minimum=1,
            doc="The highest value a group's streams.heartbeat.interval.ms override may take. kbroker checks a "
-               "group's override against it, but its streams groups use the broker value."),
+               "group's override against it."),
         _k("group.streams.max.size", "int", str(INT_MAX), minimum=1,
            doc="The most members a streams group may have."),
         _k("group.streams.num.standby.replicas", "int", "0", minimum=0,
            doc="How many standby replicas of each stateful task a streams group gets (at most "
-               "group.streams.max.standby.replicas). Kafka lets a group override it "
-               "(streams.num.standby.replicas); kbroker stores such an override but uses this value."),
+               "group.streams.max.standby.replicas). A group's "
+               "streams.num.standby.replicas override takes its place for that group."),
         _k("group.streams.max.standby.replicas", "int", "2", minimum=0,
            doc="The highest number of standby replicas per task: it bounds a group's streams.num.standby.replicas "
                "override and caps group.streams.num.standby.replicas."),
         _k("group.streams.initial.rebalance.delay.ms", "int", "3000", minimum=0,
            doc="How long, in ms, the first assignment of an empty streams group is delayed so that more members "
-               "can join first. Kafka lets a group override it; kbroker stores such an override but uses this "
-               "value."),
+               "can join first. A group's streams.initial.rebalance.delay.ms override takes its place "
+               "for that group."),
         _k("group.streams.task.offset.interval.ms", "int", "60000", minimum=1,
            doc="How often, in ms, streams clients are told to report their tasks' changelog offsets to the "
-               "coordinator."),
+               "coordinator. A group's streams.task.offset.interval.ms override takes its place for that group."),
         _k("group.streams.acceptable.recovery.lag", "long", "10000", minimum=0,
            doc="How far behind (in offsets) a client's state may be and still count as caught up for an active "
-               "task; sent to the clients."),
+               "task; sent to the clients. A group's streams.acceptable.recovery.lag override takes its place for "
+               "that group."),
         _k("group.streams.num.warmup.replicas", "int", "2", minimum=0, applied=False,
            doc="How many warm-up replicas Kafka's streams assignor may place while it moves tasks. Accepted for "
                "compatibility, no effect: kbroker's assignor places none."),
@@ -580,7 +580,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
                "group.streams.num.warmup.replicas)."),
         _k("group.streams.min.task.offset.interval.ms", "int", "15000", minimum=1,
            doc="The lowest value the streams task offset interval may take: start-up fails when "
-               "group.streams.task.offset.interval.ms is below it (kbroker has no group-level override of it)."),
+               "group.streams.task.offset.interval.ms is below it, and a group's streams.task.offset.interval.ms "
+               "override is checked against it."),
         _k("group.streams.assignment.interval.ms", "int", "1000", minimum=0, applied=False,
            doc="The least time, in ms, between two assignment updates of a streams group. Accepted for "
                "compatibility, no effect: kbroker updates the assignment whenever the group changes."),
@@ -594,7 +595,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
                "another with streams.assignor.name. kbroker has sticky."),
         _k("group.streams.rack.aware.assignment.tags", "list", "", applied=False,
            doc="The client tags Kafka's streams assignor spreads standby replicas over. Accepted for "
-               "compatibility, no effect: kbroker's assignor does not use them."),
+               "compatibility, no effect on placement: kbroker's assignor does not use them (a change makes "
+               "streams groups compute a new assignment at their next heartbeat, as Kafka's do)."),
         # KIP-932 share groups (Kafka's GroupCoordinatorConfig/ShareGroupConfig defaults and ranges).
         _k("group.share.max.size", "int", "200", minimum=1, maximum=1000,
            doc="The most members a share group may have (1 to 1000)."),

@@ -236,7 +236,8 @@ class ConsumerGroupManager(ConsumerClassicHosting):
                 topic_partitions=self._to_ids(member.assigned, HeartbeatTopicPartitions))
         return ConsumerGroupHeartbeatResponse(
             error_code=ErrorCode.NONE, error_message=None, member_id=member.member_id,
-            member_epoch=member.member_epoch, heartbeat_interval_ms=self._config["group.consumer.heartbeat.interval.ms"],
+            member_epoch=member.member_epoch,
+            heartbeat_interval_ms=self._group_int(group.group_id, "consumer.heartbeat.interval.ms"),
             assignment=assignment)
 
     # -- leaving and expiry ----------------------------------------------------------------------------------

@@ -367,7 +367,7 @@ class ConsumerGroupState(MemberGroupManager[ConsumerGroup, ConsumerMember]):
     def _schedule_session(self, group: ConsumerGroup, member: ConsumerMember) -> None:
         mid = member.member_id
         timeout = member.session_timeout_ms if member.is_classic and member.session_timeout_ms \
-            else self._config["group.consumer.session.timeout.ms"]
+            else self._group_int(group.group_id, "consumer.session.timeout.ms")
         self.timer.schedule(self._session_key(group, mid), timeout, lambda: self._on_session_expired(group, mid))
 
     def _on_session_expired(self, group: ConsumerGroup, member_id: str) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cas
 from kbroker.coordinator.coordinator_writes import DeferredTimer, GroupSnapshot
 from kbroker.coordinator.group_classic import ClassicGroup
 from kbroker.coordinator.hosts import GroupsView
+from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.timer_keys import GroupTimerKey
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
@@ -220,6 +221,14 @@ class MemberGroupManager(Generic[G, M]):
     @property
     def _config(self) -> BrokerConfig:
         return self.broker.config
+
+    def _group_int(self, group_id: str, name: str) -> int:
+        """Group config ``name`` (an INT key of Kafka's ``GroupConfig``) as ``group_id`` has it now:
+        its override (IncrementalAlterConfigs on the GROUP resource, capped to the broker's current
+        bounds), else the broker's ``group.<name>``, as Kafka's ``GroupMetadataManager`` reads it
+        (``consumerGroupSessionTimeoutMs(groupId)``, ...) each time it is used."""
+        value: int = effective(self.broker, group_id, name)
+        return value
 
     # -- timers on the injected clock --------------------------------------------------------------------
 

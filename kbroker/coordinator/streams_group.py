@@ -285,15 +285,24 @@ class StreamsGroupManager(StreamsGroupState):
         if validated != group.validated_topology_epoch:
             group.validated_topology_epoch = validated
             bump = True
+        # The group's assignment configs (streams.num.standby.replicas) changed since the last bump: a new
+        # target, as Kafka's streamsGroupHeartbeat does.
+        assignment_configs = self.assignment_configs(group.group_id)
+        if assignment_configs != group.last_assignment_configs:
+            if not bump:
+                log.info("streams group %s: member %s: assignment configurations changed to %s", group.group_id,
+                         member.member_id, assignment_configs)
+            bump = True
         if bump:
+            group.last_assignment_configs = assignment_configs
             self._next_group_epoch(group, records)
             log.info("streams group %s: epoch %d", group.group_id, group.group_epoch)
-        # Initial rebalance delay, for the first member of an empty group.
-        if was_empty and joining and self._config["group.streams.initial.rebalance.delay.ms"] > 0 \
-                and not group.assignment_delayed:
+        # Initial rebalance delay (the group's streams.initial.rebalance.delay.ms), for the first member of an
+        # empty group.
+        initial_delay = self._group_int(group.group_id, "streams.initial.rebalance.delay.ms")
+        if was_empty and joining and initial_delay > 0 and not group.assignment_delayed:
             group.assignment_delayed = True
-            self.timer.schedule(self._delay_key(group), self._config["group.streams.initial.rebalance.delay.ms"],
-                                partial(self._on_delay_expired, group.group_id))
+            self.timer.schedule(self._delay_key(group), initial_delay, partial(self._on_delay_expired, group.group_id))
         # 4. The target assignment.
         if group.group_epoch > group.assignment_epoch:
             if group.assignment_delayed:
@@ -315,12 +324,12 @@ class StreamsGroupManager(StreamsGroupState):
             group.shutdown_requested_by = member.member_id
         self._append(group.group_id, records)
         self._schedule_session(group, member)
+        recovery_lag = self._group_int(group.group_id, "streams.acceptable.recovery.lag")
         resp = StreamsGroupHeartbeatResponse(
             error_code=ErrorCode.NONE, member_id=member.member_id, member_epoch=member.member_epoch,
-            heartbeat_interval_ms=self.heartbeat_interval_ms(),
-            acceptable_recovery_lag_legacy=min(self._config["group.streams.acceptable.recovery.lag"], 2**31 - 1),
-            acceptable_recovery_lag=self._config["group.streams.acceptable.recovery.lag"],
-            task_offset_interval_ms=self._config["group.streams.task.offset.interval.ms"])
+            heartbeat_interval_ms=self.heartbeat_interval_ms(group.group_id),
+            acceptable_recovery_lag_legacy=min(recovery_lag, 2**31 - 1), acceptable_recovery_lag=recovery_lag,
+            task_offset_interval_ms=self._group_int(group.group_id, "streams.task.offset.interval.ms"))
         if joining or changed:
             resp.active_tasks = _to_ids(member.active_tasks(), T)
             resp.standby_tasks = _to_ids(member.standby, T)

@@ -112,6 +112,9 @@ class StreamsGroup(MemberGroup[StreamsMember, tuple[Tasks, Tasks, Tasks]]):  # t
     assignment_delayed: bool = False
     shutdown_requested_by: str | None = None
     endpoint_epoch: int = 0
+    # The assignor's configs at the last group epoch bump (Kafka's lastAssignmentConfigs, persisted in the
+    # StreamsGroupMetadata record): num.standby.replicas.
+    last_assignment_configs: dict[str, str] = field(default_factory=dict)
     # Derived from the topology and the metadata image (not persisted).
     configured: dict[str, Subtopology] | None = None
     configuration_error: tuple[int, str] | None = None

@@ -14,6 +14,7 @@ from functools import partial
 
 from kbroker.coordinator.assignment_sets import copy_parts, grant, intersect, minus
 from kbroker.coordinator.group_members import STATIC_LEAVE_EPOCH, MemberGroupManager, Record
+from kbroker.coordinator.share_group_config import effective
 from kbroker.coordinator.streams_assignor import AssignorMember, Tasks, assign
 from kbroker.coordinator.streams_group_model import (
     CURRENT_ASSIGNMENT,
@@ -55,9 +56,9 @@ log = logging.getLogger("kbroker.coordinator.streams_group")  # the logger of th
 class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
     kind = KIND
 
-    def heartbeat_interval_ms(self) -> int:
-        interval: int = self._config["group.streams.heartbeat.interval.ms"]
-        return interval
+    def heartbeat_interval_ms(self, group_id: str) -> int:
+        """The group's ``streams.heartbeat.interval.ms`` (Kafka's streamsGroupHeartbeatIntervalMs)."""
+        return self._group_int(group_id, "streams.heartbeat.interval.ms")
 
     # -- records ------------------------------------------------------------------------------------------
 
@@ -66,10 +67,20 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
         return self._record(GROUP_METADATA, V(
             epoch=g.group_epoch, metadata_hash=g.metadata_hash, validated_topology_epoch=g.validated_topology_epoch,
             last_assignment_configs=[V.LastAssignmentConfig(key=k, value=v)
-                                     for k, v in sorted(self._assignment_configs().items())]), g.group_id)
+                                     for k, v in sorted(g.last_assignment_configs.items())]), g.group_id)
 
-    def _assignment_configs(self) -> dict[str, str]:
-        return {"num.standby.replicas": str(self._config["group.streams.num.standby.replicas"])}
+    def assignment_configs(self, group_id: str) -> dict[str, str]:
+        """The configs the group's assignor takes now (Kafka's streamsGroupAssignmentConfigs), each the
+        group's override else the broker default: ``num.standby.replicas`` and, when not empty,
+        ``rack.aware.assignment.tags`` (recorded as Kafka does; kbroker's assignor does not use them). A
+        heartbeat that finds them changed since the group's last epoch bump bumps the group epoch."""
+        standby = min(self._group_int(group_id, "streams.num.standby.replicas"),
+                      self._config["group.streams.max.standby.replicas"])
+        configs = {"num.standby.replicas": str(standby)}
+        tags: list[str] = effective(self.broker, group_id, "streams.rack.aware.assignment.tags")
+        if tags:
+            configs["rack.aware.assignment.tags"] = ",".join(tags)
+        return configs
 
     def _member_record(self, g: StreamsGroup, m: StreamsMember) -> Record:
         V = StreamsGroupMemberMetadataValue
@@ -207,8 +218,10 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
 
     def _compute_target(self, g: StreamsGroup) -> list[Record]:
         counts = self._task_counts(g)
-        standby = min(self._config["group.streams.num.standby.replicas"],
-                      self._config["group.streams.max.standby.replicas"])
+        # Kafka computes a target with the configs of the group's last epoch bump (lastAssignmentConfigs);
+        # a group replayed from records without them takes the current ones.
+        configs = g.last_assignment_configs or self.assignment_configs(g.group_id)
+        standby = int(configs["num.standby.replicas"])
         members = {}
         for mid, m in g.members.items():
             current = g.target.get(mid)
@@ -293,7 +306,8 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
         return GroupTimerKey("streams-initial-delay", g.group_id)
 
     def _schedule_session(self, g: StreamsGroup, m: StreamsMember) -> None:
-        self.timer.schedule(self._session_key(g, m.member_id), self._config["group.streams.session.timeout.ms"],
+        self.timer.schedule(self._session_key(g, m.member_id),
+                            self._group_int(g.group_id, "streams.session.timeout.ms"),
                             partial(self._on_session_timeout, g.group_id, m.member_id))
 
     def _live(self, group_id: str, member_id: str) -> StreamsGroup | None:
@@ -339,6 +353,7 @@ class StreamsGroupState(MemberGroupManager[StreamsGroup, StreamsMember]):
     def _replay_group_metadata(self, g: StreamsGroup, v: Message) -> None:
         assert isinstance(v, StreamsGroupMetadataValue)  # (the kind's value class of the record type)
         g.group_epoch, g.metadata_hash, g.validated_topology_epoch = v.epoch, v.metadata_hash, v.validated_topology_epoch
+        g.last_assignment_configs = {c.key: c.value for c in v.last_assignment_configs or []}
 
     def _replay_group_record(self, g: StreamsGroup, kind: int, value: Message | None) -> bool:
         if kind != TOPOLOGY:

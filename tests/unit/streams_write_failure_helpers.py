@@ -15,6 +15,7 @@ STREAMS_CONFIG = {
     "group.streams.initial.rebalance.delay.ms": 0, "group.streams.max.size": 100,
     "group.streams.max.standby.replicas": 2, "group.streams.num.standby.replicas": 0,
     "group.streams.session.timeout.ms": 45000, "group.streams.task.offset.interval.ms": 60000,
+    "group.streams.rack.aware.assignment.tags": [],
 }
 
 

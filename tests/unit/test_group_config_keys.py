@@ -108,6 +108,26 @@ def test_streams_keys():
         "streams.rack.aware.assignment.tags": ["zone", "rack"]}
 
 
+
+def test_streams_task_offset_interval_and_acceptable_recovery_lag():
+    """Kafka's GroupConfig: streams.task.offset.interval.ms at least the broker's
+    group.streams.min.task.offset.interval.ms (validateIntMin; clampToMin when stored), and
+    streams.acceptable.recovery.lag a LONG atLeast(0) without broker bounds."""
+    config = _broker()
+    assert validate_group_configs(config, {"streams.task.offset.interval.ms": "15000"}) == {
+        "streams.task.offset.interval.ms": 15000}
+    assert _refusal(config, {"streams.task.offset.interval.ms": "14999"}) == (
+        "streams.task.offset.interval.ms must be greater than or equal to 15000")
+    assert group_value(_broker(group_streams_min_task_offset_interval_ms="20000"),
+                       {"streams.task.offset.interval.ms": "15000"}, "streams.task.offset.interval.ms") == 20000
+    assert group_value(config, {}, "streams.task.offset.interval.ms") == 60000
+    assert validate_group_configs(config, {"streams.acceptable.recovery.lag": str(2**40)}) == {
+        "streams.acceptable.recovery.lag": 2**40}
+    assert _refusal(config, {"streams.acceptable.recovery.lag": "-1"}) == (
+        "Invalid value -1 for configuration streams.acceptable.recovery.lag: Value must be at least 0")
+    assert group_value(config, {}, "streams.acceptable.recovery.lag") == 10000
+
+
 def test_stored_values_are_capped_to_bounds_changed_since():
     stored = {"share.record.lock.duration.ms": "60000", "share.delivery.count.limit": "2",
               "share.auto.offset.reset": "earliest"}
