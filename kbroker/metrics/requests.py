@@ -24,7 +24,7 @@ write with the requests it answered, when their responses were handed to the soc
   write's, the same for each request it carries.
 
 The **total** is ``sent - received``; the parts add up to it. The points are
-``time.perf_counter()`` readings (monotonic) taken in that order, so no part is negative; one that
+``time.monotonic()`` readings taken in that order, so no part is negative; one that
 were (points out of order) would count in its first bucket, and in its sum as it is. Nothing here
 takes a lock or builds an object per request: list lookups, comparisons, a bisect for a time past
 a part's fourth bound (25 ms), additions, and for the queue, local and response queue times one
@@ -158,7 +158,7 @@ class RequestStats:
                       _part: tuple[float, ...] = PART_BOUNDS_S, first: float = PART_BOUNDS_S[0],
                       second: float = PART_BOUNDS_S[1], third: float = PART_BOUNDS_S[2],
                       fourth: float = PART_BOUNDS_S[3], _total: tuple[float, ...] = BOUNDS_S) -> None:
-        """Requests answered by one write: each slot's ``time.perf_counter()`` points, in order (see
+        """Requests answered by one write: each slot's ``time.monotonic()`` points, in order (see
         the module doc), ``flushed`` when the write started, ``sent`` when it returned.
 
         This is the per-request cost, so: one call per write rather than per request, unrolled,

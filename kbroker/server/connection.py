@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 _KEY_VERSION = struct.Struct(">hh")
 _NO_RESPONSE = object()
 _PRODUCE = 0  # api key
-_clock = time.perf_counter  # the request metrics' clock (a module global: one lookup per reading)
+_clock = time.monotonic  # the request metrics' clock (a module global: one lookup per reading)
 
 
 class RequestHooks(Protocol):
@@ -192,9 +192,9 @@ class KafkaConnection(ResponseWriter, FlowControl, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        if self._metrics is not None:
-            self._received = _clock()
         now = time.monotonic()
+        if self._metrics is not None:
+            self._received = now  # (the metrics' clock: _clock)
         self.last_active = now
         partial = self.decoder.buffered
         try:

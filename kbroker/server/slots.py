@@ -28,7 +28,7 @@ class Slot:
         self.parts: list[Any] | None = None
         self.done = False
         self.size = size  # request bytes held until it is answered
-        # While metrics are on, time.perf_counter() points (kbroker.metrics.requests): when its
+        # While metrics are on, time.monotonic() points (kbroker.metrics.requests): when its
         # bytes came in, when its handler started, response ready; and the run time of a handler
         # that returned an awaitable (negative for one answered in its call: all its handling was
         # its own run time, not timed apart).
@@ -39,7 +39,7 @@ class Slot:
 
 
 @types.coroutine
-def timed(awaitable: Awaitable[object], slot: Slot, _clock: Callable[[], float] = time.perf_counter,
+def timed(awaitable: Awaitable[object], slot: Slot, _clock: Callable[[], float] = time.monotonic,
           _coroutine: type = types.CoroutineType) -> Generator[Any, Any, object]:
     """Run a handler's awaitable, timing each step the event loop runs it (added to
     ``slot.busy``): the request's local time, while metrics are on. A generator-based coroutine,

@@ -17,7 +17,7 @@ from kbroker.server.slots import RequestMetrics, Slot
 log = logging.getLogger("kbroker.server.connection")
 
 _SIZE = struct.Struct(">i")
-_clock = time.perf_counter  # the request metrics' clock (kbroker.metrics.requests)
+_clock = time.monotonic  # the request metrics' clock (kbroker.metrics.requests)
 SENDFILE_MIN_BYTES = 32 * 1024
 
 

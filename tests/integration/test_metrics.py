@@ -298,4 +298,9 @@ def test_every_pipelined_request_is_counted_in_every_part(quiet_broker, topic_na
             assert delta(f"kafka_network_requestmetrics_{p}_bucket", le="+Inf") == n, (api, p)
             assert delta(f"kafka_network_requestmetrics_{p}_sum") >= 0, (api, p)
     assert value(after, "kafka_server_brokertopicmetrics_totalproducerequests_total", topic=topic_name) == n
+    # Per-topic counters (plain ints on the partition, added to by each append): exactly the batches'
+    # bytes and records appended, none lost or counted twice among the pipelined requests.
+    assert value(after, "kafka_server_brokertopicmetrics_bytesin_total", topic=topic_name) == n * len(batch)
+    assert value(after, "kafka_server_brokertopicmetrics_messagesin_total", topic=topic_name) == n * 10
+    assert value(after, "kafka_server_brokertopicmetrics_totalfetchrequests_total", topic=topic_name) == n
     assert value(after, "kafka_server_brokertopicmetrics_totalfetchrequests_total", topic=topic_name) == n
