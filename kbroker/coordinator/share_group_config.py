@@ -2,8 +2,10 @@
 
 The keys, their defaults, validation and DescribeConfigs are the configuration module's
 (:mod:`kbroker.config.group_keys`); this reads a group's overrides from the metadata image and gives
-the typed value a share group uses: ``share.auto.offset.reset`` (``latest`` by default, ``earliest``,
-``by_duration:<ISO-8601 duration>``), ``share.record.lock.duration.ms``, ``share.delivery.count.limit``,
+the typed value a group's coordinator uses: the KIP-848 consumer and streams groups their
+``consumer.*``/``streams.*`` keys (through ``MemberGroupManager._group_int``); a share group
+``share.auto.offset.reset`` (``latest`` by default, ``earliest``, ``by_duration:<ISO-8601
+duration>``), ``share.record.lock.duration.ms``, ``share.delivery.count.limit``,
 ``share.partition.max.record.locks``, ``share.session.timeout.ms``, ``share.heartbeat.interval.ms``,
 ``share.isolation.level`` (read_committed: up to the last stable offset, aborted transactions
 archived), and ``errors.deadletterqueue.topic.name``/``copy.record.enable`` for the share group's

@@ -16,10 +16,14 @@ Follows Kafka 4.4's ``GroupMetadataManager.streamsGroupHeartbeat`` and ``Streams
   is NotReady and no tasks are assigned;
 - the group epoch is bumped when a member joins, leaves or changes, when the topology gets
   configured, or when the partition counts of its topics change (the metadata hash);
-- the target assignment comes from the sticky task assignor (``streams_assignor``), with
-  ``group.streams.num.standby.replicas`` standbys; it is delayed by
-  ``group.streams.initial.rebalance.delay.ms`` when the first member joins an empty group
+- the target assignment comes from the sticky task assignor (``streams_assignor``), with the
+  group's ``streams.num.standby.replicas`` standbys (its override, else the broker's
+  ``group.streams.num.standby.replicas``; a heartbeat that finds the assignment configs changed
+  since the last epoch bump bumps the epoch, as Kafka's ``lastAssignmentConfigs``); it is delayed by
+  the group's ``streams.initial.rebalance.delay.ms`` when the first member joins an empty group
   (ASSIGNMENT_DELAYED status meanwhile);
+- the heartbeat interval, task offset interval and acceptable recovery lag each response carries and
+  the session timeout each heartbeat re-arms are the group's (override, else the broker's);
 - each member converges to its target as in Kafka's ``CurrentAssignmentBuilder``: active tasks it
   must give up are revoked first (UNREVOKED_TASKS, epoch kept) until a heartbeat shows it no longer
   owns them or its rebalance timeout fences it; then it moves to the assignment epoch and gets the
