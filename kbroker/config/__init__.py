@@ -57,16 +57,18 @@ from kbroker.config.keys import (
     BROKER_DEFAULTS,
     BROKER_KEYS,
     BROKER_SYNONYMS,
-    DYNAMIC_LISTENER_KEYS,
     DYNAMIC_ONLY_BROKER_KEYS,
-    LISTENER_KEYS,
-    MECHANISM_KEYS,
     TOPIC_DEFAULTS,
     TOPIC_KEYS,
     TopicKey,
-    dynamic_listener_key,
 )
 from kbroker.config.properties import load_properties_file, parse_properties
+from kbroker.config.security_keys import (
+    DYNAMIC_LISTENER_KEYS,
+    LISTENER_KEYS,
+    MECHANISM_KEYS,
+    dynamic_listener_key,
+)
 from kbroker.config.values import (
     CONFIG_TYPE_IDS,
     INT_MAX,

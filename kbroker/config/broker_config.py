@@ -26,9 +26,8 @@ from kbroker.config.keys import (
     INTERNAL_BROKER_KEYS,
     TOPIC_KEYS,
     _from_synonyms,
-    _listener_key,
-    dynamic_listener_key,
 )
+from kbroker.config.security_keys import _listener_key, dynamic_listener_key
 from kbroker.config.values import ConfigError, format_config_value
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,9 @@
 """The key table: every broker key (``BROKER_KEYS``) and topic key (``TOPIC_KEYS``) Kafka 4.4 has
 and kbroker knows, declared once as data (:class:`~kbroker.config.values.ConfigKey`: type, default,
 validator, documentation, dynamic or read-only), and what follows from it: typed defaults,
-DescribeConfigs synonyms, the keys a listener may override.
+DescribeConfigs synonyms, the keys a listener may override. The coordinators' keys are declared in
+:mod:`kbroker.config.coordinator_keys`, security's and the listener overrides in
+:mod:`kbroker.config.security_keys`; ``BROKER_KEYS`` holds them all, in one order.
 
 A topic key is declared by the broker key it defaults to (its first synonym): its type and
 validator are that key's, except where Kafka's LogConfig validates differently (given with the
@@ -11,13 +13,14 @@ flag) carry their own type, default and validator.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 from kbroker.config.addresses import parse_bootstrap_servers, parse_quorum_voters
+from kbroker.config.coordinator_keys import COORDINATOR_KEYS
+from kbroker.config.security_keys import SECURITY_KEYS
 from kbroker.config.values import (
     INT_MAX,
     LONG_MAX,
@@ -25,158 +28,8 @@ from kbroker.config.values import (
     ConfigKey,
     _gzip_level,
     _k,
-    _one_of_ignoring_case,
     _throttled_replicas,
 )
-
-# Security keys (kbroker/security): TLS stores, client authentication, SASL. Every one may also be
-# given per listener as ``listener.name.<listener>.<key>`` (BrokerConfig.listener_value).
-_SECURITY_KEYS = [
-    _k("ssl.keystore.type", "string", "JKS",
-       doc="The format of the key store of SSL and SASL_SSL listeners. kbroker reads PEM only and refuses JKS "
-           "(Kafka's default) and PKCS12 at start-up: set PEM."),
-    _k("ssl.keystore.location", "string", None,
-       doc="The file holding the listener's private key and certificate chain (PEM), used when they are not given "
-           "inline in ssl.keystore.key and ssl.keystore.certificate.chain."),
-    _k("ssl.keystore.password", "password", None, sensitive=True,
-       doc="The password of a JKS or PKCS12 key store file. kbroker reads PEM stores, with which Kafka refuses "
-           "this key (use ssl.key.password for an encrypted key)."),
-    _k("ssl.key.password", "password", None, sensitive=True,
-       doc="The password of the encrypted private key in the key store; unset for an unencrypted key."),
-    _k("ssl.keystore.key", "password", None, sensitive=True,
-       doc="The listener's private key inline, in PEM, as an alternative to ssl.keystore.location."),
-    _k("ssl.keystore.certificate.chain", "password", None, sensitive=True,
-       doc="The listener's certificate chain inline, in PEM, given with ssl.keystore.key."),
-    _k("ssl.truststore.type", "string", "JKS",
-       doc="The format of the trust store holding the certificates peers are checked against. kbroker reads PEM "
-           "only and refuses JKS (Kafka's default) and PKCS12: set PEM."),
-    _k("ssl.truststore.location", "string", None,
-       doc="The file of trusted CA certificates (PEM) used to check the certificates of clients and of other "
-           "brokers."),
-    _k("ssl.truststore.password", "password", None, sensitive=True,
-       doc="The password of a JKS or PKCS12 trust store file. kbroker reads PEM stores, with which Kafka refuses "
-           "this key."),
-    _k("ssl.truststore.certificates", "password", None, sensitive=True,
-       doc="Trusted CA certificates inline, in PEM, as an alternative to ssl.truststore.location."),
-    _k("ssl.client.auth", "string", "none", choices=("required", "requested", "none"),
-       doc="Whether SSL listeners ask clients for a certificate: required (the handshake fails without one), "
-           "requested (checked if sent), or none."),
-    _k("ssl.principal.mapping.rules", "string", "DEFAULT",
-       doc="Rules that turn a client certificate's subject name into the principal ACLs are checked against, "
-           "first match wins; DEFAULT keeps the whole subject."),
-    _k("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3",
-       doc="The TLS versions a listener accepts (and the inter-broker client offers): TLSv1.2 and/or TLSv1.3."),
-    _k("ssl.protocol", "string", "TLSv1.3",
-       doc="The protocol Kafka asks Java's SSLContext for. Accepted but not read: kbroker negotiates the versions "
-           "listed in ssl.enabled.protocols."),
-    _k("ssl.cipher.suites", "list", "",
-       doc="The cipher suites TLS 1.2 may use, by IANA or OpenSSL names; empty means the TLS library's defaults. "
-           "Listing only TLS 1.3 suites limits a listener to TLS 1.3."),
-    _k("ssl.endpoint.identification.algorithm", "string", "https",
-       doc="https makes a TLS client (here, a broker connecting to another node) check that the server's "
-           "certificate matches its host name; empty turns the check off."),
-    _k("ssl.keymanager.algorithm", "string", "SunX509", applied=False,
-       doc="The Java key manager algorithm of Kafka's SSL engine. Accepted for compatibility, no effect: kbroker "
-           "uses Python's ssl module."),
-    _k("ssl.trustmanager.algorithm", "string", "PKIX", applied=False,
-       doc="The Java trust manager algorithm of Kafka's SSL engine. Accepted for compatibility, no effect: "
-           "kbroker uses Python's ssl module."),
-    _k("ssl.secure.random.implementation", "string", None, applied=False,
-       doc="The Java SecureRandom implementation of Kafka's SSL engine. Accepted for compatibility, no effect: "
-           "kbroker uses Python's ssl module."),
-    _k("sasl.enabled.mechanisms", "list", "GSSAPI",
-       doc="The SASL mechanisms SASL listeners offer. kbroker has PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and "
-           "OAUTHBEARER; GSSAPI (Kafka's default) is refused at start-up, so set this on a SASL listener."),
-    _k("sasl.jaas.config", "password", None, sensitive=True,
-       doc="The JAAS login configuration of a SASL mechanism, usually given per listener and mechanism "
-           "(listener.name.<listener>.<mechanism>.sasl.jaas.config): the PLAIN users, and the credentials the "
-           "broker logs in to other nodes with."),
-    # the inter-node clients' security (kbroker/security/client.py, issue 17)
-    _k("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI",
-       doc="The SASL mechanism brokers use to log in to each other on a SASL inter-broker listener."),
-    _k("sasl.mechanism.controller.protocol", "string", "GSSAPI",
-       doc="The SASL mechanism nodes use to log in to the controllers on a SASL controller listener."),
-    _k("security.inter.broker.protocol", "string", "PLAINTEXT",
-       choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
-       doc="The security protocol of the inter-broker listener, naming it by protocol instead of "
-           "inter.broker.listener.name; only one of the two may be set."),
-    _k("sasl.server.max.receive.size", "int", "524288",
-       doc="The largest SASL authentication message, in bytes, the broker accepts before a client has "
-           "authenticated."),
-    _k("connections.max.reauth.ms", "long", "0",
-       doc="The longest a SASL session lasts before the client must re-authenticate (KIP-368), in ms; 0 means "
-           "never. Can be set per listener and mechanism."),
-    _k("connection.failed.authentication.delay.ms", "int", "100", minimum=0,
-       doc="How long, in ms, the answer to a failed authentication is held back before the connection is closed, "
-           "to slow down password guessing."),
-    _k("authorizer.class.name", "string", "",
-       doc="The authorizer checking requests against ACLs; empty means none (everything is allowed). kbroker "
-           "accepts Kafka's StandardAuthorizer, org.apache.kafka.metadata.authorizer.StandardAuthorizer, and "
-           "refuses other classes."),
-    _k("super.users", "string", None,
-       doc="Principals allowed everything whatever the ACLs, separated by semicolons (User:admin;User:ops)."),
-    _k("allow.everyone.if.no.acl.found", "boolean", "false",
-       doc="Whether a request on a resource that no ACL matches is allowed (true) or denied (false, the default)."),
-    # OAUTHBEARER (Kafka's SaslConfigs): the validator a listener's
-    # listener.name.<l>.oauthbearer.sasl.server.callback.handler.class names, and its settings.
-    _k("sasl.server.callback.handler.class", "class", None,
-       doc="The class that checks SASL credentials, set per listener and mechanism. For OAUTHBEARER kbroker has "
-           "Kafka's unsecured validator (the default) and the JWKS-based OAuthBearerValidatorCallbackHandler; "
-           "other classes are refused."),
-    _k("sasl.oauthbearer.jwks.endpoint.url", "string", None,
-       doc="The URL of the identity provider's JSON Web Key Set, whose keys check the signatures of OAUTHBEARER "
-           "tokens. It must also be listed in kbroker.sasl.oauthbearer.allowed.urls."),
-    _k("sasl.oauthbearer.jwks.endpoint.refresh.ms", "long", "3600000",
-       doc="How often, in ms, the JSON Web Key Set is fetched again."),
-    _k("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", "long", "100",
-       doc="The least time, in ms, between two attempts to fetch the JSON Web Key Set after a failure."),
-    _k("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", "long", "10000",
-       doc="The cap on Kafka's growing back-off between attempts to fetch the JSON Web Key Set. Accepted but not "
-           "read: kbroker retries after sasl.oauthbearer.jwks.endpoint.retry.backoff.ms."),
-    _k("sasl.oauthbearer.expected.audience", "list", "",
-       doc="The audiences an OAUTHBEARER token's aud claim must include one of; required by the JWKS validator "
-           "unless sasl.oauthbearer.allow.unverified.audience is true."),
-    _k("sasl.oauthbearer.expected.issuer", "string", None,
-       doc="The value an OAUTHBEARER token's iss claim must have; required by the JWKS validator unless "
-           "sasl.oauthbearer.allow.unverified.issuer is true."),
-    _k("sasl.oauthbearer.allow.unverified.audience", "boolean", "false",
-       doc="Lets the JWKS validator accept tokens without checking their audience when no expected audience is "
-           "set."),
-    _k("sasl.oauthbearer.allow.unverified.issuer", "boolean", "false",
-       doc="Lets the JWKS validator accept tokens without checking their issuer when no expected issuer is set."),
-    _k("sasl.oauthbearer.sub.claim.name", "string", "sub",
-       doc="The token claim that names the principal of an OAUTHBEARER login."),
-    _k("sasl.oauthbearer.scope.claim.name", "string", "scope",
-       doc="The token claim that holds the token's scopes."),
-    _k("sasl.oauthbearer.clock.skew.seconds", "int", "30",
-       doc="How many seconds of difference between the broker's clock and the identity provider's are tolerated "
-           "when checking a token's times."),
-    # Kafka's JVM property org.apache.kafka.sasl.oauthbearer.allowed.urls: the JWKS URLs a broker may
-    # read (none by default, as Kafka 4.x)
-    _k("kbroker.sasl.oauthbearer.allowed.urls", "list", "",
-       doc="kbroker's own, in place of Kafka's JVM property org.apache.kafka.sasl.oauthbearer.allowed.urls: the "
-           "JWKS URLs the broker may read; none by default."),
-    # Delegation tokens (Kafka's DelegationTokenManagerConfigs): enabled by the secret key.
-    _k("delegation.token.secret.key", "password", None, sensitive=True,
-       doc="The secret every node of the cluster shares to sign and check delegation tokens; without it "
-           "delegation tokens are disabled (DELEGATION_TOKEN_AUTH_DISABLED)."),
-    _k("delegation.token.max.lifetime.ms", "long", "604800000", minimum=1,
-       doc="The longest, in ms, a delegation token can live, however often it is renewed."),
-    _k("delegation.token.expiry.time.ms", "long", "86400000", minimum=1,
-       doc="How long, in ms, a delegation token stays valid after it is created or renewed."),
-    _k("delegation.token.expiry.check.interval.ms", "long", "3600000", minimum=1,
-       doc="How often, in ms, expired delegation tokens are removed."),
-]
-# The keys a listener may override with ``listener.name.<listener>.`` (and the SASL ones also per
-# mechanism: ``listener.name.<listener>.<mechanism>.sasl.jaas.config``).
-LISTENER_KEYS = frozenset(k.name for k in _SECURITY_KEYS) - {
-    "sasl.mechanism.inter.broker.protocol", "sasl.mechanism.controller.protocol", "security.inter.broker.protocol",
-    "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found",
-    "delegation.token.secret.key", "delegation.token.max.lifetime.ms", "delegation.token.expiry.time.ms",
-    "delegation.token.expiry.check.interval.ms", "kbroker.sasl.oauthbearer.allowed.urls"} | {
-    "max.connections", "max.connection.creation.rate"}  # Kafka's SocketServer.ListenerReconfigurableConfigs
-# The keys also given per listener and SASL mechanism: listener.name.<listener>.<mechanism>.<key>.
-MECHANISM_KEYS = frozenset(k for k in LISTENER_KEYS if k.startswith("sasl.") or k == "connections.max.reauth.ms")
 
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 _TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
@@ -475,240 +328,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
            doc="How many samples the replication throttles keep to measure a rate."),
         _k("replication.quota.window.size.seconds", "int", "1", minimum=1,
            doc="The length, in seconds, of each sample of the replication throttles."),
-        _k("group.initial.rebalance.delay.ms", "int", "3000", minimum=0,
-           doc="How long, in ms, the coordinator waits for more members to join an empty classic group before the "
-               "first rebalance, to avoid a rebalance per joining member."),
-        _k("group.min.session.timeout.ms", "int", "6000",
-           doc="The smallest session timeout a classic group member may ask for; a JoinGroup below it fails with "
-               "INVALID_SESSION_TIMEOUT."),
-        _k("group.max.session.timeout.ms", "int", "1800000",
-           doc="The largest session timeout a classic group member may ask for; a JoinGroup above it fails with "
-               "INVALID_SESSION_TIMEOUT."),
-        _k("group.max.size", "int", str(INT_MAX), minimum=1,
-           doc="The most members a classic group may have; further members are refused with "
-               "GROUP_MAX_SIZE_REACHED."),
-        _k("group.coordinator.rebalance.protocols", "list", "classic,consumer,streams",
-           list_choices=("classic", "consumer", "share", "streams"), nonempty=True,
-           doc="The group protocols served besides classic: a consumer or streams heartbeat is refused with "
-               "UNSUPPORTED_VERSION unless its protocol is listed (and its feature version enabled). Deprecated "
-               "in Kafka 4.3 in favour of the feature versions."),
-        _k("group.consumer.session.timeout.ms", "int", "45000", minimum=1,
-           doc="How long, in ms, a consumer-protocol group member may go without a heartbeat before it is removed "
-               "from the group. A group's consumer.session.timeout.ms override takes its place for that "
-               "group."),
-        _k("group.consumer.min.session.timeout.ms", "int", "45000", minimum=1,
-           doc="The lowest value a group's consumer.session.timeout.ms override may take. kbroker checks a "
-               "group's override against it."),
-        _k("group.consumer.max.session.timeout.ms", "int", "60000", minimum=1,
-           doc="The highest value a group's consumer.session.timeout.ms override may take. kbroker checks a "
-               "group's override against it."),
-        _k("group.consumer.heartbeat.interval.ms", "int", "5000", minimum=1,
-           doc="How often, in ms, consumer-protocol members are told to heartbeat. A group's "
-               "consumer.heartbeat.interval.ms override takes its place for that group."),
-        _k("group.consumer.min.heartbeat.interval.ms", "int", "5000", minimum=1,
-           doc="The lowest value a group's consumer.heartbeat.interval.ms override may take. kbroker checks a "
-               "group's override against it."),
-        _k("group.consumer.max.heartbeat.interval.ms", "int", "15000", minimum=1,
-           doc="The highest value a group's consumer.heartbeat.interval.ms override may take. kbroker checks a "
-               "group's override against it."),
-        _k("group.consumer.assignment.interval.ms", "int", "1000", minimum=0, applied=False,
-           doc="The least time, in ms, between two target assignment updates of a consumer group. Accepted for "
-               "compatibility, no effect: kbroker updates the assignment whenever the group changes."),
-        _k("group.consumer.min.assignment.interval.ms", "int", "0", minimum=0, applied=False,
-           doc="The lowest value a group's consumer.assignment.interval.ms override may take. Accepted, no effect "
-               "(see group.consumer.assignment.interval.ms)."),
-        _k("group.consumer.max.assignment.interval.ms", "int", "15000", minimum=0, applied=False,
-           doc="The highest value a group's consumer.assignment.interval.ms override may take. Accepted, no "
-               "effect (see group.consumer.assignment.interval.ms)."),
-        _k("group.consumer.assignors", "list", "uniform,range", nonempty=True,
-           doc="The server-side assignors of consumer groups, by name; the first is used unless a member asks for "
-               "another. kbroker has uniform and range; other names are skipped."),
-        # Kafka's ConsumerGroupMigrationPolicy: which way a group may move between the classic
-        # and the consumer protocol while it has members.
-        _k("group.consumer.migration.policy", "string", "bidirectional",
-           check=_one_of_ignoring_case("disabled", "upgrade", "downgrade", "bidirectional"),
-           doc="Which way a non-empty group may switch between the classic and the consumer protocol: upgrade, "
-               "downgrade, bidirectional or disabled. Empty groups may always switch."),
-        # an internal key of Kafka's (defineInternal): DescribeConfigs lists it only once set
-        _k("group.consumer.regex.refresh.interval.ms", "int", "600000", minimum=10000,
-           doc="How often, in ms, the coordinator re-evaluates the topic regexes consumer-protocol groups "
-               "subscribe with, to pick up new topics. An internal key of Kafka's: listed only when set."),
-        # Streams groups (KIP-1071), Kafka 4.4's defaults.
-        _k("group.streams.session.timeout.ms", "int", "45000", minimum=1,
-           doc="How long, in ms, a streams group member may go without a heartbeat before it is removed. A "
-               "group's streams.session.timeout.ms override takes its place for that group."),
-        _k("group.streams.min.session.timeout.ms", "int", "45000", minimum=1,
-           doc="The lowest value a group's streams.session.timeout.ms override may take. kbroker checks a group's "
-               "override against it."),
-        _k("group.streams.max.session.timeout.ms", "int", "60000", minimum=1,
-           doc="The highest value a group's streams.session.timeout.ms override may take. kbroker checks a "
-               "group's override against it."),
-        _k("group.streams.heartbeat.interval.ms", "int", "5000", minimum=1,
-           doc="How often, in ms, streams group members are told to heartbeat. A group's "
-               "streams.heartbeat.interval.ms override takes its place for that group."),
-        _k("group.streams.min.heartbeat.interval.ms", "int", "5000", minimum=1,
-           doc="The lowest value a group's streams.heartbeat.interval.ms override may take. kbroker checks a "
-               "group's override against it."),
-        _k("group.streams.max.heartbeat.interval.ms", "int", "15000", minimum=1,
-           doc="The highest value a group's streams.heartbeat.interval.ms override may take. kbroker checks a "
-               "group's override against it."),
-        _k("group.streams.max.size", "int", str(INT_MAX), minimum=1,
-           doc="The most members a streams group may have."),
-        _k("group.streams.num.standby.replicas", "int", "0", minimum=0,
-           doc="How many standby replicas of each stateful task a streams group gets (at most "
-               "group.streams.max.standby.replicas). A group's "
-               "streams.num.standby.replicas override takes its place for that group."),
-        _k("group.streams.max.standby.replicas", "int", "2", minimum=0,
-           doc="The highest number of standby replicas per task: it bounds a group's streams.num.standby.replicas "
-               "override and caps group.streams.num.standby.replicas."),
-        _k("group.streams.initial.rebalance.delay.ms", "int", "3000", minimum=0,
-           doc="How long, in ms, the first assignment of an empty streams group is delayed so that more members "
-               "can join first. A group's streams.initial.rebalance.delay.ms override takes its place "
-               "for that group."),
-        _k("group.streams.task.offset.interval.ms", "int", "60000", minimum=1,
-           doc="How often, in ms, streams clients are told to report their tasks' changelog offsets to the "
-               "coordinator. A group's streams.task.offset.interval.ms override takes its place for that group."),
-        _k("group.streams.acceptable.recovery.lag", "long", "10000", minimum=0,
-           doc="How far behind (in offsets) a client's state may be and still count as caught up for an active "
-               "task; sent to the clients. A group's streams.acceptable.recovery.lag override takes its place for "
-               "that group."),
-        _k("group.streams.num.warmup.replicas", "int", "2", minimum=0, applied=False,
-           doc="How many warm-up replicas Kafka's streams assignor may place while it moves tasks. Accepted for "
-               "compatibility, no effect: kbroker's assignor places none."),
-        _k("group.streams.max.warmup.replicas", "int", "20", minimum=0, applied=False,
-           doc="The highest value a group's warm-up replica count may take. Accepted, no effect (see "
-               "group.streams.num.warmup.replicas)."),
-        _k("group.streams.min.task.offset.interval.ms", "int", "15000", minimum=1,
-           doc="The lowest value the streams task offset interval may take: start-up fails when "
-               "group.streams.task.offset.interval.ms is below it, and a group's streams.task.offset.interval.ms "
-               "override is checked against it."),
-        _k("group.streams.assignment.interval.ms", "int", "1000", minimum=0, applied=False,
-           doc="The least time, in ms, between two assignment updates of a streams group. Accepted for "
-               "compatibility, no effect: kbroker updates the assignment whenever the group changes."),
-        _k("group.streams.min.assignment.interval.ms", "int", "0", minimum=0, applied=False,
-           doc="The lowest value a group's streams.assignment.interval.ms override may take. Accepted, no effect."),
-        _k("group.streams.max.assignment.interval.ms", "int", "15000", minimum=0, applied=False,
-           doc="The highest value a group's streams.assignment.interval.ms override may take. Accepted, no "
-               "effect."),
-        _k("group.streams.assignors", "list", "sticky", nonempty=True,
-           doc="The task assignors of streams groups, by name; the first is the default and a group may pick "
-               "another with streams.assignor.name. kbroker has sticky."),
-        _k("group.streams.rack.aware.assignment.tags", "list", "", applied=False,
-           doc="The client tags Kafka's streams assignor spreads standby replicas over. Accepted for "
-               "compatibility, no effect on placement: kbroker's assignor does not use them (a change makes "
-               "streams groups compute a new assignment at their next heartbeat, as Kafka's do)."),
-        # KIP-932 share groups (Kafka's GroupCoordinatorConfig/ShareGroupConfig defaults and ranges).
-        _k("group.share.max.size", "int", "200", minimum=1, maximum=1000,
-           doc="The most members a share group may have (1 to 1000)."),
-        _k("group.share.session.timeout.ms", "int", "45000", minimum=1,
-           doc="How long, in ms, a share group member may go without a heartbeat before it is removed; a group "
-               "may override it with share.session.timeout.ms."),
-        _k("group.share.min.session.timeout.ms", "int", "45000", minimum=1,
-           doc="The lowest value a group's share.session.timeout.ms override may take."),
-        _k("group.share.max.session.timeout.ms", "int", "60000", minimum=1,
-           doc="The highest value a group's share.session.timeout.ms override may take."),
-        _k("group.share.heartbeat.interval.ms", "int", "5000", minimum=1,
-           doc="How often, in ms, share group members are told to heartbeat; a group may override it with "
-               "share.heartbeat.interval.ms."),
-        _k("group.share.min.heartbeat.interval.ms", "int", "5000", minimum=1,
-           doc="The lowest value a group's share.heartbeat.interval.ms override may take."),
-        _k("group.share.max.heartbeat.interval.ms", "int", "15000", minimum=1,
-           doc="The highest value a group's share.heartbeat.interval.ms override may take."),
-        _k("group.share.assignors", "list", "simple", list_choices=("simple",), nonempty=True,
-           doc="The assignor of share groups; Kafka allows one entry and has only simple, which kbroker's share "
-               "groups always use."),
-        _k("group.share.assignment.interval.ms", "int", "1000", minimum=0, applied=False,
-           doc="The least time, in ms, between two assignment updates of a share group. Accepted for "
-               "compatibility, no effect: kbroker updates the assignment whenever the group changes."),
-        _k("group.share.min.assignment.interval.ms", "int", "0", minimum=0, applied=False,
-           doc="The lowest value a group's share.assignment.interval.ms override may take. Accepted, no effect."),
-        _k("group.share.max.assignment.interval.ms", "int", "15000", minimum=0, applied=False,
-           doc="The highest value a group's share.assignment.interval.ms override may take. Accepted, no effect."),
-        _k("group.share.record.lock.duration.ms", "int", "30000", minimum=1000, maximum=3600000,
-           doc="How long, in ms, a record handed to a share consumer stays locked to it before it is released for "
-               "redelivery; a group may override it with share.record.lock.duration.ms."),
-        _k("group.share.min.record.lock.duration.ms", "int", "15000", minimum=1000, maximum=30000,
-           doc="The lowest value a group's share.record.lock.duration.ms override may take."),
-        _k("group.share.max.record.lock.duration.ms", "int", "60000", minimum=30000, maximum=3600000,
-           doc="The highest value a group's share.record.lock.duration.ms override may take."),
-        _k("group.share.delivery.count.limit", "int", "5", minimum=2, maximum=10,
-           doc="How many times a record may be delivered to share consumers before it is archived as "
-               "undeliverable (or sent to the group's dead-letter queue); a group may override it with "
-               "share.delivery.count.limit."),
-        _k("group.share.min.delivery.count.limit", "int", "2", minimum=2, maximum=5,
-           doc="The lowest value a group's share.delivery.count.limit override may take."),
-        _k("group.share.max.delivery.count.limit", "int", "10", minimum=5, maximum=25,
-           doc="The highest value a group's share.delivery.count.limit override may take."),
-        _k("group.share.partition.max.record.locks", "int", "2000", minimum=100, maximum=10000,
-           doc="The most records of one partition that may be locked to share consumers at once; a group may "
-               "override it with share.partition.max.record.locks."),
-        _k("group.share.min.partition.max.record.locks", "int", "100", minimum=100, maximum=2000,
-           doc="The lowest value a group's share.partition.max.record.locks override may take."),
-        _k("group.share.max.partition.max.record.locks", "int", "4000", minimum=2000, maximum=10000,
-           doc="The highest value a group's share.partition.max.record.locks override may take."),
-        _k("group.share.max.share.sessions", "int", "2000", minimum=1,
-           doc="The most share sessions (ShareFetch sessions of share consumers) a broker keeps at once."),
-        _k("share.coordinator.state.topic.num.partitions", "int", "50", minimum=1,
-           doc="The number of partitions of __share_group_state, the internal topic of share group state, fixed "
-               "when it is created."),
-        _k("share.coordinator.state.topic.replication.factor", "short", "3", minimum=1,
-           doc="The replication factor __share_group_state is created with (1 on kbroker's single node)."),
-        _k("share.coordinator.state.topic.min.isr", "short", "2", minimum=1,
-           doc="The min.insync.replicas of __share_group_state (1 on kbroker's single node)."),
-        _k("share.coordinator.state.topic.segment.bytes", "int", "104857600", minimum=1,
-           doc="The segment.bytes of __share_group_state."),
-        _k("share.coordinator.state.topic.prune.interval.ms", "int", "300000", minimum=1,
-           doc="How often, in ms, the share coordinator moves the log start of __share_group_state past records "
-               "no longer needed."),
-        # KIP-1191 dead-letter queues of share groups.
-        _k("errors.deadletterqueue.auto.create.topics.enable", "boolean", "false",
-           doc="Whether a share group's dead-letter queue topic (KIP-1191) is created when it does not exist yet."),
-        _k("errors.deadletterqueue.topic.name.prefix", "string", "dlq.",
-           doc="The prefix a share group's dead-letter queue topic name must have; empty allows any name."),
-        _k("offsets.topic.num.partitions", "int", "50", minimum=1,
-           doc="The number of partitions of __consumer_offsets, fixed when it is created; groups are spread over "
-               "them by group id."),
-        _k("offsets.topic.replication.factor", "short", "3", minimum=1,
-           doc="The replication factor __consumer_offsets is created with; creating it fails while fewer brokers "
-               "are registered (1 on kbroker's single node)."),
-        _k("offsets.topic.segment.bytes", "int", "104857600", minimum=1,
-           doc="The segment.bytes of __consumer_offsets, kept small so compaction and loading stay quick."),
-        _k("offsets.retention.minutes", "int", "10080", minimum=1,
-           doc="How long, in minutes, committed offsets are kept after the group has become empty (or, for a "
-               "standalone consumer, after the last commit) before they expire."),
-        _k("offsets.retention.check.interval.ms", "long", "600000", minimum=1,
-           doc="How often, in ms, the coordinator looks for expired offsets."),
-        _k("offsets.commit.timeout.ms", "int", "5000", minimum=1,
-           doc="How long, in ms, a write of the group coordinator (an offset commit) may wait for the replicas of "
-               "__consumer_offsets before it fails."),
-        _k("offset.metadata.max.bytes", "int", "4096",
-           doc="The largest metadata string a committed offset may carry; a larger one fails with "
-               "OFFSET_METADATA_TOO_LARGE."),
-        _k("transaction.state.log.num.partitions", "int", "50", minimum=1,
-           doc="The number of partitions of __transaction_state, fixed when it is created."),
-        _k("transaction.state.log.replication.factor", "short", "3", minimum=1,
-           doc="The replication factor __transaction_state is created with; creating it fails while fewer brokers "
-               "are registered (1 on kbroker's single node)."),
-        _k("transaction.state.log.min.isr", "int", "2", minimum=1,
-           doc="The min.insync.replicas of __transaction_state (1 on kbroker's single node)."),
-        _k("transaction.state.log.segment.bytes", "int", "104857600", minimum=1,
-           doc="The segment.bytes of __transaction_state."),
-        _k("transaction.max.timeout.ms", "int", "900000", minimum=1,
-           doc="The longest transaction timeout a producer may ask for; InitProducerId with a longer one fails "
-               "with INVALID_TRANSACTION_TIMEOUT."),
-        _k("transactional.id.expiration.ms", "int", "604800000", minimum=1,
-           doc="How long, in ms, a transactional id with no ongoing transaction may go without use before the "
-               "coordinator forgets it."),
-        _k("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", "10000", minimum=1,
-           doc="How often, in ms, the coordinator aborts transactions that have passed their timeout."),
-        _k("transaction.remove.expired.transaction.cleanup.interval.ms", "int", "3600000", minimum=1,
-           doc="How often, in ms, the coordinator removes transactional ids idle for longer than "
-               "transactional.id.expiration.ms."),
-        _k("producer.id.expiration.ms", "int", "86400000", minimum=1,
-           doc="How long, in ms, a partition keeps a producer id's state (for idempotence) after that producer's "
-               "last write to it."),
-        _k("producer.id.expiration.check.interval.ms", "int", "600000", minimum=1,
-           doc="How often, in ms, expired producer ids are removed from the partitions."),
+        *COORDINATOR_KEYS,
         _k("max.incremental.fetch.session.cache.slots", "int", "1000", minimum=0,
            doc="The most incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off."),
         _k("fetch.max.bytes", "int", "57671680", minimum=1024,
@@ -787,7 +407,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("kbroker.log.max.open.files", "int", "-1", minimum=-1,
            doc="kbroker's own: how many segment files may be open at once; idle ones are closed and reopened on "
                "use. -1 means half the open-file limit."),
-        *_SECURITY_KEYS,
+        *SECURITY_KEYS,
         _k("zookeeper.connect", "string", None, applied=False,
            doc="The ZooKeeper connection string of pre-KRaft Kafka (ZooKeeper mode is gone in Kafka 4). Accepted "
                "with a warning so older files start, no effect: the controller is built in."),
@@ -960,35 +580,3 @@ def _from_synonyms(key: TopicKey, lookup: Callable[[str], Any]) -> tuple[Any, st
 TOPIC_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {name: _from_synonyms(key, _key_default)[0] for name, key in TOPIC_KEYS.items()}
 )
-
-
-_LISTENER_KEY = re.compile(r"listener\.name\.([A-Za-z0-9_]+)\.(.+)")
-_JAAS_KEY = re.compile(r"[A-Za-z0-9_-]+\.sasl\.jaas\.config")
-_MECHANISM_KEY = re.compile(r"([A-Za-z0-9_-]+)\.(.+)")
-
-
-def _listener_key(name: str) -> tuple[str, str] | None:
-    """(listener, key) of a ``listener.name.<listener>.<key>`` setting kbroker knows, else None."""
-    m = _LISTENER_KEY.fullmatch(name)
-    if m is None:
-        return None
-    key = m.group(2)
-    if key in LISTENER_KEYS or _JAAS_KEY.fullmatch(key):
-        return m.group(1), key
-    mechanism_key = _MECHANISM_KEY.fullmatch(key)
-    if mechanism_key is not None and mechanism_key.group(2) in MECHANISM_KEYS:
-        return m.group(1), key
-    return None
-
-
-# Kafka's SocketServer.ListenerReconfigurableConfigs: the listener.name.<l>. keys that are dynamic
-# broker configs (kept in the dynamic layers; BrokerConfig.listener_overrides reads them).
-DYNAMIC_LISTENER_KEYS = frozenset({"max.connections", "max.connection.creation.rate"})
-
-
-def dynamic_listener_key(name: str) -> str | None:
-    """The base key of a dynamic ``listener.name.<l>.<key>`` config, else None."""
-    parts = _listener_key(name)
-    return parts[1] if parts is not None and parts[1] in DYNAMIC_LISTENER_KEYS else None
-
-
