@@ -109,6 +109,8 @@ class KafkaConnection(ResponseWriter, FlowControl, asyncio.Protocol):
         self._in_flight = 0
         self._write_paused = False
         self._read_paused = False
+        self._burst = 0  # bytes read since the connection last let the loop go round (READ_BURST_BYTES)
+        self._yielding = False
         self._closed = False
         self._stalled: deque[Any] | None = None  # the rest of a response waiting for the socket
         self._watch_fd = -1
@@ -219,6 +221,7 @@ class KafkaConnection(ResponseWriter, FlowControl, asyncio.Protocol):
             self._batching = False
         self._account()
         self._flush()
+        self._count_read(len(data))
         self._update_reading()
 
     def eof_received(self) -> bool | None:

@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from kbroker.server.limits import ConnectionLimits
 
 MAX_IN_FLIGHT = 256
+# Bytes a connection may deliver before it lets the event loop go round once: past them it stops
+# reading until the callbacks already scheduled have run (one loop iteration), so that other
+# connections' requests and the timers (a long-polling Fetch's deadline) are served in between.
+# uvloop (libuv) reads a readable socket up to 32 times in one go while each read fills its
+# buffer, so a connection with a backlog (librdkafka pipelines Produce requests without limit)
+# could otherwise be served megabytes at a time, for seconds on a busy machine, while the
+# consumers' Fetches waited unread. 256 KiB is what asyncio's own loop reads per socket per turn.
+READ_BURST_BYTES = 256 * 1024
 # A request this small (size prefix included) is read even when the broker-wide request-byte
 # budget is used up, so clients keep being served while others hold the budget.
 SMALL_REQUEST_BYTES = 64 * 1024
@@ -48,6 +56,8 @@ class FlowControl:
     _hold_output: bool
     _throttled: asyncio.TimerHandle | None
     _throttled_until: float
+    _burst: int
+    _yielding: bool
 
     def release_all(self) -> None:
         """Give back everything this connection holds in the broker-wide budgets (once)."""
@@ -123,12 +133,25 @@ class FlowControl:
     def throttled(self) -> bool:
         return self._throttled is not None
 
+    def _count_read(self, n: int) -> None:
+        """Count ``n`` bytes read; past READ_BURST_BYTES since the last pause, stop reading until
+        the loop has run the callbacks already scheduled (:meth:`_burst_done`)."""
+        self._burst += n
+        if self._burst >= READ_BURST_BYTES and not self._yielding:
+            self._burst = 0
+            self._yielding = True
+            asyncio.get_running_loop().call_soon(self._burst_done)
+
+    def _burst_done(self) -> None:
+        self._yielding = False
+        self._update_reading()
+
     def _update_reading(self) -> None:
         transport = self.transport
         if transport is None or self._closed:
             return
         should_pause = (self._write_paused or self._in_flight >= MAX_IN_FLIGHT or self._hold_output
-                        or self._throttled is not None)
+                        or self._throttled is not None or self._yielding)
         if not should_pause:
             limits = self.limits
             # Broker-wide: a large frame begun when the request-byte budget is used up waits

@@ -4,6 +4,8 @@ A handler that waits (a long-polling Fetch, a Produce waiting for its append) ru
 answer is queued and written in the step in which the handler finishes, not from the task's done
 callback one loop iteration later; answers still leave in request order, and those that became
 ready behind an earlier request go out with it in one writelines.
+
+And when a connection stops reading to let the event loop go round (READ_BURST_BYTES).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class FakeTransport:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.closed = False
+        self.reading: list[str] = []  # pause / resume, in order
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 4242)}.get(name, default)
@@ -46,10 +49,10 @@ class FakeTransport:
         self.writes.append(bytes(data))
 
     def pause_reading(self) -> None:
-        pass
+        self.reading.append("pause")
 
     def resume_reading(self) -> None:
-        pass
+        self.reading.append("resume")
 
     def close(self) -> None:
         self.closed = True
@@ -89,9 +92,9 @@ def _connection() -> tuple[KafkaConnection, FakeTransport, Hooks]:
     return conn, transport, host.request_hooks
 
 
-def _request(correlation_id: int) -> bytes:
+def _request(correlation_id: int, client_id: str = "test") -> bytes:
     header = RequestHeader(request_api_key=API_VERSIONS, request_api_version=3, correlation_id=correlation_id,
-                           client_id="test")
+                           client_id=client_id)
     payload = encode_request(header, REQUESTS[API_VERSIONS]())
     return struct.pack(">i", len(payload)) + payload
 
@@ -180,3 +183,51 @@ def test_a_held_handler_that_fails_gets_its_error_answer_in_its_place() -> None:
     writes, closed = asyncio.run(main())
     assert [_answers(w) for w in writes] == [[(1, ErrorCode.UNKNOWN_SERVER_ERROR), (2, 0)]]
     assert not closed
+
+
+def _answered_at_once(ctx: Any, body: Any) -> ApiVersionsResponse:
+    return ApiVersionsResponse(error_code=0)
+
+
+def test_a_connection_that_delivers_a_burst_stops_reading_until_the_loop_has_gone_round() -> None:
+    """A client with a backlog (pipelined requests, READ_BURST_BYTES of them and more, delivered
+    in reads one after another, as uvloop reads a socket while each read fills its buffer) is
+    not read further once the burst is in: reading resumes only after the callbacks the loop
+    had already scheduled have run, so other connections and the timers get their turn."""
+    from kbroker.server.flow import READ_BURST_BYTES
+
+    async def main() -> tuple[list[str], list[str], list[str], int]:
+        conn, transport, hooks = _connection()
+        loop = asyncio.get_running_loop()
+        pad = "x" * 30_000  # ~30 KB a request (client id): a burst is about nine of them
+        chunks = []
+        for cid in range(1, READ_BURST_BYTES // 30_000 + 3):
+            hooks.handlers[cid] = _answered_at_once
+            chunks.append(_request(cid, pad))
+        seen: list[str] = []
+        loop.call_soon(lambda: seen.extend(transport.reading))  # scheduled before the reads
+        for chunk in chunks:
+            conn.data_received(chunk)
+        during = list(transport.reading)
+        await asyncio.sleep(0)  # one turn of the loop (this task runs after _burst_done)
+        after = list(transport.reading)
+        answered = sum(len(_answers(w)) for w in transport.writes)
+        return during, seen, after, answered
+
+    during, seen, after, answered = asyncio.run(main())
+    assert during == ["pause"]  # past the burst: not read further within this turn
+    assert seen == ["pause"]  # still paused when the callbacks scheduled before it ran
+    assert after == ["pause", "resume"]  # and reading again after them
+    assert answered == READ_BURST_BYTES // 30_000 + 2  # every request delivered was answered
+
+
+def test_a_connection_below_the_burst_keeps_reading() -> None:
+    async def main() -> list[str]:
+        conn, transport, hooks = _connection()
+        for cid in range(1, 4):
+            hooks.handlers[cid] = _answered_at_once
+            conn.data_received(_request(cid))
+        await asyncio.sleep(0)
+        return list(transport.reading)
+
+    assert asyncio.run(main()) == []
