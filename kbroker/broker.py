@@ -174,6 +174,7 @@ class Broker:
 
     async def start(self) -> None:
         t0 = time.monotonic()
+        phase = _PhaseTimer()  # each step's wall and CPU time, at debug level
         self.started_at = time.time()
         self.cluster_id = prepare_log_dirs(self.config, self.node_id, self._lock_files)
         set_fd_budget(self.config)
@@ -203,6 +204,7 @@ class Broker:
         except ConfigError as exc:
             raise StartupError(str(exc)) from None
         self.internode_security.secure_raft(self.raft, self.scram_credentials)
+        phase("log dirs, security, log manager, raft driver")
         if self.runs_controller:
             # the controller's own image, fed from the same log (kbroker/controller/quorum.py)
             self.controller = QuorumController(self.node_id, None, MetadataImage(), raft=self.raft,
@@ -219,6 +221,7 @@ class Broker:
                 raise StartupError(f"cannot listen on {endpoint}: {exc.strerror}") from None
             self.bound[endpoint.listener] = (self.raft.host, self.raft.port)
             self._serve_controller_apis()
+        phase("controller, metadata wiring, controller listener")
         # Partitions are opened from the image the whole log leads to, not record by record: a
         # topic deleted and created again under the same name has one directory, the newest's,
         # which replaying the old RemoveTopicRecord would delete. A sole voter replays its whole
@@ -229,7 +232,9 @@ class Broker:
             await self._catch_up()
         finally:
             self.local_partitions.replaying = False
+        phase("raft start, metadata replay")
         self.local_partitions.open_replayed()
+        phase("open replayed partitions")
         self.authorizer.complete_initial_load()  # the ACLs of the log caught up with are in place
         from kbroker.controller.operations.update_features import metadata_directory_id
         from kbroker.raft import voter_update
@@ -242,10 +247,14 @@ class Broker:
             # a dynamic quorum's first controller (format --standalone) will have others added
             # (KIP-853): its broker reaches the active controller as any other does
             self._use_remote_controller()
+        phase("voter update, bootstrap records")
         await self._bind()
+        phase("bind client listeners")
         await self._register()
+        phase("register")
         for service in self.services:
             await _maybe_await(service.start())
+            phase(f"start {type(service).__name__}")
         self.log_manager.start()
         self.replica_manager.start()  # producer-id expiration (kbroker/replication/producer_housekeeping.py)
         if self.clock is not None:
@@ -258,6 +267,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         self._idle_task = loop.create_task(close_idle_connections(self.connections, self.limits,
                                                                   self.config["connections.max.idle.ms"]))
+        phase("serve")
         log.info("started in %.0f ms", (time.monotonic() - t0) * 1000)
 
     # -- the metadata quorum ---------------------------------------------------------------
@@ -538,6 +548,21 @@ class _NotConnected(ForwardingOperations):
 
     async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> AllocateProducerIdsResponse:
         raise ControllerUnavailable("not connected to the metadata quorum yet")
+
+
+class _PhaseTimer:
+    """Logs (debug) the wall and CPU time of each start-up step since the previous one, and at
+    construction the process's CPU time so far (its imports and construction)."""
+
+    def __init__(self) -> None:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+        log.debug("start: process CPU before start %.1f ms", self._cpu * 1000)
+
+    def __call__(self, step: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        log.debug("start: %s: %.1f ms (CPU %.1f ms)", step, (wall - self._wall) * 1000, (cpu - self._cpu) * 1000)
+        self._wall, self._cpu = wall, cpu
 
 
 async def _maybe_await(value: object) -> object:

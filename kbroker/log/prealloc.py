@@ -17,8 +17,8 @@ missing or the file system refuses it (EOPNOTSUPP), reservation is simply off fo
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
+import functools
 import logging
 import os
 import sys
@@ -30,14 +30,29 @@ MIN_STEP = 256 * 1024
 MAX_STEP = 1024 * 1024
 
 
-def libc_function(name: str, argtypes: list[type]) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    """A Linux libc function not in the os module, or None where there is none."""
+@functools.cache
+def libc() -> ctypes.CDLL | None:
+    """The C library the interpreter runs on (Linux only; None elsewhere or if it cannot be had).
+
+    ``dlopen(NULL)``: the process's own symbols, the interpreter's libc among them. One handle for
+    every caller, and no ``ctypes.util.find_library("c")``, which runs ``ldconfig -p`` in a child
+    process each time it is called (some 5 ms of start-up each)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        func = getattr(libc, name)
-    except (OSError, AttributeError):
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def libc_function(name: str, argtypes: list[type]) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """A Linux libc function not in the os module, or None where there is none."""
+    lib = libc()
+    if lib is None:
+        return None
+    try:
+        func = getattr(lib, name)
+    except AttributeError:
         return None
     func.argtypes = argtypes
     func.restype = ctypes.c_int

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kbroker.security.scram import SaslFailure
+from kbroker.security.scram import SaslFailure, SaslInternalError
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
@@ -56,11 +56,6 @@ _KEY = r"[A-Za-z]+"
 _VALUE = r"[\x21-\x7E \t\r\n]+"
 _INITIAL = re.compile(rf"n,(?:a=(?P<authzid>{_SASLNAME}))?,{_SEP}(?P<kvpairs>(?:{_KEY}={_VALUE}{_SEP})*){_SEP}")
 _AUTH = re.compile(r"(?P<scheme>\w+) +(?P<token>[-_~+/.a-zA-Z0-9]+=*)")
-
-
-class SaslInternalError(Exception):
-    """What Kafka's SaslServer throws that is no SaslException: its SaslServerAuthenticator then
-    closes the connection without an answer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,14 +24,20 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kbroker.security.oauthbearer import OAuthBearerServer, SaslInternalError
-from kbroker.security.scram import MECHANISMS_BY_NAME, SaslFailure, ScramCredentials, ScramServer
+from kbroker.security.scram import (
+    MECHANISMS_BY_NAME,
+    SaslFailure,
+    SaslInternalError,
+    ScramCredentials,
+    ScramServer,
+)
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateResponse
 from kbroker_protocol.messages.sasl_handshake import SaslHandshakeResponse
 
 if TYPE_CHECKING:
     from kbroker.security.listeners import ListenerSecurity
+    from kbroker.security.oauthbearer import OAuthBearerServer
     from kbroker_protocol.messages.request_header import RequestHeader
     from kbroker_protocol.messages.sasl_handshake import SaslHandshakeRequest
     from kbroker_protocol.primitives import Message
@@ -192,6 +198,8 @@ class SaslAuthenticator:
         if mechanism == "PLAIN":
             return PlainServer(self.security.plain_users)
         if mechanism == "OAUTHBEARER":
+            from kbroker.security.oauthbearer import OAuthBearerServer  # loaded on first use
+
             return OAuthBearerServer(self.security.oauth_validator)
         broker = self.connection.broker  # None: the controller listener's inbound stream (no tokens)
         return ScramServer(MECHANISMS_BY_NAME[mechanism], self.credentials,

@@ -53,6 +53,11 @@ class SaslFailure(Exception):
         self.client_message = client_message
 
 
+class SaslInternalError(Exception):
+    """What Kafka's SaslServer throws that is no SaslException: its SaslServerAuthenticator then
+    closes the connection without an answer."""
+
+
 # -- the formatter (Kafka's ScramFormatter) ----------------------------------------------------
 
 

@@ -36,8 +36,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import ipaddress
 import logging
 import socket
@@ -46,6 +44,7 @@ from typing import Protocol
 
 from kbroker.config import BrokerConfig, parse_ip_overrides
 from kbroker.config.addresses import normal_address
+from kbroker.log.prealloc import libc
 from kbroker.security.quota_rates import Clock, Rate, monotonic_ms, round_half_up
 
 log = logging.getLogger(__name__)
@@ -80,11 +79,11 @@ class _Trimmer:
 
     def __init__(self) -> None:
         self._trim: Callable[[int], int] | None = None
-        name = ctypes.util.find_library("c")
-        if name:
+        lib = libc()
+        if lib is not None:
             try:
-                self._trim = ctypes.CDLL(name).malloc_trim
-            except (OSError, AttributeError):
+                self._trim = lib.malloc_trim
+            except AttributeError:
                 self._trim = None
 
     def __call__(self) -> None:
