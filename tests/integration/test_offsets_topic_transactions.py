@@ -1,0 +1,205 @@
+"""The producer state of ``__consumer_offsets`` follows the transactional offset commits written there.
+
+As Kafka's group coordinator appends through ``ReplicaManager.appendRecordsToLeader`` with origin
+COORDINATOR (``UnifiedLog.analyzeAndValidateProducerState``), a TxnOffsetCommit's batch opens the
+producer's transaction in the offsets partition and the marker closes it: the partition's last
+stable offset stays at the transaction's first offset until the marker (a read_committed reader of
+``__consumer_offsets`` sees committed offsets only then, aborted ones never), DescribeProducers
+lists the producer, and the state survives a restart (a kill, and a clean stop's snapshot).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from confluent_kafka import Consumer as CKConsumer
+from confluent_kafka import Producer as CKProducer
+from confluent_kafka import TopicPartition as CKTopicPartition
+from kafka import KafkaConsumer, TopicPartition
+
+from kbroker.coordinator.group_records import decode_offset_value, encode_offset_key
+from kbroker.testing import BrokerThread
+from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
+from kbroker_protocol.messages.describe_producers import DescribeProducersRequest, DescribeProducersResponse
+from kbroker_protocol.messages.describe_transactions import (
+    DescribeTransactionsRequest,
+    DescribeTransactionsResponse,
+)
+from kbroker_protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
+from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
+from tests.integration.cli_helpers import BrokerProcess, base_args
+from tests.integration.transaction_restart_helpers import FAST_TIMEOUTS
+from tests.integration.transactions_helpers import (
+    RawClient,
+    create_topic,
+    init_producer_id,
+    list_offset,
+    new_name,
+)
+
+OFFSETS = "__consumer_offsets"
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with BrokerThread(config=FAST_TIMEOUTS) as b:
+        yield b
+
+
+@pytest.fixture
+def raw(broker):
+    client = RawClient(broker.bootstrap_servers)
+    yield client
+    client.close()
+
+
+def describe_producers(raw: RawClient, partition: int) -> list[tuple[int, int, int]]:
+    """(producer id, epoch, first offset of its open transaction or -1) of the offsets partition."""
+    response = raw.call(DescribeProducersRequest(topics=[DescribeProducersRequest.TopicRequest(
+        name=OFFSETS, partition_indexes=[partition])]), DescribeProducersResponse, 0)
+    result = response.topics[0].partitions[0]
+    assert result.error_code == 0, result
+    return sorted((p.producer_id, p.producer_epoch, p.current_txn_start_offset) for p in result.active_producers)
+
+
+def producer_of(raw: RawClient, tid: str) -> tuple[int, int]:
+    state = raw.call(DescribeTransactionsRequest(transactional_ids=[tid]), DescribeTransactionsResponse,
+                     0).transaction_states[0]
+    assert state.error_code == 0, state
+    return state.producer_id, state.producer_epoch
+
+
+def committed_offsets(bootstrap: str, partition: int, end: int, group: str, topic: str, isolation: str) -> list[int]:
+    """The offsets of ``group`` for ``topic``-0 that a reader of the offsets partition sees."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation, enable_auto_commit=False,
+                             exclude_internal_topics=False)
+    tp = TopicPartition(OFFSETS, partition)
+    consumer.assign([tp])
+    consumer.seek_to_beginning()
+    key = encode_offset_key(group, topic, 0)
+    seen: list[int] = []
+    deadline = time.monotonic() + 30
+    while consumer.position(tp) < end:
+        assert time.monotonic() < deadline, f"reader stuck at {consumer.position(tp)} (end {end})"
+        for records in consumer.poll(timeout_ms=200).values():
+            seen.extend(decode_offset_value(r.value).offset for r in records if r.key == key)
+    consumer.close()
+    return seen
+
+
+def test_a_transactional_offset_commit_holds_the_offsets_partition_lso_until_its_marker(broker, raw):
+    bootstrap = broker.bootstrap_servers
+    topic, group, tid = new_name("src"), new_name("eos-group"), new_name("eos-tx")
+    create_topic(bootstrap, topic)
+    part = broker.call(lambda: broker.broker.group_coordinator.partition_for(group))
+    consumer = CKConsumer({"bootstrap.servers": bootstrap, "group.id": group})
+    producer = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    try:
+        producer.init_transactions(30)
+        pid, epoch = producer_of(raw, tid)
+
+        producer.begin_transaction()
+        producer.send_offsets_to_transaction([CKTopicPartition(topic, 0, 5)], consumer.consumer_group_metadata(), 30)
+        end = list_offset(raw, OFFSETS, part)
+        first = end - 1  # the TxnOffsetCommit's batch (one record)
+        assert list_offset(raw, OFFSETS, part, isolation=1) == first
+        assert describe_producers(raw, part) == [(pid, epoch, first)]
+        assert committed_offsets(bootstrap, part, first, group, topic, "read_committed") == []
+        producer.commit_transaction(30)
+        # the marker closed it: the LSO is past the marker, the offset readable at read_committed
+        end = list_offset(raw, OFFSETS, part)
+        assert end == first + 2
+        assert list_offset(raw, OFFSETS, part, isolation=1) == end
+        assert describe_producers(raw, part) == [(pid, epoch, -1)]
+        assert committed_offsets(bootstrap, part, end, group, topic, "read_committed") == [5]
+
+        producer.begin_transaction()
+        producer.send_offsets_to_transaction([CKTopicPartition(topic, 0, 9)], consumer.consumer_group_metadata(), 30)
+        first = list_offset(raw, OFFSETS, part) - 1
+        assert list_offset(raw, OFFSETS, part, isolation=1) == first == end
+        assert describe_producers(raw, part) == [(pid, epoch, first)]
+        producer.abort_transaction(30)
+        end = list_offset(raw, OFFSETS, part)
+        assert list_offset(raw, OFFSETS, part, isolation=1) == end == first + 2
+        assert describe_producers(raw, part) == [(pid, epoch, -1)]
+        # the aborted offset is never visible at read_committed (the .txnindex lists the abort)
+        assert committed_offsets(bootstrap, part, end, group, topic, "read_committed") == [5]
+        assert committed_offsets(bootstrap, part, end, group, topic, "read_uncommitted") == [5, 9]
+    finally:
+        producer.flush(5)
+        consumer.close()
+
+
+def _txn_offset_commit(raw: RawClient, tid: str, pid: int, epoch: int, group: str, topic: str, offset: int) -> None:
+    added = raw.call(AddOffsetsToTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch,
+                                            group_id=group), AddOffsetsToTxnResponse, 3)
+    assert added.error_code == 0
+    T = TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
+    commit = TxnOffsetCommitRequest(
+        transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch, generation_id_or_member_epoch=-1,
+        member_id="", group_instance_id=None, topics=[T(name=topic, partitions=[
+            T.TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=offset)])])
+    assert raw.call(commit, TxnOffsetCommitResponse, 3).topics[0].partitions[0].error_code == 0
+
+
+def test_the_offsets_partition_producer_state_survives_a_kill_and_a_clean_restart(tmp_path):
+    """Killed (SIGKILL: the state is rebuilt from the log) with the transaction open, then stopped
+    cleanly (the state from the snapshot taken at the close), then committed and restarted again."""
+    data = tmp_path / "data"
+    args = [*base_args(data), "--override", "offsets.topic.num.partitions=1",
+            "--override", "transaction.abort.timed.out.transaction.cleanup.interval.ms=600000"]
+    tid, group = "offsets-restart", "offsets-restart-group"
+
+    def start() -> tuple[BrokerProcess, RawClient]:
+        proc = BrokerProcess(args, tmp_path)
+        _node, host, port = proc.wait_ready().groups()
+        bootstrap.append(f"{host}:{port}")
+        return proc, RawClient(bootstrap[-1])
+
+    bootstrap: list[str] = []
+    proc, raw = start()
+    try:
+        create_topic(bootstrap[-1], "in")
+        init = init_producer_id(raw, tid)
+        pid, epoch = init.producer_id, init.producer_epoch
+        _txn_offset_commit(raw, tid, pid, epoch, group, "in", 7)
+        end = list_offset(raw, OFFSETS, 0)
+        first = end - 1
+        assert list_offset(raw, OFFSETS, 0, isolation=1) == first
+        assert describe_producers(raw, 0) == [(pid, epoch, first)]
+        raw.close()
+    finally:
+        assert proc.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    for stop in (signal.SIGKILL, signal.SIGTERM):  # then from the snapshot of the clean stop
+        proc, raw = start()
+        try:
+            assert describe_producers(raw, 0) == [(pid, epoch, first)]
+            assert list_offset(raw, OFFSETS, 0) == end
+            assert list_offset(raw, OFFSETS, 0, isolation=1) == first
+            raw.close()
+        finally:
+            code = proc.stop(stop)
+        assert code == (-signal.SIGKILL if stop == signal.SIGKILL else 0)
+
+    proc, raw = start()
+    try:
+        ended = raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=True),
+                         EndTxnResponse, 3)
+        assert ended.error_code == 0
+        assert list_offset(raw, OFFSETS, 0) == end + 1  # the marker
+        assert list_offset(raw, OFFSETS, 0, isolation=1) == end + 1
+        assert describe_producers(raw, 0) == [(pid, epoch, -1)]
+        raw.close()
+    finally:
+        assert proc.stop() == 0
+
+    proc, raw = start()
+    try:
+        assert describe_producers(raw, 0) == [(pid, epoch, -1)]
+        assert list_offset(raw, OFFSETS, 0, isolation=1) == list_offset(raw, OFFSETS, 0) == end + 1
+        raw.close()
+    finally:
+        assert proc.stop() == 0
