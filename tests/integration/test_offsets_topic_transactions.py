@@ -34,9 +34,11 @@ from tests.integration.transaction_restart_helpers import FAST_TIMEOUTS
 from tests.integration.transactions_helpers import (
     RawClient,
     create_topic,
+    data_batch,
     init_producer_id,
     list_offset,
     new_name,
+    produce,
 )
 
 OFFSETS = "__consumer_offsets"
@@ -130,6 +132,76 @@ def test_a_transactional_offset_commit_holds_the_offsets_partition_lso_until_its
     finally:
         producer.flush(5)
         consumer.close()
+
+
+def test_a_transactions_v2_marker_moves_the_producer_to_the_bumped_epoch_in_the_offsets_partition(broker, raw):
+    """Transactions V2 (TxnOffsetCommit v5, EndTxn v5): the coordinator writes the markers with the
+    bumped epoch and its own epoch, in the offsets partition as in the data partitions."""
+    bootstrap = broker.bootstrap_servers
+    topic, group, tid = new_name("v2src"), new_name("v2-group"), new_name("v2-tx")
+    create_topic(bootstrap, topic)
+    part = broker.call(lambda: broker.broker.group_coordinator.partition_for(group))
+    init = init_producer_id(raw, tid, version=5)
+    pid, epoch = init.producer_id, init.producer_epoch
+    assert produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"a"], transactional=True), transactional_id=tid,
+                   version=12).error_code == 0
+    T = TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
+    commit = TxnOffsetCommitRequest(
+        transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch, generation_id_or_member_epoch=-1,
+        member_id="", group_instance_id=None, topics=[T(name=topic, partitions=[
+            T.TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=1)])])
+    assert raw.call(commit, TxnOffsetCommitResponse, 5).topics[0].partitions[0].error_code == 0
+    first = list_offset(raw, OFFSETS, part) - 1
+    assert describe_producers(raw, part) == [(pid, epoch, first)]
+    assert list_offset(raw, OFFSETS, part, isolation=1) == first
+
+    ended = raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=True),
+                     EndTxnResponse, 5)
+    assert (ended.error_code, ended.producer_epoch) == (0, epoch + 1)
+    assert list_offset(raw, OFFSETS, part, isolation=1) == list_offset(raw, OFFSETS, part) == first + 2
+    # the same entry as in the data partition the transaction wrote to (epoch and coordinator epoch
+    # from the markers)
+    entries = {}
+    for name, index in ((topic, 0), (OFFSETS, part)):
+        response = raw.call(DescribeProducersRequest(topics=[DescribeProducersRequest.TopicRequest(
+            name=name, partition_indexes=[index])]), DescribeProducersResponse, 0)
+        [p] = response.topics[0].partitions[0].active_producers
+        entries[name] = (p.producer_id, p.producer_epoch, p.coordinator_epoch, p.current_txn_start_offset)
+    assert entries[OFFSETS] == entries[topic]
+    assert entries[OFFSETS][:2] == (pid, epoch + 1) and entries[OFFSETS][3] == -1
+
+
+def test_write_txn_markers_to_the_offsets_partition_closes_the_transaction_there(broker, raw):
+    """A WriteTxnMarkers for an offsets partition (the transaction coordinator on another broker):
+    the group coordinator writes the marker with the request's epochs, which the producer state
+    records (DescribeProducers' CoordinatorEpoch)."""
+    from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
+
+    bootstrap = broker.bootstrap_servers
+    topic, group, tid = new_name("wtm"), new_name("wtm-group"), new_name("wtm-tx")
+    create_topic(bootstrap, topic)
+    part = broker.call(lambda: broker.broker.group_coordinator.partition_for(group))
+    init = init_producer_id(raw, tid)
+    pid, epoch = init.producer_id, init.producer_epoch
+    _txn_offset_commit(raw, tid, pid, epoch, group, topic, 4)
+    first = list_offset(raw, OFFSETS, part) - 1
+    assert list_offset(raw, OFFSETS, part, isolation=1) == first
+
+    M = WriteTxnMarkersRequest.WritableTxnMarker
+    marker = M(producer_id=pid, producer_epoch=epoch, transaction_result=False, coordinator_epoch=7,
+               topics=[M.WritableTxnMarkerTopic(name=OFFSETS, partition_indexes=[part])])
+    response = raw.call(WriteTxnMarkersRequest(markers=[marker]), WriteTxnMarkersResponse, 1)
+    assert [p.error_code for p in response.markers[0].topics[0].partitions] == [0]
+    assert list_offset(raw, OFFSETS, part, isolation=1) == list_offset(raw, OFFSETS, part) == first + 2
+    response = raw.call(DescribeProducersRequest(topics=[DescribeProducersRequest.TopicRequest(
+        name=OFFSETS, partition_indexes=[part])]), DescribeProducersResponse, 0)
+    [p] = response.topics[0].partitions[0].active_producers
+    assert (p.producer_id, p.producer_epoch, p.coordinator_epoch, p.current_txn_start_offset) == (pid, epoch, 7, -1)
+    end = first + 2
+    assert committed_offsets(bootstrap, part, end, group, topic, "read_committed") == []
+    assert committed_offsets(bootstrap, part, end, group, topic, "read_uncommitted") == [4]
+    assert raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=False),
+                    EndTxnResponse, 3).error_code == 0
 
 
 def _txn_offset_commit(raw: RawClient, tid: str, pid: int, epoch: int, group: str, topic: str, offset: int) -> None:
