@@ -5,7 +5,8 @@ COORDINATOR (``UnifiedLog.analyzeAndValidateProducerState``), a TxnOffsetCommit'
 producer's transaction in the offsets partition and the marker closes it: the partition's last
 stable offset stays at the transaction's first offset until the marker (a read_committed reader of
 ``__consumer_offsets`` sees committed offsets only then, aborted ones never), DescribeProducers
-lists the producer, and the state survives a restart (a kill, and a clean stop's snapshot).
+lists the producer, and the state survives a restart (a kill, and a clean stop's snapshot). The
+last test runs one scenario on Apache Kafka 4.4 itself (scripts/reference_kafka.py) and on kbroker.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import signal
 import time
 
 import pytest
+import reference_kafka
 from confluent_kafka import Consumer as CKConsumer
 from confluent_kafka import Producer as CKProducer
 from confluent_kafka import TopicPartition as CKTopicPartition
 from kafka import KafkaConsumer, TopicPartition
+from waiting import wait_until
 
 from kbroker.coordinator.group_records import decode_offset_value, encode_offset_key
 from kbroker.testing import BrokerThread
@@ -275,3 +278,73 @@ def test_the_offsets_partition_producer_state_survives_a_kill_and_a_clean_restar
         raw.close()
     finally:
         assert proc.stop() == 0
+
+
+# -- side by side with Apache Kafka 4.4 (scripts/reference_kafka.py) ------------------------------------------
+
+
+def _reference_scenario(bootstrap: str) -> list:
+    """A transactional producer committing offsets in a committed then an aborted transaction;
+    the offsets partition's LSO, DescribeProducers and read_committed view at each step, offsets
+    relative to the first transaction's first offset, epochs to the producer's first one."""
+    from kbroker.coordinator.partitioning import partition_for
+
+    raw = RawClient(bootstrap)
+    topic, group, tid = "ref-src", "ref-group", "ref-tx"
+    create_topic(bootstrap, topic)
+    part = partition_for(group, int(reference_kafka.TEST_SETTINGS["offsets.topic.num.partitions"]))
+    consumer = CKConsumer({"bootstrap.servers": bootstrap, "group.id": group})
+    producer = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    out: list = []
+    try:
+        producer.init_transactions(60)
+        pid, epoch = producer_of(raw, tid)
+        base = -1
+
+        def step(label: str) -> None:
+            producers = raw.call(DescribeProducersRequest(topics=[DescribeProducersRequest.TopicRequest(
+                name=OFFSETS, partition_indexes=[part])]), DescribeProducersResponse, 0).topics[0].partitions[0]
+            end, lso = list_offset(raw, OFFSETS, part), list_offset(raw, OFFSETS, part, isolation=1)
+            out.append((label, end - base, lso - base, producers.error_code,
+                        [(p.producer_id == pid, p.producer_epoch - epoch, p.coordinator_epoch, p.last_sequence,
+                          p.current_txn_start_offset - base if p.current_txn_start_offset >= 0 else -1)
+                         for p in producers.active_producers],
+                        committed_offsets(bootstrap, part, lso, group, topic, "read_committed")))
+
+        for offset, commit in ((5, True), (9, False)):
+            producer.begin_transaction()
+            producer.produce(topic, b"v%d" % offset)
+            producer.send_offsets_to_transaction([CKTopicPartition(topic, 0, offset)],
+                                                 consumer.consumer_group_metadata(), 60)
+            if base < 0:
+                base = list_offset(raw, OFFSETS, part, isolation=1)
+            step(f"open {offset}")
+            producer.commit_transaction(60) if commit else producer.abort_transaction(60)
+            # (Kafka answers EndTxn once Prepare* is written, the markers follow)
+            done = "CompleteCommit" if commit else "CompleteAbort"
+            wait_until(lambda done=done: raw.call(DescribeTransactionsRequest(transactional_ids=[tid]),
+                                                  DescribeTransactionsResponse, 0)
+                       .transaction_states[0].transaction_state == done, message=f"transaction {done}")
+            step(f"{'committed' if commit else 'aborted'} {offset}")
+    finally:
+        producer.flush(5)
+        consumer.close()
+        raw.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def kafka_transcript(tmp_path_factory) -> list:
+    handle = reference_kafka.start_reference_kafka(tmp_path_factory.mktemp("kafka"))
+    try:
+        return _reference_scenario(handle.bootstrap)
+    finally:
+        handle.stop()
+
+
+def test_the_offsets_partition_producer_state_matches_kafka(kafka_transcript, tmp_path):
+    with BrokerThread(dict(reference_kafka.TEST_SETTINGS), data_dir=str(tmp_path / "data")) as b:
+        ours = _reference_scenario(b.bootstrap_servers)
+    # Kafka: the open transaction holds the LSO at its first offset, the marker moves it on
+    assert kafka_transcript[0][1:3] == (1, 0)
+    assert ours == kafka_transcript
