@@ -281,10 +281,8 @@ class DelayedScheduler:
                 log.info("delayed delivery to %s-%d: %d records were already delivered (offsets %d-%d)",
                          target[0], target[1], len(entries), duplicate.first_offset, duplicate.last_offset)
                 return
-            first = self.broker.replica_manager.append_internal(partition, batch)
-            producers.update(header, first, first + len(entries) - 1)
-        else:
-            self.broker.replica_manager.append_internal(partition, batch)
+        # (the append records a batch with a producer id in the partition's producer state)
+        self.broker.replica_manager.append_internal(partition, batch)
         self.delivered += len(entries)
 
     @staticmethod

@@ -57,7 +57,8 @@ def _complete_offsets(broker: WriteTxnMarkersServices, partition: Partition, mar
     pending = coordinator.offsets.pending.get(marker.producer_id, {})
     for group_id in sorted(g for g in pending if coordinator.partition_for(g) == partition.index):
         try:
-            coordinator.complete_txn_offsets(marker.producer_id, group_id, marker.transaction_result)
+            coordinator.complete_txn_offsets(marker.producer_id, group_id, marker.transaction_result,
+                                             marker.producer_epoch, marker.coordinator_epoch)
         except LogClosedError:
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
         except (LogError, OSError):  # the log dir failed: the coordinator retries (Kafka's appendToLocalLog)

@@ -31,7 +31,7 @@ Transactions hook (called by the transaction coordinator)::
         replayed as pending) and keeps them pending: OffsetFetch does not return them, and
         RequireStable fetches of those partitions get UNSTABLE_OFFSET_COMMIT. Group membership is
         not checked here: call ``validate_txn_offset_commit`` first (TxnOffsetCommit v3+).
-    complete_txn_offsets(producer_id, group_id, commit) -> None
+    complete_txn_offsets(producer_id, group_id, commit, producer_epoch, coordinator_epoch) -> None
         Writes a COMMIT/ABORT control batch for the producer to the group's partition and then
         materializes (commit) or drops (abort) the pending offsets. Call it once per group of the
         transaction when the transaction ends, instead of sending a marker to __consumer_offsets.

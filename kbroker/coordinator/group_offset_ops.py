@@ -336,12 +336,19 @@ class GroupOffsetOps(GroupCoordinatorCore):
                                        OffsetAndMetadata(offset, leader_epoch, metadata, now, -1, first + i))
         return ErrorCode.NONE
 
-    def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool) -> None:
+    def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool, producer_epoch: int | None = None,
+                             coordinator_epoch: int = 0) -> None:
+        """Commit (or drop) the producer's pending offsets of ``group_id`` and write the marker to
+        the group's offsets partition with the marker's epoch (Transactions V2: the bumped one) and
+        the transaction coordinator's epoch, as Kafka's CoordinatorRuntime.completeTransaction
+        (``producer_epoch`` None: the epoch of the pending offsets); the append closes the
+        producer's transaction in the partition's producer state."""
         if not self.offsets.has_pending(group_id) or producer_id not in self.offsets.pending:
             return
-        epoch = self.offsets.pending_epoch.get(producer_id, 0)
+        epoch = self.offsets.pending_epoch.get(producer_id, 0) if producer_epoch is None else producer_epoch
         batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
-                                    producer_epoch=epoch, timestamp=self.timer.now_ms())
+                                    producer_epoch=epoch, timestamp=self.timer.now_ms(),
+                                    coordinator_epoch=coordinator_epoch)
         partition = self._group_partition(group_id)
         marker = self.broker.replica_manager.append_internal(partition, batch)
         if commit:  # the offsets the marker commits are read once it is replicated

@@ -94,7 +94,8 @@ class TxnGroups(InternalTopicOwner, Protocol):
 
     def partition_for(self, group_id: str) -> int: ...
 
-    def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool) -> None: ...
+    def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool, producer_epoch: int | None = None,
+                             coordinator_epoch: int = 0) -> None: ...
 
 
 class TxnHost(CoordinatorHost, Protocol):

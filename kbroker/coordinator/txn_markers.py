@@ -234,8 +234,10 @@ class TxnMarkers(TxnCoordinatorCore):
                 # After a restart the group ids are gone from memory: ask the group coordinator
                 # which groups hold offsets of this producer in the transaction's partitions.
                 groups = self._pending_groups(group_coordinator, txn.producer_id, offsets_partitions)
+            coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
             for group_id in sorted(groups):
-                group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit)
+                group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit, txn.producer_epoch,
+                                                       coordinator_epoch)
         done = txn.copy(state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, partitions=set(),
                         last_update_ms=self._now_ms())
         if txn.next_producer_id >= 0:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kbroker.replication.producer_manager import partition_state
-from kbroker_protocol.record_batch import BatchHeader, InvalidRecordBatch, parse_header
-from kbroker_protocol.records import ControlType, iter_records, parse_control_record
+from kbroker.replication.producer_manager import apply_appended, partition_state
+from kbroker_protocol.record_batch import BatchHeader, parse_header
 
 if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
@@ -101,28 +100,7 @@ def _update_producer_state(p: Partition, state: PartitionProducerState, chunk: m
                            batches: list[tuple[int, BatchHeader]], first_pos: int) -> None:
     """The producer state learns the appended batches; ABORT markers go to the ``.txnindex``."""
     for pos, header in batches:
-        if header.producer_id < 0:
-            continue
-        if header.is_control:
-            ctrl = _control(chunk[pos - first_pos : pos - first_pos + header.size])
-            if ctrl is None:
-                continue
-            aborted = state.apply_marker(header.producer_id, header.producer_epoch,
-                                         ctrl.type == ControlType.COMMIT, header.base_offset,
-                                         ctrl.coordinator_epoch or 0, header.max_timestamp)
-            if aborted is not None:
-                p.log.record_aborted_txn(aborted.producer_id, aborted.first_offset, aborted.last_offset,
-                                         aborted.last_stable_offset)
-        else:
-            state.update(header, header.base_offset, header.last_offset)
-
-
-def _control(batch: memoryview) -> Any:
-    try:
-        records = list(iter_records(bytes(batch)))
-        ctrl = parse_control_record(records[0]) if records else None
-    except (InvalidRecordBatch, ValueError):
-        return None
-    if ctrl is None or ctrl.type not in (ControlType.ABORT, ControlType.COMMIT):
-        return None
-    return ctrl
+        if header.producer_id >= 0:
+            start = pos - first_pos
+            apply_appended(p, state, header, chunk[start : start + header.size], header.base_offset,
+                           header.last_offset)

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Protocol
 from kbroker.log import LogClosedError, LogError
 from kbroker.replication.partition import partition_state as partition_state
 from kbroker.replication.produce_batch import AppendResult, ProduceError
-from kbroker.replication.producer_state import VerificationGuard
+from kbroker.replication.producer_state import PartitionProducerState, VerificationGuard
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.record_batch import BatchHeader
-from kbroker_protocol.records import ControlType, build_control_batch
+from kbroker_protocol.records import Buffer, ControlType, build_control_batch
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,18 @@ if TYPE_CHECKING:
 
 # Kafka's request.timeout.ms default: how long an acks=-1 marker append waits for the ISR.
 MARKER_TIMEOUT_MS = 30_000
+
+
+def apply_appended(partition: Partition, state: PartitionProducerState, header: BatchHeader, data: Buffer,
+                   first_offset: int, last_offset: int) -> None:
+    """The producer state learns a batch just appended to ``partition``'s log (``state``: loaded
+    before the append, else its rebuild would hold the batch already); an ABORT marker's aborted
+    transaction goes to the ``.txnindex``. The follower's appends and the leader's internal appends
+    (Kafka's AppendOrigin.REPLICATION and COORDINATOR) go through here."""
+    aborted = state.apply_batch(header, data, first_offset, last_offset)
+    if aborted is not None:
+        partition.log.record_aborted_txn(aborted.producer_id, aborted.first_offset, aborted.last_offset,
+                                         aborted.last_stable_offset)
 
 
 class TxnVerifier(Protocol):
@@ -58,7 +70,9 @@ class MarkerReplicas(Protocol):
 
     def now_ms(self) -> int: ...
 
-    def append_internal(self, partition: Partition, batch: bytes) -> int: ...
+    def append_internal(self, partition: Partition, batch: bytes) -> int:
+        """Append ``batch``; a marker closes the producer's transaction in the producer state."""
+        ...
 
     def under_min_isr(self, partition: Partition) -> bool: ...
 
@@ -124,7 +138,8 @@ class ProducerStateManager:
         batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
                                     producer_epoch=epoch, timestamp=now_ms, coordinator_epoch=coordinator_epoch)
         try:
-            offset = replica_manager.append_internal(partition, batch)
+            # (the append closes the producer's transaction in ``state``: apply_appended)
+            replica_manager.append_internal(partition, batch)
         except LogClosedError:  # the partition is being deleted
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
         except (LogError, OSError) as exc:
@@ -133,10 +148,6 @@ class ProducerStateManager:
             # (TransactionMarkerRequestCompletionHandler), not a failed request
             log.error("marker for %s-%d not written: %s", partition.topic, partition.index, exc)
             return ErrorCode.KAFKA_STORAGE_ERROR
-        aborted = state.apply_marker(producer_id, epoch, commit, offset, coordinator_epoch, now_ms)
-        if aborted is not None:
-            partition.log.record_aborted_txn(aborted.producer_id, aborted.first_offset, aborted.last_offset,
-                                             aborted.last_stable_offset)
         partition.notify()  # the last stable offset may have moved
         return ErrorCode.NONE
 

@@ -248,22 +248,30 @@ class PartitionProducerState:
 
     # -- rebuild ---------------------------------------------------------------------------
 
-    def replay_batch(self, header: BatchHeader, data: Buffer) -> None:
+    def apply_batch(self, header: BatchHeader, data: Buffer, first_offset: int, last_offset: int) -> AbortedTxn | None:
+        """A batch now in the log at ``first_offset``..``last_offset`` (``data``: the whole batch,
+        read only for a control batch): a data batch updates its producer, a COMMIT/ABORT marker
+        closes the producer's transaction. The rebuild, the follower's appends and the leader's
+        internal appends (coordinator records and markers) share it; returns the aborted
+        transaction for the ``.txnindex`` as :meth:`apply_marker`."""
         if header.producer_id < 0:
-            return
-        if header.is_control:
-            try:
-                records = list(iter_records(data))
-                ctrl = parse_control_record(records[0]) if records else None
-            except (InvalidRecordBatch, ValueError):
-                log.warning("unreadable control batch at offset %d", header.base_offset)
-                return
-            if ctrl is None or ctrl.type not in (ControlType.ABORT, ControlType.COMMIT):
-                return
-            self.apply_marker(header.producer_id, header.producer_epoch, ctrl.type == ControlType.COMMIT,
-                              header.base_offset, ctrl.coordinator_epoch or 0, header.max_timestamp)
-        else:
-            self.update(header, header.base_offset, header.last_offset)
+            return None
+        if not header.is_control:
+            self.update(header, first_offset, last_offset)
+            return None
+        try:
+            records = list(iter_records(data))
+            ctrl = parse_control_record(records[0]) if records else None
+        except (InvalidRecordBatch, ValueError):
+            log.warning("unreadable control batch at offset %d", first_offset)
+            return None
+        if ctrl is None or ctrl.type not in (ControlType.ABORT, ControlType.COMMIT):
+            return None
+        return self.apply_marker(header.producer_id, header.producer_epoch, ctrl.type == ControlType.COMMIT,
+                                 first_offset, ctrl.coordinator_epoch or 0, header.max_timestamp)
+
+    def replay_batch(self, header: BatchHeader, data: Buffer) -> None:
+        self.apply_batch(header, data, header.base_offset, header.last_offset)
 
     @classmethod
     def load(cls, plog: PartitionLog) -> PartitionProducerState:

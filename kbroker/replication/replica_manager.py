@@ -42,6 +42,7 @@ from kbroker.replication.parked_fetches import ParkedFollowerFetches
 from kbroker.replication.partition import PendingIsr
 from kbroker.replication.produce_batch import AppendResult, ProduceError
 from kbroker.replication.producer_housekeeping import ProducerHousekeeping
+from kbroker.replication.producer_manager import apply_appended, partition_state
 from kbroker.replication.replica_fetcher import FetcherHost, ReplicaFetcherManager
 from kbroker.replication.txn_verification import TxnVerification
 from kbroker.replication.validation import (
@@ -56,7 +57,7 @@ from kbroker.replication.validation import (
 from kbroker_protocol import record_walk
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition import AlterPartitionRequest
-from kbroker_protocol.record_batch import BatchHeader
+from kbroker_protocol.record_batch import BatchHeader, parse_header
 from kbroker_protocol.record_validation import (
     Outcome,
     OverBudget,
@@ -519,11 +520,24 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
 
     def append_internal(self, partition: Partition, batch: bytes | bytearray | memoryview) -> int:
         """Append a batch the broker built itself (coordinator records, transaction markers).
-        Only the leader writes: a follower's log holds the leader's batches alone."""
+        Only the leader writes: a follower's log holds the leader's batches alone.
+
+        As Kafka's appends of origin COORDINATOR (``UnifiedLog.appendAsLeader``: the group
+        coordinator's transactional offset commits and their markers, the markers WriteTxnMarkers
+        writes), a batch with a producer id updates the partition's producer state: a transactional
+        batch opens the producer's transaction (the last stable offset stays at its first offset),
+        a COMMIT/ABORT marker closes it (an ABORT's entry goes to the ``.txnindex``). The callers
+        have made their own checks (the coordinators' fencing, ``write_marker``'s epochs); no
+        sequence is checked, as for Kafka's coordinator appends."""
         if not partition.is_leader:
             raise ProduceError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
                                f"Broker {self.node_id} is not the leader of {partition.topic}-{partition.index}")
+        header = parse_header(batch)
+        # loaded before the append: a rebuild after it would hold the batch already
+        state = partition_state(partition) if header.producer_id >= 0 else None
         info = partition.log.append(batch, leader_epoch=partition.leader_epoch)
+        if state is not None:
+            apply_appended(partition, state, header, batch, info.first_offset, info.last_offset)
         self.on_leader_append(partition)
         return info.first_offset
 
