@@ -220,14 +220,15 @@ DECOMPRESSED_PER_MESSAGE_BYTE = 8
 
 
 _TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # "producer": keep
+_LEVEL_KEYS = {1: "compression.gzip.level", 3: "compression.lz4.level", 4: "compression.zstd.level"}
 
 
 def validation_policy(partition: TopicPartitionConfig, now_ms: int) -> Policy:
     """What the partition's topic config asks of a produced batch (Kafka's LogValidator inputs)."""
     config = partition.config
     target = _TOPIC_CODECS.get(config["compression.type"])
-    level = {1: config["compression.gzip.level"], 3: config["compression.lz4.level"],
-             4: config["compression.zstd.level"]}.get(target) if target is not None else None
+    level_key = _LEVEL_KEYS.get(target) if target is not None else None  # (None: no level to set)
+    level = config[level_key] if level_key is not None else None
     max_message_bytes = config["max.message.bytes"]
     return Policy(
         topic_partition=f"{partition.topic}-{partition.index}",
