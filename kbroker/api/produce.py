@@ -28,7 +28,6 @@ replica the high watermark moves with the append, so acks=-1 and acks=1 answer a
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 import uuid
@@ -258,7 +257,7 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
                 else:
                     parts.append(_error(p.index, exc.code, exc.message, exc.record_errors))
                 continue
-            if not inspect.isawaitable(result):
+            if isinstance(result, AppendResult):  # (not inspect.isawaitable: an ABC check, per partition)
                 if acks == -1 and result.last_offset >= 0 and partition.high_watermark <= result.last_offset:
                     replicated.append((parts, len(parts), partition, result.last_offset + 1))
                 parts.append(_ok(p.index, partition, result))

@@ -57,7 +57,7 @@ class Partition:
                  "producer_state", "config", "append_order", "bytes_in", "messages_in", "bytes_out",
                  "produce_requests", "failed_produce", "fetch_requests", "failed_fetch",
                  "node_id", "leader_id", "partition_epoch", "epoch_start_offset", "followers", "pending_isr",
-                 "_hw_waiters", "group_commit")
+                 "_hw_waiters", "group_commit", "policy_args")
 
     def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
                  leader_epoch: int, replicas: list[int], isr: list[int], config: dict[str, Any] | None = None,
@@ -84,6 +84,8 @@ class Partition:
         self.config: dict[str, Any] = config or {}  # effective topic-level settings (typed), by Kafka key
         self.append_order = AppendOrder()  # appends from clients, in request order
         self.group_commit: GroupCommit | None = None  # fsyncs of flush.messages appends (created on use)
+        # (validation.validation_policy's reading of ``config``, kept while ``config`` is the same dict)
+        self.policy_args: tuple[dict[str, Any], tuple[Any, ...]] | None = None
         # Counters read by the metrics endpoint at scrape time (kbroker.metrics): plain ints, as
         # Kafka's BrokerTopicMetrics count them (client appends and fetch responses only).
         self.bytes_in = 0

@@ -375,8 +375,7 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
         config = partition.config
         header, records = validate_produce_batch(records, version, config["max.message.bytes"],
                                                  f"{partition.topic}-{partition.index}")
-        min_isr = leadership.effective_min_isr(partition)
-        if acks == -1 and len(partition.isr) < min_isr:
+        if acks == -1 and len(partition.isr) < (min_isr := leadership.effective_min_isr(partition)):
             raise ProduceError(
                 ErrorCode.NOT_ENOUGH_REPLICAS,
                 f"The size of the current ISR {len(partition.isr)} is insufficient to satisfy the min.isr "

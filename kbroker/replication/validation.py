@@ -220,26 +220,41 @@ DECOMPRESSED_PER_MESSAGE_BYTE = 8
 
 
 _TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # "producer": keep
+_LEVEL_KEYS = {1: "compression.gzip.level", 3: "compression.lz4.level", 4: "compression.zstd.level"}
 
 
 def validation_policy(partition: TopicPartitionConfig, now_ms: int) -> Policy:
-    """What the partition's topic config asks of a produced batch (Kafka's LogValidator inputs)."""
+    """What the partition's topic config asks of a produced batch (Kafka's LogValidator inputs).
+
+    The config's part is read once per config dict (a topic config change replaces the partition's
+    dict, kbroker/wiring/local_partitions.py) and kept on the partition (``policy_args``)."""
     config = partition.config
+    cached = getattr(partition, "policy_args", None)
+    if cached is not None and cached[0] is config:
+        args = cached[1]
+    else:
+        args = _policy_args(partition, config)
+        if hasattr(partition, "policy_args"):
+            partition.policy_args = (config, args)
+    return Policy(args[0], now_ms, *args[1:])
+
+
+def _policy_args(partition: TopicPartitionConfig, config: dict[str, Any]) -> tuple[Any, ...]:
+    """:class:`Policy`'s fields but ``now_ms``, in order, from the topic config."""
     target = _TOPIC_CODECS.get(config["compression.type"])
-    level = {1: config["compression.gzip.level"], 3: config["compression.lz4.level"],
-             4: config["compression.zstd.level"]}.get(target) if target is not None else None
+    level_key = _LEVEL_KEYS.get(target) if target is not None else None  # (None: no level to set)
+    level = config[level_key] if level_key is not None else None
     max_message_bytes = config["max.message.bytes"]
-    return Policy(
-        topic_partition=f"{partition.topic}-{partition.index}",
-        now_ms=now_ms,
-        max_message_bytes=max_message_bytes,
-        compacted="compact" in config["cleanup.policy"],
-        log_append_time=config["message.timestamp.type"] == "LogAppendTime",
-        before_max_ms=config["message.timestamp.before.max.ms"],
-        after_max_ms=config["message.timestamp.after.max.ms"],
-        target_codec=target,
-        compression_level=None if level == -1 else level,
-        max_decompressed=max(DEFAULT_MAX_DECOMPRESSED, DECOMPRESSED_PER_MESSAGE_BYTE * max_message_bytes),
+    return (
+        f"{partition.topic}-{partition.index}",  # topic_partition
+        max_message_bytes,
+        "compact" in config["cleanup.policy"],  # compacted
+        config["message.timestamp.type"] == "LogAppendTime",  # log_append_time
+        config["message.timestamp.before.max.ms"],
+        config["message.timestamp.after.max.ms"],
+        target,  # target_codec
+        None if level == -1 else level,  # compression_level
+        max(DEFAULT_MAX_DECOMPRESSED, DECOMPRESSED_PER_MESSAGE_BYTE * max_message_bytes),  # max_decompressed
     )
 
 

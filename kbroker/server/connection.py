@@ -45,6 +45,7 @@ from kbroker.server.writer import ResponseWriter
 from kbroker_protocol.api import decode_request, encode_response, unsupported_request
 from kbroker_protocol.exceptions import ProtocolError, UnsupportedVersionError
 from kbroker_protocol.framing import Frame, FrameDecoder
+from kbroker_protocol.message import Message
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig, Endpoint
@@ -311,7 +312,8 @@ class KafkaConnection(ResponseWriter, FlowControl, asyncio.Protocol):
         except Exception as exc:
             self._handler_failed(slot, body, exc)
             return
-        if inspect.isawaitable(result):
+        # (a response message or None, the common case, skips isawaitable's ABC check)
+        if not isinstance(result, Message) and result is not None and inspect.isawaitable(result):
             if metrics:  # its call, then each step of its task (the step timer), is its local time
                 slot.busy = _clock() - slot.started
                 result = _timed(result, slot)
