@@ -32,7 +32,7 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, refusal
@@ -486,33 +486,47 @@ def handle_fetch(ctx: RequestContext[FetchServices], request: FetchRequest) -> F
     if total < min_bytes and wait_ms > 0 and not has_error and wants:
         finish = functools.partial(_answer, broker, version, replica, quota, user, client_id, session, incremental,
                                    cache, session_id, listener)
-        return _long_poll(broker, wants, max_bytes, isolation, replica, client, min_bytes, wait_ms, reads, total, finish)
+        # Watch the partitions now, in this call: the long poll's task starts a turn of the loop later,
+        # and an append meanwhile (a produce read with this fetch) must wake it, as Kafka's
+        # tryCompleteElseWatch checks again once the DelayedFetch watches its partitions.
+        first = _watch(broker, wants)
+        return _long_poll(broker, wants, max_bytes, isolation, replica, client, min_bytes, wait_ms, reads, total, finish,
+                          first)
     return _answer(broker, version, replica, quota, user, client_id, session, incremental, cache, session_id, listener,
                    reads, total)
+
+
+def _watch(broker: FetchServices, wants: list[_Want]) -> tuple[asyncio.Future[Any], list[Partition]]:
+    """A future that the next append to (or high watermark move of) any wanted partition completes,
+    and the partitions it waits on."""
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    waited_on: list[Partition] = []
+    for w in wants:
+        if w.topic_name is not None:
+            part = broker.partition(w.topic_name, w.cached.partition)
+            if part is not None:
+                part.add_waiter(fut)
+                waited_on.append(part)
+    return fut, waited_on
 
 
 async def _long_poll(broker: FetchServices, wants: list[_Want], max_bytes: int, isolation: int,
                      replica: _Replica | None, client: _Client | None, min_bytes: int, wait_ms: int,
                      reads: list[_Read], total: int,
-                     finish: Callable[[list[_Read], int], FetchResponse]) -> FetchResponse:
+                     finish: Callable[[list[_Read], int], FetchResponse],
+                     first: tuple[asyncio.Future[Any], list[Partition]]) -> FetchResponse:
     """Kafka's DelayedFetch: wait until min_bytes are there, an error or a diverging epoch shows,
-    or max_wait_ms passes, reading the partitions again each time one of them is appended to."""
-    loop = asyncio.get_running_loop()
+    or max_wait_ms passes, reading the partitions again each time one of them is appended to.
+    ``first``: the watch the handler began (``_watch``) when it read the partitions."""
     # DelayedFetch: a consumer's long poll ends on the broker's manual clock if it has one; a
     # follower's fetch (replication, not a client's timer) stays on real time.
     deadline = Deadline(wait_ms, broker.clock if replica is None else None)
-    waited_on: list[Partition] = []
     # a follower's held fetch also answers when the leader appends to a partition it lacks
     parked = broker.replica_manager.parked_fetches if replica is not None else None
+    watch: tuple[asyncio.Future[Any], list[Partition]] | None = first
     while True:
-        fut = loop.create_future()
-        waited_on = []
-        for w in wants:
-            if w.topic_name is not None:
-                part = broker.partition(w.topic_name, w.cached.partition)
-                if part is not None:
-                    part.add_waiter(fut)
-                    waited_on.append(part)
+        fut, waited_on = watch if watch is not None else _watch(broker, wants)
+        watch = None
         if deadline.passed or broker.stopping:
             for part in waited_on:
                 part.remove_waiter(fut)
