@@ -490,7 +490,9 @@ def handle_fetch(ctx: RequestContext[FetchServices], request: FetchRequest) -> F
                                broker.partition, min_bytes, request.max_wait_ms, clock=broker.clock,
                                stopping=lambda: broker.stopping, replica_id=-1 if replica is None else replica.replica_id,
                                parked=None if replica is None else broker.replica_manager.parked_fetches)
-        return delayed.complete(FetchRead(reads, total, complete))  # (kbroker/replication/delayed_fetch.py)
+        # start() watches the partitions now, in this call: the wait's task starts a turn of the loop
+        # later, and an append meanwhile (a produce read with this fetch) must wake it
+        return delayed.start(FetchRead(reads, total, complete))  # (kbroker/replication/delayed_fetch.py)
     return _answer(broker, version, replica, quota, user, client_id, session, incremental, cache, session_id, listener,
                    reads, total)
 

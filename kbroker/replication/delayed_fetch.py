@@ -38,7 +38,7 @@ this module: what to read again and how to answer, nothing of the wait.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -105,20 +105,34 @@ class DelayedFetch(Generic[R, T]):
         self.parked = parked if replica_id >= 0 else None
         self.stopping = stopping
 
-    async def complete(self, first: FetchRead[R]) -> T:
-        """Wait from the ``first`` read (which did not answer at once) and answer."""
-        loop = asyncio.get_running_loop()
+    def _watch(self) -> tuple[asyncio.Future[Any], list[WatchedPartition]]:
+        """A future that the next append to (or high watermark move of) any of the partitions
+        completes, and the partitions it waits on."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waited_on: list[WatchedPartition] = []
+        for topic, index in self.partitions:
+            part = self.lookup(topic, index)
+            if part is not None:
+                part.add_waiter(fut)
+                waited_on.append(part)
+        return fut, waited_on
+
+    def start(self, first: FetchRead[R]) -> Coroutine[Any, Any, T]:
+        """Watch the partitions now, in the caller's turn of the loop, and return the wait: an append
+        between this call and the wait's first step (a Produce read in the same turn as the Fetch)
+        wakes it, as Kafka's ``tryCompleteElseWatch`` checks again once it watches."""
+        return self.complete(first, self._watch())
+
+    async def complete(self, first: FetchRead[R],
+                       watch: tuple[asyncio.Future[Any], list[WatchedPartition]] | None = None) -> T:
+        """Wait from the ``first`` read (which did not answer at once) and answer; ``watch``: the
+        watch :meth:`start` began."""
         deadline = Deadline(self.max_wait_ms, self.clock)
         parked = self.parked
         last = first
         while True:
-            fut: asyncio.Future[Any] = loop.create_future()
-            waited_on: list[WatchedPartition] = []
-            for topic, index in self.partitions:
-                part = self.lookup(topic, index)
-                if part is not None:
-                    part.add_waiter(fut)
-                    waited_on.append(part)
+            fut, waited_on = watch if watch is not None else self._watch()
+            watch = None
             if deadline.passed or self.stopping():
                 for part in waited_on:
                     part.remove_waiter(fut)

@@ -143,6 +143,13 @@ def mm2_properties(a: Broker, k: Broker, topics: tuple[str, str], groups: tuple[
         "refresh.groups.interval.seconds": "2",
         "sync.topic.configs.interval.seconds": "2",
         "offset.lag.max": "0",
+        # The source tasks' offset syncs that wait (the last one, at the log end, which translates a
+        # drained group exactly) go out when the worker commits the tasks' offsets: every
+        # offset.flush.interval.ms, 60 s by default, which the drained group's check waited out. Each
+        # worker (one per target cluster) takes it under the target's prefix.
+        "offset.flush.interval.ms": "1000",
+        "kbroker.offset.flush.interval.ms": "1000",
+        "kafka.offset.flush.interval.ms": "1000",
         "tasks.max": "1",
         # MirrorMaker and its two workers (one per target cluster, configured by the target's
         # prefixed keys) find the connectors through their ServiceLoader manifests, without the
