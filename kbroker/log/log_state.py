@@ -6,6 +6,7 @@ See partition_log.py for the files of a partition directory.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -32,6 +33,9 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "log-state.checkpoint"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 DELETED_SUFFIX = ".deleted"
+# ``<20-digit offset>.producer-snapshot``: the replication layer's producer-state snapshots
+# (kbroker/replication/producer_snapshot.py); the log deletes those above its end when it is cut
+PRODUCER_SNAPSHOT_SUFFIX = ".producer-snapshot"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 SWAP_RANGE_SUFFIX = ".swap-range"  # holds the first offset after the segments a swap replaces
@@ -103,6 +107,36 @@ def write_file_atomically(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def producer_snapshot_files(directory: Path) -> list[tuple[int, Path]]:
+    """The ``(offset, path)`` of each producer snapshot in ``directory``, by offset."""
+    out = []
+    try:
+        entries = os.scandir(directory)  # (not Path.glob: 10x slower, for each partition opened)
+    except FileNotFoundError:
+        return []
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(PRODUCER_SNAPSHOT_SUFFIX):
+                stem = name[: -len(PRODUCER_SNAPSHOT_SUFFIX)]
+                if len(stem) == 20 and stem.isdigit():
+                    out.append((int(stem), directory / name))
+    return sorted(out)
+
+
+def drop_producer_snapshots_above(directory: Path, offset: int) -> bool:
+    """Delete the producer snapshots above ``offset`` (a log cut there: as Kafka's
+    ``ProducerStateManager.truncateAndReload``, a snapshot past the log end describes batches
+    that are gone); whether any was. The caller fsyncs the directory."""
+    dropped = False
+    for snap_offset, path in producer_snapshot_files(directory):
+        if snap_offset > offset:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            dropped = True
+    return dropped
+
+
 def read_checkpoint(directory: Path) -> Checkpoint | None:
     try:
         raw = (directory / CHECKPOINT_FILE).read_bytes()
@@ -125,6 +159,13 @@ def read_checkpoint(directory: Path) -> Checkpoint | None:
         return None
 
 
+# A roll listener's work (roll.py): run outside the lock once the sealed segment is durable, it
+# returns what to run then under the lock (or None), told whether the roll is still current (no
+# truncation since, the log not closed): a file written aside is renamed into place only then.
+RollFinish = Callable[[bool], object]
+RollWork = Callable[[], RollFinish | None]
+
+
 @dataclass(eq=False, slots=True)
 class PendingRoll:
     """A segment roll whose disk waits have not run yet (roll.py)."""
@@ -138,7 +179,7 @@ class PendingRoll:
     # the sealed segment's data and indexes and the directory (the new segment's entry) fsynced
     synced: bool = False
     # what the roll listener asked to run once the sealed segment is durable (roll.py)
-    after_sync: Callable[[], object] | None = None
+    after_sync: RollWork | None = None
 
 
 class LogState:

@@ -21,6 +21,7 @@ from .log_state import (
     SWAP_RANGE_SUFFIX,
     SWAP_SUFFIX,
     Checkpoint,
+    drop_producer_snapshots_above,
     fsync_dir,
     read_checkpoint,
 )
@@ -102,6 +103,7 @@ class LogRecovery(LogRetention):
         interval = self.config.index_interval_bytes
         segments = [self._new_segment(base) for base in bases]
         recovered = False
+        cut = False  # a torn tail was cut: the producer snapshots past the new end go
         first_recovered: int | None = None  # the first segment recovery scanned (epoch cache)
         txn_stale: set[int] = set()  # positions of the segments whose .txnindex must be rebuilt
         for i, seg in enumerate(segments):
@@ -146,6 +148,7 @@ class LogRecovery(LogRetention):
             os.ftruncate(file.fileno(), seg.size)
             txn_stale.add(i)
             recovered = True
+            cut = True
             if not last:
                 for later in segments[i + 1 :]:
                     logger.warning("deleting %s: it follows the damage at offset %d", later.log_path, offset)
@@ -186,6 +189,8 @@ class LogRecovery(LogRetention):
         if self._log_start_offset > self.log_end_offset:
             # The start was moved past data lost in a crash: start empty at the log start.
             self._truncate_fully_locked(self._log_start_offset)
+        elif cut and drop_producer_snapshots_above(self.directory, self.log_end_offset):
+            fsync_dir(self.directory)
         if recovered:
             for seg in segments:
                 seg.flush()

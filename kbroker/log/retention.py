@@ -14,6 +14,7 @@ from .errors import (
 from .leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET
 from .log_state import (
     DELETED_SUFFIX,
+    drop_producer_snapshots_above,
     fsync_dir,
 )
 from .segment import (
@@ -78,6 +79,10 @@ class LogRetention(LogTxnState):
             if offset < self._log_start_offset or offset < self._segments[0].base_offset:
                 self._truncate_fully_locked(offset)
                 return
+            # The producer snapshots past the cut go first, durably (a crash must not leave one
+            # for a log that regrows differently past it).
+            if drop_producer_snapshots_above(self.directory, offset):
+                fsync_dir(self.directory)
             doomed = []
             while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
                 doomed.append(self._segments.pop())
@@ -115,6 +120,8 @@ class LogRetention(LogTxnState):
     def _truncate_fully_locked(self, offset: int) -> None:
         self._ensure_directory()
         self._truncations += 1
+        if drop_producer_snapshots_above(self.directory, offset):
+            fsync_dir(self.directory)  # (before the segments go: see truncate_to)
         doomed, self._segments = self._segments, []
         for seg in doomed:
             seg.delete_files()

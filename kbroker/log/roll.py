@@ -26,7 +26,8 @@ Guarantees kept:
   Kafka's ``UnifiedLog.roll`` takes, kbroker/replication/producer_housekeeping.py) is told of
   each roll on the rolling thread, lock held; what it returns runs on the worker once the sealed
   segment is durable, unless the log was truncated or closed meanwhile (a close has its own
-  snapshot).
+  snapshot), and writes its file aside; what that returns renames the file into place under the
+  lock only if no truncation or close happened since (``RollWork`` in log_state.py).
 - A power loss before the worker ran can leave the sealed segment's tail torn: recovery cuts it
   and the later segments, as Kafka's LogLoader (recovery.py, docs/log.md "Damage behaviour").
 """
@@ -42,7 +43,7 @@ from pathlib import Path
 from kbroker_protocol.record_batch import InvalidRecordBatch
 
 from .fd_budget import BUDGET
-from .log_state import PendingRoll, fsync_dir
+from .log_state import PendingRoll, RollWork, fsync_dir
 from .segment import LogSegment
 from .txn_index import encode_open_txns
 from .txn_state import LogTxnState
@@ -78,7 +79,7 @@ class LogRoll(LogTxnState):
     roll_scheduler: Callable[[Callable[[], object]], object] | None = None
     # Told of each roll with the new segment's base offset (the log end), on the rolling thread
     # with ``self.lock`` held; returns what to run once the sealed segment is durable, or None.
-    roll_listener: Callable[[int], Callable[[], object] | None] | None = None
+    roll_listener: Callable[[int], RollWork | None] | None = None
 
     def _roll(self, base_offset: int) -> LogSegment:
         """Seal the active segment and start a new one at ``base_offset``; the fsyncs are scheduled
@@ -148,11 +149,21 @@ class LogRoll(LogTxnState):
         if after_sync is not None:
             with self.lock:
                 current = not p.done and not self._closed and p.truncations == self._truncations
+            finish = None
             if current:
                 try:
-                    after_sync()
+                    finish = after_sync()
                 except Exception as exc:  # noqa: BLE001 - (a producer snapshot: the next one will do)
                     logger.warning("after the roll of %s to %d: %s", self.directory.name, p.active.base_offset, exc)
+            if finish is not None:
+                # (its file goes into place only if still current: a truncation meanwhile may
+                # have cut the log below it, and its snapshot would describe batches gone)
+                with self.lock:
+                    current = not p.done and not self._closed and p.truncations == self._truncations
+                    try:
+                        finish(current)
+                    except Exception as exc:  # noqa: BLE001 - (as above)
+                        logger.warning("after the roll of %s to %d: %s", self.directory.name, p.active.base_offset, exc)
         tmp = None
         if p.open_txns is not None:
             path = self._txn_state_path(p.active.base_offset)

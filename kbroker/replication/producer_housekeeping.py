@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from kbroker.log.log_state import RollWork
 from kbroker.replication.producer_snapshot import roll_snapshot, write_snapshot
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class ProducerHousekeeping:
     @staticmethod
     def watch_rolls(partition: Partition) -> None:
         """Snapshot the partition's producer state at each roll of its log (see the module)."""
-        def at_roll(base_offset: int) -> Callable[[], object] | None:
+        def at_roll(base_offset: int) -> RollWork | None:
             plog = partition.log
             state = partition.producer_state
             # (a state not loaded has nothing to save; one behind the log end is not this offset's)

@@ -9,9 +9,14 @@ starts with its state loaded (:func:`empty_log_producer_state`), so one written 
 producers never needs the rebuild, and has a snapshot after a clean shutdown.
 
 A snapshot is usable when its offset is within the log and the batch ending just before it is the
-very batch the snapshot saw (same base offset and CRC): a log truncated and re-appended, or a
-segment rewritten there by the cleaner, makes the snapshot fall back to a full scan rather than
-be trusted. The file is JSON with a CRC-32 of its body, written to a ``.tmp`` name and renamed;
+very batch the snapshot saw (same base offset and CRC): a segment rewritten there by the cleaner
+makes the snapshot fall back to a full scan rather than be trusted. That check cannot tell a log
+truncated and re-appended (the CRC does not cover the base offset or leader epoch: an idempotent
+retry lands with the same bytes at the same offset after different batches), so, as Kafka's
+``truncateAndReload``, the log deletes every snapshot above its new end when it is cut
+(kbroker/log/retention.py, and recovery.py for a torn tail), a roll's snapshot goes into place
+only if no truncation happened since it was taken (roll.py), and one found above the log end is
+deleted. The file is JSON with a CRC-32 of its body, written to a ``.tmp`` name and renamed;
 anything unreadable is ignored. Written where Kafka takes them (kbroker/replication/producer_housekeeping.py):
 at each roll of the log (at the new segment's base offset, once the sealed segment is durable) and
 when the logs close (a clean shutdown), and by the control plane's data-directory snapshot; older
@@ -25,9 +30,14 @@ import logging
 import os
 import zlib
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
+from kbroker.log.log_state import (
+    PRODUCER_SNAPSHOT_SUFFIX,
+    RollFinish,
+    RollWork,
+    producer_snapshot_files,
+)
 from kbroker.log.partition_log import PartitionLog, write_file_atomically
 from kbroker.replication.producer_state import (
     NUM_BATCHES_TO_RETAIN,
@@ -38,24 +48,12 @@ from kbroker.replication.producer_state import (
 
 log = logging.getLogger(__name__)
 
-SUFFIX = ".producer-snapshot"
+SUFFIX = PRODUCER_SNAPSHOT_SUFFIX
 VERSION = 1
 
 
 def _snapshot_files(directory: Path) -> list[tuple[int, Path]]:
-    out = []
-    try:
-        entries = os.scandir(directory)  # (not Path.glob: 10x slower, for each partition opened)
-    except FileNotFoundError:
-        return []
-    with entries:
-        for entry in entries:
-            name = entry.name
-            if name.endswith(SUFFIX):
-                stem = name[: -len(SUFFIX)]
-                if len(stem) == 20 and stem.isdigit():
-                    out.append((int(stem), directory / name))
-    return sorted(out)
+    return producer_snapshot_files(directory)
 
 
 def _last_batch(plog: PartitionLog, end_offset: int) -> tuple[int, int] | None:
@@ -135,24 +133,46 @@ def write_snapshot(state: PartitionProducerState, plog: PartitionLog) -> Path | 
     return path
 
 
-def roll_snapshot(state: PartitionProducerState, plog: PartitionLog) -> Callable[[], object]:
+def roll_snapshot(state: PartitionProducerState, plog: PartitionLog) -> RollWork | None:
     """The snapshot of ``state`` at the log's end, where it has just rolled to a new segment
     (Kafka's ``UnifiedLog.roll`` takes one there): copied now, on the thread that appends (a
     shallow copy: ~15 times cheaper than the encoding, which a thousand producers make tens of
-    milliseconds), encoded and written by what this returns (the roll worker runs it once the
-    sealed segment is durable), unless a snapshot at that offset or later is there by then; the
-    older ones are removed."""
+    milliseconds). What this returns (the roll worker runs it once the sealed segment is durable)
+    encodes and writes it aside, unless a snapshot at that offset or later is there by then; what
+    that returns renames it into place under the log's lock if the log was not truncated or
+    closed meanwhile (roll.py), and removes the older ones. None at a roll where no batch ends
+    just before the log end (a follower's batch past it: a snapshot there could not be checked)."""
     offset = plog.log_end_offset
-    rows, last_batch = _rows(state), _last_batch(plog, offset)
+    last_batch = _last_batch(plog, offset)
+    if last_batch is None:
+        return None
+    rows = _rows(state)
     directory = Path(plog.directory)
+    path = directory / f"{offset:020d}{SUFFIX}"
+    tmp = path.with_name(path.name + ".roll.tmp")
 
-    def write() -> None:
+    def finish(current: bool) -> None:
         existing = _snapshot_files(directory)
-        if existing and existing[-1][0] >= offset:
+        if not current or (existing and existing[-1][0] >= offset):
+            tmp.unlink(missing_ok=True)
             return
-        write_file_atomically(directory / f"{offset:020d}{SUFFIX}", _encode_rows(rows, offset, last_batch))
+        os.replace(tmp, path)  # (the roll worker fsyncs the directory next, roll.py)
         for _old_offset, old in existing:
             old.unlink(missing_ok=True)
+
+    def write() -> RollFinish | None:
+        existing = _snapshot_files(directory)
+        if existing and existing[-1][0] >= offset:
+            return None
+        try:
+            with open(tmp, "wb") as f:
+                f.write(_encode_rows(rows, offset, last_batch))
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return finish
 
     return write
 
@@ -169,9 +189,14 @@ def load_state(plog: PartitionLog) -> PartitionProducerState:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable producer snapshot %s: %s", path, exc)
             continue
-        if snap_offset != offset or snap_offset > plog.log_end_offset:
+        if snap_offset != offset:
             continue
-        if snap_offset > start and last_batch is not None and _last_batch(plog, snap_offset) != last_batch:
+        if snap_offset > plog.log_end_offset:
+            # (the log cut below it deletes it; this one outlived a crash: as Kafka, delete it)
+            log.info("deleting producer snapshot %s: past the log end %d", path.name, plog.log_end_offset)
+            path.unlink(missing_ok=True)
+            continue
+        if snap_offset > start and (last_batch is None or _last_batch(plog, snap_offset) != last_batch):
             log.info("producer snapshot %s does not match the log; scanning it", path.name)
             continue
         state, from_offset = snap_state, max(snap_offset, start)
