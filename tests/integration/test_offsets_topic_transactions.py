@@ -53,6 +53,23 @@ def broker():
         yield b
 
 
+# The offsets partitions the module's broker's tests have used: each test takes a group of its own
+# partition, so another test's producer or transaction never shows in what it asserts (the broker
+# has few offsets partitions).
+_USED_PARTITIONS: set[int] = set()
+
+
+def own_group(broker: BrokerThread, prefix: str) -> tuple[str, int]:
+    """A new group id whose ``__consumer_offsets`` partition no other test of this module used, and
+    that partition."""
+    while True:
+        group = new_name(prefix)
+        part = broker.call(lambda g=group: broker.broker.group_coordinator.partition_for(g))
+        if part not in _USED_PARTITIONS:
+            _USED_PARTITIONS.add(part)
+            return group, part
+
+
 @pytest.fixture
 def raw(broker):
     client = RawClient(broker.bootstrap_servers)
@@ -96,9 +113,9 @@ def committed_offsets(bootstrap: str, partition: int, end: int, group: str, topi
 
 def test_a_transactional_offset_commit_holds_the_offsets_partition_lso_until_its_marker(broker, raw):
     bootstrap = broker.bootstrap_servers
-    topic, group, tid = new_name("src"), new_name("eos-group"), new_name("eos-tx")
+    topic, tid = new_name("src"), new_name("eos-tx")
+    group, part = own_group(broker, "eos-group")
     create_topic(bootstrap, topic)
-    part = broker.call(lambda: broker.broker.group_coordinator.partition_for(group))
     consumer = CKConsumer({"bootstrap.servers": bootstrap, "group.id": group})
     producer = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": tid})
     try:
@@ -141,9 +158,9 @@ def test_a_transactions_v2_marker_moves_the_producer_to_the_bumped_epoch_in_the_
     """Transactions V2 (TxnOffsetCommit v5, EndTxn v5): the coordinator writes the markers with the
     bumped epoch and its own epoch, in the offsets partition as in the data partitions."""
     bootstrap = broker.bootstrap_servers
-    topic, group, tid = new_name("v2src"), new_name("v2-group"), new_name("v2-tx")
+    topic, tid = new_name("v2src"), new_name("v2-tx")
+    group, part = own_group(broker, "v2-group")
     create_topic(bootstrap, topic)
-    part = broker.call(lambda: broker.broker.group_coordinator.partition_for(group))
     init = init_producer_id(raw, tid, version=5)
     pid, epoch = init.producer_id, init.producer_epoch
     assert produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"a"], transactional=True), transactional_id=tid,
@@ -181,9 +198,9 @@ def test_write_txn_markers_to_the_offsets_partition_closes_the_transaction_there
     from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 
     bootstrap = broker.bootstrap_servers
-    topic, group, tid = new_name("wtm"), new_name("wtm-group"), new_name("wtm-tx")
+    topic, tid = new_name("wtm"), new_name("wtm-tx")
+    group, part = own_group(broker, "wtm-group")
     create_topic(bootstrap, topic)
-    part = broker.call(lambda: broker.broker.group_coordinator.partition_for(group))
     init = init_producer_id(raw, tid)
     pid, epoch = init.producer_id, init.producer_epoch
     _txn_offset_commit(raw, tid, pid, epoch, group, topic, 4)
