@@ -118,3 +118,45 @@ def test_every_dir_offline_is_refused(tmp_path):
     (tmp_path / "b").write_text("x")
     with pytest.raises(LogDirOfflineError):
         manager(tmp_path)
+
+
+def test_a_failed_copy_reopens_the_log_where_it_was(tmp_path, monkeypatch):
+    """The log is served again from its dir with what only memory held (high watermark, roll
+    listener), and a later move succeeds."""
+    import errno
+
+    from kbroker.log import dir_move
+
+    m = manager(tmp_path)
+    log = m.get_or_create("t", 0, CONFIG)
+    write(log, 20)
+    log.high_watermark = 15
+    rolls: list[int] = []
+
+    def listener(base_offset):
+        rolls.append(base_offset)
+        return None
+
+    log.roll_listener = listener
+    source = log.directory
+    dest = next(d for d in m.log_dirs if d != source.parent)
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dir_move, "copy_to_future", full)
+    with pytest.raises(OSError):
+        m.move("t", 0, dest)
+    monkeypatch.undo()
+    reopened = m.get("t", 0)
+    assert reopened is not log and reopened.directory == source
+    assert (reopened.log_end_offset, reopened.high_watermark) == (20, 15)
+    assert reopened.roll_listener is listener
+    rolls.clear()
+    write(reopened, 20)  # appends go on, rolls told to the listener
+    assert reopened.log_end_offset == 40 and rolls
+    assert not list(dest.glob("*" + FUTURE_DIR_SUFFIX))  # the partial copy is gone
+    moved = m.move("t", 0, dest)
+    assert moved.directory == dest / "t-0" and moved.log_end_offset == 40
+    assert moved.high_watermark == 15 and moved.roll_listener is listener
+    m.close()
