@@ -26,7 +26,7 @@ Guarantees kept:
   Kafka's ``UnifiedLog.roll`` takes, kbroker/replication/producer_housekeeping.py) is told of
   each roll on the rolling thread, lock held; what it returns runs on the worker once the sealed
   segment is durable, unless the log was truncated or closed meanwhile (a close has its own
-  snapshot).
+  snapshot; it waits for one under way: a move copies the closed log's directory).
 - A power loss before the worker ran can leave the sealed segment's tail torn: recovery cuts it
   and the later segments, as Kafka's LogLoader (recovery.py, docs/log.md "Damage behaviour").
 """
@@ -149,10 +149,12 @@ class LogRoll(LogTxnState):
             with self.lock:
                 current = not p.done and not self._closed and p.truncations == self._truncations
             if current:
-                try:
-                    after_sync()
-                except Exception as exc:  # noqa: BLE001 - (a producer snapshot: the next one will do)
-                    logger.warning("after the roll of %s to %d: %s", self.directory.name, p.active.base_offset, exc)
+                with self._after_sync_lock:  # (no write into a closed log's directory: see close)
+                    try:
+                        if not self._closed:
+                            after_sync()
+                    except Exception as exc:  # noqa: BLE001 - (a producer snapshot: the next one will do)
+                        logger.warning("after the roll of %s to %d: %s", self.directory.name, p.active.base_offset, exc)
         tmp = None
         if p.open_txns is not None:
             path = self._txn_state_path(p.active.base_offset)
