@@ -11,7 +11,7 @@ a partition that gets an error.
 Kafka creates a future log in the destination and catches it up with a background thread; here the
 move is done before the answer (``LogManager.move``: the closed log copied, fsynced, then swapped
 in), so producers writing meanwhile wait for it and lose nothing, and DescribeLogDirs never shows a
-future replica. A copy that fails (no space) leaves the partition where it was, KAFKA_STORAGE_ERROR. Without
+future replica. A copy that fails (no space) leaves the partition where it was, served, KAFKA_STORAGE_ERROR. Without
 ALTER on the cluster every partition gets CLUSTER_AUTHORIZATION_FAILED, as in Kafka.
 """
 
@@ -35,7 +35,7 @@ from kbroker_protocol.messages.alter_replica_log_dirs import (
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.log import LogManager
+    from kbroker.log import LogManager, PartitionLog
     from kbroker.replication.partition import Partition
 
 log = logging.getLogger(__name__)
@@ -70,14 +70,16 @@ def _move(broker: AlterReplicaLogDirsServices, topic: str, index: int, destinati
         return ErrorCode.REPLICA_NOT_AVAILABLE
     if partition.log.offline is not None:
         return ErrorCode.KAFKA_STORAGE_ERROR
+    serving: PartitionLog | None
     try:
-        moved = manager.move(topic, index, dest)
+        code, serving = ErrorCode.NONE, manager.move(topic, index, dest)
     except (OSError, LogDirOfflineError) as exc:
         log.error("cannot move %s-%d to %s: %s", topic, index, destination, exc)
-        return ErrorCode.KAFKA_STORAGE_ERROR
-    moved.roll_listener = partition.log.roll_listener  # (the producer snapshots at roll go on)
-    partition.log = moved
-    return ErrorCode.NONE
+        # (a failed copy: the log reopened where it was, as Kafka's current log goes on serving)
+        code, serving = ErrorCode.KAFKA_STORAGE_ERROR, manager.get(topic, index)
+    if serving is not None:
+        partition.log = serving  # (the manager carried over its high watermark and roll listener)
+    return code
 
 
 @api(AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, 1, 2)

@@ -15,7 +15,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .log_state import fsync_dir
+from .log_state import LEFTOVER_SUFFIXES, fsync_dir
 from .partition_log import delete_dir_name
 
 FUTURE_DIR_SUFFIX = "-future"
@@ -25,12 +25,27 @@ MOVE_COMPLETE = "move-complete"
 def copy_to_future(source: Path, dest: Path) -> Path:
     """Copy the closed log at ``source`` into a new future directory in ``dest``, every file and
     both directories fsynced, the marker last; the future directory. On an OSError the partial copy
-    is removed and the error raised (the source is untouched)."""
+    is removed and the error raised (the source is untouched).
+
+    A closed log's files change no more, but threads that dropped files from it before it closed
+    may still remove them (retention and the cleaner unlink outside the log lock), and the cleaner
+    may still be writing its output: files that opening removes (``.cleaned``, ``.deleted``,
+    ``.tmp``) are not copied, and a file gone when its turn comes is left out."""
     future = dest / f"{source.name}.{uuid.uuid4().hex}{FUTURE_DIR_SUFFIX}"
     try:
-        shutil.copytree(source, future)
-        for path in future.iterdir():
-            fd = os.open(path, os.O_RDONLY)
+        future.mkdir()
+        with os.scandir(source) as entries:
+            names = sorted(entry.name for entry in entries)
+        for name in names:
+            if name.endswith(LEFTOVER_SUFFIXES):
+                continue
+            try:
+                shutil.copy2(source / name, future / name)  # (modification times kept, as before)
+            except FileNotFoundError as exc:
+                if str(exc.filename) != str(source / name):  # (the destination side: an error)
+                    raise
+                continue  # (removed since the listing: not part of the log any more)
+            fd = os.open(future / name, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:

@@ -305,13 +305,24 @@ class LogManager:
         config = self._config_for(parsed[0]) if self._config_for else self.default_config
         self._logs[parsed] = self._open_log(target, config, clock=self.clock, verify=self._verify)
 
+    def _reopen(self, closed: PartitionLog, directory: Path) -> PartitionLog:
+        """The log ``closed`` by a move, opened from ``directory`` (its copy, or itself after a
+        failed copy) with what only memory held: its config, high watermark and roll listener."""
+        log = self._open_log(directory, closed.config, clock=self.clock, verify=self._verify)
+        # As Kafka's replaceCurrentWithFutureLog: the high watermark, not the log end that opening
+        # set (a replicated partition's records above it are not committed).
+        log.high_watermark = closed.high_watermark
+        log.roll_listener = closed.roll_listener
+        return log
+
     def log_dir_of(self, topic: str, partition: int) -> Path | None:
         log = self._logs.get((topic, partition))
         return None if log is None else log.directory.parent
 
     def move(self, topic: str, partition: int, dest: Path) -> PartitionLog:
         """Move the partition's log to the log dir ``dest`` (one of ``log_dirs``); returns the log
-        now serving it (the same one when it is there already). Appends wait meanwhile."""
+        now serving it (the same one when it is there already). Appends wait meanwhile. A copy
+        that fails raises its OSError, the log reopened where it was (`get` returns it)."""
         key = (topic, partition)
         with self._lock:
             log = self._logs.get(key)
@@ -326,19 +337,15 @@ class LogManager:
                 return log
             source = log.directory
             with log.lock:
-                config = log.config
                 log.close(clean=True)
                 try:
                     future = dir_move.copy_to_future(source, dest)
-                except OSError:
-                    reopened = self._open_log(source, config, clock=self.clock, verify=self._verify)
-                    self._logs[key] = reopened
+                except OSError:  # (no space, ...): the partition stays where it was, served again
+                    self._logs[key] = self._reopen(log, source)
                     raise
                 gone, target = dir_move.swap_in(source, future, dest)
                 self._pending_removal.append(gone)
-            moved = self._open_log(target, config, clock=self.clock, verify=self._verify)
-            moved.high_watermark = max(moved.high_watermark, min(log.high_watermark, moved.log_end_offset))
-            self._logs[key] = moved
+            moved = self._logs[key] = self._reopen(log, target)
         if self._thread is None:
             self._remove_deleted_dirs()
         logger.info("moved %s-%d from %s to %s", topic, partition, source.parent, dest)

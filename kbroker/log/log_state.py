@@ -37,6 +37,9 @@ DELETED_SUFFIX = ".deleted"
 # (kbroker/replication/producer_snapshot.py); the log deletes those above its end when it is cut
 PRODUCER_SNAPSHOT_SUFFIX = ".producer-snapshot"
 CLEANED_SUFFIX = ".cleaned"
+# Files that opening a log removes (`_clean_leftovers`): a cleaner's unfinished output, segments
+# already dropped from the log, unfinished atomic writes.
+LEFTOVER_SUFFIXES = (CLEANED_SUFFIX, DELETED_SUFFIX, ".tmp")
 SWAP_SUFFIX = ".swap"
 SWAP_RANGE_SUFFIX = ".swap-range"  # holds the first offset after the segments a swap replaces
 
@@ -213,6 +216,11 @@ class LogState:
         # order: `lock` before `_checkpoint_lock` (never the other way round). `_closed` is set
         # with both held (see `_store_checkpoint`).
         self._checkpoint_lock = threading.Lock()
+        # Held by the roll worker while what a roll listener returned writes into the directory
+        # without `lock` (a producer snapshot: its encoding is too slow for `lock`). `close` sets
+        # `_closed` with it held too (after `lock` and `_checkpoint_lock`), so no such write is
+        # under way or starts once a log is closed: a move copies the closed directory.
+        self._after_sync_lock = threading.Lock()
         self._checkpoint_version = 0
         self._checkpoint_written = 0
         self._checkpoint_data: bytes | None = None  # what the checkpoint file holds, once written

@@ -138,7 +138,8 @@ class PartitionLog(LogAppend, LogReads, LogRecovery):
             for seg in self._segments:
                 seg.close()
                 seg.append_limits = None  # appends go through _check_usable
-            with self._checkpoint_lock:  # a periodic checkpoint under way ends first (log_state.py)
+            # A periodic checkpoint or a producer snapshot under way ends first (log_state.py).
+            with self._checkpoint_lock, self._after_sync_lock:
                 self._closed = True
 
     def delete(self, *, remove: bool = True, sync: bool = True) -> Path:

@@ -16,8 +16,7 @@ from .errors import (
 from .leader_epoch import CHECKPOINT_FILE, LeaderEpochCache, open_cache
 from .log_state import (
     CLEAN_SHUTDOWN_FILE,
-    CLEANED_SUFFIX,
-    DELETED_SUFFIX,
+    LEFTOVER_SUFFIXES,
     SWAP_RANGE_SUFFIX,
     SWAP_SUFFIX,
     Checkpoint,
@@ -55,7 +54,7 @@ class LogRecovery(LogRetention):
         """
         changed = False
         for path in sorted(self.directory.iterdir()):
-            if path.name.endswith((CLEANED_SUFFIX, DELETED_SUFFIX, ".tmp")):
+            if path.name.endswith(LEFTOVER_SUFFIXES):
                 path.unlink()
                 changed = True
         log_swap = LOG_SUFFIX + SWAP_SUFFIX

@@ -26,8 +26,9 @@ Guarantees kept:
   Kafka's ``UnifiedLog.roll`` takes, kbroker/replication/producer_housekeeping.py) is told of
   each roll on the rolling thread, lock held; what it returns runs on the worker once the sealed
   segment is durable, unless the log was truncated or closed meanwhile (a close has its own
-  snapshot), and writes its file aside; what that returns renames the file into place under the
-  lock only if no truncation or close happened since (``RollWork`` in log_state.py).
+  snapshot; it waits for one under way: a move copies the closed log's directory), and writes its
+  file aside; what that returns renames the file into place under the lock only if no truncation
+  or close happened since (``RollWork`` in log_state.py).
 - A power loss before the worker ran can leave the sealed segment's tail torn: recovery cuts it
   and the later segments, as Kafka's LogLoader (recovery.py, docs/log.md "Damage behaviour").
 """
@@ -151,10 +152,12 @@ class LogRoll(LogTxnState):
                 current = not p.done and not self._closed and p.truncations == self._truncations
             finish = None
             if current:
-                try:
-                    finish = after_sync()
-                except Exception as exc:  # noqa: BLE001 - (a producer snapshot: the next one will do)
-                    logger.warning("after the roll of %s to %d: %s", self.directory.name, p.active.base_offset, exc)
+                with self._after_sync_lock:  # (no write into a closed log's directory: see close)
+                    try:
+                        if not self._closed:
+                            finish = after_sync()
+                    except Exception as exc:  # noqa: BLE001 - (a producer snapshot: the next one will do)
+                        logger.warning("after the roll of %s to %d: %s", self.directory.name, p.active.base_offset, exc)
             if finish is not None:
                 # (its file goes into place only if still current: a truncation meanwhile may
                 # have cut the log below it, and its snapshot would describe batches gone)

@@ -4,6 +4,7 @@ the partition stays in its new directory across a restart), and its bad input.""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import uuid
@@ -143,6 +144,49 @@ def test_alter_replica_log_dirs_bad_input(tmp_path):
             assert placement(w, topic) == where
             assert record_count(w, topic, 0) == (5, 5)
             assert not os.path.exists(tmp_path / "elsewhere")
+        finally:
+            w.close()
+
+
+def test_a_failed_move_leaves_the_partition_served_where_it_was(tmp_path, monkeypatch):
+    """A copy that fails (the destination full) answers KAFKA_STORAGE_ERROR and changes nothing
+    else: the partition goes on taking and serving records from its log dir, its producer
+    snapshots at roll included, and a later move succeeds."""
+    from kbroker.log import dir_move
+
+    dirs = [str(tmp_path / f"disk{i}") for i in range(2)]
+    topic = f"jbod-{uuid.uuid4().hex[:8]}"
+    real_copy = dir_move.copy_to_future
+    failures: list[str] = []
+
+    def full(source, dest):
+        failures.append(str(dest))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with BrokerThread(data_dir=dirs[0], config={"log.dirs": ",".join(dirs)}) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            create_topic(w, topic, 1)
+            produce(w, topic, 0, 20, pad=b"x" * 200)
+            source = placement(w, topic)[0]
+            dest = next(d for d in dirs if d != source)
+            listener = b.call(lambda: b.broker.partition(topic, 0).log.roll_listener)
+            assert listener is not None
+            monkeypatch.setattr(dir_move, "copy_to_future", full)
+            assert move(w, topic, 0, dest) == ErrorCode.KAFKA_STORAGE_ERROR
+            assert failures == [dest]
+            monkeypatch.setattr(dir_move, "copy_to_future", real_copy)
+            assert placement(w, topic)[0] == source
+            assert record_count(w, topic, 0) == (20, 20)  # (the high watermark kept)
+            produce(w, topic, 0, 10)
+            assert record_count(w, topic, 0) == (30, 30)
+            assert b.call(lambda: b.broker.partition(topic, 0).log.roll_listener) is listener
+            assert b.call(lambda: b.broker.partition(topic, 0).log is b.broker.log_manager.get(topic, 0))
+            assert move(w, topic, 0, dest) == ErrorCode.NONE
+            assert placement(w, topic)[0] == dest
+            produce(w, topic, 0, 5)
+            assert record_count(w, topic, 0) == (35, 35)
+            assert not os.path.exists(os.path.join(source, f"{topic}-0"))
         finally:
             w.close()
 
