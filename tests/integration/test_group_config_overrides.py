@@ -14,13 +14,16 @@ from wire import Wire
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
 from kbroker_protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest
+from tests.integration.group_config_helpers import (
+    DEFAULT_CONFIG_SOURCE,
+    GROUP_CONFIG_SOURCE,
+    describe_group_configs,
+    set_group_configs,
+)
 from tests.integration.groups_protocol_helpers import create_topic
 
-GROUP_RESOURCE, SET, DELETE = 32, 0, 1
-GROUP_CONFIG_SOURCE, DEFAULT_CONFIG_SOURCE = 8, 5
 CONFIG = {
     "group.consumer.heartbeat.interval.ms": "1000",
     "group.consumer.min.heartbeat.interval.ms": "500",
@@ -40,28 +43,6 @@ def wire(manual):
     w = Wire(manual.bootstrap_servers)
     yield w
     w.close()
-
-
-def alter(wire, group: str, **configs: str | None) -> None:
-    """IncrementalAlterConfigs of the group (None deletes the override); returns once the broker's
-    DescribeConfigs shows the change (the metadata image has it)."""
-    Req = REQUESTS[44]
-    res = Req.AlterConfigsResource(resource_type=GROUP_RESOURCE, resource_name=group, configs=[
-        Req.AlterConfigsResource.AlterableConfig(name=k, config_operation=SET if v is not None else DELETE, value=v)
-        for k, v in configs.items()])
-    r = wire.call(44, 1, resources=[res], validate_only=False).responses[0]
-    assert r.error_code == ErrorCode.NONE, r.error_message
-    wait_until(lambda: all((describe(wire, group)[k][1] == GROUP_CONFIG_SOURCE) == (v is not None)
-                           for k, v in configs.items()), message="the group configs in the image")
-
-
-def describe(wire, group: str) -> dict[str, tuple[str, int]]:
-    Req = REQUESTS[32]
-    resp = wire.call(32, 4, resources=[Req.DescribeConfigsResource(resource_type=GROUP_RESOURCE, resource_name=group,
-                                                                   configuration_keys=None)],
-                     include_synonyms=False, include_documentation=False)
-    assert resp.results[0].error_code == ErrorCode.NONE
-    return {c.name: (c.value, c.config_source) for c in resp.results[0].configs}
 
 
 def hb(wire, group: str, member_id: str, epoch: int, topics: list[str] | None = None):
@@ -89,8 +70,8 @@ def test_group_heartbeat_interval_is_returned_from_the_next_heartbeat(manual, wi
     joined = hb(wire, group, member, 0, [topic])
     assert joined.error_code == ErrorCode.NONE, joined.error_message
     assert joined.heartbeat_interval_ms == 1000  # the broker's group.consumer.heartbeat.interval.ms
-    alter(wire, group, **{"consumer.heartbeat.interval.ms": "2500"})
-    assert describe(wire, group)["consumer.heartbeat.interval.ms"] == ("2500", GROUP_CONFIG_SOURCE)
+    set_group_configs(wire, group, {"consumer.heartbeat.interval.ms": "2500"})
+    assert describe_group_configs(wire, group)["consumer.heartbeat.interval.ms"] == ("2500", GROUP_CONFIG_SOURCE)
     again = hb(wire, group, member, joined.member_epoch)
     assert (again.error_code, again.heartbeat_interval_ms) == (ErrorCode.NONE, 2500)
     # Another group keeps the broker's value.
@@ -98,8 +79,8 @@ def test_group_heartbeat_interval_is_returned_from_the_next_heartbeat(manual, wi
     joined_other = hb(wire, other, uuid.uuid4().hex, 0, [topic])
     assert joined_other.heartbeat_interval_ms == 1000
     # Deleting the override gives the broker's value back.
-    alter(wire, group, **{"consumer.heartbeat.interval.ms": None})
-    assert describe(wire, group)["consumer.heartbeat.interval.ms"] == ("1000", DEFAULT_CONFIG_SOURCE)
+    set_group_configs(wire, group, {"consumer.heartbeat.interval.ms": None})
+    assert describe_group_configs(wire, group)["consumer.heartbeat.interval.ms"] == ("1000", DEFAULT_CONFIG_SOURCE)
     assert hb(wire, group, member, again.member_epoch).heartbeat_interval_ms == 1000
 
 
@@ -110,7 +91,7 @@ def test_member_is_fenced_after_the_groups_session_timeout(manual, wire):
     joined = hb(wire, group, member, 0, [topic])
     assert joined.error_code == ErrorCode.NONE, joined.error_message
     # The join armed the session with the broker's 30 s; the group's 8 s applies from the next heartbeat.
-    alter(wire, group, **{"consumer.session.timeout.ms": "8000"})
+    set_group_configs(wire, group, {"consumer.session.timeout.ms": "8000"})
     manual.advance(20_000)
     assert members(wire, group) == [member]
     again = hb(wire, group, member, joined.member_epoch)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 import reference_kafka
+from group_config_helpers import alter_group_configs, describe_group_configs, wait_group_configs
 from waiting import wait_until
 from wire import Wire
 
@@ -24,32 +25,18 @@ from kbroker_protocol.messages.streams_group_heartbeat import StreamsGroupHeartb
 
 pytestmark = pytest.mark.slow  # the reference Apache Kafka (a JVM)
 
-GROUP_RESOURCE = 32
 CT = REQUESTS[19]
 Topology = StreamsGroupHeartbeatRequest.Topology
 
 
-def _alter(w: Wire, group: str, configs: dict[str, str]) -> tuple[int, str | None]:
-    Req = REQUESTS[44]
-    res = Req.AlterConfigsResource(resource_type=GROUP_RESOURCE, resource_name=group, configs=[
-        Req.AlterConfigsResource.AlterableConfig(name=k, config_operation=0, value=v) for k, v in configs.items()])
-    r = w.call(44, 1, resources=[res], validate_only=False).responses[0]
-    return r.error_code, r.error_message
-
-
 def _describe(w: Wire, group: str, names: list[str]) -> list[tuple[str, str | None, int]]:
-    Req = REQUESTS[32]
-    resp = w.call(32, 4, resources=[Req.DescribeConfigsResource(resource_type=GROUP_RESOURCE, resource_name=group,
-                                                                configuration_keys=names)],
-                  include_synonyms=False, include_documentation=False)
-    return sorted((c.name, c.value, c.config_source) for c in resp.results[0].configs)
+    return sorted((name, value, source) for name, (value, source) in describe_group_configs(w, group, names).items())
 
 
-def _set(w: Wire, group: str, configs: dict[str, str]) -> tuple[int, str | None]:
+def _set(w: Wire, group: str, configs: dict[str, str | None]) -> tuple[int, str | None]:
     """Alter, then wait until DescribeConfigs shows the overrides (the broker's metadata has them)."""
-    result = _alter(w, group, configs)
-    wait_until(lambda: all((k, v, 8) in _describe(w, group, list(configs)) for k, v in configs.items()),
-               timeout=60, message="the group's overrides described")
+    result = alter_group_configs(w, group, configs)
+    wait_group_configs(w, group, configs, timeout=60)
     return result
 
 
@@ -132,7 +119,7 @@ def _scenario(bootstrap: str) -> list:
                         {"streams.task.offset.interval.ms": "14999"},
                         {"streams.acceptable.recovery.lag": "-1"},
                         {"streams.num.standby.replicas": "3"}):
-            out.append(_alter(w, "cg-refused", refused))
+            out.append(alter_group_configs(w, "cg-refused", refused))
         return out
     finally:
         w.close()

@@ -15,9 +15,9 @@ from wire import Wire
 
 from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages import REQUESTS
 from kbroker_protocol.messages.streams_group_describe import StreamsGroupDescribeRequest
 from kbroker_protocol.messages.streams_group_heartbeat import TaskIds
+from tests.integration.group_config_helpers import set_group_configs
 from tests.streams.streams_group_helpers import (
     CONFIG,
     create_topic,
@@ -29,7 +29,6 @@ from tests.streams.streams_group_helpers import (
     word_count_topology,
 )
 
-GROUP_RESOURCE, GROUP_CONFIG_SOURCE = 32, 8
 ASSIGNMENT_DELAYED = 5
 BROKER = dict(CONFIG, **{"group.streams.session.timeout.ms": "30000",
                          "group.streams.min.session.timeout.ms": "5000"})
@@ -48,26 +47,6 @@ def wire(manual):
     w.close()
 
 
-def alter(wire, group: str, **configs: str) -> None:
-    """IncrementalAlterConfigs (SET) of the group; returns once DescribeConfigs shows the overrides."""
-    Req = REQUESTS[44]
-    res = Req.AlterConfigsResource(resource_type=GROUP_RESOURCE, resource_name=group, configs=[
-        Req.AlterConfigsResource.AlterableConfig(name=k, config_operation=0, value=v) for k, v in configs.items()])
-    r = wire.call(44, 1, resources=[res], validate_only=False).responses[0]
-    assert r.error_code == ErrorCode.NONE, r.error_message
-    wait_until(lambda: all(describe(wire, group).get(k) == (v, GROUP_CONFIG_SOURCE) for k, v in configs.items()),
-               message="the group configs in the image")
-
-
-def describe(wire, group: str) -> dict[str, tuple[str, int]]:
-    Req = REQUESTS[32]
-    resp = wire.call(32, 4, resources=[Req.DescribeConfigsResource(resource_type=GROUP_RESOURCE, resource_name=group,
-                                                                   configuration_keys=None)],
-                     include_synonyms=False, include_documentation=False)
-    assert resp.results[0].error_code == ErrorCode.NONE
-    return {c.name: (c.value, c.config_source) for c in resp.results[0].configs}
-
-
 def described(wire, group: str):
     return wire.call(StreamsGroupDescribeRequest(group_ids=[group]), 1).groups[0]
 
@@ -79,7 +58,7 @@ def test_group_heartbeat_interval_and_session_timeout(manual, wire):
     state = join_ready(wire, app, member, word_count_topology(app, source))
     assert state["r"].heartbeat_interval_ms == 300  # the broker's group.streams.heartbeat.interval.ms
     assert (state["r"].task_offset_interval_ms, state["r"].acceptable_recovery_lag) == (60000, 10000)
-    alter(wire, app, **{"streams.heartbeat.interval.ms": "2000", "streams.session.timeout.ms": "8000",
+    set_group_configs(wire, app, {"streams.heartbeat.interval.ms": "2000", "streams.session.timeout.ms": "8000",
                         "streams.task.offset.interval.ms": "20000", "streams.acceptable.recovery.lag": "123"})
     manual.advance(20_000)  # the session armed before the change is the broker's 30 s
     assert [m.member_id for m in described(wire, app).members] == [member]
@@ -121,7 +100,7 @@ def test_num_standby_replicas_change_gives_a_new_assignment(manual, wire):
 
     wait_until(lambda: settled(False), message="two members, no standbys (the broker's 0)")
     epoch = described(wire, app).group_epoch
-    alter(wire, app, **{"streams.num.standby.replicas": "1"})
+    set_group_configs(wire, app, {"streams.num.standby.replicas": "1"})
     beat(a)  # the next heartbeat sees the change: a new group epoch
     assert described(wire, app).group_epoch == epoch + 1
     wait_until(lambda: settled(True), message="each member with a standby of the stateful subtopology")
@@ -143,7 +122,7 @@ def test_num_standby_replicas_change_gives_a_new_assignment(manual, wire):
 def test_group_initial_rebalance_delay(manual, wire):
     app, source = names()
     create_topic(manual, source, 2)
-    alter(wire, app, **{"streams.initial.rebalance.delay.ms": "4000"})  # the broker's is 0
+    set_group_configs(wire, app, {"streams.initial.rebalance.delay.ms": "4000"})  # the broker's is 0
     member = uuid.uuid4().hex
     joined = hb(wire, app, member, 0, topology=word_count_topology(app, source))
     assert joined.error_code == ErrorCode.NONE, joined.error_message
