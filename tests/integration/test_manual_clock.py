@@ -3,7 +3,7 @@ advances it: transaction timeouts, transactional-id and producer-id expiration, 
 compaction delete horizons, delayed fetches (long polls), KIP-848 consumer group sessions; and
 GET /clock. Each test advances the clock and sees the effect at once; timeouts chosen far beyond
 the test's run (minutes, hours) show that the clock, not real time, made it happen. (Classic group
-sessions: test_control.py; share group sessions, acquisition locks and long polls: tests/share;
+sessions: test_control_reset.py; share group sessions, acquisition locks and long polls: tests/share;
 streams group sessions: tests/streams/test_streams_clock.py; delayed produce:
 tests/replication/test_manual_clock_waits.py.)
 """

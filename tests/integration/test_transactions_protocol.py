@@ -1,330 +1,31 @@
-"""Transactions end to end: real transactional producers (kafka-python, confluent-kafka), read_committed
-consumers, fencing, timeouts, restarts, and the transaction APIs at the protocol level."""
+"""The transaction APIs at the protocol level: AddPartitionsToTxn verification, coordinator errors, the admin
+APIs, aborted transactions in Fetch, WriteTxnMarkers, Transactions V2 (KIP-890), exhausted epochs and
+seeded random interleavings checked against a model."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from confluent_kafka import Consumer as CKConsumer
-from confluent_kafka import KafkaException
-from confluent_kafka import Producer as CKProducer
-from confluent_kafka import TopicPartition as CKTopicPartition
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
-from waiting import wait_until
+from kafka import TopicPartition
 
 from kbroker.coordinator.txn_log import TxnState
-from kbroker.testing import BrokerThread
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import iter_records
-from tests.integration.transaction_restart_helpers import FAST_TIMEOUTS, _restartable, consume_all
+from tests.integration.transaction_api_helpers import (  # noqa: F401 (fixtures)
+    _add_partitions,
+    bootstrap_fixture,
+    describe_state,
+    raw_fixture,
+    txn_broker_fixture,
+)
+from tests.integration.transaction_restart_helpers import consume_all
 from tests.integration.transactions_helpers import (
-    RawClient,
     create_topic,
     data_batch,
-    ensure_find_coordinator,
-    free_port,
     init_producer_id,
     list_offset,
     new_name,
     produce,
 )
-
-
-@pytest.fixture(scope="module")
-def txn_broker():
-    ensure_find_coordinator()
-    with BrokerThread(config=FAST_TIMEOUTS) as b:
-        yield b
-
-
-@pytest.fixture
-def bootstrap(txn_broker) -> str:
-    return txn_broker.bootstrap_servers
-
-
-@pytest.fixture
-def raw(bootstrap):
-    client = RawClient(bootstrap)
-    yield client
-    client.close()
-
-
-def describe_state(broker: BrokerThread, transactional_id: str):
-    txn = broker.call(lambda: broker.broker.txn_coordinator.txns.get(transactional_id))
-    return None if txn is None else txn.state
-
-
-# -- real clients -----------------------------------------------------------------------------------
-
-
-def test_kafka_python_commit_and_abort_visibility(bootstrap, raw):
-    topic = new_name("kp")
-    create_topic(bootstrap, topic)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=new_name("kp-tx"))
-    producer.init_transactions()
-    producer.begin_transaction()
-    producer.send(topic, b"c1")
-    producer.send(topic, b"c2")
-    producer.commit_transaction()
-    producer.begin_transaction()
-    producer.send(topic, b"a1")
-    producer.send(topic, b"a2")
-    producer.flush()
-    # An open transaction holds the last stable offset at its first record.
-    assert list_offset(raw, topic, isolation=1) == 3
-    assert list_offset(raw, topic, isolation=0) == 5
-    producer.abort_transaction()
-    producer.begin_transaction()
-    producer.send(topic, b"c3")
-    producer.commit_transaction()
-    producer.close()
-    end = list_offset(raw, topic)
-    assert end == 8  # 2 + marker + 2 + marker + 1 + marker
-    assert list_offset(raw, topic, isolation=1) == end
-
-    committed = consume_all(bootstrap, topic, "read_committed", end)
-    assert [m.value for m in committed] == [b"c1", b"c2", b"c3"]
-    everything = consume_all(bootstrap, topic, "read_uncommitted", end)
-    # Markers (offsets 2, 5, 7) never surface as records, at either isolation level.
-    assert [(m.offset, m.value) for m in everything] == [(0, b"c1"), (1, b"c2"), (3, b"a1"), (4, b"a2"),
-                                                          (6, b"c3")]
-
-
-def test_confluent_kafka_commit_and_abort_visibility(bootstrap, raw):
-    topic = new_name("ck")
-    create_topic(bootstrap, topic, partitions=2)
-    producer = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": new_name("ck-tx"), "linger.ms": 5})
-    producer.init_transactions(30)
-    for round_ in range(3):
-        producer.begin_transaction()
-        for i in range(10):
-            producer.produce(topic, f"r{round_}-{i}".encode(), partition=i % 2)
-        producer.flush(30)
-        if round_ == 1:
-            producer.abort_transaction(30)
-        else:
-            producer.commit_transaction(30)
-    ends = [list_offset(raw, topic, p) for p in range(2)]
-    assert ends == [18, 18]  # 3 rounds x (5 records + marker)
-    assert [list_offset(raw, topic, p, isolation=1) for p in range(2)] == ends
-
-    def read(isolation: str) -> list[bytes]:
-        consumer = CKConsumer({"bootstrap.servers": bootstrap, "group.id": new_name("g"),
-                               "isolation.level": isolation, "enable.auto.commit": False})
-        consumer.assign([CKTopicPartition(topic, p, 0) for p in range(2)])
-        tps = [CKTopicPartition(topic, p) for p in range(2)]
-        got = []
-        deadline = time.monotonic() + 30
-        while [tp.offset for tp in consumer.position(tps)] != ends:
-            assert time.monotonic() < deadline
-            msg = consumer.poll(0.1)
-            if msg is not None and not msg.error():
-                got.append(msg.value())
-        consumer.close()
-        return sorted(got)
-
-    assert read("read_committed") == sorted(f"r{r}-{i}".encode() for r in (0, 2) for i in range(10))
-    assert read("read_uncommitted") == sorted(f"r{r}-{i}".encode() for r in range(3) for i in range(10))
-    producer.flush(5)
-
-
-def test_zombie_producer_is_fenced(txn_broker, bootstrap, raw):
-    topic = new_name("zombie")
-    create_topic(bootstrap, topic)
-    tid = new_name("zombie-tx")
-    zombie = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid)
-    zombie.init_transactions()
-    zombie.begin_transaction()
-    zombie.send(topic, b"from-zombie").get(timeout=10)
-    old_pid = txn_broker.call(lambda: txn_broker.broker.txn_coordinator.txns[tid].producer_id)
-
-    fresh = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid)
-    fresh.init_transactions()  # bumps the epoch and aborts the zombie's transaction
-    fresh.begin_transaction()
-    fresh.send(topic, b"from-fresh")
-    fresh.commit_transaction()
-    fresh.close()
-
-    with pytest.raises(KafkaError) as info:
-        zombie.send(topic, b"late").get(timeout=10)
-        zombie.commit_transaction()
-    assert type(info.value).__name__ in ("ProducerFencedError", "InvalidProducerEpochError"), info.value
-    zombie.close(timeout=1)
-
-    # At the protocol level: the zombie's epoch is rejected by the partition.
-    txn = txn_broker.call(lambda: txn_broker.broker.txn_coordinator.txns[tid])
-    assert txn.producer_id == old_pid and txn.producer_epoch >= 2
-    resp = produce(raw, topic, 0, data_batch(old_pid, 0, 1, [b"x"], transactional=True), transactional_id=tid)
-    assert resp.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
-
-    end = list_offset(raw, topic)
-    assert [m.value for m in consume_all(bootstrap, topic, "read_committed", end)] == [b"from-fresh"]
-
-
-def test_transaction_timeout_aborts_and_fences(txn_broker, bootstrap, raw):
-    topic = new_name("timeout")
-    create_topic(bootstrap, topic)
-    tid = new_name("timeout-tx")
-    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid, transaction_timeout_ms=500)
-    producer.init_transactions()
-    producer.begin_transaction()
-    producer.send(topic, b"never-committed").get(timeout=10)
-    wait_until(lambda: describe_state(txn_broker, tid) == TxnState.COMPLETE_ABORT, message="timeout abort")
-    end = list_offset(raw, topic)
-    assert end == 2  # the record and the ABORT marker
-    assert list_offset(raw, topic, isolation=1) == end
-    with pytest.raises(KafkaError):
-        producer.commit_transaction()
-    producer.close(timeout=1)
-    assert consume_all(bootstrap, topic, "read_committed", end) == []
-
-
-def test_consume_transform_produce_exactly_once_with_a_crash(txn_broker, bootstrap, raw):
-    source, sink = new_name("in"), new_name("out")
-    create_topic(bootstrap, source)
-    create_topic(bootstrap, sink)
-    group, tid = new_name("eos-group"), new_name("eos-tx")
-    feeder = KafkaProducer(bootstrap_servers=bootstrap)
-    for i in range(30):
-        feeder.send(source, str(i).encode())
-    feeder.close()
-
-    def run(limit: int | None, crash: bool) -> int:
-        consumer = KafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", isolation_level="read_committed")
-        producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid)
-        producer.init_transactions()
-        done = 0
-        deadline = time.monotonic() + 60
-        while limit is None or done < limit:
-            assert time.monotonic() < deadline
-            batch = consumer.poll(timeout_ms=200, max_records=4)
-            records = [r for rs in batch.values() for r in rs]
-            if not records:
-                if limit is None and consumer.position(TopicPartition(source, 0)) >= 30:
-                    break
-                continue
-            producer.begin_transaction()
-            for r in records:
-                producer.send(sink, b"out-" + r.value)
-            offsets = {TopicPartition(source, 0): _offset_and_metadata(records[-1].offset + 1)}
-            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-            if crash and done + len(records) >= (limit or 0):
-                producer.flush()
-                # Crash mid-transaction: outputs written, offsets sent, nothing committed.
-                producer.close(timeout=0)
-                consumer.close(autocommit=False)
-                return done
-            producer.commit_transaction()
-            done += len(records)
-        producer.close()
-        consumer.close(autocommit=False)
-        return done
-
-    first = run(limit=12, crash=True)
-    assert first >= 8
-    run(limit=None, crash=False)
-    end = list_offset(raw, sink)
-    assert list_offset(raw, sink, isolation=1) == end
-    values = [m.value for m in consume_all(bootstrap, sink, "read_committed", end)]
-    assert sorted(values) == sorted(f"out-{i}".encode() for i in range(30))
-    assert len(values) == len(set(values)) == 30
-    # The crashed transaction's outputs are in the log, aborted: read_uncommitted sees them twice.
-    raw_values = [m.value for m in consume_all(bootstrap, sink, "read_uncommitted", end)]
-    assert len(raw_values) > 30 and set(raw_values) == set(values)
-
-
-def _offset_and_metadata(offset: int):
-    from kafka.structs import OffsetAndMetadata
-
-    try:
-        return OffsetAndMetadata(offset, "", -1)
-    except TypeError:
-        return OffsetAndMetadata(offset, "")
-
-
-# -- restarts ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("snapshot", [True, False], ids=["from-snapshot", "full-scan"])
-def test_restart_keeps_an_ongoing_transaction_open_until_it_times_out(tmp_path, snapshot):
-    port = free_port()
-    tid = "restart-ongoing"
-    broker = _restartable(tmp_path, port).start()
-    try:
-        bootstrap = broker.bootstrap_servers
-        create_topic(bootstrap, "t")
-        producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid, transaction_timeout_ms=600000)
-        producer.init_transactions()
-        producer.begin_transaction()
-        producer.send("t", b"committed")
-        producer.commit_transaction()
-        producer.begin_transaction()
-        producer.send("t", b"in-flight").get(timeout=10)
-        producer.close(timeout=0)
-    finally:
-        broker.stop()
-    if not snapshot:
-        for path in tmp_path.glob("*/*.producer-snapshot"):
-            path.unlink()
-
-    broker = _restartable(tmp_path, port).start()
-    try:
-        raw = RawClient(broker.bootstrap_servers)
-        # The open transaction and its first offset were rebuilt from the logs.
-        assert describe_state(broker, tid) == TxnState.ONGOING
-        assert list_offset(raw, "t", isolation=1) == 2
-        assert list_offset(raw, "t") == 3
-        # Its timeout (ten minutes) passes: the periodic check aborts it.
-        aborted = broker.call(lambda: broker.broker.txn_coordinator.abort_timed_out(
-            int(time.time() * 1000) + 600001))
-        assert aborted == [tid]
-        assert describe_state(broker, tid) == TxnState.COMPLETE_ABORT
-        assert list_offset(raw, "t", isolation=1) == list_offset(raw, "t") == 4
-        assert [m.value for m in consume_all(broker.bootstrap_servers, "t", "read_committed", 4)] == [b"committed"]
-        raw.close()
-    finally:
-        broker.stop()
-
-
-def test_restart_completes_a_prepared_commit(tmp_path):
-    port = free_port()
-    tid = "restart-prepared"
-    broker = _restartable(tmp_path, port).start()
-    try:
-        bootstrap = broker.bootstrap_servers
-        create_topic(bootstrap, "t", partitions=2)
-        producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=tid)
-        producer.init_transactions()
-        producer.begin_transaction()
-        producer.send("t", b"p0", partition=0)
-        producer.send("t", b"p1", partition=1)
-        producer.flush()
-        coordinator = broker.broker.txn_coordinator
-
-        def prepare():  # the broker "stops" after logging PrepareCommit, before any marker
-            txn = coordinator.txns[tid]
-            return coordinator._write(txn.copy(state=TxnState.PREPARE_COMMIT))
-
-        broker.call(prepare)
-        producer.close(timeout=0)
-    finally:
-        broker.stop()
-
-    broker = _restartable(tmp_path, port).start()
-    try:
-        raw = RawClient(broker.bootstrap_servers)
-        # (completed after loading, as Kafka's coordinator does: markers, then CompleteCommit)
-        wait_until(lambda: describe_state(broker, tid) == TxnState.COMPLETE_COMMIT, message="completed at start-up")
-        assert [list_offset(raw, "t", p, isolation=1) for p in range(2)] == [2, 2]
-        got = consume_all(broker.bootstrap_servers, "t", "read_committed", 2, partitions=2)
-        assert sorted(m.value for m in got) == [b"p0", b"p1"]
-        raw.close()
-    finally:
-        broker.stop()
-
 
 # -- protocol level ---------------------------------------------------------------------------------
 
@@ -381,21 +82,6 @@ def test_transactional_batch_to_a_partition_not_in_the_transaction(bootstrap, ra
     resp = produce(raw, topic, 0, data_batch(pid, epoch, 0, [b"x"], transactional=True), transactional_id=tid)
     assert resp.error_code == ErrorCode.NONE
     _end_txn(raw, tid, pid, epoch, commit=False)
-
-
-def _add_partitions(raw, tid, pid, epoch, topic, partitions, version=3):
-    from kbroker_protocol.messages.add_partitions_to_txn import (
-        AddPartitionsToTxnRequest,
-        AddPartitionsToTxnResponse,
-        AddPartitionsToTxnTopic,
-    )
-
-    request = AddPartitionsToTxnRequest(v3_and_below_transactional_id=tid, v3_and_below_producer_id=pid,
-                                        v3_and_below_producer_epoch=epoch,
-                                        v3_and_below_topics=[AddPartitionsToTxnTopic(name=topic, partitions=partitions)])
-    response = raw.call(request, AddPartitionsToTxnResponse, version)
-    return {p.partition_index: p.partition_error_code
-            for t in response.results_by_topic_v3_and_below for p in t.results_by_partition}
 
 
 def _end_txn(raw, tid, pid, epoch, commit, version=3) -> int:
@@ -540,67 +226,6 @@ def test_fetch_returns_aborted_transactions_at_read_committed(txn_broker, bootst
     assert txn_broker.call(lambda: partition.aborted_transactions(3, partition.log_end_offset)) == [(pid, 6)]
 
 
-def test_confluent_fenced_by_a_new_instance(bootstrap):
-    topic = new_name("ckf")
-    create_topic(bootstrap, topic)
-    tid = new_name("ckf-tx")
-    old = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": tid})
-    old.init_transactions(30)
-    old.begin_transaction()
-    old.produce(topic, b"old")
-    old.flush(30)
-    new = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": tid})
-    new.init_transactions(30)
-    with pytest.raises(KafkaException) as info:
-        old.commit_transaction(30)
-    assert info.value.args[0].fatal() or "fenced" in str(info.value).lower()
-    new.begin_transaction()
-    new.produce(topic, b"new")
-    new.commit_transaction(30)
-
-
-def test_transactional_id_and_producer_id_expiration(tmp_path):
-    port = free_port()
-    broker = _restartable(tmp_path, port).start()
-    try:
-        raw = RawClient(broker.bootstrap_servers)
-        create_topic(broker.bootstrap_servers, "t")
-        coordinator = broker.broker.txn_coordinator
-        idle, busy = "expire-idle", "expire-busy"
-        idle_init = init_producer_id(raw, idle)
-        busy_init = init_producer_id(raw, busy)
-        _add_partitions(raw, busy, busy_init.producer_id, busy_init.producer_epoch, "t", [0])
-        assert produce(raw, "t", 0, data_batch(busy_init.producer_id, busy_init.producer_epoch, 0, [b"x"],
-                                               transactional=True), transactional_id=busy).error_code == 0
-        idem = init_producer_id(raw).producer_id
-        assert produce(raw, "t", 0, data_batch(idem, 0, 0, [b"y"])).error_code == 0
-        week_later = int(time.time() * 1000) + 7 * 24 * 3600 * 1000 + 1000
-        # transactional.id.expiration.ms (7 days): only ids without an ongoing transaction go.
-        assert broker.call(coordinator.expire_transactional_ids, week_later) == [idle]
-        # producer.id.expiration.ms (1 day): the idle idempotent producer is forgotten, the open
-        # transaction's producer stays.
-        # (the replica manager's check, as Kafka's logs run it)
-        housekeeping = broker.broker.replica_manager.producer_housekeeping
-        assert broker.call(housekeeping.remove_expired_producers, week_later) == 1
-        partition = broker.broker.partition("t", 0)
-        assert broker.call(lambda: set(partition.producer_state.producers)) == {busy_init.producer_id}
-        raw.close()
-    finally:
-        broker.stop()
-    broker = _restartable(tmp_path, port).start()
-    try:
-        # The tombstone survives the restart: the id starts afresh with a new producer id.
-        assert describe_state(broker, idle) is None
-        assert describe_state(broker, busy) == TxnState.ONGOING
-        raw = RawClient(broker.bootstrap_servers)
-        again = init_producer_id(raw, idle)
-        assert (again.error_code, again.producer_epoch) == (0, 0)
-        assert again.producer_id != idle_init.producer_id
-        raw.close()
-    finally:
-        broker.stop()
-
-
 # -- Transactions V2 (KIP-890 part 2) ---------------------------------------------------------------
 
 
@@ -660,53 +285,6 @@ def _end_txn_v5(raw, tid, pid, epoch, commit):
 
     return raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=commit),
                     EndTxnResponse, 5)
-
-
-def test_restart_completes_a_prepared_commit_with_group_offsets(tmp_path):
-    from kafka import KafkaConsumer as _Consumer
-
-    from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
-    from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
-
-    port = free_port()
-    tid, group = "restart-offsets", "restart-offsets-group"
-    broker = _restartable(tmp_path, port).start()
-    try:
-        raw = RawClient(broker.bootstrap_servers)
-        create_topic(broker.bootstrap_servers, "in")
-        create_topic(broker.bootstrap_servers, "out")
-        init = init_producer_id(raw, tid)
-        pid, epoch = init.producer_id, init.producer_epoch
-        assert _add_partitions(raw, tid, pid, epoch, "out", [0]) == {0: 0}
-        assert produce(raw, "out", 0, data_batch(pid, epoch, 0, [b"result"], transactional=True),
-                       transactional_id=tid).error_code == 0
-        added = raw.call(AddOffsetsToTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch,
-                                                group_id=group), AddOffsetsToTxnResponse, 3)
-        assert added.error_code == 0
-        commit = TxnOffsetCommitRequest(
-            transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch, generation_id_or_member_epoch=-1,
-            member_id="", group_instance_id=None, topics=[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(
-                name="in", partitions=[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
-                                       .TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=7)])])
-        assert raw.call(commit, TxnOffsetCommitResponse, 3).topics[0].partitions[0].error_code == 0
-        coordinator = broker.broker.txn_coordinator
-        broker.call(lambda: coordinator._write(coordinator.txns[tid].copy(state=TxnState.PREPARE_COMMIT)))
-        raw.close()
-    finally:
-        broker.stop()
-
-    broker = _restartable(tmp_path, port).start()
-    try:
-        # (completed after loading, as Kafka's coordinator does: markers, then CompleteCommit)
-        wait_until(lambda: describe_state(broker, tid) == TxnState.COMPLETE_COMMIT, message="completed at start-up")
-        raw = RawClient(broker.bootstrap_servers)
-        assert list_offset(raw, "out", isolation=1) == 2
-        raw.close()
-        consumer = _Consumer(bootstrap_servers=broker.bootstrap_servers, group_id=group, enable_auto_commit=False)
-        assert consumer.committed(TopicPartition("in", 0)) == 7
-        consumer.close()
-    finally:
-        broker.stop()
 
 
 def test_write_txn_markers(bootstrap, raw):
@@ -774,79 +352,6 @@ def test_exhausted_epochs_move_to_a_new_producer_id(txn_broker, bootstrap, raw):
     assert _end_txn_v5(raw, v2, end.producer_id, 0, commit=True).error_code == 0
     values = [m.value for m in consume_all(bootstrap, topic, "read_committed", list_offset(raw, topic))]
     assert values == [b"last", b"next"]
-
-
-def test_interleaved_transactions_in_one_partition(bootstrap, raw):
-    topic = new_name("interleaved")
-    create_topic(bootstrap, topic)
-    a = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=new_name("a"), linger_ms=0)
-    b = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=new_name("b"), linger_ms=0)
-    for p in (a, b):
-        p.init_transactions()
-    plain = KafkaProducer(bootstrap_servers=bootstrap)
-    a.begin_transaction()
-    b.begin_transaction()
-    for i in range(3):
-        a.send(topic, b"a%d" % i).get(timeout=10)
-        b.send(topic, b"b%d" % i).get(timeout=10)
-        plain.send(topic, b"p%d" % i).get(timeout=10)
-    # Both open: the last stable offset is the first record of the earliest one (a's, offset 0).
-    assert list_offset(raw, topic, isolation=1) == 0
-    b.abort_transaction()
-    assert list_offset(raw, topic, isolation=1) == 0
-    a.commit_transaction()
-    end = list_offset(raw, topic)
-    assert list_offset(raw, topic, isolation=1) == end == 11
-    committed = [m.value for m in consume_all(bootstrap, topic, "read_committed", end)]
-    assert committed == [b"a0", b"p0", b"a1", b"p1", b"a2", b"p2"]
-    everything = [m.value for m in consume_all(bootstrap, topic, "read_uncommitted", end)]
-    assert len(everything) == 9
-    for p in (a, b, plain):
-        p.close()
-
-
-def test_aiokafka_transactions(bootstrap, raw):
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    topic = new_name("aio")
-    create_topic(bootstrap, topic)
-
-    async def run() -> list[bytes]:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=new_name("aio-tx"))
-        await producer.start()
-        try:
-            async with producer.transaction():
-                await producer.send_and_wait(topic, b"kept")
-            with pytest.raises(RuntimeError):
-                async with producer.transaction():
-                    await producer.send_and_wait(topic, b"dropped")
-                    raise RuntimeError("abort it")
-            async with producer.transaction():
-                await producer.send_and_wait(topic, b"kept-too")
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
-        await consumer.start()
-        try:
-            from aiokafka import TopicPartition as AioTP
-
-            tp = AioTP(topic, 0)
-            consumer.assign([tp])
-            got = []
-            deadline = time.monotonic() + 30
-            while await consumer.position(tp) < 6:
-                assert time.monotonic() < deadline
-                batch = await consumer.getmany(timeout_ms=200)
-                got.extend(m.value for ms in batch.values() for m in ms)
-            return got
-        finally:
-            await consumer.stop()
-
-    assert asyncio.run(run()) == [b"kept", b"kept-too"]
-    assert list_offset(raw, topic) == 6
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
