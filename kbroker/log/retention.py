@@ -112,7 +112,14 @@ class LogRetention(LogTxnState):
             self._write_checkpoint()
 
     def truncate_fully(self, offset: int) -> None:
-        """Delete everything and continue at ``offset`` (a follower far behind the leader's start)."""
+        """Delete everything and continue at ``offset`` (a follower far behind the leader's start).
+
+        As Kafka's ``UnifiedLog.truncateFullyAndStartAt``, every producer snapshot goes too
+        (``ProducerStateManager.truncateFullyAndStartAt``: the producer state is reset), those
+        at or below ``offset`` included: they describe batches that are gone, and the log start
+        moving to ``offset`` would otherwise make the newest of them the state of the empty log
+        (a restart would bring its producers back). The caller drops its in-memory producer state;
+        rebuilt from this log, it is empty."""
         with self.lock:
             self._check_usable()
             self._truncate_fully_locked(offset)
@@ -120,7 +127,7 @@ class LogRetention(LogTxnState):
     def _truncate_fully_locked(self, offset: int) -> None:
         self._ensure_directory()
         self._truncations += 1
-        if drop_producer_snapshots_above(self.directory, offset):
+        if drop_producer_snapshots_above(self.directory, -1):  # all of them (truncate_fully)
             fsync_dir(self.directory)  # (before the segments go: see truncate_to)
         doomed, self._segments = self._segments, []
         for seg in doomed:

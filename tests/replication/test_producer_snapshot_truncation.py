@@ -81,6 +81,46 @@ def test_a_full_truncation_below_a_snapshot_deletes_it(tmp_path):
         plog.close()
 
 
+@pytest.mark.parametrize("restart", ["clean", "crash"])
+@pytest.mark.parametrize("new_start", [2, 10])
+def test_a_full_truncation_deletes_every_snapshot_and_a_restart_brings_no_producer_back(tmp_path, new_start,
+                                                                                          restart):
+    """Kafka's ``UnifiedLog.truncateFullyAndStartAt`` (a follower starting over at the leader's log
+    start) resets the producer state and deletes every snapshot
+    (``ProducerStateManager.truncateFullyAndStartAt``), those at or below the new start too: the
+    newest of them (here at the log end, 2) would otherwise be the empty log's state, now and after
+    a restart, clean or after a kill."""
+    directory = tmp_path / "t-0"
+    plog = PartitionLog.open(directory, LogConfig())
+    state = PartitionProducerState()
+    append(plog, state, build_batch([Record(value=b"v", timestamp=1)], producer_id=IDEM, producer_epoch=0,
+                                    base_sequence=0))
+    append(plog, state, build_batch([Record(value=b"t", timestamp=1)], producer_id=TXN, producer_epoch=0,
+                                    base_sequence=0, transactional=True))
+    write_snapshot(state, plog)
+    assert snapshot_names(plog) == [name(2)]
+    plog.truncate_fully(new_start)
+    assert plog.log_start_offset == plog.log_end_offset == new_start
+    assert snapshot_names(plog) == []
+    rebuilt = load_state(plog)
+    assert rebuilt.producers == {} and rebuilt.first_unstable_offset() is None
+    plog.close()
+    if restart == "crash":  # (as after a kill: no clean-shutdown marker, no checkpoint)
+        (directory / ".kafka_cleanshutdown").unlink()
+        (directory / "log-state.checkpoint").unlink()
+    plog = PartitionLog.open(directory, LogConfig())
+    try:
+        assert plog.log_start_offset == plog.log_end_offset == new_start
+        reopened = load_state(plog)
+        assert reopened.producers == {} and reopened.first_unstable_offset() is None
+        # the log regrows from there with the leader's batches: only those producers
+        append(plog, reopened, build_batch([Record(value=b"w", timestamp=1)], producer_id=3, producer_epoch=0,
+                                           base_sequence=0))
+        assert set(load_state(plog).producers) == {3}
+    finally:
+        plog.close()
+
+
 def test_a_torn_tail_cut_at_open_deletes_the_snapshots_past_it(tmp_path):
     directory = tmp_path / "t-0"
     plog = PartitionLog.open(directory, LogConfig())

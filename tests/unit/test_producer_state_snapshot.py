@@ -158,11 +158,15 @@ def test_rebuild_reads_only_the_markers_bodies(tmp_path, monkeypatch):
 
 
 def test_a_log_emptied_by_retention_opens_with_its_snapshots_producers(tmp_path):
-    plog = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    """Retention deletes segments, not producers (Kafka keeps the producer state and the newest
+    snapshot when the log start moves): unlike a full truncation, which resets both."""
+    plog = PartitionLog.open(tmp_path / "t-0", LogConfig(retention_bytes=0))
     live = PartitionProducerState()
     _append(plog, live, _batch(1, 0, 3))
+    plog.roll()
     producer_snapshot.write_snapshot(live, plog)
-    plog.truncate_fully(plog.log_end_offset)  # every batch deleted, the snapshot kept
+    plog.high_watermark = plog.log_end_offset
+    assert plog.delete_old_segments() == 1  # every batch deleted, the snapshot kept
     assert plog.log_start_offset == plog.log_end_offset == 3
     reopened = producer_snapshot.empty_log_producer_state(plog, new=False)
     assert _summary(reopened) == _summary(live)
