@@ -5,8 +5,9 @@ COORDINATOR (``UnifiedLog.analyzeAndValidateProducerState``), a TxnOffsetCommit'
 producer's transaction in the offsets partition and the marker closes it: the partition's last
 stable offset stays at the transaction's first offset until the marker (a read_committed reader of
 ``__consumer_offsets`` sees committed offsets only then, aborted ones never), DescribeProducers
-lists the producer, and the state survives a restart (a kill, and a clean stop's snapshot). The
-last test runs one scenario on Apache Kafka 4.4 itself (scripts/reference_kafka.py) and on kbroker.
+lists the producer, and the state survives a restart (a kill, and a clean stop's snapshot). A
+transaction's offsets partition gets one marker, however many of its groups took part. The last
+two tests run their scenarios on Apache Kafka 4.4 itself (scripts/reference_kafka.py) and on kbroker.
 """
 
 from __future__ import annotations
