@@ -39,8 +39,8 @@ from kbroker.api.error_response import NO_OFFSET, refusal
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
-from kbroker.log import LogCorruptedError, OffsetOutOfRangeError
-from kbroker.replication.delayed_fetch import DelayedFetch, FetchRead, answers_at_once
+from kbroker.log import LogCorruptedError, LogError, OffsetOutOfRangeError
+from kbroker.replication.delayed_fetch import DelayedFetch, FetchRead, answers_at_once, fetch_progress
 from kbroker.replication.fetch_sessions import (
     FINAL_EPOCH,
     INITIAL_EPOCH,
@@ -482,9 +482,10 @@ def handle_fetch(ctx: RequestContext[FetchServices], request: FetchRequest) -> F
         replica.update = False  # a long poll's re-reads leave the follower's recorded position alone
     complete = _completes(reads)
     if not answers_at_once(total, complete, min_bytes, request.max_wait_ms, len(wants)):
+        complete, available = _progress(broker, reads, isolation, replica)
         finish = functools.partial(_answer, broker, version, replica, quota, user, client_id, session, incremental,
                                    cache, session_id, listener)
-        reread = functools.partial(_reread, broker, wants, max_bytes, isolation, replica, client)
+        reread = functools.partial(_reread, broker, wants, max_bytes, min_bytes, isolation, replica, client)
         delayed = DelayedFetch(reread, lambda done: finish(done.reads, done.size),
                                [(w.topic_name, w.cached.partition) for w in wants if w.topic_name is not None],
                                broker.partition, min_bytes, request.max_wait_ms, clock=broker.clock,
@@ -492,7 +493,7 @@ def handle_fetch(ctx: RequestContext[FetchServices], request: FetchRequest) -> F
                                parked=None if replica is None else broker.replica_manager.parked_fetches)
         # start() watches the partitions now, in this call: the wait's task starts a turn of the loop
         # later, and an append meanwhile (a produce read with this fetch) must wake it
-        return delayed.start(FetchRead(reads, total, complete))  # (kbroker/replication/delayed_fetch.py)
+        return delayed.start(FetchRead(reads, total, complete, available))  # (kbroker/replication/delayed_fetch.py)
     return _answer(broker, version, replica, quota, user, client_id, session, incremental, cache, session_id, listener,
                    reads, total)
 
@@ -502,11 +503,45 @@ def _completes(reads: list[_Read]) -> bool:
     return any(r.error != ErrorCode.NONE or r.diverging is not None or r.preferred >= 0 for r in reads)
 
 
-def _reread(broker: FetchServices, wants: list[_Want], max_bytes: int, isolation: int, replica: _Replica | None,
-            client: _Client | None) -> FetchRead[list[_Read]]:
+def _reread(broker: FetchServices, wants: list[_Want], max_bytes: int, min_bytes: int, isolation: int,
+            replica: _Replica | None, client: _Client | None) -> FetchRead[list[_Read]]:
     """A held fetch's partitions read again (woken by a change of one of them, or at its expiry)."""
     reads, total = _read_all(broker, wants, max_bytes, isolation, replica, client)
-    return FetchRead(reads, total, _completes(reads))
+    complete = _completes(reads)
+    if complete or total >= min_bytes and all(r.size <= r.want.cached.max_bytes for r in reads):
+        # (no read larger than its partition's max bytes: Kafka's case G count is at least the
+        # bytes read, or a read went past its segment, which is case F; no position is needed)
+        return FetchRead(reads, total, complete)
+    complete, available = _progress(broker, reads, isolation, replica)
+    return FetchRead(reads, total, complete, available)
+
+
+def _progress(broker: FetchServices, reads: list[_Read], isolation: int, replica: _Replica | None) -> tuple[bool, int]:
+    """Kafka's ``DelayedFetch.tryComplete`` over a held fetch's partitions (cases F and G:
+    ``fetch_progress``): whether one completes the fetch now, and the bytes they count toward
+    ``MinBytes``. The end offset is the log end for a follower, the last stable offset for a
+    read_committed consumer, the high watermark for another."""
+    available = 0
+    for r in reads:
+        c = r.want.cached
+        partition = broker.partition(r.want.topic_name, c.partition) if r.want.topic_name is not None else None
+        if partition is None or r.error != ErrorCode.NONE:
+            continue  # (an error completes the fetch anyway)
+        plog = partition.log
+        if replica is not None:
+            end = plog.log_end_offset
+        else:
+            end = partition.last_stable_offset if isolation == 1 else plog.high_watermark
+        throttled = c.fetch_offset < end and replica is not None and replica.quotas is not None \
+            and replica.quotas.leader_throttles(partition, replica.replica_id)
+        try:
+            counted = fetch_progress(plog, c.fetch_offset, end, c.max_bytes, throttled)
+        except LogError:  # (closed or offline meanwhile: Kafka's cases B and D)
+            return True, available
+        if counted is None:
+            return True, available
+        available += counted
+    return False, available
 
 
 def _answer(broker: FetchServices, version: int, replica: _Replica | None, quota: ClientQuotaManager | None,

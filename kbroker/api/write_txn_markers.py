@@ -2,7 +2,8 @@
 
 Sent by a transaction coordinator to the leaders of a transaction's partitions (a coordinator writes the
 markers of the partitions it leads itself); for a ``__consumer_offsets`` partition the group
-coordinator commits or drops the producer's pending transactional offsets. Each marker becomes a
+coordinator writes the marker (one for the partition, whatever groups of it took part) and commits
+or drops the producer's pending transactional offsets of all its groups. Each marker becomes a
 COMMIT/ABORT control batch in every listed partition: INVALID_PRODUCER_EPOCH if the producer has
 moved to a newer epoch there, TRANSACTION_COORDINATOR_FENCED for an older coordinator epoch,
 UNKNOWN_TOPIC_OR_PARTITION for a partition this broker does not host.
@@ -16,16 +17,12 @@ from kbroker.api.context import RequestContext, require
 from kbroker.api.error_response import refusal
 from kbroker.api.registry import api
 from kbroker.coordinator.group_coordinator import OFFSETS_TOPIC
-from kbroker.log import LogClosedError, LogError
-from kbroker.replication.deadline import Deadline
 from kbroker.replication.partition import Partition
-from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 
 if TYPE_CHECKING:
     from kbroker.coordinator.group_coordinator import GroupCoordinator
-    from kbroker.replication.deadline import WaitClock
     from kbroker.replication.replica_manager import ReplicaManager
 
 Marker = WriteTxnMarkersRequest.WritableTxnMarker
@@ -40,30 +37,7 @@ class WriteTxnMarkersServices(Protocol):
     group_coordinator: GroupCoordinator | None
     replica_manager: ReplicaManager
 
-    @property
-    def clock(self) -> WaitClock | None: ...  # kbroker.clock=manual; None: real time
-
     def partition(self, topic: str, index: int) -> Partition | None: ...
-
-
-def _complete_offsets(broker: WriteTxnMarkersServices, partition: Partition, marker: Marker) -> ErrorCode:
-    """A marker for a ``__consumer_offsets`` partition: the group coordinator commits (or drops)
-    the producer's pending transactional offsets of the partition's groups and writes the marker."""
-    if not partition.is_leader:
-        return ErrorCode.NOT_LEADER_OR_FOLLOWER
-    coordinator = broker.group_coordinator
-    if coordinator is None:
-        return ErrorCode.NONE
-    pending = coordinator.offsets.pending.get(marker.producer_id, {})
-    for group_id in sorted(g for g in pending if coordinator.partition_for(g) == partition.index):
-        try:
-            coordinator.complete_txn_offsets(marker.producer_id, group_id, marker.transaction_result,
-                                             marker.producer_epoch, marker.coordinator_epoch)
-        except LogClosedError:
-            return ErrorCode.NOT_LEADER_OR_FOLLOWER
-        except (LogError, OSError):  # the log dir failed: the coordinator retries (Kafka's appendToLocalLog)
-            return ErrorCode.KAFKA_STORAGE_ERROR
-    return ErrorCode.NONE
 
 
 @api(WriteTxnMarkersRequest, WriteTxnMarkersResponse, 1, 2)
@@ -78,11 +52,12 @@ async def handle_write_txn_markers(ctx: RequestContext[WriteTxnMarkersServices],
         if partition is None:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         if name == OFFSETS_TOPIC:
-            code = _complete_offsets(broker, partition, marker)
-            if code != ErrorCode.NONE:
-                return code
-            deadline = Deadline(MARKER_TIMEOUT_MS, broker.clock)
-            return await replica_manager.wait_for_replication(partition, partition.log.log_end_offset, deadline)
+            # one marker for the partition, completing the producer's offsets of all its groups
+            coordinator = broker.group_coordinator
+            if coordinator is None:
+                return ErrorCode.NONE
+            return await coordinator.write_txn_marker(marker.producer_id, index, marker.transaction_result,
+                                                      marker.producer_epoch, marker.coordinator_epoch)
         return await require(replica_manager.producer_state, "the producer state").write_marker_replicated(
             replica_manager, partition, marker.producer_id, marker.producer_epoch, marker.transaction_result,
             marker.coordinator_epoch)

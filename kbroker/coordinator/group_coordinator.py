@@ -31,12 +31,16 @@ Transactions hook (called by the transaction coordinator)::
         replayed as pending) and keeps them pending: OffsetFetch does not return them, and
         RequireStable fetches of those partitions get UNSTABLE_OFFSET_COMMIT. Group membership is
         not checked here: call ``validate_txn_offset_commit`` first (TxnOffsetCommit v3+).
-    complete_txn_offsets(producer_id, group_id, commit, producer_epoch, coordinator_epoch) -> None
-        Writes a COMMIT/ABORT control batch for the producer to the group's partition and then
-        materializes (commit) or drops (abort) the pending offsets. Call it once per group of the
-        transaction when the transaction ends, instead of sending a marker to __consumer_offsets.
-        A restart replays the same outcome from the marker; a transaction left open by a crash
-        stays pending until the transaction coordinator completes it after its own recovery.
+    write_txn_marker(producer_id, index, commit, producer_epoch, coordinator_epoch) -> ErrorCode
+        The transaction's marker for __consumer_offsets-``index`` (the transaction coordinator's
+        own, or a WriteTxnMarkers): one COMMIT/ABORT control batch for the partition, however many
+        of its groups the transaction committed offsets for (Kafka's CoordinatorRuntime
+        .completeTransaction), and the producer's pending offsets of every group of the partition
+        materialized (commit) or dropped (abort); answered once the marker is replicated
+        (``complete_txn_partition`` is the synchronous part; ``complete_txn_offsets`` the same for
+        a group's partition). A restart replays the same outcome from the marker; a transaction
+        left open by a crash stays pending until the transaction coordinator completes it after
+        its own recovery.
     has_pending_txn_offsets(group_id, topic, partition) -> bool
     validate_txn_offset_commit(group_id, generation, member_id, group_instance_id) -> ErrorCode
 """

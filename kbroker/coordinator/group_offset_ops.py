@@ -16,6 +16,8 @@ from kbroker.coordinator.group_offsets import OffsetAndMetadata, TopicPartition
 from kbroker.coordinator.group_records import encode_group_key, encode_offset_key, encode_offset_value
 from kbroker.coordinator.share_group import ShareGroup
 from kbroker.coordinator.streams_group import StreamsGroup
+from kbroker.log.errors import LogClosedError, LogError
+from kbroker.replication.deadline import Deadline
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import ControlType, build_control_batch
@@ -338,23 +340,64 @@ class GroupOffsetOps(GroupCoordinatorCore):
 
     def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool, producer_epoch: int | None = None,
                              coordinator_epoch: int = 0) -> None:
-        """Commit (or drop) the producer's pending offsets of ``group_id`` and write the marker to
-        the group's offsets partition with the marker's epoch (Transactions V2: the bumped one) and
-        the transaction coordinator's epoch, as Kafka's CoordinatorRuntime.completeTransaction
-        (``producer_epoch`` None: the epoch of the pending offsets); the append closes the
-        producer's transaction in the partition's producer state."""
-        if not self.offsets.has_pending(group_id) or producer_id not in self.offsets.pending:
+        """End the producer's transaction in ``group_id``'s offsets partition if it has offsets of
+        the group pending there (``producer_epoch`` None: the epoch of those): :meth:`complete_txn_partition`,
+        which completes every group of that partition, not ``group_id`` alone."""
+        if not self.offsets.pending.get(producer_id, {}).get(group_id):
             return
         epoch = self.offsets.pending_epoch.get(producer_id, 0) if producer_epoch is None else producer_epoch
+        self.complete_txn_partition(producer_id, self.partition_for(group_id), commit, epoch, coordinator_epoch)
+
+    def complete_txn_partition(self, producer_id: int, index: int, commit: bool, producer_epoch: int,
+                               coordinator_epoch: int) -> None:
+        """The transaction's marker for ``__consumer_offsets``-``index``, as Kafka's
+        ``CoordinatorRuntime.completeTransaction`` writes it: one COMMIT/ABORT control batch for the
+        partition, with the marker's epoch (Transactions V2: the bumped one) and the transaction
+        coordinator's epoch, whatever groups of the partition the transaction committed offsets
+        for (none too); then, as ``OffsetMetadataManager.replayEndTransactionMarker``, the
+        producer's pending offsets of every group of the partition are committed (or dropped).
+        The append closes the producer's transaction in the partition's producer state; it raises
+        what ``append_internal`` raises (ProduceError, LogError, OSError)."""
+        partition = self._partition(index)
         batch = build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
-                                    producer_epoch=epoch, timestamp=self.timer.now_ms(),
+                                    producer_epoch=producer_epoch, timestamp=self.timer.now_ms(),
                                     coordinator_epoch=coordinator_epoch)
-        partition = self._group_partition(group_id)
         marker = self.broker.replica_manager.append_internal(partition, batch)
+        pending = self.offsets.pending.get(producer_id, {})
+        groups = {group_id for group_id in pending if self.partition_for(group_id) == index}
         if commit:  # the offsets the marker commits are read once it is replicated
-            for tp in self.offsets.pending.get(producer_id, {}).get(group_id, {}):
-                self.offsets.note_unreplicated(group_id, tp, marker, partition.log.high_watermark)
-        self.offsets.end_txn(producer_id, commit, {group_id})
+            for group_id in sorted(groups):
+                for tp in pending[group_id]:
+                    self.offsets.note_unreplicated(group_id, tp, marker, partition.log.high_watermark)
+        self.offsets.end_txn(producer_id, commit, groups)
+
+    async def write_txn_marker(self, producer_id: int, index: int, commit: bool, producer_epoch: int,
+                               coordinator_epoch: int) -> ErrorCode:
+        """A transaction coordinator's marker for ``__consumer_offsets``-``index`` (its own, or by
+        WriteTxnMarkers): :meth:`complete_txn_partition`, answered once the marker is replicated
+        (acks=-1, as Kafka's marker appends) or with the partition's error:
+        UNKNOWN_TOPIC_OR_PARTITION (not hosted here), NOT_LEADER_OR_FOLLOWER (not led here, or
+        its log being deleted), KAFKA_STORAGE_ERROR (its log dir failed), NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        or REQUEST_TIMED_OUT (not replicated in time); the transaction coordinator retries those."""
+        partition = self.broker.partition(OFFSETS_TOPIC, index)
+        if partition is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if not partition.is_leader:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        try:
+            self.complete_txn_partition(producer_id, index, commit, producer_epoch, coordinator_epoch)
+        except ProduceError as exc:
+            return exc.code
+        except LogClosedError:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        except (LogError, OSError) as exc:  # (Kafka's appendToLocalLog: a KafkaStorageException)
+            log.error("marker for %s-%d not written: %s", OFFSETS_TOPIC, index, exc)
+            return ErrorCode.KAFKA_STORAGE_ERROR
+        from kbroker.replication.producer_manager import MARKER_TIMEOUT_MS
+
+        deadline = Deadline(MARKER_TIMEOUT_MS, self.broker.clock)
+        return await self.broker.replica_manager.wait_for_replication(partition, partition.log.log_end_offset,
+                                                                      deadline)
 
     def has_pending_txn_offsets(self, group_id: str, topic: str, partition: int) -> bool:
         return self.offsets.has_pending(group_id, (topic, partition))

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_ids import ProducerIdManager
     from kbroker.replication.replica_manager import ReplicaManager
+    from kbroker_protocol.errors import ErrorCode
 
 
 class BrokerView(Protocol):
@@ -74,11 +75,6 @@ class CoordinatorHost(TopicHost, WriteHost, Protocol):
         ...  # (the creation of its topic: cancelled when the broker stops)
 
 
-class PendingTxnOffsets(Protocol):
-    @property
-    def pending(self) -> Mapping[int, Mapping[str, object]]: ...  # by producer id, by group id
-
-
 class GroupsHost(CoordinatorHost, GroupsView, Protocol):
     """The group coordinator's broker: a :class:`CoordinatorHost` its group kinds see as a
     :class:`GroupsView`."""
@@ -86,16 +82,13 @@ class GroupsHost(CoordinatorHost, GroupsView, Protocol):
 
 class TxnGroups(InternalTopicOwner, Protocol):
     """What the transaction coordinator uses of the group coordinator: where a group's offsets
-    live and completing a transaction's offsets (``offsets.pending``: by producer id, the groups
-    holding offsets of an open transaction); its internal topic (:class:`InternalTopicOwner`)."""
-
-    @property
-    def offsets(self) -> PendingTxnOffsets: ...
+    live and a transaction's marker for an offsets partition (one for the partition, completing the
+    producer's offsets of all its groups); its internal topic (:class:`InternalTopicOwner`)."""
 
     def partition_for(self, group_id: str) -> int: ...
 
-    def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool, producer_epoch: int | None = None,
-                             coordinator_epoch: int = 0) -> None: ...
+    async def write_txn_marker(self, producer_id: int, index: int, commit: bool, producer_epoch: int,
+                               coordinator_epoch: int) -> ErrorCode: ...
 
 
 class TxnHost(CoordinatorHost, Protocol):

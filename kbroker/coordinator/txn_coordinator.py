@@ -151,7 +151,6 @@ class TransactionCoordinator(TxnMarkers):
         dropped = [tid for tid in self.txns if self.partition_for(tid) == index]
         for tid in dropped:
             self.txns.pop(tid, None)
-            self.txn_groups.pop(tid, None)
         log.info("unloaded %d transactional ids of %s-%d (no longer its leader)", len(dropped),
                  TRANSACTION_STATE_TOPIC, index)
 
@@ -296,7 +295,6 @@ class TransactionCoordinator(TxnMarkers):
         index = self._offsets_partition(group_id)
         await self.add_partitions(transactional_id, producer_id, producer_epoch, [(OFFSETS_TOPIC, index)],
                                   client_txn_version)
-        self.txn_groups.setdefault(transactional_id, set()).add(group_id)
 
     def check_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
         """TxnOffsetCommit: the group's offsets partition must be part of the producer's transaction."""
@@ -305,7 +303,6 @@ class TransactionCoordinator(TxnMarkers):
         index = self._offsets_partition(group_id)
         if txn.state != TxnState.ONGOING or (OFFSETS_TOPIC, index) not in txn.partitions:
             raise TxnError(ErrorCode.INVALID_TXN_STATE)
-        self.txn_groups.setdefault(transactional_id, set()).add(group_id)
 
     def verify_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
                           partitions: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:

@@ -80,9 +80,6 @@ class TxnCoordinatorCore:
         self.clock = clock
         self._clock_timers: list[TimerHandle] = []
         self.txns: dict[str, TxnMetadata] = {}
-        # Groups whose offsets a transaction carries (AddOffsetsToTxn); the log only holds their
-        # __consumer_offsets partitions.
-        self.txn_groups: dict[str, set[str]] = {}
         self.loaded = False
         # Partitions of __transaction_state whose transactions are loaded here (this broker leads them).
         self.led_partitions: set[int] = set()
@@ -194,11 +191,8 @@ class TxnCoordinatorCore:
     def _replay(self, transactional_id: str, txn: TxnMetadata | None) -> None:
         if txn is None:
             self.txns.pop(transactional_id, None)
-            self.txn_groups.pop(transactional_id, None)
         else:
             self.txns[transactional_id] = txn
-            if txn.completed:
-                self.txn_groups.pop(transactional_id, None)
 
     def _log_partition(self, transactional_id: str) -> Partition | None:
         partition: Partition | None = self.broker.partition(TRANSACTION_STATE_TOPIC,

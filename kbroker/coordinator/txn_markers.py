@@ -1,20 +1,17 @@
 """Transaction markers (``txn_coordinator``): once a Prepare* record is replicated, the markers
 are written to every partition of the transaction (local appends for the partitions led here,
 WriteTxnMarkers to the leaders of the others, as Kafka's TransactionMarkerChannelManager, retried
-while leadership moves), then the Complete* record (with the transaction's offsets committed or
-dropped in the group coordinator)."""
+while leadership moves), then the Complete* record. A ``__consumer_offsets`` partition gets one
+marker like any other, however many groups hashing to it took part: the group coordinator writes
+it and commits or drops the producer's offsets of every group of the partition with it."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from kbroker.coordinator.txn_coordinator_core import OFFSETS_TOPIC, TxnCoordinatorCore, TxnError, log
 from kbroker.coordinator.txn_log import TxnMetadata, TxnState
 from kbroker_protocol.errors import ErrorCode
-
-if TYPE_CHECKING:
-    from kbroker.coordinator.hosts import TxnGroups
 
 # How a leader's answer to a marker is taken, as Kafka 4.4's
 # TransactionMarkerRequestCompletionHandler: written (the partition leaves the set waiting for
@@ -88,7 +85,7 @@ class TxnMarkers(TxnCoordinatorCore):
         commit = txn.state == TxnState.PREPARE_COMMIT
         coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
         remote = [tp for tp in sorted(txn.partitions) if self._led_elsewhere(*tp)]
-        local = [tp for tp in sorted(txn.partitions) if tp[0] != OFFSETS_TOPIC and tp not in remote]
+        local = [tp for tp in sorted(txn.partitions) if tp not in remote]
         failed = await self._write_local_markers(txn, local, commit, coordinator_epoch)
         if failed is None:
             return txn  # fenced: this coordinator no longer completes it
@@ -135,9 +132,8 @@ class TxnMarkers(TxnCoordinatorCore):
                     elif state.leader >= 0:
                         by_leader.setdefault(state.leader, []).append((topic, index))
                 for leader, parts in by_leader.items():
-                    if leader == broker.node_id:  # (offsets partitions led here: _complete completes them)
-                        mine = [tp for tp in parts if tp[0] != OFFSETS_TOPIC]
-                        failed = await self._write_local_markers(txn, mine, commit, coordinator_epoch)
+                    if leader == broker.node_id:
+                        failed = await self._write_local_markers(txn, parts, commit, coordinator_epoch)
                         if failed is None:
                             return  # fenced: the transaction does not complete on this coordinator
                         pending.difference_update(tp for tp in parts if tp not in failed)
@@ -214,8 +210,19 @@ class TxnMarkers(TxnCoordinatorCore):
                 log.info("no marker for %s-%d (partition gone) in transaction %r", topic, index,
                          txn.transactional_id)
                 return False
-            code: ErrorCode = await producer_state.write_marker_replicated(
-                broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch)
+            code: ErrorCode
+            if topic == OFFSETS_TOPIC:
+                # the group coordinator writes it: one marker for the partition, completing the
+                # producer's offsets of every group of it (Kafka's TransactionMarkerChannelManager
+                # sends one per partition of the transaction, the offsets partitions included)
+                group_coordinator = broker.group_coordinator
+                if group_coordinator is None:
+                    return False
+                code = await group_coordinator.write_txn_marker(txn.producer_id, index, commit, txn.producer_epoch,
+                                                                coordinator_epoch)
+            else:
+                code = await producer_state.write_marker_replicated(
+                    broker.replica_manager, partition, txn.producer_id, txn.producer_epoch, commit, coordinator_epoch)
             return marker_retried(txn, topic, index, code)
 
         retried = await asyncio.gather(*(one(topic, index) for topic, index in parts))
@@ -224,20 +231,9 @@ class TxnMarkers(TxnCoordinatorCore):
         return [tp for tp, again in zip(parts, retried, strict=True) if again]
 
     async def _complete(self, txn: TxnMetadata) -> TxnMetadata:
+        """The Complete* record, once every partition has its marker (the offsets partitions' too:
+        their transactional offsets were committed or dropped with the marker)."""
         commit = txn.state == TxnState.PREPARE_COMMIT
-        broker = self.broker
-        groups = self.txn_groups.pop(txn.transactional_id, set())
-        group_coordinator = broker.group_coordinator
-        if group_coordinator is not None:
-            offsets_partitions = {i for t, i in txn.partitions if t == OFFSETS_TOPIC}
-            if offsets_partitions and not groups:
-                # After a restart the group ids are gone from memory: ask the group coordinator
-                # which groups hold offsets of this producer in the transaction's partitions.
-                groups = self._pending_groups(group_coordinator, txn.producer_id, offsets_partitions)
-            coordinator_epoch = self.coordinator_epoch(txn.transactional_id)
-            for group_id in sorted(groups):
-                group_coordinator.complete_txn_offsets(txn.producer_id, group_id, commit, txn.producer_epoch,
-                                                       coordinator_epoch)
         done = txn.copy(state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, partitions=set(),
                         last_update_ms=self._now_ms())
         if txn.next_producer_id >= 0:
@@ -245,8 +241,3 @@ class TxnMarkers(TxnCoordinatorCore):
                              previous_producer_id=txn.producer_id, next_producer_id=-1, next_producer_epoch=-1)
         await self._write(done)
         return done
-
-    def _pending_groups(self, group_coordinator: TxnGroups, producer_id: int, partitions: set[int]) -> set[str]:
-        pending = group_coordinator.offsets.pending.get(producer_id, {})
-        return {g for g in pending if self._offsets_partition(g) in partitions}
-

@@ -139,6 +139,17 @@ class LogReads(LogState):
                     offset = self._segments[i].base_offset
             return result
 
+    def offset_position(self, offset: int) -> tuple[int, int]:
+        """Kafka's ``LogOffsetMetadata`` of ``offset``: the base offset of the segment holding it
+        and the position there of the batch holding it (the segment's size at its end: the log
+        end is at the end of the active segment). A held fetch compares the fetch offset's with
+        the end offset's (``kbroker/replication/delayed_fetch.py``)."""
+        with self.lock:
+            self._check_usable()
+            seg = self._segments[self._segment_index(offset)]
+            found = seg.translate_offset(offset) if offset < seg.next_offset else None
+            return seg.base_offset, found[0] if found is not None else seg.size
+
     def _read_segment(
         self, seg: LogSegment, offset: int, limit: int, max_bytes: int, must_fill: bool
     ) -> tuple[FileSlice | None, bool]:

@@ -7,21 +7,23 @@ Otherwise the fetch is a DelayedFetch in the fetch purgatory, completed when its
 finds a reason to answer or when ``MaxWaitMs`` expires; on completion the partitions are read
 again and the answer carries whatever is there.
 
-kbroker does not check offsets against the log's segments as ``tryComplete`` does: a held fetch
-is a waiter on each partition it names (``Partition.add_waiter``; an append, a high watermark,
-ISR or last stable offset that moves and a leadership change wake it), and each time it is woken it reads the
-partitions again through the handler's ``read`` callback (:class:`DelayedFetch`). That re-read
-decides what Kafka's cases decide:
+A held fetch is a waiter on each partition it names (``Partition.add_waiter``; an append, a high
+watermark, ISR or last stable offset that moves and a leadership change wake it). It is checked
+at once on its first read (Kafka's ``tryCompleteElseWatch``), then each time it is woken on the
+partitions read again through the handler's ``read`` callback (:class:`DelayedFetch`); the
+reads decide what Kafka's cases decide:
 
 - cases A-E (this broker no longer the leader or a replica of a partition, the partition
   unknown, its log dir offline, the request's leader epoch fenced): the read gives the partition
   an error, which completes the fetch;
-- case F, the fetch offset past the end the fetch reads to: past the log end (the log truncated
-  under the fetch) the read gives OFFSET_OUT_OF_RANGE, which completes the fetch. Not here: a
-  consumer's offset between the high watermark (or last stable offset) and the log end, and a
-  fetch offset on an older segment than that end, complete Kafka's fetch at once; here they wait
-  for ``MinBytes`` or the expiry like any other read;
-- case G (the bytes accumulated over the partitions reach ``MinBytes``): the read's size;
+- case F: the fetch offset past the end offset the fetch reads to (the log end for a follower,
+  the high watermark or last stable offset for a consumer: a truncated leader, a consumer past
+  the high watermark), or on an older segment than that end (a fetch behind, or a segment just
+  rolled): :func:`fetch_progress` says so and the fetch completes at once, whatever its
+  ``MinBytes`` (a throttled follower's older segment excepted);
+- case G: the bytes between the fetch offset and the end offset when both are on one segment,
+  at most the partition's ``PartitionMaxBytes`` each (:func:`fetch_progress`; a throttled
+  follower's count nothing), accumulated over the partitions, reach ``MinBytes``;
 - case H (a follower's log diverged while its fetch was held): the read gives a diverging epoch,
   which completes the fetch;
 - the expiry: ``MaxWaitMs`` on a :class:`Deadline`; the broker shutting down answers at once.
@@ -53,11 +55,44 @@ T = TypeVar("T")
 class FetchRead(Generic[R]):
     """One reading of a fetch's partitions: what the handler read (``reads``, opaque here), the
     bytes it found and whether a partition's answer completes the fetch now (an error, a
-    diverging epoch, a preferred read replica)."""
+    diverging epoch, a preferred read replica; for a held fetch also Kafka's case F);
+    ``available``: Kafka's case G count of the bytes a held fetch has (:func:`fetch_progress`
+    over the partitions; None: ``size``)."""
 
     reads: R
     size: int
     complete: bool
+    available: int | None = None
+
+
+class SegmentPositions(Protocol):
+    """What :func:`fetch_progress` needs of a partition's log."""
+
+    def offset_position(self, offset: int) -> tuple[int, int]: ...  # (segment base offset, position)
+
+
+def fetch_progress(log: SegmentPositions, fetch_offset: int, end_offset: int, max_bytes: int,
+                   throttled: bool = False) -> int | None:
+    """Kafka's ``DelayedFetch.tryComplete`` for one partition of a held fetch (cases F and G):
+    None when the fetch completes now (case F: ``fetch_offset`` past ``end_offset``, the offset
+    the fetch reads to, or on an older segment than it), else the bytes the partition counts
+    toward ``MinBytes`` (case G: those between the two offsets when on one segment, at most
+    ``max_bytes``, the partition's ``PartitionMaxBytes``). ``throttled``: a follower the leader
+    throttles, whose partition neither completes the fetch on an older segment nor counts."""
+    if fetch_offset > end_offset:
+        return None  # a truncated leader, a consumer past the high watermark or last stable offset
+    if fetch_offset == end_offset:
+        # (the end on a segment just rolled and the fetch offset on the old one: not case F)
+        return 0
+    if throttled:
+        return 0
+    fetch_segment, fetch_position = log.offset_position(fetch_offset)
+    end_segment, end_position = log.offset_position(end_offset)
+    if fetch_segment < end_segment:
+        return None  # fetching behind, or the log rolled a new segment
+    if fetch_segment == end_segment:
+        return min(end_position - fetch_position, max_bytes)
+    return 0
 
 
 class WatchedPartition(Protocol):
@@ -117,6 +152,10 @@ class DelayedFetch(Generic[R, T]):
                 waited_on.append(part)
         return fut, waited_on
 
+    def _satisfied(self, read: FetchRead[R]) -> bool:
+        """Kafka's ``tryComplete``: a partition completes the fetch, or the partitions have ``MinBytes``."""
+        return read.complete or (read.size if read.available is None else read.available) >= self.min_bytes
+
     def start(self, first: FetchRead[R]) -> Coroutine[Any, Any, T]:
         """Watch the partitions now, in the caller's turn of the loop, and return the wait: an append
         between this call and the wait's first step (a Produce read in the same turn as the Fetch)
@@ -133,7 +172,9 @@ class DelayedFetch(Generic[R, T]):
         while True:
             fut, waited_on = watch if watch is not None else self._watch()
             watch = None
-            if deadline.passed or self.stopping():
+            # (the first read is checked as Kafka's tryCompleteElseWatch checks it: case F, or
+            # case G's count reaching MinBytes, answers it now)
+            if deadline.passed or self.stopping() or (last is first and self._satisfied(first)):
                 for part in waited_on:
                     part.remove_waiter(fut)
                 break
@@ -148,6 +189,6 @@ class DelayedFetch(Generic[R, T]):
                     parked.unpark(self.replica_id, fut)
             refetch = fut.done() and not fut.cancelled() and fut.result() is REFETCH
             last = self.read()
-            if refetch or last.complete or last.size >= self.min_bytes or deadline.passed:
+            if refetch or self._satisfied(last) or deadline.passed:
                 break
         return self.respond(last)

@@ -5,8 +5,9 @@ COORDINATOR (``UnifiedLog.analyzeAndValidateProducerState``), a TxnOffsetCommit'
 producer's transaction in the offsets partition and the marker closes it: the partition's last
 stable offset stays at the transaction's first offset until the marker (a read_committed reader of
 ``__consumer_offsets`` sees committed offsets only then, aborted ones never), DescribeProducers
-lists the producer, and the state survives a restart (a kill, and a clean stop's snapshot). The
-last test runs one scenario on Apache Kafka 4.4 itself (scripts/reference_kafka.py) and on kbroker.
+lists the producer, and the state survives a restart (a kill, and a clean stop's snapshot). A
+transaction's offsets partition gets one marker, however many of its groups took part. The last
+two tests run their scenarios on Apache Kafka 4.4 itself (scripts/reference_kafka.py) and on kbroker.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from waiting import wait_until
 
 from kbroker.coordinator.group_records import decode_offset_value, encode_offset_key
 from kbroker.testing import BrokerThread
+from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
 from kbroker_protocol.messages.describe_producers import DescribeProducersRequest, DescribeProducersResponse
 from kbroker_protocol.messages.describe_transactions import (
@@ -236,6 +238,67 @@ def _txn_offset_commit(raw: RawClient, tid: str, pid: int, epoch: int, group: st
     assert raw.call(commit, TxnOffsetCommitResponse, 3).topics[0].partitions[0].error_code == 0
 
 
+def same_partition_group(broker: BrokerThread, prefix: str, partition: int) -> str:
+    """A new group id whose ``__consumer_offsets`` partition is ``partition``."""
+    while True:
+        group = new_name(prefix)
+        if broker.call(lambda g=group: broker.broker.group_coordinator.partition_for(g)) == partition:
+            return group
+
+
+def stable_offset(raw: RawClient, group: str, topic: str) -> tuple[int, int]:
+    """(committed offset, error) of ``group`` for ``topic``-0, OffsetFetch v7 with RequireStable."""
+    from kbroker_protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchResponse
+
+    T = OffsetFetchRequest.OffsetFetchRequestTopic
+    response = raw.call(OffsetFetchRequest(group_id=group, topics=[T(name=topic, partition_indexes=[0])],
+                                           require_stable=True), OffsetFetchResponse, 7)
+    assert response.error_code == 0, response
+    p = response.topics[0].partitions[0]
+    return p.committed_offset, p.error_code
+
+
+def control_batches(broker: BrokerThread, partition: int, start: int) -> list[tuple[int, str]]:
+    """(producer id, COMMIT/ABORT) of the control batches of the offsets partition from ``start``."""
+    from kbroker_protocol.records import ControlType, iter_records, parse_control_record
+
+    def read() -> list[tuple[int, str]]:
+        plog = broker.broker.partition(OFFSETS, partition).log
+        return [(h.producer_id, ControlType(parse_control_record(next(iter(iter_records(data)))).type).name)
+                for h, data in plog.iter_batches(start) if h.is_control]
+
+    return broker.call(read)
+
+
+def test_two_groups_of_one_offsets_partition_get_one_marker_there(broker, raw):
+    """Kafka's transaction coordinator sends one marker per partition of the transaction
+    (TransactionMarkerChannelManager): an offsets partition two of its groups hash to gets one
+    (CoordinatorRuntime.completeTransaction), which commits or drops both groups' offsets
+    (OffsetMetadataManager.replayEndTransactionMarker: every group of the producer there)."""
+    topic, tid = new_name("two"), new_name("two-tx")
+    group, part = own_group(broker, "two-a")
+    other = same_partition_group(broker, "two-b", part)
+    create_topic(broker.bootstrap_servers, topic)
+    init = init_producer_id(raw, tid)
+    pid, epoch = init.producer_id, init.producer_epoch
+    for offset, commit in ((5, True), (9, False)):
+        _txn_offset_commit(raw, tid, pid, epoch, group, topic, offset)
+        start = list_offset(raw, OFFSETS, part) - 1  # (the TxnOffsetCommit's batch, one record)
+        _txn_offset_commit(raw, tid, pid, epoch, other, topic, offset + 1)
+        assert list_offset(raw, OFFSETS, part) == start + 2  # a batch for each TxnOffsetCommit
+        assert stable_offset(raw, group, topic)[1] == stable_offset(raw, other, topic)[1] == \
+            ErrorCode.UNSTABLE_OFFSET_COMMIT
+        ended = raw.call(EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch,
+                                       committed=commit), EndTxnResponse, 3)
+        assert ended.error_code == 0
+        assert list_offset(raw, OFFSETS, part) == list_offset(raw, OFFSETS, part, isolation=1) == start + 3
+        assert control_batches(broker, part, start) == [(pid, "COMMIT" if commit else "ABORT")]
+        # both groups completed by the one marker: committed, then the aborted ones dropped
+        assert stable_offset(raw, group, topic) == (5, ErrorCode.NONE)
+        assert stable_offset(raw, other, topic) == (6, ErrorCode.NONE)
+    assert describe_producers(raw, part) == [(pid, epoch, -1)]
+
+
 def test_the_offsets_partition_producer_state_survives_a_kill_and_a_clean_restart(tmp_path):
     """Killed (SIGKILL: the state is rebuilt from the log) with the transaction open, then stopped
     cleanly (the state from the snapshot taken at the close), then committed and restarted again."""
@@ -350,11 +413,50 @@ def _reference_scenario(bootstrap: str) -> list:
     return out
 
 
+def _two_groups_scenario(bootstrap: str) -> list:
+    """A transactional producer committing offsets for two groups of one offsets partition, in a
+    committed then an aborted transaction: after each, the partition's end offset and LSO
+    (relative to where the first transaction began) and both groups' committed offsets."""
+    from kbroker.coordinator.partitioning import partition_for
+
+    count = int(reference_kafka.TEST_SETTINGS["offsets.topic.num.partitions"])
+    raw = RawClient(bootstrap)
+    topic, tid = "ref-two-src", "ref-two-tx"
+    part = partition_for("ref-two-a", count)
+    second = next(f"ref-two-b{i}" for i in range(100) if partition_for(f"ref-two-b{i}", count) == part)
+    create_topic(bootstrap, topic)
+    consumers = [CKConsumer({"bootstrap.servers": bootstrap, "group.id": g}) for g in ("ref-two-a", second)]
+    producer = CKProducer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    out: list = []
+    try:
+        producer.init_transactions(60)
+        base = list_offset(raw, OFFSETS, part)
+        for offset, commit in ((5, True), (9, False)):
+            producer.begin_transaction()
+            producer.produce(topic, b"v%d" % offset)
+            for i, consumer in enumerate(consumers):
+                producer.send_offsets_to_transaction([CKTopicPartition(topic, 0, offset + i)],
+                                                     consumer.consumer_group_metadata(), 60)
+            producer.commit_transaction(60) if commit else producer.abort_transaction(60)
+            done = "CompleteCommit" if commit else "CompleteAbort"
+            wait_until(lambda done=done: raw.call(DescribeTransactionsRequest(transactional_ids=[tid]),
+                                                  DescribeTransactionsResponse, 0)
+                       .transaction_states[0].transaction_state == done, message=f"transaction {done}")
+            out.append((done, list_offset(raw, OFFSETS, part) - base, list_offset(raw, OFFSETS, part, isolation=1) - base,
+                        [c.committed([CKTopicPartition(topic, 0)], 30)[0].offset for c in consumers]))
+    finally:
+        producer.flush(5)
+        for consumer in consumers:
+            consumer.close()
+        raw.close()
+    return out
+
+
 @pytest.fixture(scope="module")
-def kafka_transcript(tmp_path_factory) -> list:
+def kafka_transcript(tmp_path_factory) -> dict[str, list]:
     handle = reference_kafka.start_reference_kafka(tmp_path_factory.mktemp("kafka"))
     try:
-        return _reference_scenario(handle.bootstrap)
+        return {"lso": _reference_scenario(handle.bootstrap), "two groups": _two_groups_scenario(handle.bootstrap)}
     finally:
         handle.stop()
 
@@ -363,5 +465,13 @@ def test_the_offsets_partition_producer_state_matches_kafka(kafka_transcript, tm
     with BrokerThread(dict(reference_kafka.TEST_SETTINGS), data_dir=str(tmp_path / "data")) as b:
         ours = _reference_scenario(b.bootstrap_servers)
     # Kafka: the open transaction holds the LSO at its first offset, the marker moves it on
-    assert kafka_transcript[0][1:3] == (1, 0)
-    assert ours == kafka_transcript
+    assert kafka_transcript["lso"][0][1:3] == (1, 0)
+    assert ours == kafka_transcript["lso"]
+
+
+def test_two_groups_of_one_offsets_partition_match_kafka(kafka_transcript, tmp_path):
+    with BrokerThread(dict(reference_kafka.TEST_SETTINGS), data_dir=str(tmp_path / "data")) as b:
+        ours = _two_groups_scenario(b.bootstrap_servers)
+    # Kafka: two offset records and one marker a transaction; the aborted offsets never count
+    assert kafka_transcript["two groups"] == [("CompleteCommit", 3, 3, [5, 6]), ("CompleteAbort", 6, 6, [5, 6])]
+    assert ours == kafka_transcript["two groups"]
