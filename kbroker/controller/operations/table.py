@@ -1,12 +1,9 @@
-"""The controller of this process as a :class:`~kbroker.metadata.client.ControllerClient`, and the
-table of the operations it runs.
-
-:data:`OPERATIONS` names the controller's side of every API in
-:data:`~kbroker.metadata.client.FORWARDED_APIS`, written out here: importing this module (as
-whatever builds a :class:`LocalControllerClient` does) is what makes every operation reachable, so
-no Envelope or local call can find the table unfilled. :class:`LocalControllerClient` runs an
-operation on ``host``'s ``QuorumController``: the single-node path, and the controller's side of a
-forwarded request (the Envelope handler decodes the inner request and runs it here).
+"""The table of the controller's operations: :data:`OPERATIONS` names the controller's side of every
+API in :data:`~kbroker.metadata.client.FORWARDED_APIS`, written out here, typed on
+:class:`AllOperationsHost`. Importing this module is what makes every operation reachable, so no
+Envelope or local call can find the table unfilled; :class:`~kbroker.controller.operations.local.LocalControllerClient`
+imports it when it runs its first operation (a single node that runs none never loads the
+operation modules and their messages).
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations import (
     alter_client_quotas,
     alter_configs,
@@ -31,11 +27,8 @@ from kbroker.controller.operations import (
     reassignments,
     update_features,
 )
-from kbroker.controller.operations.host import ControllerHolder
 from kbroker.metadata import client as c
-from kbroker.metadata.client import ForwardingOperations, Requester
-from kbroker_protocol.errors import ErrorCode
-from kbroker_protocol.messages.allocate_producer_ids import AllocateProducerIdsResponse
+from kbroker.metadata.client import Requester
 
 
 class AllOperationsHost(
@@ -99,36 +92,3 @@ OPERATIONS: dict[int, Operation] = {
     c.UNREGISTER_CONTROLLER: quorum.unregister_controller_operation,
 }
 """The controller's side of each forwarded API, by API key (exactly :data:`~kbroker.metadata.client.FORWARDED_APIS`)."""
-
-
-class LocalControllerClient(ForwardingOperations):
-    """The controller of this process: each operation runs here, on ``host``'s QuorumController."""
-
-    def __init__(self, host: AllOperationsHost) -> None:
-        self.host = host
-
-    async def forward(self, api_key: int, request: Any, version: int, requester: Requester | None = None) -> Any:
-        operation = OPERATIONS.get(api_key)
-        if operation is None:
-            raise ValueError(f"api {api_key} is not a controller operation")
-        return await operation(self.host, request, version, requester)
-
-    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> AllocateProducerIdsResponse:
-        return await allocate_producer_id_block(self.host, broker_id, broker_epoch)
-
-
-async def allocate_producer_id_block(host: ControllerHolder, broker_id: int, broker_epoch: int
-                                     ) -> AllocateProducerIdsResponse:
-    """A block of producer ids for ``broker_id`` from ``host``'s controller (all the operation uses
-    of the node): NOT_CONTROLLER when it runs none, the controller's error (STALE_BROKER_EPOCH...)."""
-    controller = host.controller
-    if controller is None:
-        return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NOT_CONTROLLER,
-                                           producer_id_start=-1, producer_id_len=0)
-    try:
-        start, count = await controller.allocate_producer_ids(broker_id, broker_epoch)
-    except ControllerError as exc:
-        return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=exc.code, producer_id_start=-1,
-                                           producer_id_len=0)
-    return AllocateProducerIdsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id_start=start,
-                                       producer_id_len=count)
