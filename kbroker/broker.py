@@ -27,7 +27,6 @@ from kbroker.control.plane import ControlPlane
 from kbroker.controller.operations.delegation_tokens import TokenExpiry
 from kbroker.controller.operations.local import LocalControllerClient
 from kbroker.controller.quorum import QuorumController, RaftLogView
-from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, PartitionLog
 from kbroker.metadata.client import ControllerClient, ControllerUnavailable, ForwardingOperations, Requester
@@ -55,6 +54,7 @@ from kbroker.server.listener import Listener, ListenerWiring
 from kbroker.storage import read_bootstrap_records
 from kbroker.wiring.coordinators import Coordinators
 from kbroker.wiring.cordoned import apply_cordoned, watch_lifecycle
+from kbroker.wiring.delayed import DelayedOnDemand
 from kbroker.wiring.dir_halt import HaltAfterAnswers
 from kbroker.wiring.endpoints import advertised_endpoints, bootstrap_servers, listener_endpoint
 from kbroker.wiring.local_partitions import LocalPartitions
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.delayed import DelayedDelivery
     from kbroker.metadata.broker_lifecycle import BrokerLifecycleManager
     from kbroker.metadata.channel import ControllerChannel
     from kbroker.server.connection import RequestHooks, RequestMetrics
@@ -166,8 +167,9 @@ class Broker:
         self.request_metrics: RequestMetrics | None = None
         self.metrics = MetricsService(self, self._set_request_metrics)
         self.services.append(self.metrics)
-        self.delayed = DelayedDelivery(self)  # kbroker-deliver-* headers (kbroker/delayed.py)
-        self.services.append(self.delayed)
+        # kbroker-deliver-* headers (kbroker/delayed.py), built when first needed: broker.delayed
+        self.delayed_delivery = DelayedOnDemand(self)
+        self.services.append(self.delayed_delivery)
 
     # -- the coordinators (kbroker.wiring.coordinators: built on first use) -------------------------
 
@@ -182,6 +184,10 @@ class Broker:
     @property
     def txn_coordinator(self) -> TransactionCoordinator | None:
         return self.coordinators.txn
+
+    @property
+    def delayed(self) -> DelayedDelivery | None:
+        return self.delayed_delivery.get()
 
     # -- lifecycle --------------------------------------------------------------------------
 

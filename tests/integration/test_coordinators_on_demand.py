@@ -132,3 +132,32 @@ def test_on_the_manual_clock_they_are_built_at_start(tmp_path):
     """Their timers run on the manual clock from the start, as before."""
     with BrokerThread(data_dir=str(tmp_path), clock="manual") as b:
         assert built(b)
+
+
+def test_delayed_delivery_is_built_by_the_first_delayed_batch_and_at_a_restart_on_its_topic(tmp_path):
+    """Delayed delivery (kbroker/delayed.py) the same way (kbroker.wiring.delayed)."""
+    from confluent_kafka import Producer
+
+    from tests.integration.waiting import wait_until
+
+    def delayed_built(b: BrokerThread) -> bool:
+        return b.call(lambda: b.broker.delayed_delivery.built)
+
+    with BrokerThread(data_dir=str(tmp_path)) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            create_topic(w, "later")
+        finally:
+            w.close()
+        assert not delayed_built(b)
+        producer = Producer({"bootstrap.servers": b.bootstrap_servers, "linger.ms": 0})
+        reports: list = []
+        producer.produce("later", b"v", headers=[("kbroker-deliver-after-ms", b"1")],
+                         on_delivery=lambda err, msg: reports.append(err))
+        assert producer.flush(30) == 0 and reports == [None]
+        assert delayed_built(b)
+        wait_until(lambda: b.call(lambda: b.broker.partition("later", 0).log.log_end_offset) == 1,
+                   message="the delayed record delivered")
+    with BrokerThread(data_dir=str(tmp_path)) as b:
+        assert delayed_built(b)
+        assert b.call(lambda: b.broker.delayed.loaded and sorted(b.broker.delayed.states)) == list(range(10))
