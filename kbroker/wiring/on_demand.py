@@ -38,6 +38,7 @@ class OnDemand(Generic[T]):
         self._built: T | None = None
         self._running = False  # between start() and stop(): built now, it is started at once
         self._started = False  # the built one was started
+        self._building = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the broker's, where it is started
         broker.image.listeners.append(self.on_metadata_record)
 
@@ -82,7 +83,13 @@ class OnDemand(Generic[T]):
             asyncio.run_coroutine_threadsafe(_call(self.get), loop).result()
             assert self._built is not None
             return self._built
-        built = self._built = self._build()
+        if self._building:
+            raise RuntimeError(f"{type(self).__name__}: needed while it is being built")
+        self._building = True
+        try:
+            built = self._built = self._build()
+        finally:
+            self._building = False
         if self._running:
             self._started = True
             self._start_built(built)
