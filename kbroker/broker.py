@@ -27,7 +27,6 @@ from kbroker.control.plane import ControlPlane
 from kbroker.controller.operations.delegation_tokens import TokenExpiry
 from kbroker.controller.operations.local import LocalControllerClient
 from kbroker.controller.quorum import QuorumController, RaftLogView
-from kbroker.delayed import DelayedDelivery
 from kbroker.errors import StartupError
 from kbroker.log import LogConfig, LogManager, PartitionLog
 from kbroker.metadata.client import ControllerClient, ControllerUnavailable, ForwardingOperations, Requester
@@ -53,8 +52,9 @@ from kbroker.server.idle import close_excess_connections, close_idle_connections
 from kbroker.server.limits import ConnectionLimits
 from kbroker.server.listener import Listener, ListenerWiring
 from kbroker.storage import read_bootstrap_records
-from kbroker.wiring.coordinators import wire_coordinators
+from kbroker.wiring.coordinators import Coordinators
 from kbroker.wiring.cordoned import apply_cordoned, watch_lifecycle
+from kbroker.wiring.delayed import DelayedOnDemand
 from kbroker.wiring.dir_halt import HaltAfterAnswers
 from kbroker.wiring.endpoints import advertised_endpoints, bootstrap_servers, listener_endpoint
 from kbroker.wiring.local_partitions import LocalPartitions
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from kbroker.coordinator.group_coordinator import GroupCoordinator
     from kbroker.coordinator.share_coordinator import ShareCoordinator
     from kbroker.coordinator.txn_coordinator import TransactionCoordinator
+    from kbroker.delayed import DelayedDelivery
     from kbroker.metadata.broker_lifecycle import BrokerLifecycleManager
     from kbroker.metadata.channel import ControllerChannel
     from kbroker.server.connection import RequestHooks, RequestMetrics
@@ -148,15 +149,14 @@ class Broker:
         self.replica_manager = ReplicaManager(self)
         self.replica_manager.producer_state = ProducerStateManager()
         self.producer_ids = ProducerIdManager(self)
-        self.group_coordinator: GroupCoordinator | None = None
         # kbroker.clock=manual: the coordinators' time moves only when a test advances it.
         self.clock: ManualClock | None = make_clock(config["kbroker.clock"])
-        self.txn_coordinator: TransactionCoordinator | None = None
-        self.share_coordinator: ShareCoordinator | None = None
 
         # Coordinators etc.: objects with start()/stop(), started after logs and metadata load.
-        # wire_coordinators sets group_coordinator, share_coordinator and txn_coordinator.
-        self.services: list[Service] = wire_coordinators(self)
+        # The group, share and transaction coordinators are built when first needed (at start
+        # when the metadata holds their topics): group_coordinator, share_coordinator, txn_coordinator.
+        self.coordinators = Coordinators(self)
+        self.services: list[Service] = [self.coordinators]
         if self.runs_controller:
             self.services.append(TokenExpiry(self))  # the active controller removes expired tokens
         # Test controls (faults, pause, trace, reset): the dispatcher consults request_hooks when set.
@@ -167,8 +167,27 @@ class Broker:
         self.request_metrics: RequestMetrics | None = None
         self.metrics = MetricsService(self, self._set_request_metrics)
         self.services.append(self.metrics)
-        self.delayed = DelayedDelivery(self)  # kbroker-deliver-* headers (kbroker/delayed.py)
-        self.services.append(self.delayed)
+        # kbroker-deliver-* headers (kbroker/delayed.py), built when first needed: broker.delayed
+        self.delayed_delivery = DelayedOnDemand(self)
+        self.services.append(self.delayed_delivery)
+
+    # -- the coordinators (kbroker.wiring.coordinators: built on first use) -------------------------
+
+    @property
+    def group_coordinator(self) -> GroupCoordinator | None:
+        return self.coordinators.group
+
+    @property
+    def share_coordinator(self) -> ShareCoordinator | None:
+        return self.coordinators.share
+
+    @property
+    def txn_coordinator(self) -> TransactionCoordinator | None:
+        return self.coordinators.txn
+
+    @property
+    def delayed(self) -> DelayedDelivery | None:
+        return self.delayed_delivery.get()
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -24,6 +24,13 @@ kbroker.broker`` (the imports before ``Broker``'s construction; warm bytecode ca
 the message modules that import loads: a figure the machine's load does not move.
 
     .venv/bin/python scripts/bench_startup.py --instructions --tree /tmp/startup-base --tree .
+
+``--instructions --to-start``: the instructions of the whole start instead, from the interpreter's
+start to ``Broker.start`` returning, in one process on a fresh data dir (``python -m kbroker``'s
+configuration and event loop, ``--no-http`` as given; the process exits at once after): the imports,
+``Broker()`` and ``Broker.start``, which ``import kbroker.broker`` alone leaves out.
+
+    .venv/bin/python scripts/bench_startup.py --instructions --to-start --no-http --tree /tmp/startup-base --tree .
 """
 
 from __future__ import annotations
@@ -137,11 +144,39 @@ _IMPORT = ("import sys, kbroker.broker; "
            "print(sum(m.startswith('kbroker_protocol.messages.') for m in sys.modules), len(sys.modules))")
 
 
-def import_instructions(tree: Path, env: dict[str, str]) -> tuple[int, int, int]:
-    """Instructions of ``import kbroker.broker`` (callgrind), message modules and modules loaded."""
-    subprocess.run([sys.executable, "-c", _IMPORT], cwd=tree, env=env, check=True, capture_output=True)  # warm
-    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c",
-                          _IMPORT], cwd=tree, env=env, check=True, capture_output=True, text=True)
+# The whole start in one process: python -m kbroker's configuration and event loop, then exit at once.
+_START = """
+import asyncio, os, sys
+from kbroker.__main__ import build_config, parse_args
+config = build_config(parse_args(sys.argv[1:]))
+async def main():
+    from kbroker.broker import Broker
+    await Broker(config).start()
+    print(sum(m.startswith('kbroker_protocol.messages.') for m in sys.modules), len(sys.modules), flush=True)
+    os._exit(0)
+try:
+    import uvloop
+    run = uvloop.run
+except ImportError:
+    run = asyncio.run
+run(main())
+"""
+
+
+def import_instructions(tree: Path, env: dict[str, str], start_args: list[str] | None = None,
+                        data: Path | None = None) -> tuple[int, int, int]:
+    """Instructions of ``import kbroker.broker`` (callgrind), message modules and modules loaded;
+    with ``start_args`` (``python -m kbroker``'s arguments but the data dir) of the whole start in
+    one process, on a fresh data dir under ``data`` each time."""
+    def command(run: int) -> list[str]:
+        if start_args is None:
+            return [sys.executable, "-c", _IMPORT]
+        assert data is not None
+        return [sys.executable, "-c", _START, *start_args, "--override", f"log.dirs={data / f'run-{run}'}"]
+
+    subprocess.run(command(0), cwd=tree, env=env, check=True, capture_output=True)  # warm
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command(1)],
+                         cwd=tree, env=env, check=True, capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", out.stderr)
     if found is None:
         raise SystemExit(f"{tree}: no callgrind total: {out.stderr[-2000:]}")
@@ -168,18 +203,27 @@ def main() -> None:
     parser.add_argument("--no-http", action="store_true", help="without the metrics/console HTTP listener")
     parser.add_argument("--instructions", action="store_true",
                         help="count the instructions of `import kbroker.broker` per tree instead (callgrind)")
+    parser.add_argument("--to-start", action="store_true",
+                        help="with --instructions: of the whole start, to Broker.start returning (fresh data dir)")
     args = parser.parse_args()
     trees = [t.resolve() for t in (args.tree or [Path(".")])]
     work = Path(tempfile.mkdtemp(prefix="kbroker-bench-startup-"))
     if args.instructions:
-        print("| tree | instructions of `import kbroker.broker` | message modules loaded | modules loaded |")
+        what = ("the start to `Broker.start` returned" + (" (no HTTP listener)" if args.no_http else "")
+                if args.to_start else "`import kbroker.broker`")
+        print(f"| tree | instructions of {what} | message modules loaded | modules loaded |")
         print("|---|---:|---:|---:|")
+        start_args = None
+        if args.to_start:
+            start_args = ["--override", "listeners=PLAINTEXT://localhost:0"]
+            if not args.no_http:
+                start_args += ["--override", "kbroker.http.listeners=http://127.0.0.1:0"]
         try:
             for i, tree in enumerate(trees):
                 env = dict(os.environ, PYTHONPATH=tree_pythonpath(tree), PYTHONHASHSEED="0",
                            PYTHONPYCACHEPREFIX=str(work / f"pycache-{i}"))
                 env.pop("PYTHONDONTWRITEBYTECODE", None)
-                instructions, messages, modules = import_instructions(tree, env)
+                instructions, messages, modules = import_instructions(tree, env, start_args, work / f"data-{i}")
                 print(f"| {describe(tree)} | {instructions:,} | {messages} | {modules} |")
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -40,7 +40,8 @@ class AddPartitionsToTxnServices(Authorizing, Protocol):
     """What AddPartitionsToTxn uses of the broker."""
 
     image: MetadataImage
-    txn_coordinator: TransactionCoordinator | None
+    @property
+    def txn_coordinator(self) -> TransactionCoordinator | None: ...
 
 
 def _results(codes: dict[tuple[str, int], ErrorCode]) -> list[AddPartitionsToTxnTopicResult]:

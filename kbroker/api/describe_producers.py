@@ -31,7 +31,8 @@ Producer = PartResp.ProducerState
 class DescribeProducersServices(PartitionLookup, Authorizing, Protocol):
     """What DescribeProducers uses of the broker."""
 
-    txn_coordinator: TransactionCoordinator | None
+    @property
+    def txn_coordinator(self) -> TransactionCoordinator | None: ...
 
 
 def _topic_error(ctx: RequestContext[DescribeProducersServices], name: str, exists: bool) -> tuple[ErrorCode, str | None] | None:

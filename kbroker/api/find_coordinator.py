@@ -47,12 +47,15 @@ GROUP, TRANSACTION, SHARE = 0, 1, 2
 class FindCoordinatorServices(Authorizing, Protocol):
     """What FindCoordinator uses of the broker."""
 
-    group_coordinator: GroupCoordinator | None
+    @property
+    def group_coordinator(self) -> GroupCoordinator | None: ...
     image: MetadataImage
     node_id: int
-    share_coordinator: ShareCoordinator | None
+    @property
+    def share_coordinator(self) -> ShareCoordinator | None: ...
     stopping: bool  # shutting down
-    txn_coordinator: TransactionCoordinator | None
+    @property
+    def txn_coordinator(self) -> TransactionCoordinator | None: ...
 
     def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
 

@@ -36,7 +36,8 @@ class InitProducerIdServices(Authorizing, Protocol):
     """What InitProducerId uses of the broker."""
 
     producer_ids: ProducerIdManager
-    txn_coordinator: TransactionCoordinator | None
+    @property
+    def txn_coordinator(self) -> TransactionCoordinator | None: ...
 
 
 @api(InitProducerIdRequest, InitProducerIdResponse, 0, 6)

@@ -27,7 +27,8 @@ P = T.OffsetDeleteResponsePartition
 class OffsetDeleteServices(Protocol):
     """What OffsetDelete uses of the broker."""
 
-    group_coordinator: GroupCoordinator | None
+    @property
+    def group_coordinator(self) -> GroupCoordinator | None: ...
     image: MetadataImage
 
 

@@ -52,13 +52,15 @@ class Forwarding(Protocol):
 class GroupServices(Authorizing, Protocol):
     """The group APIs (classic, consumer, share and streams groups): the group coordinator."""
 
-    group_coordinator: GroupCoordinator | None
+    @property
+    def group_coordinator(self) -> GroupCoordinator | None: ...
 
 
 class TxnServices(Authorizing, Protocol):
     """The transaction APIs: the transaction coordinator."""
 
-    txn_coordinator: TransactionCoordinator | None
+    @property
+    def txn_coordinator(self) -> TransactionCoordinator | None: ...
 
 
 class GroupTopicServices(GroupServices, Protocol):
@@ -77,7 +79,8 @@ class ShareGroupServices(BrokerView, Protocol):
     """The share group APIs of the group coordinator (ShareGroupHeartbeat, ShareGroupDescribe), on
     only when the configuration and the image's features say so."""
 
-    group_coordinator: GroupCoordinator | None
+    @property
+    def group_coordinator(self) -> GroupCoordinator | None: ...
 
 
 class ReplicaServices(PartitionLookup, Authorizing, Protocol):

@@ -29,7 +29,8 @@ TopicIdPartition = tuple[uuid.UUID, int]
 class ShareCommonServices(BrokerView, Protocol):
     """What the share fetch and acknowledgement helpers use of the broker."""
 
-    share_coordinator: ShareCoordinator | None
+    @property
+    def share_coordinator(self) -> ShareCoordinator | None: ...
 
 
 def share_coordinator(broker: ShareCommonServices) -> ShareCoordinator:

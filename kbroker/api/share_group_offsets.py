@@ -61,8 +61,10 @@ class ShareGroupOffsetsServices(BrokerView, Protocol):
     share coordinators, the image (the topics named), and the configuration and features that
     say whether share groups are on."""
 
-    group_coordinator: GroupCoordinator | None
-    share_coordinator: ShareCoordinator | None
+    @property
+    def group_coordinator(self) -> GroupCoordinator | None: ...
+    @property
+    def share_coordinator(self) -> ShareCoordinator | None: ...
 
 
 class ShareGroupOffsetsDescribing(ShareGroupOffsetsServices, Protocol):

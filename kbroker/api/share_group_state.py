@@ -75,7 +75,8 @@ _Written = TypeVar("_Written", InitializeShareGroupStateResponse, WriteShareGrou
 class ShareGroupStateServices(BrokerView, Protocol):
     """What the share-group state APIs (Initialize, Read, Write, Delete, ReadSummary) use of the broker."""
 
-    share_coordinator: ShareCoordinator | None
+    @property
+    def share_coordinator(self) -> ShareCoordinator | None: ...
 
 
 def _unknown_partition(broker: ShareGroupStateServices, topic_id: uuid.UUID, partition: int) -> bool:

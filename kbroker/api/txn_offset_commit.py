@@ -48,10 +48,12 @@ ZERO_UUID = uuid.UUID(int=0)
 class TxnOffsetCommitServices(Authorizing, Protocol):
     """What TxnOffsetCommit uses of the broker."""
 
-    group_coordinator: GroupCoordinator | None
+    @property
+    def group_coordinator(self) -> GroupCoordinator | None: ...
     image: MetadataImage
     replica_manager: ReplicaManager
-    txn_coordinator: TransactionCoordinator | None
+    @property
+    def txn_coordinator(self) -> TransactionCoordinator | None: ...
 
 
 @api(TxnOffsetCommitRequest, TxnOffsetCommitResponse, 0, 6)

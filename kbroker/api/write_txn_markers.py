@@ -34,7 +34,8 @@ PartResult = TopicResult.WritableTxnMarkerPartitionResult
 class WriteTxnMarkersServices(Protocol):
     """What WriteTxnMarkers uses of the broker."""
 
-    group_coordinator: GroupCoordinator | None
+    @property
+    def group_coordinator(self) -> GroupCoordinator | None: ...
     replica_manager: ReplicaManager
 
     def partition(self, topic: str, index: int) -> Partition | None: ...

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kbroker.wiring.coordinators import CoordinatedBroker
+from kbroker.wiring.coordinators import CoordinatedBroker, Coordinators
 
 if TYPE_CHECKING:
     from kbroker.control.clock import ManualClock
@@ -42,6 +42,7 @@ class ControlledBroker(CoordinatedBroker, Protocol):
     controller: QuorumController | None
     log_manager: LogManager | None
     services: list[Any]
+    coordinators: Coordinators
     node_id: int
     cluster_id: str
     partitions: dict[tuple[str, int], Partition]

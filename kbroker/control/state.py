@@ -44,7 +44,6 @@ _IGNORED = {".lock"}
 async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> dict[str, object]:
     from kbroker.replication.fetch_sessions import FetchSessionCache
     from kbroker.replication.producer_manager import ProducerStateManager
-    from kbroker.wiring.coordinators import wire_coordinators
 
     controller = require_active(broker.controller)  # NOT_CONTROLLER before anything is touched
     started = time.perf_counter()
@@ -52,20 +51,17 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
     control.clear_faults()
     control.resume()
     control.set_disk_full(False)
-    # The coordinators are replaced by new ones. The other services stop before the topics go and
-    # start again after the commit, as a fresh broker's: delegation token expiry and delayed
-    # delivery (its schedulers follow __kbroker_delayed, which goes too). The metrics service keeps
-    # running: its HTTP listener stays bound, as the Kafka listeners do, and its counters count
-    # on (Prometheus counters only ever grow within a process).
-    replaced = {id(c) for c in (broker.group_coordinator, broker.share_coordinator, broker.txn_coordinator)
-                if c is not None}
+    # The coordinators are replaced by new ones (built when next needed). The other services stop
+    # before the topics go and start again after the commit, as a fresh broker's: delegation token
+    # expiry and delayed delivery (its schedulers follow __kbroker_delayed, which goes too). The
+    # metrics service keeps running: its HTTP listener stays bound, as the Kafka listeners do, and
+    # its counters count on (Prometheus counters only ever grow within a process).
     running = {id(control), id(broker.metrics)}
     old = [s for s in broker.services if id(s) not in running]
-    restarted = [s for s in old if id(s) not in replaced]
-    groups = 0 if broker.group_coordinator is None else len(broker.group_coordinator.groups)
+    group_coordinator = broker.coordinators.built_group()  # (none built: no groups)
+    groups = 0 if group_coordinator is None else len(group_coordinator.groups)
     # The coordinators go first: parked rebalances are answered, timers stop, and deleting
     # __consumer_offsets writes no tombstones (a stopped coordinator ignores deletions).
-    group_coordinator = broker.group_coordinator
     if group_coordinator is not None:
         group_coordinator.loaded = False
         group_coordinator.classic.fail_pending(ErrorCode.NOT_COORDINATOR)
@@ -90,12 +86,11 @@ async def reset(broker: ControlledBroker, *, drop_connections: bool = False) -> 
     topics = await reset_metadata(controller)
     broker.replica_manager.producer_state = ProducerStateManager()
     broker.fetch_sessions = FetchSessionCache(broker.config["max.incremental.fetch.session.cache.slots"])
-    fresh = wire_coordinators(broker)  # sets broker.group_coordinator / share_coordinator / txn_coordinator
-    for service in [*fresh, *restarted]:  # the order a broker starts them in
+    broker.coordinators.replace()  # forgets the stopped coordinators, hooks the new producer state
+    for service in old:  # the order a broker starts them in
         result = service.start()
         if hasattr(result, "__await__"):
             await result
-    broker.services[:] = [*fresh, *(s for s in broker.services if id(s) not in replaced)]
     dropped = 0
     if drop_connections:
         for conn in list(broker.connections):

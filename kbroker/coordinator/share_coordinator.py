@@ -1,9 +1,10 @@
 """The share coordinator service: the share state store and the share partitions of this broker.
 
 Built and wired by :func:`kbroker.wiring.coordinators.wire_coordinators` after the group
-coordinator (which also hooks it into closing connections and into the group coordinator's share
-groups: a member leaving releases its records, a deleted group's state goes); ``start()`` loads
-``__share_group_state``. ``broker.share_coordinator`` reaches it from the API handlers.
+coordinator (which also hooks it into the group coordinator's share groups: a member leaving
+releases its records, a deleted group's state goes; ``kbroker.wiring.coordinators.Coordinators``
+gives it the closing connections); ``start()`` loads ``__share_group_state``.
+``broker.share_coordinator`` reaches it from the API handlers.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The composition root wires the coordinators (issue 14): a coordinator installs nothing into the
-broker it is given; ``kbroker.wiring.coordinators.wire_coordinators`` (called by the broker and by
-the control plane's reset) assigns them and hooks them in."""
+broker it is given; ``kbroker.wiring.coordinators`` makes them (``wire_coordinators``, when the
+broker's ``Coordinators`` first needs them) and hooks them in."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from typing import Any
 from kbroker.broker import Broker
 from kbroker.config import BrokerConfig
 from kbroker.coordinator.group_coordinator import GroupCoordinator
+from kbroker.coordinator.group_coordinator_core import OFFSETS_TOPIC
 from kbroker.coordinator.share_coordinator import ShareCoordinator
+from kbroker.coordinator.share_state import STATE_TOPIC
 from kbroker.coordinator.txn_coordinator import TransactionCoordinator
-from kbroker.wiring.coordinators import wire_coordinators
+from kbroker.coordinator.txn_log import TRANSACTION_STATE_TOPIC
+from kbroker.wiring.coordinators import COORDINATOR_TOPICS, Coordinators
 
 
 class _RecordingBroker:
@@ -31,16 +34,36 @@ class _RecordingBroker:
 
 def test_the_broker_wires_its_coordinators() -> None:
     broker = Broker(BrokerConfig({"node.id": "1"}))
-    groups, shares, txns = broker.services[:3]
+    coordinators = broker.services[0]
+    assert isinstance(coordinators, Coordinators) and broker.coordinators is coordinators
+    # hooked once, before anything is built: closing connections, the image, transaction verification
+    assert broker.connection_listeners == [coordinators.on_connection_closed]
+    assert broker.image.listeners.count(coordinators.on_metadata_record) == 1
+    assert broker.replica_manager.producer_state.verifier is not None
+    assert not coordinators.built
+    groups, shares, txns = broker.group_coordinator, broker.share_coordinator, broker.txn_coordinator
+    assert coordinators.built
     assert isinstance(groups, GroupCoordinator) and broker.group_coordinator is groups
     assert isinstance(shares, ShareCoordinator) and broker.share_coordinator is shares
     assert isinstance(txns, TransactionCoordinator) and broker.txn_coordinator is txns
-    assert broker.replica_manager.producer_state.verifier is txns
-    assert broker.connection_listeners == [shares.manager.on_connection_closed]
-    assert broker.image.listeners.count(groups.on_metadata_record) == 1
+    assert not groups.started  # built before the broker starts: started with its services
     # a share group member leaving releases its records, a deleted share group's state goes
     assert groups.share.on_member_removed == [shares.manager.on_member_removed]
     assert groups.share.on_group_deleted == [shares.manager.drop_group]
+
+
+def test_the_verifier_builds_the_transaction_coordinator() -> None:
+    broker = Broker(BrokerConfig({"node.id": "1"}))
+    verifier = broker.replica_manager.producer_state.verifier
+    assert verifier is not None and not broker.coordinators.built
+    index = verifier.partition_for("some-transactional-id")
+    assert broker.coordinators.built
+    assert broker.txn_coordinator is not None
+    assert index == broker.txn_coordinator.partition_for("some-transactional-id")
+
+
+def test_the_coordinator_topics_are_the_coordinators_own() -> None:
+    assert COORDINATOR_TOPICS == {OFFSETS_TOPIC, STATE_TOPIC, TRANSACTION_STATE_TOPIC}
 
 
 def test_a_coordinator_installs_nothing_into_its_broker() -> None:
@@ -78,25 +101,24 @@ async def test_starting_a_coordinator_installs_nothing() -> None:
     assert hooks() == before
 
 
-async def test_rewiring_replaces_what_the_broker_reaches() -> None:
-    """As the control plane's reset does: the old coordinators stop, fresh ones are wired."""
+async def test_replacing_forgets_the_stopped_coordinators() -> None:
+    """As the control plane's reset does: the old coordinators stop, new ones are built when next
+    needed, the new producer state is hooked."""
+    from kbroker.replication.producer_manager import ProducerStateManager
+
     broker = Broker(BrokerConfig({"node.id": "1"}))
-    old = broker.services[:3]
-    for service in old:
-        result = service.stop()
-        if result is not None:
-            await result
-    fresh = wire_coordinators(broker)
-    assert [broker.group_coordinator, broker.share_coordinator, broker.txn_coordinator] == fresh
+    old = (broker.group_coordinator, broker.share_coordinator, broker.txn_coordinator)
+    await broker.coordinators.stop()
+    broker.replica_manager.producer_state = ProducerStateManager()
+    broker.coordinators.replace()
+    assert not broker.coordinators.built
+    assert broker.replica_manager.producer_state.verifier is not None
+    fresh = (broker.group_coordinator, broker.share_coordinator, broker.txn_coordinator)
     assert all(a is not b for a, b in zip(old, fresh, strict=True))
-    assert broker.replica_manager.producer_state.verifier is fresh[2]
-    assert broker.connection_listeners == [fresh[1].manager.on_connection_closed]
     assert fresh[0].share.on_member_removed == [fresh[1].manager.on_member_removed]
-    assert fresh[0].share.on_group_deleted == [fresh[1].manager.drop_group]
-    # the image tells the fresh group coordinator of new topics, the old one no longer (it would
-    # keep the stopped coordinator's regex resolutions alive and be called on every record)
-    group_hooks = [h for h in broker.image.listeners if getattr(h, "__func__", None) is GroupCoordinator.on_metadata_record]
-    assert group_hooks == [fresh[0].on_metadata_record]
+    # one hook each, reaching the new coordinators
+    assert broker.connection_listeners == [broker.coordinators.on_connection_closed]
+    assert broker.image.listeners.count(broker.coordinators.on_metadata_record) == 1
 
 
 def test_the_control_plane_sets_the_dispatcher_hook_through_the_composition_root() -> None:
