@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Protocol
 from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.fetch import LeaderLookup, current_leader
+from kbroker.api.produce_answer import SingleAnswer
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
 from kbroker.metadata.image import INTERNAL_TOPICS
@@ -233,7 +234,10 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
     pending: _Pending = []
     endpoints: _Endpoints = {}
     replicated: _Replicated = []  # acks=-1: (parts, slot, partition, next offset) to wait for
-    for t in request.topic_data:
+    topic_data = request.topic_data
+    for t in topic_data:
+        # one topic with one partition (most requests): a success is answered by a SingleAnswer
+        single = len(topic_data) == 1 and len(t.partition_data) == 1
         if version >= 13:
             topic = image.topic_by_id(t.topic_id)
             unknown = ErrorCode.UNKNOWN_TOPIC_ID
@@ -286,6 +290,11 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
             if isinstance(result, AppendResult):  # (not inspect.isawaitable: an ABC check, per partition)
                 if acks == -1 and result.last_offset >= 0 and partition.high_watermark <= result.last_offset:
                     replicated.append((parts, len(parts), partition, result.last_offset + 1))
+                elif single and result.message is None:
+                    if acks == 0:
+                        return None
+                    return SingleAnswer(t.name, t.topic_id, p.index, result.error, result.base_offset,
+                                        result.log_append_time, partition.log_start_offset)
                 parts.append(_ok(p.index, partition, result))
             else:  # validated off the event loop, or queued behind an append still pending
                 pending.append((parts, len(parts), p.index, partition, result))
