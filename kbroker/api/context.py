@@ -11,7 +11,6 @@ that the broker (``kbroker.broker.Broker``) provides each handler's services
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from kbroker.controller.operations.host import ServiceNotRunning as ServiceNotRunning
@@ -62,7 +61,7 @@ class RequestContext(Generic[S_co]):
     """What a handler knows about the request beyond its body; ``broker`` offers the services
     ``S_co`` (the server builds it with the whole broker, a handler is typed on what it uses)."""
 
-    __slots__ = ("broker", "connection", "header", "api_version", "received_at")
+    __slots__ = ("broker", "connection", "header", "api_version")
     internal = False  # a client's request (the controller's operations' contexts may be the broker's own)
 
     def __init__(self, broker: S_co, connection: ClientConnection, header: RequestHeader) -> None:
@@ -70,7 +69,6 @@ class RequestContext(Generic[S_co]):
         self.connection = connection
         self.header = header
         self.api_version: int = header.request_api_version
-        self.received_at = time.monotonic()
 
     @property
     def client_id(self) -> str | None:

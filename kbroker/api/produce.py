@@ -23,6 +23,12 @@ the high watermark passes the batch, woken by the followers' fetches: NONE, or
 NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below the minimum meanwhile,
 NOT_LEADER_OR_FOLLOWER when leadership moved, REQUEST_TIMED_OUT after ``timeout_ms``. With one
 replica the high watermark moves with the append, so acks=-1 and acks=1 answer alike.
+
+The refusals come in Kafka's order: WRITE on the topic, the topic and partition in the metadata,
+the request's rules for the batch (one magic-2 batch; ZSTD from v7: KafkaApis'
+``ProduceRequest.validateRecords``), an internal topic, the partition led here, the min ISR for
+acks=-1 (``Partition.appendRecordsToLeader``), then the log's checks of the batch (baseOffset,
+size, CRC, count, sequence: ``UnifiedLog.analyzeAndValidateRecords``, ``LogValidator``).
 """
 
 from __future__ import annotations
@@ -37,15 +43,17 @@ from typing import TYPE_CHECKING, Protocol
 from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.fetch import LeaderLookup, current_leader
+from kbroker.api.produce_answer import SingleAnswer
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
 from kbroker.metadata.image import INTERNAL_TOPICS
 from kbroker.replication.deadline import Deadline
 from kbroker.replication.produce_batch import AppendResult, ProduceError
+from kbroker.replication.validation import check_request_batch
 from kbroker.security.acls import TOPIC, TRANSACTIONAL_ID, WRITE, authorized
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.produce import ProduceRequest, ProduceResponse
-from kbroker_protocol.primitives import received_records
+from kbroker_protocol.primitives import Records, received_records
 
 TopicResp = ProduceResponse.TopicProduceResponse
 PartResp = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
@@ -162,6 +170,18 @@ def _error(index: int, code: ErrorCode, message: str | None = None,
                     error_message=message)
 
 
+def _request_refusal(records: Records | None, version: int, index: int) -> PartResp | None:
+    """The answer to a partition whose batch breaks the request's rules (Kafka's KafkaApis checks
+    them, ``ProduceRequest.validateRecords``, before the replica manager refuses an internal topic
+    or a partition not led here); None if it keeps them. (A partition led here has them checked
+    by the append, ``ReplicaManager.append_from_client``.)"""
+    try:
+        check_request_batch(received_records(records), version)
+    except ProduceError as exc:
+        return _error(index, exc.code, exc.message)
+    return None
+
+
 def _ok(index: int, partition: Partition, result: AppendResult) -> PartResp:
     return PartResp(
         index=index, error_code=result.error, base_offset=result.base_offset,
@@ -214,7 +234,10 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
     pending: _Pending = []
     endpoints: _Endpoints = {}
     replicated: _Replicated = []  # acks=-1: (parts, slot, partition, next offset) to wait for
-    for t in request.topic_data:
+    topic_data = request.topic_data
+    for t in topic_data:
+        # one topic with one partition (most requests): a success is answered by a SingleAnswer
+        single = len(topic_data) == 1 and len(t.partition_data) == 1
         if version >= 13:
             topic = image.topic_by_id(t.topic_id)
             unknown = ErrorCode.UNKNOWN_TOPIC_ID
@@ -231,12 +254,19 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
             if topic is None:
                 parts.append(_error(p.index, unknown))
                 continue
-            if topic.name in INTERNAL_TOPICS:
-                parts.append(_error(p.index, ErrorCode.INVALID_TOPIC_EXCEPTION,
-                                    f"Cannot append to internal topic {topic.name}"))
+            if topic.name in INTERNAL_TOPICS:  # (Kafka: after the partition's existence and the request's rules)
+                if image.partition(topic.name, p.index) is None:
+                    parts.append(_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                else:
+                    parts.append(_request_refusal(p.records, version, p.index) or _error(
+                        p.index, ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic.name}"))
                 continue
             partition, missing = partition_or_error(broker, topic.name, p.index, leader=True)
             if partition is None:
+                if missing != ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and (
+                        refusal := _request_refusal(p.records, version, p.index)) is not None:
+                    parts.append(refusal)
+                    continue
                 if missing in AVAILABILITY_ERRORS:
                     _log_unavailable(topic.name, p.index, missing)
                 if missing == ErrorCode.NOT_LEADER_OR_FOLLOWER:
@@ -260,6 +290,11 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
             if isinstance(result, AppendResult):  # (not inspect.isawaitable: an ABC check, per partition)
                 if acks == -1 and result.last_offset >= 0 and partition.high_watermark <= result.last_offset:
                     replicated.append((parts, len(parts), partition, result.last_offset + 1))
+                elif single and result.message is None:
+                    if acks == 0:
+                        return None
+                    return SingleAnswer(t.name, t.topic_id, p.index, result.error, result.base_offset,
+                                        result.log_append_time, partition.log_start_offset)
                 parts.append(_ok(p.index, partition, result))
             else:  # validated off the event loop, or queued behind an append still pending
                 pending.append((parts, len(parts), p.index, partition, result))

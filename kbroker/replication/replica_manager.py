@@ -50,8 +50,9 @@ from kbroker.replication.validation import (
     INLINE_REBUILD_BYTES,
     INLINE_RECORDS,
     ValidationPool,
+    check_batch_header,
+    check_request_batch,
     raise_for_outcome,
-    validate_produce_batch,
     validation_policy,
 )
 from kbroker_protocol import record_walk
@@ -373,14 +374,17 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
         at once, else an awaitable of it (validation in the pool, or an earlier append to the same
         partition still pending). Raises/returns :class:`ProduceError` for a rejected batch."""
         config = partition.config
-        header, records = validate_produce_batch(records, version, config["max.message.bytes"],
-                                                 f"{partition.topic}-{partition.index}")
+        # Kafka's order: the request's rules (KafkaApis), the leader's min ISR for acks=all
+        # (Partition.appendRecordsToLeader), then the log's checks of the batch (UnifiedLog.append)
+        found, records = check_request_batch(records, version)
         if acks == -1 and len(partition.isr) < (min_isr := leadership.effective_min_isr(partition)):
             raise ProduceError(
                 ErrorCode.NOT_ENOUGH_REPLICAS,
                 f"The size of the current ISR {len(partition.isr)} is insufficient to satisfy the min.isr "
                 f"requirement of {min_isr} for partition {partition.topic}-{partition.index}",
             )
+        header, records = check_batch_header(records, found, config["max.message.bytes"],
+                                             f"{partition.topic}-{partition.index}")
         policy = validation_policy(partition, now_ms)
         rebuild = policy.target_codec is not None and policy.target_codec != header.compression
         seen = record_walk.delay_headers_seen

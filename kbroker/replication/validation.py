@@ -1,5 +1,6 @@
-"""The checks of a produced batch: its header (:func:`validate_produce_batch`, no partition state
-needed), its records inline or off the event loop, and per-partition append order around them.
+"""The checks of a produced batch: its header (:func:`validate_produce_batch`: the request's rules,
+then the log's; no partition state needed), its records inline or off the event loop, and
+per-partition append order around them.
 
 Checking the records of a produced batch (``kbroker_protocol.record_validation``) is cheap for the batches
 clients normally send, and those are checked inline. Anything bigger -- many records, a large
@@ -268,19 +269,41 @@ def raise_for_outcome(outcome: Outcome) -> Buffer:
 
 def validate_produce_batch(records: Buffer | None, version: int, max_message_bytes: int,
                            topic_partition: str = "") -> tuple[BatchHeader, Buffer]:
-    """Check the single batch of a v3+ Produce partition; returns ``(header, batch bytes)``.
+    """Check the single batch of a v3+ Produce partition; returns ``(header, batch bytes)``:
+    :func:`check_request_batch`, then :func:`check_batch_header`."""
+    header, records = check_request_batch(records, version)
+    return check_batch_header(records, header, max_message_bytes, topic_partition)
 
-    The request-level rules are Kafka's ``ProduceRequest.validateRecords``
-    (:func:`kbroker_protocol.records.check_produce_batch`); then, as Kafka's
-    ``UnifiedLog.analyzeAndValidateRecords`` and ``LogValidator.validateBatch`` do from the header
-    alone: baseOffset 0, size against ``max.message.bytes``, CRC, control bit, codec, offset range
-    and count, a sequence for a producer id. ``topic_partition`` names the partition in messages.
-    """
+
+def check_request_batch(records: Buffer | None, version: int) -> tuple[BatchHeader | None, Buffer]:
+    """The request-level rules, Kafka's ``ProduceRequest.validateRecords`` (its KafkaApis checks
+    them before the replica manager looks at the partition:
+    :func:`kbroker_protocol.records.check_produce_batch`); returns the header parsed there (None for
+    records shorter than one) and the records, for :func:`check_batch_header`."""
     code, header = check_produce_batch(version, records)  # (the header parsed once, there)
     if code != ErrorCode.NONE:
         raise ProduceError(code, _REQUEST_ERRORS.get(code))
     if records is None:  # (only below v3, which Produce rejects before: check_produce_batch checks v3+)
         raise ProduceError(ErrorCode.INVALID_RECORD, _REQUEST_ERRORS[ErrorCode.INVALID_RECORD])
+    return header, records
+
+
+def request_batch_error(records: Buffer | None, version: int) -> ErrorCode:
+    """:func:`check_request_batch`'s answer as a code (NONE: the request-level rules hold)."""
+    code, _header = check_produce_batch(version, records)
+    if code == ErrorCode.NONE and records is None:
+        return ErrorCode.INVALID_RECORD
+    return code
+
+
+def check_batch_header(records: Buffer, header: BatchHeader | None, max_message_bytes: int,
+                       topic_partition: str = "") -> tuple[BatchHeader, Buffer]:
+    """The log's checks of a batch that passed :func:`check_request_batch` (``header`` its result),
+    as Kafka's ``UnifiedLog.analyzeAndValidateRecords`` and ``LogValidator.validateBatch`` do from
+    the header alone, after the leader's min-ISR check (``Partition.appendRecordsToLeader``):
+    baseOffset 0, size against ``max.message.bytes``, CRC, control bit, codec, offset range and
+    count, a sequence for a producer id. ``topic_partition`` names the partition in messages.
+    """
     try:
         if header is None:
             header = parse_header(records, 0)  # (a batch shorter than its header: CORRUPT_MESSAGE)

@@ -40,8 +40,8 @@ def create(wire: Wire, name: str, version: int = 7, validate_only: bool = False,
     return result.error_code, result.error_message
 
 
-def produce_to(wire: Wire, name: str, partition: int = 0) -> int:
-    batch = build_batch([Record(key=None, value=b"x", timestamp=1_700_000_000_000)])
+def produce_to(wire: Wire, name: str, partition: int = 0, batches: int = 1) -> int:
+    batch = build_batch([Record(key=None, value=b"x", timestamp=1_700_000_000_000)]) * batches
     data = P.TopicProduceData(name=name, partition_data=[P.TopicProduceData.PartitionProduceData(
         index=partition, records=batch)])
     resp = wire.call(0, 9, transactional_id=None, acks=-1, timeout_ms=5000, topic_data=[data])
@@ -185,6 +185,10 @@ def test_clients_cannot_write_or_trim_an_internal_topic(broker, wire, name):
     before = state(broker)
     assert metadata(wire, [name])[name][:2] == (E.NONE, True)
     assert produce_to(wire, name) == E.INVALID_TOPIC_EXCEPTION
+    # Kafka's KafkaApis answers a partition the metadata lacks, then a batch breaking the request's
+    # rules (ProduceRequest.validateRecords), before the replica manager refuses the internal topic
+    assert produce_to(wire, name, partition=10_000) == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert produce_to(wire, name, batches=2) == E.INVALID_RECORD
     assert delete_records(wire, name) == (E.INVALID_TOPIC_EXCEPTION, -1)
     assert delete_records(wire, name, 0) == (E.INVALID_TOPIC_EXCEPTION, -1)
     assert state(broker) == before

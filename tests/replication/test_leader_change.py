@@ -45,6 +45,10 @@ async def test_requests_to_a_follower_name_the_leader_and_epochs_are_fenced():
             assert part.error_code == E.NOT_LEADER_OR_FOLLOWER
             assert (part.current_leader.leader_id, part.current_leader.leader_epoch) == (2, 1)
             assert [(n.node_id, n.host, n.port) for n in resp.node_endpoints] == [(2, host, int(port))]
+            # A batch breaking the request's rules (two batches) is answered so first, as Kafka's
+            # KafkaApis checks them (ProduceRequest.validateRecords) before the replica manager
+            two = batch([b"x"]) + batch([b"y"])
+            assert produced(await produce(conn, "t", two, acks=1, version=11)).error_code == E.INVALID_RECORD
             # A consumer with the old leader epoch is fenced and told the new leader (v16+).
             resp = await fetch(conn, "t", 0, leader_epoch=0, version=16, topic_id=topic_id)
             p = resp.responses[0].partitions[0]
@@ -55,6 +59,7 @@ async def test_requests_to_a_follower_name_the_leader_and_epochs_are_fenced():
             resp = await fetch(conn, "t", 0, version=10)
             assert resp.responses[0].partitions[0].error_code == E.NOT_LEADER_OR_FOLLOWER
         async with connected(cluster, 3) as conn:
+            assert produced(await produce(conn, "t", two, acks=1, version=11)).error_code == E.INVALID_RECORD
             resp = await fetch(conn, "t", 0, version=16, topic_id=topic_id)
             p = resp.responses[0].partitions[0]
             assert p.error_code == E.NOT_LEADER_OR_FOLLOWER

@@ -7,6 +7,7 @@ tests' set-ups, are tests/unit/replica_fakes.py; real partition logs live in a t
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,8 +17,11 @@ from kbroker.api.context import partition_or_error
 from kbroker.replication.produce_batch import ProduceError
 from kbroker.replication.replica_manager import RACK_AWARE_SELECTOR, ReplicaManager
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.records import Record, build_batch
 from tests.unit.replica_fakes import (
     NODE_ID,
+    PRODUCE_VERSION,
+    START_MS,
     FakeControllerChannel,
     FakeFetchers,
     FakePartitionState,
@@ -103,6 +107,40 @@ async def test_acks_all_is_refused_below_min_insync_replicas(rm) -> None:
     apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID]))
     assert refused(manager, broker, "t", 0, acks=-1) == ErrorCode.NOT_ENOUGH_REPLICAS
     assert append(manager, broker, "t", 0, b"a", acks=1).base_offset == 0  # acks=1 goes ahead
+
+
+def _refusal(manager: ReplicaManager, broker: FakeReplicaBroker, records: bytes, acks: int) -> ErrorCode:
+    partition = broker.partitions[("t", 0)]
+    with pytest.raises(ProduceError) as info:
+        manager.append_from_client(partition, records, PRODUCE_VERSION, acks, None, broker.clock.now_ms())
+    return info.value.code
+
+
+async def test_below_min_insync_replicas_acks_all_is_refused_before_the_log_checks_the_batch(rm) -> None:
+    """Kafka's order: the request's rules (KafkaApis, ProduceRequest.validateRecords), then the
+    leader's min-ISR check (Partition.appendRecordsToLeader), then the log's checks of the batch
+    (UnifiedLog.analyzeAndValidateRecords, LogValidator): an under-replicated partition answers a
+    corrupt batch NOT_ENOUGH_REPLICAS for acks=all."""
+    manager, broker, _fetchers = rm
+    p = broker.open_partition("t", 0, {"min.insync.replicas": "2", "max.message.bytes": "200"})
+    apply(manager, broker, p, FakePartitionState(NODE_ID, [NODE_ID, 2], [NODE_ID]))
+    good = batch(b"a")
+    bad_crc = bytearray(good)
+    bad_crc[-1] ^= 1
+    offset_5 = bytearray(good)
+    struct.pack_into(">q", offset_5, 0, 5)
+    no_sequence = build_batch([Record(key=None, value=b"a", timestamp=START_MS)], producer_id=7, producer_epoch=0)
+    too_large = batch(b"x" * 300)
+    for records, log_error in ((bytes(bad_crc), ErrorCode.CORRUPT_MESSAGE), (bytes(offset_5), ErrorCode.INVALID_RECORD),
+                               (no_sequence, ErrorCode.INVALID_RECORD), (too_large, ErrorCode.MESSAGE_TOO_LARGE)):
+        assert _refusal(manager, broker, records, acks=-1) == ErrorCode.NOT_ENOUGH_REPLICAS
+        assert _refusal(manager, broker, records, acks=1) == log_error
+    # the request's own rules come first: two batches, a batch of magic 1
+    assert _refusal(manager, broker, good + good, acks=-1) == ErrorCode.INVALID_RECORD
+    magic_1 = bytearray(good)
+    magic_1[16] = 1
+    assert _refusal(manager, broker, bytes(magic_1), acks=-1) == ErrorCode.INVALID_RECORD
+    assert p.log.log_end_offset == 0
 
 
 # -- the follower's fetches and the high watermark -------------------------------------------
