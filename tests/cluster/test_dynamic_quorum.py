@@ -151,6 +151,13 @@ def test_add_and_remove_controllers_with_kafkas_tool(dynamic):
     assert stale_update.current_leader.leader_id == after_add.leader_id
     assert update(after_add.leader_epoch, directory_id(c, 4)).error_code == E.NONE
     w.sock.close()
+    # The rewritten entry is a voter change of its own; Kafka takes no other change before it commits
+    # (REQUEST_TIMED_OUT "waiting for voters to commit the latest voter change"): wait until the high
+    # watermark reaches the leader's log end as it is now, past that change.
+    view = wait_until(lambda: leader_view(c, (1, 2, 3, 4)), 60, 0.1, "a leader", c.logs)
+    end = next(v.log_end_offset for v in view.current_voters if v.replica_id == view.leader_id)
+    wait_until(lambda: (p := leader_view(c, (1, 2, 3, 4))) is not None and p.high_watermark >= end, 60, 0.1,
+               f"the high watermark at {end}", c.logs)
 
     # a stale directory id is refused; then remove-controller removes a voter that is not the leader
     victim = next(n for n in (1, 2, 3) if n != after_add.leader_id)

@@ -246,7 +246,33 @@ def test_delete_records_log_dirs_and_dump_log(broker: Broker, tmp_path: Path) ->
 # -- kafka-configs -----------------------------------------------------------------------------------
 
 def configs(b: Broker, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    return tool("ConfigCommand", "--bootstrap-server", b.bootstrap, *args, ok=ok)
+    """kafka-configs; after a successful --alter of a topic's or a broker's configs, waits until a
+    --describe shows the change (see ``await_configs``)."""
+    res = tool("ConfigCommand", "--bootstrap-server", b.bootstrap, *args, ok=ok)
+    if "--alter" in args and res.returncode == 0:
+        entity = [a for i, a in enumerate(args) if a != "--alter" and "-config" not in a
+                  and not (i and "-config" in args[i - 1])]
+        added = dict(kv.split("=", 1) for kv in re.split(r",(?![^\[]*\])", value_after(args, "--add-config")) if kv)
+        await_configs(b, entity, {k: v.strip("[]") for k, v in added.items()},
+                      [k for k in value_after(args, "--delete-config").split(",") if k])
+    return res
+
+
+def value_after(args: tuple[str, ...], option: str) -> str:
+    return args[args.index(option) + 1] if option in args else ""
+
+
+def await_configs(b: Broker, entity: list[str], present: dict[str, str], absent: list[str] | None = None) -> None:
+    """Wait until a --describe of ``entity`` (topics or brokers) lists ``present`` and none of ``absent``.
+    The controller has committed an alter when the tool returns; the broker answering --describe
+    applies it right after (Kafka's describe can show the old value for a moment)."""
+    if "topics" not in entity and "brokers" not in entity:
+        return
+
+    def applied() -> bool:
+        lines = config_lines(tool("ConfigCommand", "--bootstrap-server", b.bootstrap, *entity, "--describe").stdout)
+        return all(lines.get(k) == v for k, v in present.items()) and not any(k in lines for k in absent or [])
+    wait_until(applied, timeout=60, message=f"{entity}: {present} set, {absent} unset in --describe")
 
 
 def config_lines(stdout: str) -> dict[str, str]:
@@ -517,6 +543,8 @@ def test_reassign_partitions_tool_on_one_broker(broker: Broker, tmp_path: Path) 
     assert "Successfully started partition reassignments for" in res.stdout, res.stdout
     assert "The inter-broker throttle limit was set to 1000 B/s" in res.stdout, res.stdout
     node = str(broker.node_id)
+    rates = {"leader.replication.throttled.rate": "1000", "follower.replication.throttled.rate": "1000"}
+    await_configs(broker, ["--entity-type", "brokers", "--entity-name", node], rates)
     desc = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--describe").stdout
     throttles = {k: v for k, v in config_lines(desc).items() if "throttled" in k}
     assert throttles == {"leader.replication.throttled.rate": "1000", "follower.replication.throttled.rate": "1000"}
@@ -530,6 +558,7 @@ def test_reassign_partitions_tool_on_one_broker(broker: Broker, tmp_path: Path) 
     assert f"Reassignment of partition {topic}-0 is completed." in res.stdout, res.stdout
     assert f"Reassignment of partition {topic}-1 is completed." in res.stdout, res.stdout
     assert f"Clearing broker-level throttles on broker {node}" in res.stdout, res.stdout
+    await_configs(broker, ["--entity-type", "brokers", "--entity-name", node], {}, list(rates))
     desc = configs(broker, "--entity-type", "brokers", "--entity-name", node, "--describe").stdout
     assert not [k for k in config_lines(desc) if "throttled" in k], desc
     # a topic throttle list is validated as Kafka's ThrottledReplicaListValidator
