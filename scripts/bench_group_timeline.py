@@ -12,6 +12,7 @@ connection, API, correlation id, bytes; Produce bodies are not kept). Then print
   bytes per partition.
 
     .venv/bin/python scripts/bench_group_timeline.py run kbroker 10 /tmp/gt-kb [--records 1000] [--debug cgrp]
+        [--set group.initial.rebalance.delay.ms=3000]
     .venv/bin/python scripts/bench_group_timeline.py timeline /tmp/gt-kb/dump.bin
     .venv/bin/python scripts/bench_group_timeline.py fetch /tmp/gt-kb/dump.bin
 
@@ -118,10 +119,10 @@ sys.exit(bench_loads.main(['group', '--bootstrap', {bootstrap!r}, '--topic', 'lo
 """
 
 
-def run(kind: str, members: int, out: Path, records: int, debug: str) -> None:
+def run(kind: str, members: int, out: Path, records: int, debug: str, extra: dict[str, str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     port = reference_kafka.free_port()
-    settings = {**bb.BENCH_SETTINGS, "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}"}
+    settings = {**bb.BENCH_SETTINGS, **extra, "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}"}
     node = sn.make(kind, out, settings, ROOT)
     parts = max(16, 2 * members)
     relay = None
@@ -247,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--records", type=int, default=100_000)
     p.add_argument("--debug", default="", help="librdkafka debug contexts (cgrp,fetch,...)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a broker setting over the benchmark's (both brokers take the same keys)")
     p = sub.add_parser("proxy")
     p.add_argument("listen", type=int)
     p.add_argument("target", type=int)
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dump", type=Path)
     a = ap.parse_args(argv)
     if a.cmd == "run":
-        run(a.kind, a.members, a.out, a.records, a.debug)
+        run(a.kind, a.members, a.out, a.records, a.debug, dict(kv.split("=", 1) for kv in a.set))
     elif a.cmd == "proxy":
         proxy(a.listen, a.target, a.dump)
     elif a.cmd == "timeline":
