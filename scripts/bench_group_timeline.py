@@ -9,12 +9,17 @@ connection, API, correlation id, bytes; Produce bodies are not kept). Then print
   error codes and generations, Fetch with its partitions, session and bytes per response);
 - ``fetch``: the fetch phase (after the last Produce answer): per consumer connection each Fetch's
   partitions, the broker's latency, the client's gap since its previous answer, and the record
-  bytes per partition.
+  bytes per partition;
+- ``client``: from a run with ``--debug fetch`` (OUT/client.log), per member: Fetch requests sent,
+  the median and minimum time from a Fetch's send to its first partition enqueued, messages per
+  answer, and how often the consumer queue was full (librdkafka then stops fetching for
+  ``fetch.queue.backoff.ms``, 1 s).
 
     .venv/bin/python scripts/bench_group_timeline.py run kbroker 10 /tmp/gt-kb [--records 1000] [--debug cgrp]
         [--set group.initial.rebalance.delay.ms=3000]
     .venv/bin/python scripts/bench_group_timeline.py timeline /tmp/gt-kb/dump.bin
     .venv/bin/python scripts/bench_group_timeline.py fetch /tmp/gt-kb/dump.bin
+    .venv/bin/python scripts/bench_group_timeline.py client /tmp/gt-kb/client.log   (after --debug fetch)
 
 ``run`` keeps the client's librdkafka log (``--debug``) in OUT/client.log and the broker's log
 files in OUT. The proxy's own latency (a Python process) is in every figure: read the order of
@@ -27,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_brokers as bb  # noqa: E402
@@ -239,6 +246,49 @@ def fetch_phase(path: Path) -> None:
         previous[conn] = t
 
 
+def client_fetches(path: Path) -> None:
+    """librdkafka's ``debug=fetch`` lines: "Fetch N/N/N toppar(s)" (a request sent), "Enqueue N
+    message(s)" (a partition of an answer queued), "Queue full" (a backoff)."""
+    events: dict[str, list[tuple[str, float, int]]] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        fields = line.split("|")
+        if len(fields) < 5:
+            continue
+        try:
+            t = float(fields[1])
+        except ValueError:
+            continue
+        member = fields[3].split("#")[0]
+        text = fields[4]
+        if re.search(r"Fetch \d+/\d+/\d+ toppar", text):
+            events.setdefault(member, []).append(("send", t, 0))
+        elif (m := re.search(r"Enqueue (\d+) message", text)) is not None:
+            events.setdefault(member, []).append(("enqueue", t, int(m.group(1))))
+        elif "Queue full" in text:
+            events.setdefault(member, []).append(("full", t, 0))
+    for member, evs in sorted(events.items()):
+        latencies: list[float] = []
+        per_answer: list[int] = []
+        sent: float | None = None
+        messages = 0
+        first = True
+        for kind, t, n in evs:
+            if kind == "send":
+                if sent is not None and messages:
+                    per_answer.append(messages)
+                sent, messages, first = t, 0, True
+            elif kind == "enqueue" and sent is not None:
+                if first:
+                    latencies.append((t - sent) * 1000)
+                    first = False
+                messages += n
+        sends = sum(1 for e in evs if e[0] == "send")
+        full = len({t for kind, t, _n in evs if kind == "full"})  # (one line per partition)
+        lat = f"median {median(latencies):.1f} ms, min {min(latencies):.1f} ms" if latencies else "-"
+        print(f"{member}: {sends} fetches, send to first enqueue {lat}, "
+              f"messages per answer median {median(per_answer) if per_answer else 0}, queue full {full}x (1 s without fetching each)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -259,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--t0", type=float, default=None, help="unix time of 0 (default: the first frame)")
     p = sub.add_parser("fetch")
     p.add_argument("dump", type=Path)
+    p = sub.add_parser("client")
+    p.add_argument("log", type=Path)
     a = ap.parse_args(argv)
     if a.cmd == "run":
         run(a.kind, a.members, a.out, a.records, a.debug, dict(kv.split("=", 1) for kv in a.set))
@@ -266,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         proxy(a.listen, a.target, a.dump)
     elif a.cmd == "timeline":
         timeline(a.dump, a.t0)
+    elif a.cmd == "client":
+        client_fetches(a.log)
     else:
         fetch_phase(a.dump)
     return 0
