@@ -57,6 +57,13 @@ TOPIC_COUNTERS = (
 )
 
 
+class BuiltCoordinators(Protocol):
+    """The broker's coordinators as a scrape reads them (``kbroker.wiring.coordinators.Coordinators``):
+    the group coordinator only if something built it (a scrape builds none; unbuilt, it has no groups)."""
+
+    def built_group(self) -> GroupCoordinator | None: ...
+
+
 class CollectedBroker(Protocol):
     """What the collector reads of the broker at scrape time (``kbroker.broker.Broker``)."""
 
@@ -77,7 +84,7 @@ class CollectedBroker(Protocol):
     def metadata_log(self) -> PartitionLog | RaftLogView | None: ...  # None before start
 
     @property
-    def group_coordinator(self) -> GroupCoordinator | None: ...
+    def coordinators(self) -> BuiltCoordinators: ...
 
     @property
     def connections(self) -> Collection[KafkaConnection]: ...
@@ -254,7 +261,7 @@ class BrokerCollector(Collector):
         lag = GaugeMetricFamily("kafka_consumergroup_lag",
                                 "A partition's high watermark minus the group's committed offset.",
                                 labels=["consumergroup", "topic", "partition"])
-        coordinator = self.broker.group_coordinator
+        coordinator = self.broker.coordinators.built_group()
         committed = coordinator.offsets.committed if coordinator is not None else {}
         for group in sorted(committed):
             for (topic, index), value in sorted(committed[group].items()):

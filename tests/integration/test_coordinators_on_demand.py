@@ -161,3 +161,22 @@ def test_delayed_delivery_is_built_by_the_first_delayed_batch_and_at_a_restart_o
     with BrokerThread(data_dir=str(tmp_path)) as b:
         assert delayed_built(b)
         assert b.call(lambda: b.broker.delayed.loaded and sorted(b.broker.delayed.states)) == list(range(10))
+
+
+def test_a_metrics_scrape_builds_no_coordinator(tmp_path):
+    """The group metrics read the group coordinator only if something built it (none: no groups)."""
+    from metrics_http import scrape, value
+
+    with BrokerThread({"kbroker.http.listeners": "http://127.0.0.1:0"}, data_dir=str(tmp_path)) as b:
+        w = Wire(b.bootstrap_servers)
+        try:
+            create_topic(w, "plain")
+            assert not any(name == "kafka_consumergroup_current_offset" for name, _ in scrape(b))
+            assert not built(b)
+            find_coordinator(w, GROUP, ["g3"])
+            assert commit(w, "g3", "plain", 4) == [E.NONE]
+            samples = scrape(b)
+            assert value(samples, "kafka_consumergroup_current_offset", consumergroup="g3", topic="plain",
+                         partition="0") == 4
+        finally:
+            w.close()
