@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kbroker.log import PartitionLog
     from kbroker.log.group_commit import GroupCommit
     from kbroker.replication.producer_state import PartitionProducerState
+    from kbroker_protocol.record_validation import Policy
 
 
 UNKNOWN_OFFSET = -1
@@ -84,8 +85,9 @@ class Partition:
         self.config: dict[str, Any] = config or {}  # effective topic-level settings (typed), by Kafka key
         self.append_order = AppendOrder()  # appends from clients, in request order
         self.group_commit: GroupCommit | None = None  # fsyncs of flush.messages appends (created on use)
-        # (validation.validation_policy's reading of ``config``, kept while ``config`` is the same dict)
-        self.policy_args: tuple[dict[str, Any], tuple[Any, ...]] | None = None
+        # (validation.validation_policy's reading of ``config``, kept while ``config`` is the same
+        # dict, and the last policy it made)
+        self.policy_args: tuple[dict[str, Any], tuple[Any, ...], Policy] | None = None
         # Counters read by the metrics endpoint at scrape time (kbroker.metrics): plain ints, as
         # Kafka's BrokerTopicMetrics count them (client appends and fetch responses only).
         self.bytes_in = 0

@@ -228,16 +228,22 @@ def validation_policy(partition: TopicPartitionConfig, now_ms: int) -> Policy:
     """What the partition's topic config asks of a produced batch (Kafka's LogValidator inputs).
 
     The config's part is read once per config dict (a topic config change replaces the partition's
-    dict, kbroker/wiring/local_partitions.py) and kept on the partition (``policy_args``)."""
+    dict, kbroker/wiring/local_partitions.py) and kept on the partition (``policy_args``), with the
+    last policy made: a request in the same millisecond gets that one again (a Policy is frozen; a
+    busy partition takes many requests a millisecond, and building one costs a dozen attribute sets)."""
     config = partition.config
     cached = getattr(partition, "policy_args", None)
     if cached is not None and cached[0] is config:
+        last: Policy = cached[2]
+        if last.now_ms == now_ms:
+            return last
         args = cached[1]
     else:
         args = _policy_args(partition, config)
-        if hasattr(partition, "policy_args"):
-            partition.policy_args = (config, args)
-    return Policy(args[0], now_ms, *args[1:])
+    policy = Policy(args[0], now_ms, *args[1:])
+    if hasattr(partition, "policy_args"):
+        partition.policy_args = (config, args, policy)
+    return policy
 
 
 def _policy_args(partition: TopicPartitionConfig, config: dict[str, Any]) -> tuple[Any, ...]:

@@ -37,3 +37,15 @@ def test_a_replaced_topic_config_changes_the_next_policy() -> None:
     after = validation_policy(p, 3_000)
     assert (after.log_append_time, after.target_codec, after.compression_level) == (True, 1, 5)
     assert (after.max_message_bytes, after.before_max_ms, after.now_ms) == (2048, 60_000, 3_000)
+
+
+def test_a_request_in_the_same_millisecond_gets_the_same_policy() -> None:
+    p = _partition()
+    first = validation_policy(p, 1_000)
+    assert validation_policy(p, 1_000) is first
+    later = validation_policy(p, 1_001)
+    assert later is not first and later.now_ms == 1_001
+    assert validation_policy(p, 1_000).now_ms == 1_000  # (a clock read earlier still gets its own time)
+    p.config = dict(TOPIC_DEFAULTS, **{"max.message.bytes": 2048})
+    changed = validation_policy(p, 1_000)
+    assert (changed.max_message_bytes, changed.now_ms) == (2048, 1_000)
