@@ -154,11 +154,16 @@ class LogReads(LogState):
         self, seg: LogSegment, offset: int, limit: int, max_bytes: int, must_fill: bool
     ) -> tuple[FileSlice | None, bool]:
         """A slice of ``seg`` from ``offset``; ``done`` when a limit stopped it (not the segment end)."""
-        found = seg.translate_offset(offset)
-        if found is None:
-            return None, False
-        start, header = found
-        if header.last_offset >= limit:
+        tail = seg.tail_batch_at(offset)  # a consumer at the log's end: its batch, no file read
+        if tail is not None:
+            start, last_offset, batch_size = tail
+        else:
+            found = seg.translate_offset(offset)
+            if found is None:
+                return None, False
+            start, header = found
+            last_offset, batch_size = header.last_offset, header.size
+        if last_offset >= limit:
             return None, True
         if limit < seg.next_offset:
             limit_found = seg.translate_offset(limit, start)
@@ -169,7 +174,7 @@ class LogReads(LogState):
         if end == start:
             if not must_fill:
                 return None, True
-            end = start + header.size
+            end = start + batch_size
         self._verify_to(seg, end)
         # Stopped before the segment end: max_bytes or max_offset cut it, the read is complete.
         return FileSlice(seg.handle(), start, end - start), end < seg.size

@@ -104,7 +104,7 @@ class LogSegment:
         "directory", "base_offset", "suffix", "log_path", "file", "used", "closed", "offset_index", "time_index", "size",
         "next_offset", "max_timestamp", "offset_of_max_timestamp", "first_batch_timestamp", "created_ms",
         "roll_jitter_ms", "index_bytes", "bytes_since_last_index_entry", "verified_size", "num_records_estimate",
-        "append_limits", "txn_index", "reserved_end", "has_txn_batches", "writeback_pos", "unborn",
+        "append_limits", "txn_index", "reserved_end", "has_txn_batches", "writeback_pos", "unborn", "tail_batch",
     )
 
     def __init__(
@@ -160,6 +160,9 @@ class LogSegment:
         self.writeback_pos = 0  # write-back queued up to here (see writeback)
         # False only while the segment is known to hold no transactional or control batch.
         self.has_txn_batches = True
+        # (position, base offset, last offset, size) of the batch `track_batch` saw last: a read of
+        # the log's tail finds its batch without the index and the batch walk (`tail_batch_at`)
+        self.tail_batch: tuple[int, int, int, int] | None = None
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -220,6 +223,18 @@ class LogSegment:
         else:
             self.bytes_since_last_index_entry += size
         self.next_offset = last_offset + 1
+        self.tail_batch = (pos, base_offset, last_offset, size)
+
+    def tail_batch_at(self, offset: int) -> tuple[int, int, int] | None:
+        """``(position, last offset, size)`` of the segment's last batch when ``offset`` is in it
+        (what `translate_offset` finds, without reading the file), else None. Known only while
+        the segment ends where the last tracked batch ended: a truncation, a load from disk or
+        anything else that moved the end without `track_batch` leaves it to `translate_offset`."""
+        tail = self.tail_batch
+        if (tail is not None and tail[1] <= offset <= tail[2] and tail[2] + 1 == self.next_offset
+                and tail[0] + tail[3] == self.size):
+            return tail[0], tail[2], tail[3]
+        return None
 
     def rebuild(self, *, validate: bool, interval: int, end: int | None = None) -> Damage | None:
         """Scan the whole file, rebuild both indexes and the in-memory state.
