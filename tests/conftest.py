@@ -49,6 +49,9 @@ def is_slow(path: Path) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A reference broker's storage format runs in the tools' warm JVM (scripts/reference_kafka.py).
+    import reference_kafka
+    reference_kafka.WARM_FORMAT = True
     config.addinivalue_line(
         "markers", "slow: starts other programs or many brokers (deselect with -m 'not slow' for a quick loop)")
 
