@@ -18,6 +18,9 @@ PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python
 
 
 def _load_reference_kafka():
+    # reference_kafka imports its sibling modules (reference_kafka_base, reference_kafka_jvm) by name
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.append(str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location("reference_kafka", ROOT / "scripts" / "reference_kafka.py")
     mod = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
