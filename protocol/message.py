@@ -52,12 +52,42 @@ DEFAULT: Any = _Default()
 """Sentinel for constructor arguments whose default is a fresh list or struct."""
 
 
-class Message:
+def _lazy_default(self: Any, name: str) -> Any:
+    """``__getattr__`` of a message class with lazy struct defaults (``_LAZY_DEFAULTS``): only
+    reached when a slot is unset (decoders leave such a field unset when the input does not
+    carry it), the default is built and stored on first access."""
+    factory = type(self)._LAZY_DEFAULTS.get(name)
+    if factory is None:
+        raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
+    value = factory()
+    object.__setattr__(self, name, value)
+    return value
+
+
+if TYPE_CHECKING:  # (the type checker sees plain classes: a message class is a type[Message])
+    _MessageType = type
+else:
+
+    class _MessageType(type):
+        """The generated modules give a class its ``_LAZY_DEFAULTS`` after defining it; only then does
+        the class get a ``__getattr__`` (:func:`_lazy_default`). A class with a ``__getattr__`` loses
+        the interpreter's fast attribute loads (every read of a field, in the codec and the handlers,
+        looks the type up three times over), so the classes without lazy fields, most of them, have none."""
+
+        def __setattr__(cls, name: str, value: Any) -> None:
+            super().__setattr__(name, value)
+            if name == "_LAZY_DEFAULTS" and value and "__getattr__" not in cls.__dict__:
+                super().__setattr__("__getattr__", _lazy_default)
+
+
+class Message(metaclass=_MessageType):
     """Behaviour shared by every generated struct class.
 
     Subclasses define ``__slots__``, ``_FIELDS`` (attribute names in spec order), ``API_KEY``,
     ``MIN_VERSION``, ``MAX_VERSION``, ``FLEXIBLE_MIN_VERSION`` and the per-version function
     tables ``_READERS`` (``(buf, pos) -> (obj, pos)``) and ``_WRITERS`` (``(obj, writer)``).
+    A class with struct fields whose default decoders leave unset gets ``_LAZY_DEFAULTS`` (field
+    name -> struct class), and with it a ``__getattr__`` building the default on first access.
     """
 
     __slots__ = ()
@@ -69,18 +99,6 @@ class Message:
     MIN_VERSION = 0
     MAX_VERSION = -1
     FLEXIBLE_MIN_VERSION: int | None = None
-
-    if not TYPE_CHECKING:  # (hidden from the type checker: every field is declared by its class)
-
-        def __getattr__(self, name: str) -> Any:
-            # Only reached when a slot is unset: decoders leave struct fields at their (fresh
-            # struct) default unset, and the default is built and stored on first access.
-            factory = type(self)._LAZY_DEFAULTS.get(name)
-            if factory is None:
-                raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
-            value = factory()
-            object.__setattr__(self, name, value)
-            return value
 
     @classmethod
     def _check_version(cls, version: int, table: tuple) -> Any:

@@ -68,6 +68,12 @@ PartData = FetchResponse.FetchableTopicResponse.PartitionData
 Aborted = FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction
 ZERO_UUID = uuid.UUID(int=0)
 EMPTY = b""
+# A partition's tagged structs at their defaults (not written): one instance each for every answer
+# instead of three new ones per partition per response. Never changed in place: `_build` sets
+# another object on the partition when one is not at its default.
+_NO_DIVERGING = PartData.EpochEndOffset()
+_NO_LEADER = PartData.LeaderIdAndEpoch()
+_NO_SNAPSHOT = PartData.SnapshotId()
 
 
 class LeaderLookup(Protocol):
@@ -174,19 +180,23 @@ def _error(want: _Want, code: ErrorCode) -> _Read:
 def _read_partition(broker: FetchServices, want: _Want, limit: int, min_one: bool, isolation: int,
                     replica: _Replica | None = None, client: _Client | None = None) -> _Read:
     c = want.cached
-    if want.topic_name is None:
+    name = want.topic_name
+    if name is None:
         return _error(want, want.unknown_error)
-    partition, missing = partition_or_error(broker, want.topic_name, c.partition)
+    # (partition_or_error's lookup; the error is worked out only when this broker has no replica)
+    partition = broker.replica_manager.partition(name, c.partition)
     if partition is None:
-        return _error(want, missing)
-    if c.current_leader_epoch >= 0:
-        if c.current_leader_epoch > partition.leader_epoch:
+        return _error(want, partition_or_error(broker, name, c.partition)[1])
+    epoch = c.current_leader_epoch
+    if epoch >= 0:
+        if epoch > partition.leader_epoch:
             return _error(want, ErrorCode.UNKNOWN_LEADER_EPOCH)
-        if c.current_leader_epoch < partition.leader_epoch:
+        if epoch < partition.leader_epoch:
             return _error(want, ErrorCode.FENCED_LEADER_EPOCH)
-    if not partition.is_leader and (replica is not None or client is None):
+    leader = partition.is_leader
+    if not leader and (replica is not None or client is None):
         return _error(want, ErrorCode.NOT_LEADER_OR_FOLLOWER)
-    if client is not None and client.rack and partition.is_leader:
+    if leader and client is not None and client.rack:
         preferred = broker.replica_manager.preferred_read_replica(partition, client.rack, c.fetch_offset,
                                                                   client.listener)
         if preferred is not None:
@@ -311,6 +321,9 @@ def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode =
             aborted_transactions=r.aborted,
             preferred_read_replica=r.preferred,
             records=r.records,
+            diverging_epoch=_NO_DIVERGING,
+            current_leader=_NO_LEADER,
+            snapshot_id=_NO_SNAPSHOT,
         )
         if r.diverging is not None:
             pd.diverging_epoch = PartData.EpochEndOffset(epoch=r.diverging[0], end_offset=r.diverging[1])
