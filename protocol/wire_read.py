@@ -258,8 +258,21 @@ def read_uuid(buf: memoryview, pos: int) -> tuple[uuid.UUID, int]:
     return uuid.UUID(bytes=bytes(buf[pos:end])), end
 
 
+# The UUIDs decoded last, by their 16 bytes: a topic id comes back in request after request, and
+# uuid.UUID's constructor is Python code of its own (checks, int.from_bytes, a setattr). UUIDs are
+# immutable, so equal ones may be one object. Cleared when it holds _UUID_CACHE_SIZE of them.
+_UUID_CACHE: dict[bytes, uuid.UUID] = {}
+_UUID_CACHE_SIZE = 4096
+
+
 def uuid_from_bytes(raw: bytes) -> uuid.UUID:
-    return uuid.UUID(bytes=raw)
+    found = _UUID_CACHE.get(raw)
+    if found is None:
+        found = uuid.UUID(bytes=raw)
+        if len(_UUID_CACHE) >= _UUID_CACHE_SIZE:
+            _UUID_CACHE.clear()
+        _UUID_CACHE[raw] = found
+    return found
 
 
 def read_array_len(buf: memoryview, pos: int, nullable: bool, min_size: int = 1) -> tuple[int, int]:
