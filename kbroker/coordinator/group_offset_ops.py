@@ -18,6 +18,7 @@ from kbroker.coordinator.share_group import ShareGroup
 from kbroker.coordinator.streams_group import StreamsGroup
 from kbroker.log.errors import LogClosedError, LogError
 from kbroker.replication.deadline import Deadline
+from kbroker.replication.partition import partition_state
 from kbroker.replication.produce_batch import ProduceError
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.records import ControlType, build_control_batch
@@ -378,12 +379,20 @@ class GroupOffsetOps(GroupCoordinatorCore):
         (acks=-1, as Kafka's marker appends) or with the partition's error:
         UNKNOWN_TOPIC_OR_PARTITION (not hosted here), NOT_LEADER_OR_FOLLOWER (not led here, or
         its log being deleted), KAFKA_STORAGE_ERROR (its log dir failed), NOT_ENOUGH_REPLICAS_AFTER_APPEND
-        or REQUEST_TIMED_OUT (not replicated in time); the transaction coordinator retries those."""
+        or REQUEST_TIMED_OUT (not replicated in time); the transaction coordinator retries those.
+        A marker older than the producer state of the partition is refused, as every partition's
+        (Kafka's ProducerAppendInfo.appendEndTxnMarker, reached by the group coordinator's append
+        too): INVALID_PRODUCER_EPOCH (an older producer epoch) or TRANSACTION_COORDINATOR_FENCED (an
+        older coordinator epoch: a coordinator that lost the transaction's partition), with nothing
+        written and no pending offsets completed."""
         partition = self.broker.partition(OFFSETS_TOPIC, index)
         if partition is None:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         if not partition.is_leader:
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        code = partition_state(partition).check_marker(producer_id, producer_epoch, coordinator_epoch)
+        if code != ErrorCode.NONE:
+            return code
         try:
             self.complete_txn_partition(producer_id, index, commit, producer_epoch, coordinator_epoch)
         except ProduceError as exc:

@@ -226,6 +226,40 @@ def test_write_txn_markers_to_the_offsets_partition_closes_the_transaction_there
                     EndTxnResponse, 3).error_code == 0
 
 
+def test_a_stale_marker_for_the_offsets_partition_is_refused(broker, raw):
+    """A marker for an offsets partition from a coordinator epoch older than the one the
+    partition's producer state holds (a transaction coordinator that lost the transaction's
+    partition, its WriteTxnMarkers arriving late) is refused with TRANSACTION_COORDINATOR_FENCED,
+    as Kafka's ProducerAppendInfo.appendEndTxnMarker refuses it on the group coordinator's append:
+    nothing is written and the producer's open transaction there (its pending offsets) stays open."""
+    from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
+
+    topic, tid = new_name("stale"), new_name("stale-tx")
+    group, part = own_group(broker, "stale-group")
+    create_topic(broker.bootstrap_servers, topic)
+    init = init_producer_id(raw, tid)
+    pid, epoch = init.producer_id, init.producer_epoch
+    M = WriteTxnMarkersRequest.WritableTxnMarker
+
+    def marker(coordinator_epoch: int) -> int:
+        m = M(producer_id=pid, producer_epoch=epoch, transaction_result=True, coordinator_epoch=coordinator_epoch,
+              topics=[M.WritableTxnMarkerTopic(name=OFFSETS, partition_indexes=[part])])
+        response = raw.call(WriteTxnMarkersRequest(markers=[m]), WriteTxnMarkersResponse, 1)
+        return response.markers[0].topics[0].partitions[0].error_code
+
+    _txn_offset_commit(raw, tid, pid, epoch, group, topic, 3)
+    assert marker(7) == ErrorCode.NONE  # the partition's producer state now holds coordinator epoch 7
+    _txn_offset_commit(raw, tid, pid, epoch, group, topic, 8)  # opens a transaction there again
+    end = list_offset(raw, OFFSETS, part)
+    assert list_offset(raw, OFFSETS, part, isolation=1) == end - 1
+    assert marker(6) == ErrorCode.TRANSACTION_COORDINATOR_FENCED
+    assert list_offset(raw, OFFSETS, part) == end  # nothing written
+    assert list_offset(raw, OFFSETS, part, isolation=1) == end - 1  # the transaction still open
+    assert stable_offset(raw, group, topic)[1] == ErrorCode.UNSTABLE_OFFSET_COMMIT
+    assert marker(7) == ErrorCode.NONE  # the current coordinator epoch completes it
+    assert stable_offset(raw, group, topic) == (8, ErrorCode.NONE)
+
+
 def _txn_offset_commit(raw: RawClient, tid: str, pid: int, epoch: int, group: str, topic: str, offset: int) -> None:
     added = raw.call(AddOffsetsToTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch,
                                             group_id=group), AddOffsetsToTxnResponse, 3)
