@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, refusal
+from kbroker.api.leader_hint import LeaderLookup, current_leader
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
@@ -49,7 +50,6 @@ from kbroker.replication.fetch_sessions import (
     FetchSession,
     FetchSessionCache,
 )
-from kbroker.replication.partition import Partition
 from kbroker.security.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC, authorized
 from kbroker.security.quotas import ClientQuotaManager, principal_user
 from kbroker.security.replication_quotas import ReplicationQuotaHost, ReplicationQuotas, replication_quotas
@@ -59,7 +59,6 @@ from kbroker_protocol.primitives import Records
 
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
-    from kbroker.metadata.image import MetadataImage
     from kbroker.replication.deadline import WaitClock
     from kbroker.security.quotas import ClientQuotas
 
@@ -74,17 +73,6 @@ EMPTY = b""
 _NO_DIVERGING = PartData.EpochEndOffset()
 _NO_LEADER = PartData.LeaderIdAndEpoch()
 _NO_SNAPSHOT = PartData.SnapshotId()
-
-
-class LeaderLookup(Protocol):
-    """What :func:`current_leader` reads of the broker (Fetch's and Produce's KIP-951 answers)."""
-
-    node_id: int
-    image: MetadataImage
-
-    def partition(self, topic: str, index: int) -> Partition | None: ...
-
-    def listener_endpoint(self, listener: str) -> tuple[str, int]: ...
 
 
 class FetchServices(LeaderLookup, ReplicationQuotaHost, PartitionLookup, Authorizing, Protocol):
@@ -273,30 +261,6 @@ def _read_all(broker: FetchServices, wants: list[_Want], max_bytes: int, isolati
 
 
 _LEADER_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH)
-
-
-def current_leader(broker: LeaderLookup, topic: str | None, index: int, listener: str,
-                   endpoints: dict[int, tuple[str, int, str | None]]) -> tuple[int, int]:
-    """(leader id, leader epoch) of a partition for KIP-951 answers, from the local replica or
-    the image; the leader's endpoint on ``listener`` is added to ``endpoints`` when it is live."""
-    state = broker.image.partition(topic, index) if topic is not None else None
-    partition = broker.partition(topic, index) if topic is not None else None
-    if partition is not None:
-        leader, epoch = partition.leader_id, partition.leader_epoch
-    elif state is not None:
-        leader, epoch = state.leader, state.leader_epoch
-    else:
-        return -1, -1
-    reg = broker.image.brokers.get(leader)
-    if reg is not None and not reg.fenced:
-        if leader == broker.node_id:
-            host, port = broker.listener_endpoint(listener)
-            endpoints[leader] = (host, port, reg.rack)
-        else:
-            ep = reg.endpoints.get(listener)
-            if ep is not None:
-                endpoints[leader] = (ep[0], ep[1], reg.rack)
-    return leader, epoch
 
 
 def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE,

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
-from kbroker.api.fetch import LeaderLookup, current_leader
+from kbroker.api.leader_hint import LeaderLookup, current_leader
 from kbroker.api.produce_answer import SingleAnswer
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
