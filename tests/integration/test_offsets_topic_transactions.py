@@ -33,6 +33,8 @@ from kbroker_protocol.messages.describe_transactions import (
     DescribeTransactionsResponse,
 )
 from kbroker_protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
+from kbroker_protocol.messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
+from kbroker_protocol.messages.list_offsets import ListOffsetsRequest, ListOffsetsResponse
 from kbroker_protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
 from tests.integration.cli_helpers import BrokerProcess, base_args
 from tests.integration.transaction_restart_helpers import FAST_TIMEOUTS
@@ -447,6 +449,24 @@ def _reference_scenario(bootstrap: str) -> list:
     return out
 
 
+def _wait_for_offsets_partition(raw: RawClient, group: str, part: int) -> None:
+    """Until the group's coordinator is found and its offsets partition answers ListOffsets: the
+    first FindCoordinator for a group creates __consumer_offsets (a fresh broker has none, and the
+    consumers' own lookups run in the background)."""
+    def found() -> bool:
+        answer = raw.call(FindCoordinatorRequest(key_type=0, coordinator_keys=[group]), FindCoordinatorResponse, 4)
+        return answer.coordinators[0].error_code == ErrorCode.NONE
+
+    def answers() -> bool:
+        request = ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=[ListOffsetsRequest.ListOffsetsTopic(
+            name=OFFSETS, partitions=[ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(
+                partition_index=part, timestamp=-1)])])
+        return raw.call(request, ListOffsetsResponse, 5).topics[0].partitions[0].error_code == ErrorCode.NONE
+
+    wait_until(found, message=f"a coordinator for {group}")
+    wait_until(answers, message=f"{OFFSETS}-{part} answering ListOffsets")
+
+
 def _two_groups_scenario(bootstrap: str) -> list:
     """A transactional producer committing offsets for two groups of one offsets partition, in a
     committed then an aborted transaction: after each, the partition's end offset and LSO
@@ -464,6 +484,7 @@ def _two_groups_scenario(bootstrap: str) -> list:
     out: list = []
     try:
         producer.init_transactions(60)
+        _wait_for_offsets_partition(raw, "ref-two-a", part)
         base = list_offset(raw, OFFSETS, part)
         for offset, commit in ((5, True), (9, False)):
             producer.begin_transaction()
