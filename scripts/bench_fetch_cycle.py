@@ -45,7 +45,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -55,6 +54,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_broker import free_port, metadata_ok  # noqa: E402
 from bench_mixed_split import schedstat  # noqa: E402
+from callgrind_control import callgrind_control  # noqa: E402
 from tree_path import tree_pythonpath  # noqa: E402
 
 from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
@@ -162,21 +162,11 @@ class Broker:
 
     def control(self, *args: str) -> None:
         """callgrind_control, poking the broker with requests until it has taken the command."""
-        done = threading.Event()
-        result: list[subprocess.CompletedProcess[bytes]] = []
-
-        def run() -> None:
-            result.append(subprocess.run(["callgrind_control", *args, str(self.proc.pid)], capture_output=True))
-            done.set()
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        while not done.wait(0.05):
+        def poke() -> None:
             self.poke.send(self.poke_frame)
             self.poke.recv()
-        thread.join()
-        if result[0].returncode != 0:
-            raise SystemExit(f"callgrind_control {args} failed: {result[0].stderr.decode()}")
+
+        callgrind_control(self.proc.pid, args, poke)
 
     def instructions(self, label: str) -> int:
         self.control("-d", label)

@@ -43,7 +43,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -53,6 +52,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_broker import free_port, metadata_ok  # noqa: E402
 from bench_metrics_ab import RAW_PER_FETCH, RAW_RECORDS, RECORD, Work, fetch_frame  # noqa: E402  (warm-up)
+from callgrind_control import callgrind_control  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from tree_path import tree_pythonpath  # noqa: E402
 
@@ -109,22 +109,12 @@ class Broker:
 
     def control(self, *args: str) -> None:
         """callgrind_control, poking the broker with requests until it has taken the command."""
-        done = threading.Event()
-        result: list[subprocess.CompletedProcess[bytes]] = []
-
-        def run() -> None:
-            result.append(subprocess.run(["callgrind_control", *args, str(self.proc.pid)], capture_output=True))
-            done.set()
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        while not done.wait(0.05):
+        def poke() -> None:
             self.poke_sock.sendall(self.poke_frame)
             (size,) = struct.unpack(">i", self.poke_reader.read(4))
             self.poke_reader.read(size)
-        thread.join()
-        if result[0].returncode != 0:
-            raise SystemExit(f"callgrind_control {args} failed: {result[0].stderr.decode()}")
+
+        callgrind_control(self.proc.pid, args, poke)
 
     def scrape(self) -> None:
         if self.url:
