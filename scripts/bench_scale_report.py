@@ -34,7 +34,9 @@ CURVES: dict[str, tuple[str, str, list[tuple[str, str, str, bool]]]] = {
     "groups": ("members", "consumer group members", [
         ("join_s", "join (all members assigned)", "s", False),
         ("rebalance_s", "rebalance (one member more)", "s", False),
-        ("fetch_mb_per_s", "group fetch", "MB/s", True),
+        ("fetch_flow_mb_per_s", "group fetch, first record to last", "MB/s", True),
+        ("fetch_mb_per_s", "group fetch, from the resume (librdkafka's fetcher wakes on a 1-s tick)", "MB/s", True),
+        ("fetch_wake_s", "from the resume to the first record", "s", False),
         ("cpu_s_per_gb", "broker CPU per GB fetched", "CPU s/GB", False),
     ]),
     "ceiling": ("clients", "producer connections (librdkafka, 1 KiB, acks=1)", [
