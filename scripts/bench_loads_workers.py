@@ -131,7 +131,8 @@ def w_group(a: argparse.Namespace) -> dict:
     """A consumer group of `conns` librdkafka members (classic protocol) on the topic:
 
     - join: all members subscribe; seconds until each has a partition and together they hold every
-      partition once (the topic needs at least conns + 1 partitions);
+      partition once (the topic needs at least conns + 1 partitions). On a fresh broker this is the
+      first group: its FindCoordinator creates `__consumer_offsets`;
     - rebalance: one more member subscribes; seconds until the same holds for conns + 1 members;
     - fetch: every member pauses, `records` records of `record_size` are produced, then all
       resume; MB/s until the group has consumed them all, from the resume (`fetch_mb_per_s`) and
@@ -139,54 +140,68 @@ def w_group(a: argparse.Namespace) -> dict:
       wake-up: a resume does not wake its fetcher, which looks at the partitions again on its own
       ~1-s tick counted from the pause (seen in its `debug=fetch` log as "not fetchable: paused",
       then the next Fetch ~0.97 s or ~1.94 s later), so from the resume to the first Fetch is
-      anything from 0 to 1 s whichever the broker, decided by how long the produce phase took."""
+      anything from 0 to 1 s whichever the broker, decided by how long the produce phase took;
+    - second join (`join_second_s`): a second group of `conns` members (starting at the log end,
+      so it fetches nothing) joins the same way while the first group stays, with the coordinator
+      and `__consumer_offsets` already up."""
     from confluent_kafka import Consumer, Producer
 
     parts = set(_partitions(a.bootstrap, a.topic))
-    conf = {"bootstrap.servers": a.bootstrap, "group.id": f"bench-group-{os.getpid()}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False, "enable.partition.eof": False,
+    base = {"bootstrap.servers": a.bootstrap, "enable.auto.commit": False, "enable.partition.eof": False,
             "fetch.wait.max.ms": 100, "session.timeout.ms": 45000, "heartbeat.interval.ms": 3000,
             "queued.max.messages.kbytes": 16384}
-    assigned: list[set[int]] = []
-    consumers: list = []
     state = {"records": 0, "bytes": 0}
 
-    def add_member() -> None:
-        i = len(consumers)
-        assigned.append(set())
+    class Group:
+        def __init__(self, name: str, reset: str) -> None:
+            self.conf = dict(base, **{"group.id": name, "auto.offset.reset": reset})
+            self.assigned: list[set[int]] = []
+            self.consumers: list = []
 
-        def on_assign(_c, ps, i=i) -> None:
-            assigned[i] = {p.partition for p in ps}
+        def add_member(self) -> None:
+            i = len(self.consumers)
+            self.assigned.append(set())
 
-        def on_revoke(_c, _ps, i=i) -> None:
-            assigned[i] = set()
+            def on_assign(_c, ps, i=i) -> None:
+                self.assigned[i] = {p.partition for p in ps}
 
-        c = Consumer(dict(conf, **{"client.id": f"bench-member-{i}"}))
-        c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke)
-        consumers.append(c)
+            def on_revoke(_c, _ps, i=i) -> None:
+                self.assigned[i] = set()
+
+            c = Consumer(dict(self.conf, **{"client.id": f"{self.conf['group.id']}-member-{i}"}))
+            c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke)
+            self.consumers.append(c)
+
+        def stable(self) -> bool:
+            if not all(self.assigned):
+                return False
+            union = set().union(*self.assigned)
+            return union == parts and sum(len(x) for x in self.assigned) == len(parts)
+
+    first = Group(f"bench-group-{os.getpid()}", "earliest")
+    groups = [first]
+    consumers, assigned = first.consumers, first.assigned
 
     def poll_all() -> None:
-        for c in consumers:
-            for m in c.consume(1000, 0):
-                if m.error() is None:
-                    state["records"] += 1
-                    state["bytes"] += len(m.value() or b"")
+        for g in groups:
+            for c in g.consumers:
+                for m in c.consume(1000, 0):
+                    if m.error() is None:
+                        state["records"] += 1
+                        state["bytes"] += len(m.value() or b"")
 
-    def stable() -> bool:
-        if not all(assigned):
-            return False
-        union = set().union(*assigned)
-        return union == parts and sum(len(x) for x in assigned) == len(parts)
-
-    def wait_stable(what: str) -> float:
+    def wait_stable(what: str, group: Group = first) -> float:
         t0 = time.monotonic()
         deadline = t0 + a.timeout
-        while not stable():
+        while not group.stable():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: {sum(1 for x in assigned if x)} of {len(consumers)} members assigned")
+                raise TimeoutError(f"{what}: {sum(1 for x in group.assigned if x)} of {len(group.consumers)} "
+                                   "members assigned")
             poll_all()
             time.sleep(0.005)
         return time.monotonic() - t0
+
+    add_member = first.add_member
 
     t0 = time.monotonic()
     for _ in range(a.conns):
@@ -218,19 +233,26 @@ def w_group(a: argparse.Namespace) -> dict:
     for c, mine in zip(consumers, assigned, strict=True):
         c.resume([TopicPartition(a.topic, p) for p in mine])
     deadline = t1 + a.timeout
-    first = 0.0
+    t_first = 0.0
     while state["records"] < a.records:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fetch: {state['records']} of {a.records} records")
         poll_all()
-        if not first and state["records"]:
-            first = time.monotonic()
+        if not t_first and state["records"]:
+            t_first = time.monotonic()
     done = time.monotonic()
-    fetch_s, flow_s = done - t1, done - first
+    fetch_s, flow_s = done - t1, done - t_first
     result = {"members": a.conns, "partitions": len(parts), "join_s": join_s, "rebalance_s": rebalance_s,
               "records": a.records, "fetch_s": fetch_s, "fetch_mb_per_s": state["bytes"] / fetch_s / 1e6,
-              "fetch_records_per_s": state["records"] / fetch_s, "fetch_wake_s": first - t1,
+              "fetch_records_per_s": state["records"] / fetch_s, "fetch_wake_s": t_first - t1,
               "fetch_flow_s": flow_s, "fetch_flow_mb_per_s": state["bytes"] / flow_s / 1e6}
+    second = Group(f"bench-group-{os.getpid()}-second", "latest")
+    groups.append(second)
+    t2 = time.monotonic()
+    for _ in range(a.conns):
+        second.add_member()
+    wait_stable("second join", second)
+    result["join_second_s"] = time.monotonic() - t2
     # Closing the members one by one makes each leave a rebalance the others (not polled) hold up:
     # 101 closes against Kafka took over ten minutes. The figures are taken: exit without them.
     print(json.dumps(result), flush=True)

@@ -33,6 +33,7 @@ CURVES: dict[str, tuple[str, str, list[tuple[str, str, str, bool]]]] = {
     ]),
     "groups": ("members", "consumer group members", [
         ("join_s", "join (all members assigned)", "s", False),
+        ("join_second_s", "join of a second group (coordinator up)", "s", False),
         ("rebalance_s", "rebalance (one member more)", "s", False),
         ("fetch_flow_mb_per_s", "group fetch, first record to last", "MB/s", True),
         ("fetch_mb_per_s", "group fetch, from the resume (librdkafka's fetcher wakes on a 1-s tick)", "MB/s", True),
