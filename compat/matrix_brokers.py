@@ -67,6 +67,9 @@ class KBroker:
             raise
         self.start_seconds = time.monotonic() - t0
 
+    def log_files(self) -> list[Path]:
+        return [self.log_file]
+
     def tail(self, n: int = 2000) -> str:
         try:
             return self.log_file.read_text(errors="replace")[-n:]
@@ -128,6 +131,9 @@ class KBrokerCluster:
             raise
         self.start_seconds = time.monotonic() - t0
 
+    def log_files(self) -> list[Path]:
+        return [self.layout.log_path(i) for i in self.procs]
+
     def tail(self, n: int = 2000) -> str:
         return "\n".join(self.layout.log_path(i).read_text(errors="replace")[-n:] for i in self.procs)
 
@@ -157,6 +163,10 @@ class KafkaCluster:
             raise
         self.start_seconds = time.monotonic() - t0
 
+    def log_files(self) -> list[Path]:
+        """Each node's server.log, copied as node-ID.log."""
+        return [self.workdir / f"node-{i}" / "server.log" for i in sorted(self.cluster.ports)]
+
     def stop(self, keep_dir: bool = False) -> None:
         if keep_dir:
             self.cluster._owns_dir = False
@@ -172,6 +182,9 @@ class KafkaNode:
         self.listener_ports = self.handle.listener_ports
         self.workdir = self.handle.workdir
         self.start_seconds = self.handle.start_seconds
+
+    def log_files(self) -> list[Path]:
+        return [self.handle.log_file]
 
     def stop(self, keep_dir: bool = False) -> None:
         if keep_dir:
@@ -237,6 +250,9 @@ class SaslBroker:
             "COMPAT_SASL_PASSWORD": SASL_PASSWORD,
             "COMPAT_SSL_CA": str(ca),
         }
+
+    def log_files(self) -> list[Path]:
+        return list(self.inner.log_files())
 
     def stop(self, keep_dir: bool = False) -> None:
         self.inner.stop(keep_dir=keep_dir)

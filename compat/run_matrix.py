@@ -50,12 +50,12 @@ from matrix_config import (
     settings_for,
 )
 from matrix_report import write_outputs
-from matrix_runs import probe_client, run_batch, run_broker_matrix
+from matrix_runs import log_tail, probe_client, run_batch, run_broker_matrix
 
 # What compat/suites/ and tests/compat/ use of this module.
 __all__ = ["BROKER_SETTINGS", "CLIENTS", "CLUSTER_CI_SCENARIOS", "CLUSTER_SETTINGS", "KBroker",
            "KafkaNode", "SASL_CI_SCENARIOS", "SCENARIOS", "SCRAM_JAAS", "add_scram_user",
-           "reference_kafka", "run_batch", "settings_for"]
+           "log_tail", "reference_kafka", "run_batch", "settings_for"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": {},
     }
     for kind in kinds:
-        r = run_broker_matrix(kind, cmds, probes, scenarios, args.timeout, args.jobs, args.keep_dirs, args.batch)
+        r = run_broker_matrix(kind, cmds, probes, scenarios, args.timeout, args.jobs, args.keep_dirs, args.batch,
+                              Path(args.out_dir))
         r["broker"]["generated"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         data["brokers"][kind] = r["broker"]
         data["results"][kind] = r["results"]

@@ -359,4 +359,5 @@ SCENARIOS.update(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(main(CLIENT, aiokafka.__version__, SCENARIOS))
+    raise SystemExit(main(CLIENT, aiokafka.__version__, SCENARIOS,
+                         debug_loggers=("aiokafka.consumer.group_coordinator",)))

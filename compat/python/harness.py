@@ -7,8 +7,11 @@ Each program defines SCENARIOS (name -> function(ctx)) and calls main(). Usage:
 
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -106,7 +109,59 @@ class Ctx:
         return f"g-{self.client}-{self.scenario}-{uuid.uuid4().hex[:8]}"
 
 
-def main(client: str, version: str, scenarios: dict[str, Callable[[Ctx], None]]) -> int:
+# The line a program writes on stderr when a scenario starts: SCENARIO_MARK + the scenario's name
+# (compat/matrix_runs.py reads it).
+SCENARIO_MARK = "--- scenario "
+# Lines of the client's debug log kept for the scenario running (the newest; older ones are dropped).
+DEBUG_LINES = 20000
+
+
+class ScenarioLog(logging.Handler):
+    """The client library's log of the scenario running, kept in memory and written to stderr only
+    when the scenario fails (or the program is ended by SIGTERM, as compat/run_matrix.py ends a
+    scenario that timed out), so that a passing scenario costs a formatted line in a bounded deque
+    and nothing on stderr. compat/run_matrix.py writes a failed scenario's stderr into its out-dir."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.debug: tuple[str, ...] = ()
+        self.lines: collections.deque[str] = collections.deque(maxlen=DEBUG_LINES)
+        self.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(threadName)s %(name)s %(levelname)s %(message)s",
+                                            "%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # noqa: BLE001 - a log line that cannot be formatted is not the scenario's failure
+            self.handleError(record)
+
+    def start(self, scenario: str) -> None:
+        """A new scenario: forget the last one's lines, and mark its start on stderr (one line a
+        scenario: compat/run_matrix.py cuts a program's stderr into the scenarios' logs there)."""
+        self.lines.clear()
+        self.lines.append(f"--- client log (DEBUG for {', '.join(self.debug) or 'none'}, INFO for the rest)")
+        sys.stderr.write(f"{SCENARIO_MARK}{scenario}\n")
+        sys.stderr.flush()
+
+    def dump(self, why: str) -> None:
+        lines = list(self.lines)
+        sys.stderr.write("\n".join([*lines, f"--- end of client log ({why}, {len(lines)} lines)", ""]))
+        sys.stderr.flush()
+
+    def install(self, debug: tuple[str, ...]) -> None:
+        """DEBUG for the loggers ``debug`` (the client's group coordinator), INFO for the rest."""
+        self.debug = debug
+        root = logging.getLogger()
+        root.setLevel(logging.INFO)
+        root.addHandler(self)
+        for name in debug:
+            logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+def main(client: str, version: str, scenarios: dict[str, Callable[[Ctx], None]],
+         debug_loggers: tuple[str, ...] = ()) -> int:
+    """Run the scenarios named on the command line. ``debug_loggers``: the client library's loggers
+    kept at DEBUG in a failed scenario's log (ScenarioLog); the others at INFO."""
     args = sys.argv[1:]
     if args[:1] == ["--list"]:
         print("\n".join(scenarios))
@@ -119,7 +174,16 @@ def main(client: str, version: str, scenarios: dict[str, Callable[[Ctx], None]])
         return 2
     bootstrap, names = args[0], args[1:]
     rf = replication_factor()
+    scenario_log = ScenarioLog()
+    scenario_log.install(debug_loggers)
+
+    def ended(signum: int, frame: object) -> None:
+        scenario_log.dump("ended by SIGTERM")
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, ended)
     for name in names:
+        scenario_log.start(name)
         t0 = time.monotonic()
         rec = {"client": client, "client_version": version, "scenario": name, "ok": False, "error": ""}
         fn = scenarios.get(name)
@@ -132,7 +196,9 @@ def main(client: str, version: str, scenarios: dict[str, Callable[[Ctx], None]])
                 rec["ok"] = True
             except Exception as e:  # noqa: BLE001 - any failure is the scenario's result
                 rec["error"] = f"{type(e).__name__}: {e}"[:500]
+                scenario_log.dump("failed")
                 traceback.print_exc(file=sys.stderr)
+                sys.stderr.flush()
         rec["seconds"] = round(time.monotonic() - t0, 3)
         print(json.dumps(rec), flush=True)
     return 0

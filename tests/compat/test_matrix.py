@@ -40,8 +40,10 @@ def _run_matrix_module():
     return run_matrix
 
 
-def compare(results: dict, expected: dict[str, set[str]], kind: str, expected_file: Path) -> list[str]:
-    """Differences between a broker's results and its expected passes, as messages."""
+def compare(results: dict, expected: dict[str, set[str]], kind: str, expected_file: Path,
+            out_dir: Path | None = None) -> list[str]:
+    """Differences between a broker's results and its expected passes, as messages. An unexpected
+    failure shows the tail of its client's log (run_matrix writes one under ``out_dir``)."""
     unexpected_failures, unexpected_passes = [], []
     for client, per in results.items():
         for scenario, r in per.items():
@@ -49,7 +51,12 @@ def compare(results: dict, expected: dict[str, set[str]], kind: str, expected_fi
                 continue
             want = scenario in expected.get(client, set())
             if want and r["status"] != "pass":
-                unexpected_failures.append(f"{client}/{scenario}: {r['status']} {r.get('error') or ''}"[:300])
+                line = f"{client}/{scenario}: {r['status']} {r.get('error') or ''}"[:300]
+                if r.get("log") and out_dir is not None:
+                    path = out_dir / r["log"]
+                    tail = _run_matrix_module().log_tail(path)
+                    line += f"\n    client log {path}, its end:\n    | " + "\n    | ".join(tail.splitlines())
+                unexpected_failures.append(line)
             if not want and r["status"] == "pass":
                 unexpected_passes.append(f"{client}/{scenario}")
     msg = []
@@ -66,7 +73,7 @@ def matrix(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("matrix")
     subprocess.run([sys.executable, str(ROOT / "compat" / "run_matrix.py"), "--broker", "kbroker",
                     "--out-dir", str(out), "--batch"], check=True, cwd=ROOT, timeout=1500)
-    return json.loads((out / "matrix.json").read_text())
+    return {**json.loads((out / "matrix.json").read_text()), "out_dir": out}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +82,7 @@ def cluster_matrix(tmp_path_factory) -> dict:
     scenarios = ",".join(_run_matrix_module().CLUSTER_CI_SCENARIOS)
     subprocess.run([sys.executable, str(ROOT / "compat" / "run_matrix.py"), "--broker", "kbroker-cluster",
                     "--scenarios", scenarios, "--out-dir", str(out), "--batch"], check=True, cwd=ROOT, timeout=1500)
-    return json.loads((out / "matrix.json").read_text())
+    return {**json.loads((out / "matrix.json").read_text()), "out_dir": out}
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +91,12 @@ def sasl_matrix(tmp_path_factory) -> dict:
     scenarios = ",".join(_run_matrix_module().SASL_CI_SCENARIOS)
     subprocess.run([sys.executable, str(ROOT / "compat" / "run_matrix.py"), "--broker", "kbroker-sasl",
                     "--scenarios", scenarios, "--out-dir", str(out), "--batch"], check=True, cwd=ROOT, timeout=1500)
-    return json.loads((out / "matrix.json").read_text())
+    return {**json.loads((out / "matrix.json").read_text()), "out_dir": out}
 
 
 @pytest.mark.timeout(1800)
 def test_matrix_matches_expectations(matrix: dict) -> None:
-    msg = compare(matrix["results"]["kbroker"], load_expected(), "kbroker", EXPECTED)
+    msg = compare(matrix["results"]["kbroker"], load_expected(), "kbroker", EXPECTED, matrix["out_dir"])
     assert not msg, "\n".join(msg)
 
 
@@ -98,7 +105,8 @@ def test_cluster_matrix_matches_expectations(cluster_matrix: dict) -> None:
     """Three kbroker nodes: every client's CLUSTER_CI_SCENARIOS against expected-kbroker-cluster.json."""
     results = cluster_matrix["results"]["kbroker-cluster"]
     assert set(cluster_matrix["scenarios"]) == set(_run_matrix_module().CLUSTER_CI_SCENARIOS)
-    msg = compare(results, load_expected(EXPECTED_CLUSTER), "the kbroker cluster", EXPECTED_CLUSTER)
+    msg = compare(results, load_expected(EXPECTED_CLUSTER), "the kbroker cluster", EXPECTED_CLUSTER,
+                  cluster_matrix["out_dir"])
     assert not msg, "\n".join(msg)
 
 
@@ -108,8 +116,25 @@ def test_sasl_matrix_matches_expectations(sasl_matrix: dict) -> None:
     expected-kbroker-sasl.json."""
     results = sasl_matrix["results"]["kbroker-sasl"]
     assert set(sasl_matrix["scenarios"]) == set(_run_matrix_module().SASL_CI_SCENARIOS)
-    msg = compare(results, load_expected(EXPECTED_SASL), "kbroker over SASL_SSL", EXPECTED_SASL)
+    msg = compare(results, load_expected(EXPECTED_SASL), "kbroker over SASL_SSL", EXPECTED_SASL, sasl_matrix["out_dir"])
     assert not msg, "\n".join(msg)
+
+
+def test_a_failure_message_shows_the_end_of_the_client_log(tmp_path: Path) -> None:
+    """compare() (the message the matrix tests fail with) shows the tail of a failed scenario's log."""
+    log = tmp_path / "logs" / "kbroker-cluster" / "kafka-python" / "group_three_leave.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(f"line {i}\n" for i in range(100)))
+    results = {"kafka-python": {
+        "group_three_leave": {"status": "fail", "ok": False, "error": "timed out waiting for three members",
+                              "log": "logs/kbroker-cluster/kafka-python/group_three_leave.log"},
+        "commit_resume": {"status": "pass", "ok": True}}}
+    expected = {"kafka-python": {"group_three_leave", "commit_resume"}}
+    (msg,) = compare(results, expected, "the kbroker cluster", EXPECTED_CLUSTER, tmp_path)
+    assert "kafka-python/group_three_leave: fail timed out waiting for three members" in msg
+    assert f"client log {log}, its end:" in msg
+    assert "    | line 99" in msg and "    | line 60\n" in msg and "line 59\n" not in msg
+    assert "commit_resume" not in msg
 
 
 def _reason(text: str, client: str, scenario: str, prefix: str = "") -> bool:
