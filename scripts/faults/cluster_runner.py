@@ -70,43 +70,54 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         clients.addHandler(handler)
         clients.setLevel(logging.DEBUG)
         clients.propagate = False
+    phases = Phases()
     try:
         cluster.setup()
+        phases.mark("setup")
         cluster.start_all()
         for name in cluster.names:
             cluster.wait_ready(name)
+        phases.mark("start")
         history.record(NEMESIS, "info", "start", nodes=cluster.names)
         create_topic(cluster.bootstrap, topic, config.partitions, replication_factor=3,
                      config={"min.insync.replicas": "2", "unclean.leader.election.enable": "false"})
         workload = Workload(history, cluster.bootstrap, topic, config.partitions, config.producers, config.rate,
                             transactional=config.transactional, seed=config.seed,
                             producer_debug=config.producer_debug)
+        phases.mark("topic")
         workload.start()
         since = list(workload.acked)
         progress.append(_wait_progress(workload, since, config.progress_timeout))
+        phases.mark("first-acks")
         for fault in schedule:
             log.info("fault %d/%d: %s on %s for %.1fs", fault.id + 1, len(schedule), fault.kind, fault.nodes,
                      fault.duration)
             nemesis.apply(fault)
             time.sleep(fault.duration)  # the fault lasts this long, the clients running
+            phases.mark(f"fault-{fault.id}")
             nemesis.heal(fault)
+            phases.mark(f"heal-{fault.id}")
             applied.append(Nemesis.describe(fault))
             since = list(workload.acked)
             time.sleep(fault.heal)  # the healing period
             progress.append(_wait_progress(workload, since, config.progress_timeout))
+            phases.mark(f"progress-{fault.id}")
             if not progress[-1]:
                 log.warning("no progress after healing fault %d (%s)", fault.id, fault.kind)
             if nemesis.failed:
                 log.warning("nodes %s did not come back after fault %d: the schedule stops", nemesis.failed, fault.id)
                 break
         workload.stop()
+        phases.mark("workload-stop")
         drain_complete = drain(history, cluster.bootstrap, topic, config.partitions, timeout=120.0,
                                read_committed=config.transactional)
+        phases.mark("drain")
     finally:
         if workload is not None:
             workload.stop()
         cluster.close()
         history.close()
+        phases.mark("close")
         if handler is not None:
             clients.removeHandler(handler)
             handler.close()
@@ -119,7 +130,7 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         "faults_applied": len(applied), "fault_kinds": kinds,
         "schedule": applied, "crashes": [{"node": op["node"], "exit": op["exit"], "during": op.get("during")} for op in crashes],
         "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
-        "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1),
+        "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1), "phase_s": phases.seconds,
         "node_starts": {n.name: n.starts for n in cluster.nodes.values()},
         "config": {k: str(v) for k, v in asdict(config).items()}})
     if config.transactional:
@@ -131,6 +142,21 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
     (config.out / "report.txt").write_text(text(report))
     report["plot"] = plot(history.ops, config.out / "report.png")
     return report
+
+
+class Phases:
+    """The run's wall time by phase (report.json's ``phase_s``, one log line each): where a slow run spent it."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def mark(self, name: str) -> None:
+        """The phase ``name`` ends now (it began at the previous mark)."""
+        now = time.monotonic()
+        self.seconds[name] = round(now - self._last, 2)
+        self._last = now
+        log.info("phase %s: %.2fs", name, self.seconds[name])
 
 
 def healthy(report: dict[str, Any]) -> bool:

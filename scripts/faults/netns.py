@@ -14,12 +14,16 @@ in Jepsen's one-way partitions, but UDP/ICMP from ``b`` still arrives). ``heal()
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 log = logging.getLogger("faults.netns")
 PREFIX = "kbf"
@@ -48,6 +52,19 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return res
 
 
+# Held while a network picks its subnet and puts the address on its bridge: runs starting together (in
+# one process or several) would otherwise all pick the first free subnet, and Linux lets two bridges
+# have one address, so one run's proxies would reach the other run's nodes.
+SUBNET_LOCK = Path(tempfile.gettempdir()) / f"{PREFIX}-subnets.lock"
+
+
+@contextlib.contextmanager
+def _choosing_subnet() -> Iterator[None]:
+    with open(SUBNET_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # the lock ends with the file
+
+
 def _used_subnets() -> set[int]:
     out = sh("ip", "-o", "-4", "addr", "show").stdout
     used = set()
@@ -64,11 +81,6 @@ class Network:
         require_tools()
         self.tag = secrets.token_hex(2)
         self.bridge = f"{PREFIX}-{self.tag}"
-        if subnet is None:
-            used = _used_subnets()
-            subnet = next(n for n in range(256) if n not in used)
-        self.subnet = subnet
-        self.host_ip = f"10.77.{subnet}.1"
         self.nodes = list(nodes)
         self.ns: dict[str, str] = {}
         self.ip: dict[str, str] = {}
@@ -76,15 +88,21 @@ class Network:
         self.blocked: set[tuple[str, str]] = set()
         self._created: list[tuple[str, str]] = []
         try:
+            with _choosing_subnet():
+                if subnet is None:
+                    used = _used_subnets()
+                    subnet = next(n for n in range(256) if n not in used)
+                self.subnet = subnet
+                self.host_ip = f"10.77.{subnet}.1"
+                sh("ip", "link", "add", self.bridge, "type", "bridge")
+                self._created.append(("link", self.bridge))
+                sh("ip", "addr", "add", f"{self.host_ip}/24", "dev", self.bridge)
             self._create()
         except BaseException:
             self.close()
             raise
 
     def _create(self) -> None:
-        sh("ip", "link", "add", self.bridge, "type", "bridge")
-        self._created.append(("link", self.bridge))
-        sh("ip", "addr", "add", f"{self.host_ip}/24", "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
         for i, node in enumerate(self.nodes, 1):
             ns = f"{PREFIX}-{self.tag}-{node}"

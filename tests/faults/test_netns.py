@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import pytest
 from faults import netns
@@ -135,3 +136,31 @@ def test_missing_iptables_is_named(monkeypatch):
     monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "iptables" else "/usr/sbin/" + tool)
     with pytest.raises(RuntimeError, match="Debian package `iptables`"):
         netns.Network(["z"])
+
+
+def test_networks_made_at_the_same_time_get_their_own_subnets():
+    """Runs started together (two harness runs on one machine) each get a subnet of their own: two
+    bridges with one address would send one run's proxies to the other run's nodes."""
+    count = 4
+    barrier = threading.Barrier(count)
+    made: list[netns.Network] = []
+    errors: list[BaseException] = []
+
+    def make() -> None:
+        barrier.wait()
+        try:
+            made.append(netns.Network(["s"]))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert len({network.subnet for network in made}) == count, [network.host_ip for network in made]
+    finally:
+        for network in made:
+            network.close()
