@@ -87,8 +87,16 @@ def run_scenario(client: str, cmd: list[str], bootstrap: str, scenario: str, tim
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _end(proc)
-        stdout, stderr = proc.communicate()
+        # As _end, reading the pipes meanwhile (the program's log may be more than a pipe holds).
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            stdout, stderr = proc.communicate(timeout=TERM_GRACE)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            stdout, stderr = proc.communicate()
         rec = {"status": "timeout", "ok": False, "error": f"timed out after {timeout:.0f}s",
                "seconds": round(time.monotonic() - t0, 3)}
         write_log(log_dir, client, scenario, rec, stderr.splitlines())

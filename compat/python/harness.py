@@ -178,8 +178,10 @@ def main(client: str, version: str, scenarios: dict[str, Callable[[Ctx], None]],
     scenario_log.install(debug_loggers)
 
     def ended(signum: int, frame: object) -> None:
-        scenario_log.dump("ended by SIGTERM")
-        os._exit(128 + signum)
+        try:
+            scenario_log.dump("ended by SIGTERM")
+        finally:  # even if stderr was busy (a write it interrupted)
+            os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, ended)
     for name in names:

@@ -41,7 +41,13 @@ def hangs(ctx):
     threading.Event().wait()
 
 
-main("fakeclient", "1.0", {"passes": passes, "fails": fails, "hangs": hangs},
+def hangs_loudly(ctx):
+    for i in range(30000):  # more than the deque keeps, and far more than a pipe holds
+        coordinator.debug("heartbeat %d of a member that waits for nothing", i)
+    threading.Event().wait()
+
+
+main("fakeclient", "1.0", {"passes": passes, "fails": fails, "hangs": hangs, "hangs_loudly": hangs_loudly},
      debug_loggers=("fakeclient.coordinator",))
 '''
 
@@ -94,6 +100,13 @@ def test_one_process_a_scenario_leaves_the_log_too(tmp_path: Path) -> None:
     assert failed["status"] == "fail"
     assert "JoinGroup round 7 orphaned" in Path(failed["log"]).read_text()
     assert not (logs / "fakeclient" / "passes.log").exists()
+    # A timed-out program's log is read while it writes it, however long it is.
+    hung = matrix_runs.run_scenario("fakeclient", cmd, "127.0.0.1:1", "hangs_loudly", 15, client_env=env,
+                                    log_dir=logs)
+    assert hung["status"] == "timeout"
+    lines = Path(hung["log"]).read_text().splitlines()
+    assert lines[-1] == "--- end of client log (ended by SIGTERM, 20000 lines)"
+    assert lines[-2].endswith("heartbeat 29999 of a member that waits for nothing")
 
 
 def test_a_program_without_scenario_marks_gets_its_stderr_between_result_lines(tmp_path: Path) -> None:
