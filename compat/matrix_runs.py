@@ -32,8 +32,9 @@ def probe_client(name: str, cmd: list[str]) -> tuple[str, list[str], str]:
 
 
 # A failed scenario's log keeps this many of the program's last stderr lines (the Python programs
-# write their client library's debug log of the scenario there on a failure: compat/python/harness.py).
-LOG_LINES = 20000
+# write their client library's debug log of the scenario there on a failure, 20,000 lines at most:
+# compat/python/harness.py's HEAD_LINES and TAIL_LINES).
+LOG_LINES = 30000
 # The lines of it a failure message shows (run_matrix's log_tail, tests/compat/test_matrix.py).
 TAIL_LINES = 40
 # How long a program ended for a timeout gets after SIGTERM to write its log before SIGKILL.
