@@ -93,10 +93,12 @@ def run_scenario(client: str, cmd: list[str], bootstrap: str, scenario: str, tim
             os.killpg(proc.pid, signal.SIGTERM)
             stdout, stderr = proc.communicate(timeout=TERM_GRACE)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            stdout, stderr = None, None
+        try:  # what is left of the group (the program's own children)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if stdout is None or stderr is None:
             stdout, stderr = proc.communicate()
         rec = {"status": "timeout", "ok": False, "error": f"timed out after {timeout:.0f}s",
                "seconds": round(time.monotonic() - t0, 3)}
