@@ -32,8 +32,9 @@ def probe_client(name: str, cmd: list[str]) -> tuple[str, list[str], str]:
 
 
 # A failed scenario's log keeps this many of the program's last stderr lines (the Python programs
-# write their client library's debug log of the scenario there on a failure: compat/python/harness.py).
-LOG_LINES = 20000
+# write their client library's debug log of the scenario there on a failure, 20,000 lines at most:
+# compat/python/harness.py's HEAD_LINES and TAIL_LINES).
+LOG_LINES = 30000
 # The lines of it a failure message shows (run_matrix's log_tail, tests/compat/test_matrix.py).
 TAIL_LINES = 40
 # How long a program ended for a timeout gets after SIGTERM to write its log before SIGKILL.
@@ -92,10 +93,12 @@ def run_scenario(client: str, cmd: list[str], bootstrap: str, scenario: str, tim
             os.killpg(proc.pid, signal.SIGTERM)
             stdout, stderr = proc.communicate(timeout=TERM_GRACE)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            stdout, stderr = None, None
+        try:  # what is left of the group (the program's own children)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if stdout is None or stderr is None:
             stdout, stderr = proc.communicate()
         rec = {"status": "timeout", "ok": False, "error": f"timed out after {timeout:.0f}s",
                "seconds": round(time.monotonic() - t0, 3)}

@@ -112,40 +112,53 @@ class Ctx:
 # The line a program writes on stderr when a scenario starts: SCENARIO_MARK + the scenario's name
 # (compat/matrix_runs.py reads it).
 SCENARIO_MARK = "--- scenario "
-# Lines of the client's debug log kept for the scenario running (the newest; older ones are dropped).
-DEBUG_LINES = 20000
+# Lines of the client's debug log kept for the scenario running: its first HEAD_LINES (how the group
+# formed) and its last TAIL_LINES (how it ended); the ones between are counted, not kept.
+HEAD_LINES = 10000
+TAIL_LINES = 10000
 
 
 class ScenarioLog(logging.Handler):
     """The client library's log of the scenario running, kept in memory and written to stderr only
     when the scenario fails (or the program is ended by SIGTERM, as compat/run_matrix.py ends a
-    scenario that timed out), so that a passing scenario costs a formatted line in a bounded deque
-    and nothing on stderr. compat/run_matrix.py writes a failed scenario's stderr into its out-dir."""
+    scenario that timed out), so that a passing scenario costs a formatted line in memory (at most
+    HEAD_LINES + TAIL_LINES of them) and nothing on stderr. compat/run_matrix.py writes a failed scenario's stderr into its out-dir."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.debug: tuple[str, ...] = ()
-        self.lines: collections.deque[str] = collections.deque(maxlen=DEBUG_LINES)
+        self.head: list[str] = []
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.dropped = 0
         self.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(threadName)s %(name)s %(levelname)s %(message)s",
                                             "%H:%M:%S"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.lines.append(self.format(record))
+            line = self.format(record)
+            if len(self.head) < HEAD_LINES:
+                self.head.append(line)
+            else:
+                if len(self.tail) == TAIL_LINES:
+                    self.dropped += 1
+                self.tail.append(line)
         except Exception:  # noqa: BLE001 - a log line that cannot be formatted is not the scenario's failure
             self.handleError(record)
 
     def start(self, scenario: str) -> None:
         """A new scenario: forget the last one's lines, and mark its start on stderr (one line a
         scenario: compat/run_matrix.py cuts a program's stderr into the scenarios' logs there)."""
-        self.lines.clear()
-        self.lines.append(f"--- client log (DEBUG for {', '.join(self.debug) or 'none'}, INFO for the rest)")
+        self.head = [f"--- client log (DEBUG for {', '.join(self.debug) or 'none'}, INFO for the rest)"]
+        self.tail.clear()
+        self.dropped = 0
         sys.stderr.write(f"{SCENARIO_MARK}{scenario}\n")
         sys.stderr.flush()
 
     def dump(self, why: str) -> None:
-        lines = list(self.lines)
-        sys.stderr.write("\n".join([*lines, f"--- end of client log ({why}, {len(lines)} lines)", ""]))
+        head, tail, dropped = list(self.head), list(self.tail), self.dropped
+        gap = [f"--- {dropped} lines left out"] if dropped else []
+        sys.stderr.write("\n".join([*head, *gap, *tail, f"--- end of client log ({why}, "
+                                     f"{len(head) + len(tail)} lines)", ""]))
         sys.stderr.flush()
 
     def install(self, debug: tuple[str, ...]) -> None:

@@ -42,7 +42,7 @@ def hangs(ctx):
 
 
 def hangs_loudly(ctx):
-    for i in range(30000):  # more than the deque keeps, and far more than a pipe holds
+    for i in range(30000):  # more than the harness keeps, and far more than a pipe holds
         coordinator.debug("heartbeat %d of a member that waits for nothing", i)
     threading.Event().wait()
 
@@ -105,8 +105,13 @@ def test_one_process_a_scenario_leaves_the_log_too(tmp_path: Path) -> None:
                                     log_dir=logs)
     assert hung["status"] == "timeout"
     lines = Path(hung["log"]).read_text().splitlines()
+    # The first and the last lines of the scenario are kept (harness.HEAD_LINES, TAIL_LINES), the
+    # ones between counted.
     assert lines[-1] == "--- end of client log (ended by SIGTERM, 20000 lines)"
     assert lines[-2].endswith("heartbeat 29999 of a member that waits for nothing")
+    assert lines[3].endswith("heartbeat 0 of a member that waits for nothing")  # after result, mark, heading
+    assert "--- 10001 lines left out" in lines
+    assert lines[lines.index("--- 10001 lines left out") - 1].endswith("heartbeat 9998 of a member that waits for nothing")
 
 
 def test_a_program_without_scenario_marks_gets_its_stderr_between_result_lines(tmp_path: Path) -> None:
