@@ -24,7 +24,13 @@ import pytest
 from kbroker.cluster import free_ports
 from kbroker.config import BrokerConfig, ConfigError
 from kbroker.storage import format_storage, random_uuid
-from kbroker.testing import EmbeddedBroker
+from kbroker.testing import BrokerThread, EmbeddedBroker
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.incremental_alter_configs import (
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+)
+from tests.integration.transactions_helpers import RawClient
 from tests.integration.waiting import async_wait_until
 from tests.replication.harness import Cluster, wait_for
 
@@ -205,3 +211,24 @@ async def test_the_controller_listener_and_the_raft_client_use_the_broker_wide_k
     finally:
         for n in nodes:
             await n.stop()
+
+
+def test_they_are_not_dynamic(tmp_path: Path) -> None:
+    """Kafka's SocketServer reconfigures only the connection limits (and num.network.threads);
+    the socket keys are read at start-up, so IncrementalAlterConfigs refuses them, per broker and
+    cluster-wide."""
+    with BrokerThread({"listeners": "PLAINTEXT://127.0.0.1:0"}, data_dir=str(tmp_path / "data")) as b:
+        raw = RawClient(b.bootstrap_servers)
+        try:
+            R = IncrementalAlterConfigsRequest.AlterConfigsResource
+            for key in ("socket.send.buffer.bytes", "socket.receive.buffer.bytes", "socket.listen.backlog.size",
+                        "replica.socket.receive.buffer.bytes"):
+                for resource in (str(b.broker.node_id), ""):
+                    request = IncrementalAlterConfigsRequest(validate_only=False, resources=[R(
+                        resource_type=4, resource_name=resource,
+                        configs=[R.AlterableConfig(name=key, config_operation=0, value="65536")])])
+                    (result,) = raw.call(request, IncrementalAlterConfigsResponse, 1).responses
+                    assert (result.error_code, result.error_message) == (
+                        ErrorCode.INVALID_REQUEST, f"Cannot update these configs dynamically: [{key}]"), (key, resource)
+        finally:
+            raw.close()
