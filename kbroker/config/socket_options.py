@@ -77,6 +77,17 @@ def configure_accepted(sock: socket.socket, send_buffer: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
 
 
+def _literal(host: str, port: int) -> list[AddrInfo]:
+    """``host`` as getaddrinfo would give it when it is an IPv4 or IPv6 address literal, else []."""
+    for family, address in ((socket.AF_INET, (host, port)), (socket.AF_INET6, (host, port, 0, 0))):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+    return []
+
+
 async def connect_socket(host: str, port: int, *, receive_buffer: int = USE_DEFAULT_BUFFER_SIZE,
                          send_buffer: int = USE_DEFAULT_BUFFER_SIZE) -> socket.socket:
     """A connected, non-blocking TCP socket to ``host:port``, its options set before it connects as
@@ -84,7 +95,8 @@ async def connect_socket(host: str, port: int, *, receive_buffer: int = USE_DEFA
     address ``host`` resolves to is tried in turn, as asyncio.open_connection does; the caller bounds
     the time. Raises OSError (the last address's) when none connects."""
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # an address literal needs no resolver (asyncio.open_connection skips it too): no thread hop
+    infos = _literal(host, port) or await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     if not infos:
         raise OSError(f"getaddrinfo({host!r}) returned an empty list")
     error: OSError | None = None
