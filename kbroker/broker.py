@@ -50,7 +50,7 @@ from kbroker.security.tokens import DelegationTokens
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.idle import close_excess_connections, close_idle_connections
 from kbroker.server.limits import ConnectionLimits
-from kbroker.server.listener import Listener, ListenerWiring
+from kbroker.server.listener import Listener, ListenerWiring, SocketSettings
 from kbroker.storage import read_bootstrap_records
 from kbroker.wiring.coordinators import Coordinators
 from kbroker.wiring.cordoned import apply_cordoned, watch_lifecycle
@@ -523,7 +523,8 @@ class Broker:
             security = self.listener_security.get(endpoint.listener)
             wiring = ListenerWiring(self.limits, self.client_quotas.ip,
                                     security.ssl_context if security is not None else None,
-                                    self._new_connection, self.close_excess_connections)
+                                    self._new_connection, self.close_excess_connections,
+                                    SocketSettings.of(self.config))
             try:
                 server = await Listener.bind(endpoint, wiring)
             except OSError as exc:

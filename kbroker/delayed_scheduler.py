@@ -384,7 +384,8 @@ class DelayedScheduler:
                         conn = connections.get(part.leader)
                         if conn is None:
                             host, port, _protocol = reg.endpoints[listener]
-                            conn = BrokerConnection(host, port, f"broker-{broker.node_id}-delayed", 100 << 20)
+                            conn = BrokerConnection(host, port, f"broker-{broker.node_id}-delayed", 100 << 20,
+                                                    receive_buffer=broker.config["socket.receive.buffer.bytes"])
                             await conn.open(5.0)
                             connections[part.leader] = conn
                         response = await conn.request(request, PRODUCE_VERSION, 35.0)

@@ -29,6 +29,7 @@ from kbroker.config.values import (
     _gzip_level,
     _k,
     _throttled_replicas,
+    buffer_size,
 )
 
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
@@ -268,12 +269,20 @@ BROKER_KEYS: dict[str, ConfigKey] = {
                "of losing records; the default of the topic key of the same name."),
         _k("socket.request.max.bytes", "int", "104857600", minimum=1,
            doc="The largest request, in bytes, a client may send; a connection announcing a larger one is closed."),
-        _k("socket.send.buffer.bytes", "int", "102400",
-           doc="The SO_SNDBUF size Kafka asks for on its sockets (-1: the OS default). Accepted but not read: "
-               "kbroker leaves socket buffers at the operating system's defaults."),
-        _k("socket.receive.buffer.bytes", "int", "102400",
-           doc="The SO_RCVBUF size Kafka asks for on its sockets (-1: the OS default). Accepted but not read: "
-               "kbroker leaves socket buffers at the operating system's defaults."),
+        # Kafka's SocketServer (Acceptor): the receive buffer is set on the listening socket before
+        # it binds (accepted sockets inherit it, so the window scale offered in the SYN-ACK fits it),
+        # the send buffer on each accepted socket; -1 leaves the OS its default (Linux autotuning).
+        # Read-only, and broker-wide: Kafka has no listener.name.<l>. override of them.
+        _k("socket.send.buffer.bytes", "int", "102400", check=buffer_size,
+           doc="The SO_SNDBUF size, in bytes, set on every accepted connection of every listener (-1: the "
+               "operating system's default, which Linux tunes itself). Linux reports twice the value set."),
+        _k("socket.receive.buffer.bytes", "int", "102400", check=buffer_size,
+           doc="The SO_RCVBUF size, in bytes, set on every listener's socket before it binds (accepted "
+               "connections inherit it) and on the connections to the controller quorum and to other brokers "
+               "for transaction markers and verification (-1: the operating system's default)."),
+        _k("socket.listen.backlog.size", "int", "50", minimum=1,
+           doc="The most connections waiting to be accepted on a listener's socket (the listen backlog); Linux "
+               "also caps it at net.core.somaxconn."),
         _k("connections.max.idle.ms", "long", "600000",
            doc="A connection with no request in flight that has sent nothing for this long, in ms, is closed."),
         # Kafka's SocketServer.ReconfigurableConfigs: dynamic broker configs
@@ -352,6 +361,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {
            doc="The most bytes a follower asks for in one whole fetch response."),
         _k("replica.socket.timeout.ms", "int", "30000",
            doc="The network timeout, in ms, of a follower's connection to the leader it replicates from."),
+        _k("replica.socket.receive.buffer.bytes", "int", "65536", check=buffer_size,
+           doc="The SO_RCVBUF size, in bytes, of a follower's connection to the leader it replicates from, set "
+               "before it connects (-1: the operating system's default)."),
         _k("replica.high.watermark.checkpoint.interval.ms", "long", "5000", minimum=1,
            doc="How often, in ms, each log directory's high watermarks are written to its checkpoint file."),
         # KIP-392 (fetch from the closest replica): the selectors kbroker has, by Kafka's class names.

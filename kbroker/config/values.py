@@ -179,6 +179,19 @@ def _gzip_level(name: str, value: int, raw: str) -> None:
         raise ConfigError(name, raw, "Value must be between 1 and 9 or equal to -1")
 
 
+# Kafka's Selectable.USE_DEFAULT_BUFFER_SIZE: a socket buffer key at -1 leaves the OS default.
+USE_DEFAULT_BUFFER_SIZE = -1
+
+
+def buffer_size(name: str, value: int, raw: str) -> None:
+    """A socket buffer size (socket.send.buffer.bytes, ...): -1 or positive. Kafka's ConfigDef has
+    no validator for these, but Java's setSendBufferSize/setReceiveBufferSize refuse anything
+    below 1 when the socket is set up ("negative send size"), so Kafka cannot open its listeners
+    (or serve a connection) with such a value; kbroker refuses it at start-up, naming the key."""
+    if value < 1 and value != USE_DEFAULT_BUFFER_SIZE:
+        raise ConfigError(name, raw, "Value must be -1 (the OS default) or at least 1")
+
+
 _THROTTLED_REPLICA = re.compile(r"([0-9]+:[0-9]+)?")
 
 

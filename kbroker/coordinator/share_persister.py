@@ -177,7 +177,8 @@ class SharePersister:
         if reg is None or reg.fenced or listener not in reg.endpoints:
             raise _Retry(ErrorCode.COORDINATOR_NOT_AVAILABLE, f"no share coordinator (leader {node})")
         host, port, _protocol = reg.endpoints[listener]
-        conn = BrokerConnection(host, port, f"broker-{self.broker.node_id}-share-persister", 1 << 24)
+        conn = BrokerConnection(host, port, f"broker-{self.broker.node_id}-share-persister", 1 << 24,
+                                receive_buffer=self.broker.config["socket.receive.buffer.bytes"])
         try:
             await conn.open(5.0)
             response = await conn.request(request, version, REQUEST_TIMEOUT_S)

@@ -154,7 +154,8 @@ class TxnMarkers(TxnCoordinatorCore):
                         conn = connections.get(leader)
                         if conn is None:
                             host, port, _protocol = reg.endpoints[listener]
-                            conn = BrokerConnection(host, port, f"broker-{broker.node_id}-txn-markers", 100 << 20)
+                            conn = BrokerConnection(host, port, f"broker-{broker.node_id}-txn-markers", 100 << 20,
+                                                    receive_buffer=broker.config["socket.receive.buffer.bytes"])
                             await conn.open(5.0)
                             connections[leader] = conn
                         response = await conn.request(request, 1, 30.0)

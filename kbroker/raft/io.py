@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import uuid
 from collections import ChainMap
@@ -46,6 +47,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from kbroker.config import BROKER_DEFAULTS
+from kbroker.config.socket_options import connect_socket, open_listening
 from kbroker.raft.kraft_upgrade import local_voter
 from kbroker.raft.log import Entry, RaftLog, Snapshot
 from kbroker.raft.messages import REQUESTS, Message
@@ -181,7 +183,13 @@ class RaftDriver(RaftTransport):
         self.node: RaftNode | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
+        # Kafka's socket keys on the controller listener (its Acceptor, as any listener's) and the
+        # Raft client's receive buffer (KafkaRaftManager: socket.receive.buffer.bytes), set by the
+        # owner before listen(): kbroker.config.socket_options
+        self.socket_send_buffer: int = BROKER_DEFAULTS["socket.send.buffer.bytes"]
+        self.socket_receive_buffer: int = BROKER_DEFAULTS["socket.receive.buffer.bytes"]
+        self.listen_backlog: int = BROKER_DEFAULTS["socket.listen.backlog.size"]
         self._timer: asyncio.Task[object] | None = None
         self._wakeup = asyncio.Event()
         self._inbound: set[Inbound] = set()
@@ -217,15 +225,37 @@ class RaftDriver(RaftTransport):
         # an SSL listener without SASL: the client certificate's principal (None: refused, closed)
         self.tls_principal: Callable[[asyncio.StreamWriter], str | None] | None = None
         self.open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = \
-            asyncio.open_connection
+            self._open_plaintext
 
     # ------------------------------------------------------------------ lifecycle
 
     async def listen(self) -> int:
-        self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, ssl=self.server_ssl)
-        self.port = self._server.sockets[0].getsockname()[1]
+        loop = self._loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        # as Kafka's ServerSocketFactory: the receive buffer before bind, the listen backlog
+        sockets = open_listening(infos, self.port, self.socket_receive_buffer, self.listen_backlog)
+        try:
+            for sock in sockets:
+                self._servers.append(await asyncio.start_server(self._serve, sock=sock, ssl=self.server_ssl,
+                                                                backlog=self.listen_backlog))
+        except BaseException:
+            for server in self._servers:
+                server.close()
+            self._servers.clear()
+            for sock in sockets:
+                sock.close()
+            raise
+        self.port = sockets[0].getsockname()[1]
         return self.port
+
+    async def _open_plaintext(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A plain TCP connection of the Raft client, its receive buffer set before it connects."""
+        sock = await connect_socket(host, port, receive_buffer=self.socket_receive_buffer)
+        try:
+            return await asyncio.open_connection(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
 
     def start(self) -> None:
         """Create the node and its timer. Without ``listen()`` first, the node takes no requests
@@ -280,8 +310,8 @@ class RaftDriver(RaftTransport):
                         await asyncio.wait_for(peer.writer.drain(), self.config.request_timeout_ms / 1000)
         self._running = False
         tasks = [t for t in (self._timer,) if t is not None]
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for conn in list(self._inbound):
             conn.closed = True
             conn.writer.transport.abort() if not graceful else conn.writer.close()

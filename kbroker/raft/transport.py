@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kbroker.config.socket_options import configure_accepted
 from kbroker.raft.messages import FetchRequest, FetchSnapshotRequest, FetchSnapshotResponse, Message
 from kbroker.raft.node import RaftConfig, RaftNode
 from kbroker.raft.peers import Peer
@@ -172,6 +173,7 @@ class RaftTransport(SnapshotTransfer):
                            Awaitable[InboundSession | None]] | None
     tls_principal: Callable[[asyncio.StreamWriter], str | None] | None
     open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+    socket_send_buffer: int  # socket.send.buffer.bytes, set on each accepted connection
 
     if TYPE_CHECKING:
         def _now(self) -> int: ...
@@ -185,6 +187,14 @@ class RaftTransport(SnapshotTransfer):
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if not self._running:
+            writer.transport.abort()
+            return
+        sock = writer.get_extra_info("socket")
+        try:  # Kafka's Acceptor.configureAcceptedSocketChannel, on every listener
+            if sock is not None:
+                configure_accepted(sock, self.socket_send_buffer)
+        except OSError as exc:
+            logger.info("raft node %d: closing a connection it cannot configure: %s", self.node_id, exc)
             writer.transport.abort()
             return
         assert task is not None

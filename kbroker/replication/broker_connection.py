@@ -9,6 +9,7 @@ import asyncio
 import struct
 from typing import Any
 
+from kbroker.config.socket_options import USE_DEFAULT_BUFFER_SIZE, connect_socket
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.messages import RequestHeader
 
@@ -20,27 +21,37 @@ class FetcherConnectionError(Exception):
 
 
 class BrokerConnection:
-    """One connection to another broker, one request at a time."""
+    """One connection to another broker, one request at a time. Its socket gets ``receive_buffer``
+    as SO_RCVBUF before it connects, unless -1 (Kafka's clients: the replica fetcher's is
+    replica.socket.receive.buffer.bytes, the other broker-to-broker clients'
+    socket.receive.buffer.bytes; the send buffer is the OS's)."""
 
     def __init__(self, host: str, port: int, client_id: str, max_frame: int, security: Any = None,
-                 node: int | None = None) -> None:
+                 node: int | None = None, receive_buffer: int = USE_DEFAULT_BUFFER_SIZE) -> None:
         self.security = security  # kbroker.security.client.ClientSecurity of the inter-broker listener
         self.node = node
         self.host = host
         self.port = port
         self.client_id = client_id
         self.max_frame = max_frame
+        self.receive_buffer = receive_buffer
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._correlation = 0
 
     async def open(self, timeout: float) -> None:
         async with asyncio.timeout(timeout):
-            if self.security is None or self.security.protocol == "PLAINTEXT":
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-            else:
-                self._reader, self._writer = await self.security.open_connection(
-                    self.host, self.port, client_id=self.client_id, node=self.node, max_frame=self.max_frame)
+            sock = await connect_socket(self.host, self.port, receive_buffer=self.receive_buffer)
+            try:
+                if self.security is None or self.security.protocol == "PLAINTEXT":
+                    self._reader, self._writer = await asyncio.open_connection(sock=sock)
+                else:
+                    self._reader, self._writer = await self.security.open_connection(
+                        self.host, self.port, client_id=self.client_id, node=self.node, max_frame=self.max_frame,
+                        sock=sock)
+            except BaseException:
+                sock.close()
+                raise
 
     async def request(self, body: Any, version: int, timeout: float) -> Any:
         assert self._reader is not None and self._writer is not None

@@ -343,7 +343,8 @@ class ReplicaFetcher:
         security = self._broker.internode_security
         conn = BrokerConnection(endpoint[0], endpoint[1], f"broker-{node}-fetcher-{self.fetcher_id}",
                                 self._cfg("socket.request.max.bytes"),
-                                security.inter_broker, self.source_id)
+                                security.inter_broker, self.source_id,
+                                receive_buffer=self._cfg("replica.socket.receive.buffer.bytes"))
         await conn.open(self._cfg("replica.socket.timeout.ms") / 1000)
         self._conn = conn
         self._logged.discard("conn")

@@ -88,7 +88,8 @@ class TxnVerification:
         request = Req(transactions=[Req.AddPartitionsToTxnTransaction(
             transactional_id=transactional_id, producer_id=producer_id, producer_epoch=producer_epoch,
             verify_only=verify_only, topics=[AddPartitionsToTxnTopic(name=topic, partitions=[index])])])
-        conn = BrokerConnection(host, port, f"broker-{self.node_id}-txn-verification", 1 << 20)
+        conn = BrokerConnection(host, port, f"broker-{self.node_id}-txn-verification", 1 << 20,
+                                receive_buffer=self.broker.config["socket.receive.buffer.bytes"])
         try:
             await conn.open(5.0)
             response = await conn.request(request, 5, 30.0)

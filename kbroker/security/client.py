@@ -31,13 +31,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kbroker.config import BrokerConfig, ConfigError
+from kbroker.config.socket_options import USE_DEFAULT_BUFFER_SIZE, connect_socket
 from kbroker.security.jaas import JaasError, server_entry
 from kbroker.security.sasl_client import AuthenticationError, Roundtrip, authenticate_with, stream_roundtrip
 from kbroker.security.tls import _load_keystore, _load_truststore, _set_ciphers, _set_protocols, _Settings
@@ -68,10 +71,11 @@ class ClientSecurity:
     password: str = ""
 
     async def open_connection(self, host: str, port: int, *, client_id: str, node: int | None = None,
-                              max_frame: int = 100 * 1024 * 1024
+                              max_frame: int = 100 * 1024 * 1024, sock: socket.socket | None = None
                               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """:func:`open_connection` with this security (lower layers call it without importing this module)."""
-        return await open_connection(host, port, self, client_id=client_id, node=node, max_frame=max_frame)
+        return await open_connection(host, port, self, client_id=client_id, node=node, max_frame=max_frame,
+                                     sock=sock)
 
     async def reauthenticate_if_due(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """:func:`reauthenticate_if_due` (lower layers call it without importing this module)."""
@@ -203,18 +207,22 @@ def _log_auth_failure(host: str, port: int, node: int | None, message: str) -> N
 
 
 async def open_connection(host: str, port: int, security: ClientSecurity, *, client_id: str,
-                          node: int | None = None, max_frame: int = 100 * 1024 * 1024
+                          node: int | None = None, max_frame: int = 100 * 1024 * 1024,
+                          sock: socket.socket | None = None
                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A connection to ``host:port`` set up as ``security`` says (TLS handshake, SASL
-    authentication); the caller bounds the time (``asyncio.timeout``). Raises OSError;
-    AuthenticationError (a ConnectionError) when the TLS handshake or SASL authentication fails,
-    after logging it as Kafka's NetworkClient does."""
+    authentication); the caller bounds the time (``asyncio.timeout``). ``sock``: a socket already
+    connected there (its options set before it connected: kbroker.config.socket_options), else one
+    is opened. Raises OSError; AuthenticationError (a ConnectionError) when the TLS handshake or SASL
+    authentication fails, after logging it as Kafka's NetworkClient does."""
+    where: dict[str, Any] = {"sock": sock} if sock is not None else {"host": host, "port": port}
     if security.ssl_context is None:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(**where)
     else:
         try:
+            # (SNI names ``host`` whether or not the certificate is checked against it, as before)
             reader, writer = await asyncio.open_connection(
-                host, port, ssl=security.ssl_context, server_hostname=host if security.check_hostname else None)
+                **where, ssl=security.ssl_context, server_hostname=host)
         except ssl.SSLError as exc:
             message = f"SSL handshake failed: {exc}"
             _log_auth_failure(host, port, node, message)
@@ -323,12 +331,21 @@ class Connector:
     controller channel); its :meth:`reauthenticate_if_due` re-authenticates a connection it opened
     (the users find it on the factory, without importing this module)."""
 
-    def __init__(self, security: ClientSecurity, client_id: str) -> None:
+    def __init__(self, security: ClientSecurity, client_id: str, receive_buffer: int = USE_DEFAULT_BUFFER_SIZE) -> None:
         self.security = security
         self.client_id = client_id
+        self.receive_buffer = receive_buffer  # SO_RCVBUF set before connecting (-1: the OS's)
 
     async def __call__(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await open_connection(host, port, self.security, client_id=self.client_id)
+        sock = None
+        if self.receive_buffer != USE_DEFAULT_BUFFER_SIZE:
+            sock = await connect_socket(host, port, receive_buffer=self.receive_buffer)
+        try:
+            return await open_connection(host, port, self.security, client_id=self.client_id, sock=sock)
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
 
     async def reauthenticate_if_due(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reauthenticate_if_due(reader, writer)
@@ -340,7 +357,7 @@ class Connector:
         await reauthenticate_with(writer, call)
 
 
-def connector(security: ClientSecurity, client_id: str
+def connector(security: ClientSecurity, client_id: str, receive_buffer: int = USE_DEFAULT_BUFFER_SIZE
               ) -> Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]:
     """A :class:`Connector` of ``security``."""
-    return Connector(security, client_id)
+    return Connector(security, client_id, receive_buffer)

@@ -67,7 +67,8 @@ class InterNodeSecurity:
         """The raft driver's outbound connections on the controller listener's security, its
         server with the listener's TLS and SASL (before ``raft.listen()``)."""
         if self.controller.protocol != "PLAINTEXT":
-            raft.open_connection = connector(self.controller, f"raft-client-{raft.node_id}")
+            raft.open_connection = connector(self.controller, f"raft-client-{raft.node_id}",
+                                             raft.socket_receive_buffer)
         server = self.controller_server
         if server is None:
             return

@@ -1,8 +1,10 @@
 """A client listener's socket with Kafka's acceptor rules (SocketServer's Acceptor).
 
 The listener is given what it uses (:class:`ListenerWiring`): the broker-wide connection limits,
-the per-address connection-creation quotas, the listener's TLS context, how a connection is made
-and how the broker sheds connections over max.connections.
+the per-address connection-creation quotas, the listener's TLS context, how a connection is made,
+how the broker sheds connections over max.connections, and the socket keys (:class:`SocketSettings`:
+the listening socket's receive buffer, set before it binds, and backlog; each accepted connection's
+send buffer, kbroker.config.socket_options).
 """
 
 from __future__ import annotations
@@ -15,14 +17,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kbroker.config.socket_options import configure_accepted, open_listening
 from kbroker.security.quotas import IpConnectionQuotas
 from kbroker.server.connection import KafkaConnection
 from kbroker.server.limits import ConnectionLimits
 
 if TYPE_CHECKING:
-    from kbroker.config import Endpoint
+    from kbroker.config import BrokerConfig, Endpoint
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SocketSettings:
+    """Kafka's socket keys as its Acceptor reads them, broker-wide (Kafka has no per-listener
+    override of them) and at start-up only (they are not dynamic)."""
+
+    send_buffer: int  # socket.send.buffer.bytes: SO_SNDBUF of each accepted connection (-1: the OS's)
+    receive_buffer: int  # socket.receive.buffer.bytes: SO_RCVBUF of the listening socket (-1: the OS's)
+    backlog: int  # socket.listen.backlog.size
+
+    @classmethod
+    def of(cls, config: BrokerConfig) -> SocketSettings:
+        return cls(config["socket.send.buffer.bytes"], config["socket.receive.buffer.bytes"],
+                   config["socket.listen.backlog.size"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +52,7 @@ class ListenerWiring:
     ssl_context: ssl.SSLContext | None
     make_connection: Callable[[Endpoint, str], KafkaConnection]  # (endpoint, admitted address)
     close_excess_connections: Callable[[], None]
+    sockets: SocketSettings
 
 
 class Listener:
@@ -43,7 +62,7 @@ class Listener:
     connection over max.connection.creation.rate is held for its throttle time, the listener
     accepting nothing else meanwhile, then served (kbroker/server/limits.py)."""
 
-    BACKLOG = 1024
+    ACCEPTS_PER_WAKEUP = 1024  # connections accepted in one go before the loop runs other work
 
     def __init__(self, endpoint: Endpoint, sockets: list[socket.socket], wiring: ListenerWiring) -> None:
         self.endpoint = endpoint
@@ -53,6 +72,7 @@ class Listener:
         self._ssl_context = wiring.ssl_context
         self._make_connection = wiring.make_connection
         self._close_excess = wiring.close_excess_connections
+        self._sockets = wiring.sockets
         self._loop = asyncio.get_running_loop()
         self._serving = False
         self._accepting = False
@@ -86,26 +106,10 @@ class Listener:
         endpoint = self.endpoint
         host = endpoint.host or None
         infos = await self._loop.getaddrinfo(host, endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        sockets: list[socket.socket] = []
-        port = endpoint.port
-        try:
-            for family, type_, proto, _name, address in dict.fromkeys(
-                (i[0], i[1], i[2], i[3], i[4]) for i in infos
-            ):
-                sock = socket.socket(family, type_, proto)
-                sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                if port == 0 and len(sockets) > 1:  # every address on the port the first one got
-                    address = (address[0], sockets[0].getsockname()[1], *address[2:])
-                sock.bind(address)
-                sock.listen(self.BACKLOG)
-                sock.setblocking(False)
-        except OSError:
-            for sock in sockets:
-                sock.close()
-            raise
+        # Kafka's ServerSocketFactory: the receive buffer before bind (accepted connections inherit
+        # it, and the window scale of their SYN-ACK is chosen by it), then the backlog
+        settings = self._sockets
+        sockets = open_listening(infos, endpoint.port, settings.receive_buffer, settings.backlog)
         self.sockets = sockets
 
     async def start_serving(self) -> None:
@@ -132,7 +136,7 @@ class Listener:
     def _on_acceptable(self, sock: socket.socket) -> None:
         limits = self._limits
         listener = self.endpoint.listener
-        for _ in range(self.BACKLOG):
+        for _ in range(self.ACCEPTS_PER_WAKEUP):
             if not limits.slot_available(listener):
                 self._pause_accepting()
                 return
@@ -204,6 +208,9 @@ class Listener:
     async def _serve(self, conn: socket.socket, peer: str) -> None:
         protocol = self._make_connection(self.endpoint, peer)
         try:
+            # Kafka's configureAcceptedSocketChannel, once the connection is admitted: TCP_NODELAY,
+            # SO_KEEPALIVE, the send buffer (an error closes it, its slot released)
+            configure_accepted(conn, self._sockets.send_buffer)
             await self._loop.connect_accepted_socket(lambda: protocol, conn, ssl=self._ssl_context)
         except BaseException as exc:
             conn.close()

@@ -69,6 +69,9 @@ def make_raft(cfg: BrokerConfig, node_id: int, cluster_id: str) -> RaftDriver:
                       bootstrap_servers=setup.bootstrap_servers, read_snapshot_controls=checkpoint_controls)
     raft.advertised_endpoint = advertised_controller_endpoint(cfg)
     raft.fetch_snapshot_max_bytes = cfg["controller.quorum.fetch.snapshot.max.bytes"]
+    raft.socket_send_buffer = cfg["socket.send.buffer.bytes"]
+    raft.socket_receive_buffer = cfg["socket.receive.buffer.bytes"]
+    raft.listen_backlog = cfg["socket.listen.backlog.size"]
     return raft
 
 
