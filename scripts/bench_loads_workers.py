@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -150,7 +151,7 @@ def w_group(a: argparse.Namespace) -> dict:
     base = {"bootstrap.servers": a.bootstrap, "enable.auto.commit": False, "enable.partition.eof": False,
             "fetch.wait.max.ms": 100, "session.timeout.ms": 45000, "heartbeat.interval.ms": 3000,
             "queued.max.messages.kbytes": 16384}
-    state = {"records": 0, "bytes": 0}
+    state: dict[str, float] = {"records": 0, "bytes": 0, "t_first": 0.0, "first_bytes": 0}
 
     class Group:
         def __init__(self, name: str, reset: str) -> None:
@@ -185,10 +186,15 @@ def w_group(a: argparse.Namespace) -> dict:
     def poll_all() -> None:
         for g in groups:
             for c in g.consumers:
-                for m in c.consume(1000, 0):
+                batch = c.consume(1000, 0)
+                before = state["bytes"]
+                for m in batch:
                     if m.error() is None:
                         state["records"] += 1
                         state["bytes"] += len(m.value() or b"")
+                if not state["t_first"] and state["bytes"] > before:
+                    # the first records after the reset: the flow is timed from here, without them
+                    state["t_first"], state["first_bytes"] = time.monotonic(), state["bytes"] - before
 
     def wait_stable(what: str, group: Group = first) -> float:
         t0 = time.monotonic()
@@ -228,24 +234,23 @@ def w_group(a: argparse.Namespace) -> dict:
             producer.poll(0)
             poll_all()  # (keeps the members' heartbeats served while paused)
     producer.flush(300)
-    state["records"] = state["bytes"] = 0
+    state["records"] = state["bytes"] = state["t_first"] = state["first_bytes"] = 0
     t1 = time.monotonic()
     for c, mine in zip(consumers, assigned, strict=True):
         c.resume([TopicPartition(a.topic, p) for p in mine])
     deadline = t1 + a.timeout
-    t_first = 0.0
     while state["records"] < a.records:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fetch: {state['records']} of {a.records} records")
         poll_all()
-        if not t_first and state["records"]:
-            t_first = time.monotonic()
     done = time.monotonic()
+    t_first = state["t_first"]
     fetch_s, flow_s = done - t1, done - t_first
     result = {"members": a.conns, "partitions": len(parts), "join_s": join_s, "rebalance_s": rebalance_s,
               "records": a.records, "fetch_s": fetch_s, "fetch_mb_per_s": state["bytes"] / fetch_s / 1e6,
               "fetch_records_per_s": state["records"] / fetch_s, "fetch_wake_s": t_first - t1,
-              "fetch_flow_s": flow_s, "fetch_flow_mb_per_s": state["bytes"] / flow_s / 1e6}
+              "fetch_flow_s": flow_s,
+              "fetch_flow_mb_per_s": (state["bytes"] - state["first_bytes"]) / flow_s / 1e6 if flow_s > 0 else math.nan}
     second = Group(f"bench-group-{os.getpid()}-second", "latest")
     groups.append(second)
     t2 = time.monotonic()
