@@ -101,7 +101,11 @@ async def connect_socket(host: str, port: int, *, receive_buffer: int = USE_DEFA
         raise OSError(f"getaddrinfo({host!r}) returned an empty list")
     error: OSError | None = None
     for family, type_, proto, _name, address in infos:
-        sock = socket.socket(family, type_, proto)
+        try:  # (a family the host cannot open, e.g. IPv6 disabled, moves on to the next address)
+            sock = socket.socket(family, type_, proto)
+        except OSError as exc:
+            error = exc
+            continue
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

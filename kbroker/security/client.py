@@ -337,14 +337,13 @@ class Connector:
         self.receive_buffer = receive_buffer  # SO_RCVBUF set before connecting (-1: the OS's)
 
     async def __call__(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        sock = None
-        if self.receive_buffer != USE_DEFAULT_BUFFER_SIZE:
-            sock = await connect_socket(host, port, receive_buffer=self.receive_buffer)
+        # (always through connect_socket: SO_KEEPALIVE and TCP_NODELAY as Kafka's Selector sets
+        # them, the receive buffer only when it is not -1)
+        sock = await connect_socket(host, port, receive_buffer=self.receive_buffer)
         try:
             return await open_connection(host, port, self.security, client_id=self.client_id, sock=sock)
         except BaseException:
-            if sock is not None:
-                sock.close()
+            sock.close()
             raise
 
     async def reauthenticate_if_due(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

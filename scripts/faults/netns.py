@@ -21,7 +21,7 @@ import os
 import secrets
 import shutil
 import subprocess
-import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -55,13 +55,24 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 # Held while a network picks its subnet and puts the address on its bridge: runs starting together (in
 # one process or several) would otherwise all pick the first free subnet, and Linux lets two bridges
 # have one address, so one run's proxies would reach the other run's nodes.
-SUBNET_LOCK = Path(tempfile.gettempdir()) / f"{PREFIX}-subnets.lock"
+# A fixed path, not $TMPDIR's: the bridges and subnets are the machine's, whatever a run's TMPDIR.
+SUBNET_LOCK = Path("/tmp") / f"{PREFIX}-subnets.lock"
+SUBNET_LOCK_WAIT_S = 60.0
 
 
 @contextlib.contextmanager
 def _choosing_subnet() -> Iterator[None]:
     with open(SUBNET_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        deadline = time.monotonic() + SUBNET_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # the holder runs two short `ip` commands: a minute means it is stuck
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{SUBNET_LOCK} still held after {SUBNET_LOCK_WAIT_S:.0f} s") from None
+                time.sleep(0.05)  # (polling a lock held by another process: no event to wait on)
         yield  # the lock ends with the file
 
 
