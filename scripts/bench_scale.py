@@ -86,11 +86,28 @@ def producer_perf(bootstrap: str, topic: str, records: int, *, acks: str = "1", 
             "lat_p999_ms": int(p999), "tool_wall_s": wall}
 
 
+def listen_overflows() -> int:
+    """The machine's TcpExt ListenOverflows: SYNs dropped because a listener's accept queue
+    (`socket.listen.backlog.size`, Kafka's default 50 on both brokers) was full; the client then
+    retries the connect after 1 s, 3 s, ... (machine-wide: attributable on a quiet machine only)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
 def measured(node: sn.Node, fn) -> tuple[dict, float]:
-    """Run fn() while watching the broker: (its result + peak RSS + broker CPU, CPU seconds)."""
+    """Run fn() while watching the broker: (its result + peak RSS + broker CPU + the SYNs dropped on
+    a full accept queue meanwhile, CPU seconds)."""
+    overflows = listen_overflows()
     with bb.RssSampler(node.pid) as s:
         r = fn()
-    r.update(rss_max_mib=s.max_kib / 1024, broker_cpu_s=s.cpu)
+    r.update(rss_max_mib=s.max_kib / 1024, broker_cpu_s=s.cpu, listen_overflows=listen_overflows() - overflows)
     return r, s.cpu
 
 
