@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import socket
@@ -54,7 +53,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_broker import free_port, metadata_ok  # noqa: E402
 from bench_mixed_split import schedstat  # noqa: E402
-from callgrind_control import callgrind_control  # noqa: E402
+from callgrind_control import callgrind_control, last_dump_total, stop_broker  # noqa: E402
 from tree_path import tree_pythonpath  # noqa: E402
 
 from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
@@ -170,21 +169,11 @@ class Broker:
 
     def instructions(self, label: str) -> int:
         self.control("-d", label)
-        dumps = sorted(self.out.glob(f"{self.name}.{self.proc.pid}.*"), key=lambda p: p.stat().st_mtime)
-        match = re.search(r"^totals:\s+(\d+)", dumps[-1].read_text(errors="replace"), re.M)
-        if match is None:
-            raise SystemExit(f"no totals in {dumps[-1]}")
-        return int(match.group(1))
+        return last_dump_total(self.out, self.name, self.proc.pid)
 
     def stop(self) -> None:
         self.poke.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(300)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
+        stop_broker(self.proc)
 
 class Load:
     """The producer and the four consumers' connections, and where each partition's log ends."""

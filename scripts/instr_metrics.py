@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -52,7 +50,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_broker import free_port, metadata_ok  # noqa: E402
 from bench_metrics_ab import RAW_PER_FETCH, RAW_RECORDS, RECORD, Work, fetch_frame  # noqa: E402  (warm-up)
-from callgrind_control import callgrind_control  # noqa: E402
+from callgrind_control import callgrind_control, last_dump_total, stop_broker  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from tree_path import tree_pythonpath  # noqa: E402
 
@@ -129,22 +127,12 @@ class Broker:
         self.pipelined(frames)
         self.control("-i", "off")
         self.control("-d", name)
-        dumps = sorted(self.out.glob(f"{self.name}.{self.proc.pid}.*"), key=lambda p: p.stat().st_mtime)
-        text = dumps[-1].read_text(errors="replace")
-        match = re.search(r"^totals:\s+(\d+)", text, re.M)
-        if match is None:
-            raise SystemExit(f"no totals in {dumps[-1]}")
-        return int(match.group(1))
+        return last_dump_total(self.out, self.name, self.proc.pid)
 
     def stop(self) -> None:
         self.sock.close()
         self.poke_sock.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(300)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_broker(self.proc)
 
 
 def run_arm(name: str, metrics: bool, tree: Path, out: Path, work: Work, requests: int, repeat: int,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from golden_recorder import to_jsonable  # the recorder's own JSON view of a decoded message
 
 from kbroker_protocol.api import decode_request, encode_request
 from kbroker_protocol.compression import Codec, is_xerial_snappy
@@ -26,23 +27,6 @@ GOLDEN = Path(__file__).parent / "golden"
 CLIENTS = {"kafka-python", "aiokafka", "confluent-kafka"}
 FIXTURES = sorted(p for client in CLIENTS for p in (GOLDEN / client).glob("*.bin"))  # java/: batches only
 TOPIC_ID = uuid.UUID("8a3c5b9e-1d2f-4c6a-9b7e-0f1e2d3c4b5a")  # the recorder's topic id
-
-
-def to_jsonable(value: Any) -> Any:
-    """Same view as scripts/record_golden.py writes (kept separate so the test stands alone)."""
-    if hasattr(value, "_FIELDS"):
-        out = {name: to_jsonable(getattr(value, name)) for name in value._FIELDS}
-        unknown = getattr(value, "unknown_tagged_fields", None)
-        if unknown:
-            out["unknown_tagged_fields"] = [[tag, bytes(data).hex()] for tag, data in unknown]
-        return out
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"hex": bytes(value).hex()}
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
 
 
 def _load(path: Path) -> tuple[bytes, dict[str, Any]]:
