@@ -257,6 +257,12 @@ def test_a_standalone_controller_grows_into_a_quorum(tmp_path):
     try:
         c.start_node(1)
         c.start_node(2)
+        # Kafka's leader adds only a replica that has caught up with it as an observer (otherwise
+        # "Aborted add voter operation ... since it is lagging behind"): wait for that, as an
+        # operator would before add-controller
+        wait_until(lambda: any(o.replica_id == 2 and o.last_caught_up_timestamp >= 0
+                               for o in getattr(leader_view(c, (1,)), "observers", [])), 60, 0.1,
+                   "node 2 caught up as an observer", c.logs)
         res = metadata_quorum("--bootstrap-controller", layout.controller(1), "--command-config",
                               str(layout.properties_path(2)), "add-controller")
         assert res.returncode == 0, res.stdout + res.stderr

@@ -130,8 +130,11 @@ def test_a_failed_log_dir_moves_its_leaderships_and_loses_no_acked_record(jbod_c
     isr, now = _isr(admin), _leaders(admin)
     for p in in_b:
         assert NODE not in isr[p], (p, isr)
+    # (a follower in the live dir may drop out of an ISR for a moment by lagging under this load,
+    # as in Kafka, and fetches its way back: what must hold is that it is in them, and fetching)
+    wait_until(lambda: all(NODE in _isr(admin)[p] for p in in_a), 30, message="the live dir's replicas in the ISR",
+               details=c.logs)
     for p in in_a:
-        assert NODE in isr[p], (p, isr)
         if leaders[p] == NODE:
             assert now[p] == NODE, (p, now)
 
