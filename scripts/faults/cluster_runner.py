@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import clientlog
+from . import clientlog, pressure
 from .checker import transaction_figures
 from .cluster import TARGETS, Cluster
 from .explain import score
@@ -131,6 +131,7 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         "schedule": applied, "crashes": [{"node": op["node"], "exit": op["exit"], "during": op.get("during")} for op in crashes],
         "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
         "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1), "phase_s": phases.seconds,
+        "phase_pressure": phases.pressure, "slow_phases": pressure.slow_phases(phases.seconds, phases.pressure),
         "node_starts": {n.name: n.starts for n in cluster.nodes.values()},
         "config": {k: str(v) for k, v in asdict(config).items()}})
     if config.transactional:
@@ -145,18 +146,25 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
 
 
 class Phases:
-    """The run's wall time by phase (report.json's ``phase_s``, one log line each): where a slow run spent it."""
+    """The run's wall time by phase (report.json's ``phase_s``, one log line each): where a slow run spent
+    it; and the machine's pressure in each phase (``phase_pressure``, ``pressure.summary``): what it
+    waited on (CPU, I/O, memory, dirty pages written back) and, in a phase of 20 s or more, which
+    processes used the CPU."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.pressure: dict[str, dict[str, Any]] = {}
         self._last = time.monotonic()
+        self._snapshot = pressure.take()
 
     def mark(self, name: str) -> None:
         """The phase ``name`` ends now (it began at the previous mark)."""
         now = time.monotonic()
+        snapshot = pressure.take()
         self.seconds[name] = round(now - self._last, 2)
-        self._last = now
-        log.info("phase %s: %.2fs", name, self.seconds[name])
+        self.pressure[name] = pressure.summary(self._snapshot, snapshot)
+        self._last, self._snapshot = now, snapshot
+        log.info("phase %s: %.2fs (%s)", name, self.seconds[name], pressure.brief(self.pressure[name]))
 
 
 def healthy(report: dict[str, Any]) -> bool:

@@ -116,7 +116,7 @@ def text(report: dict[str, Any]) -> str:
     for key in ("target", "flush", "seed", "cycles", "faults", "faults_applied", "fault_kinds", "crashes",
                 "heals_without_progress", "nodes_not_back", "duplicates_after_client_timeout",
                 "duplicates_after_epoch_bump", "reorders_of_those_duplicates", "broker_anomaly_counts", "broker_valid", "operations", "sends_invoked", "sends_acknowledged",
-                "values_read", "duration_s", "ack_latency_ms", "drain_complete", "wall_s", "phase_s"):
+                "values_read", "duration_s", "ack_latency_ms", "drain_complete", "wall_s", "phase_s", "slow_phases"):
         if key in report:
             lines.append(f"{key}: {report[key]}")
     lines.append("anomalies: " + ", ".join(f"{k}={v}" for k, v in report["anomaly_counts"].items()))

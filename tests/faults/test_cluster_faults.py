@@ -30,9 +30,10 @@ def test_short_cluster_run_loses_nothing_acknowledged(tmp_path, target):
     assert report["broker_anomaly_counts"] == dict.fromkeys(report["anomaly_counts"], 0), report["anomalies"]
     assert report["anomaly_counts"]["duplicate"] == report["duplicates_after_client_timeout"]
     assert report["anomaly_counts"]["reorder"] == report["reorders_of_those_duplicates"]
-    # What ran slowly or not at all is named in the message: the phases' times and the run's verdicts.
+    # What ran slowly or not at all is named in the message: the phases' times, the machine's pressure
+    # in the phases of 20 s or more (scripts/faults/pressure.py) and the run's verdicts.
     verdicts = {k: report[k] for k in ("drain_complete", "heals_without_progress", "nodes_not_back", "phase_s",
-                                       "longest_write_stall", "ack_latency_ms")}
+                                       "slow_phases", "longest_write_stall", "ack_latency_ms")}
     assert report["drain_complete"] and report["progress_after_each_heal"] and not report["nodes_not_back"], verdicts
     assert report["broker_valid"], verdicts
     assert report["faults_applied"] == 3 and report["fault_kinds"] == dict.fromkeys(KINDS, 1), verdicts
