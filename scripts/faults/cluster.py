@@ -21,12 +21,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import disk
+from . import disk, pressure
 from .netns import Network
 from .proxy import Proxy, ProxyHub
 
@@ -37,6 +38,8 @@ import reference_kafka  # noqa: E402
 
 BROKER_PORT = 9092
 CONTROLLER_PORT = 9093
+# A node not answering this long after its start is probed (what it waits on) every as many seconds.
+SLOW_START_PROBE_S = 10.0
 
 # acks=all, RF=3, min.insync.replicas=2, unclean election off (the issue's cluster settings).
 CLUSTER_SETTINGS: dict[str, str] = {
@@ -145,6 +148,9 @@ class Node:
     disk: Path | None = None  # a small mounted filesystem holding log.dirs
     expected_down: bool = False  # killed or stopped by the harness (not a crash)
     exits: list[int | None] = field(default_factory=list)
+    started_at: float = 0.0  # time.monotonic() of the last start
+    # starts that took SLOW_START_PROBE_S or more to answer: the process probed meanwhile (pressure.probe)
+    slow_starts: list[dict] = field(default_factory=list)
 
     @property
     def alive(self) -> bool:
@@ -232,6 +238,7 @@ class Cluster:
                                      stdout=out, stderr=subprocess.STDOUT, cwd=node.workdir, env=env,
                                      start_new_session=True)
         out.close()
+        node.started_at = time.monotonic()
         node.starts += 1
         node.paused = False
         node.expected_down = False
@@ -241,10 +248,37 @@ class Cluster:
             self.start(name)
 
     def wait_ready(self, name: str, timeout: float = 120.0) -> None:
-        """Until the node answers a Metadata request on its own address (from the root namespace)."""
+        """Until the node answers a Metadata request on its own address (from the root namespace).
+
+        A node still not answering ``SLOW_START_PROBE_S`` after its start is probed every as many
+        seconds meanwhile (its state, kernel wait and stack, CPU time, with the machine's pressure):
+        kept in ``node.slow_starts`` and logged, so a slow start names what it waited on."""
         assert self.net is not None
         node = self.nodes[name]
-        reference_kafka.wait_ready(self.net.ip[name], BROKER_PORT, time.monotonic() + timeout, node.proc)
+        proc = node.proc
+        probes: list[dict] = []
+        done = threading.Event()
+        before = pressure.take()
+
+        def watch() -> None:
+            while not done.wait(SLOW_START_PROBE_S):
+                if proc is None or proc.poll() is not None:
+                    return
+                found = {"waited_s": round(time.monotonic() - before.monotonic, 1),
+                         "since_start_s": round(time.monotonic() - node.started_at, 1), **pressure.probe(proc.pid)}
+                probes.append(found)
+                log.warning("%s not answering, waited %.1f s: %s", name, found["waited_s"], found)
+
+        watcher = threading.Thread(target=watch, name=f"start-probe-{name}", daemon=True)
+        watcher.start()
+        try:
+            reference_kafka.wait_ready(self.net.ip[name], BROKER_PORT, time.monotonic() + timeout, proc)
+        finally:
+            done.set()
+            watcher.join(5)
+            if probes:
+                node.slow_starts.append({"start": node.starts, "waited_s": round(time.monotonic() - before.monotonic, 1),
+                                         "probes": probes, "pressure": pressure.summary(before, pressure.take())})
 
     def kill(self, name: str) -> None:
         node = self.nodes[name]

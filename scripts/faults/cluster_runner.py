@@ -118,6 +118,7 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         cluster.close()
         history.close()
         phases.mark("close")
+        phases.close()
         if handler is not None:
             clients.removeHandler(handler)
             handler.close()
@@ -133,6 +134,7 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1), "phase_s": phases.seconds,
         "phase_pressure": phases.pressure, "slow_phases": pressure.slow_phases(phases.seconds, phases.pressure),
         "node_starts": {n.name: n.starts for n in cluster.nodes.values()},
+        "slow_starts": {n.name: n.slow_starts for n in cluster.nodes.values() if n.slow_starts},
         "config": {k: str(v) for k, v in asdict(config).items()}})
     if config.transactional:
         report["transactions"] = transaction_figures(history.ops)
@@ -156,6 +158,7 @@ class Phases:
         self.pressure: dict[str, dict[str, Any]] = {}
         self._last = time.monotonic()
         self._snapshot = pressure.take()
+        self._gc = pressure.GcPauses()
 
     def mark(self, name: str) -> None:
         """The phase ``name`` ends now (it began at the previous mark)."""
@@ -163,8 +166,12 @@ class Phases:
         snapshot = pressure.take()
         self.seconds[name] = round(now - self._last, 2)
         self.pressure[name] = pressure.summary(self._snapshot, snapshot)
+        self.pressure[name]["harness_gc"] = self._gc.take()
         self._last, self._snapshot = now, snapshot
         log.info("phase %s: %.2fs (%s)", name, self.seconds[name], pressure.brief(self.pressure[name]))
+
+    def close(self) -> None:
+        self._gc.close()
 
 
 def healthy(report: dict[str, Any]) -> bool:

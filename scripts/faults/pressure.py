@@ -202,3 +202,70 @@ def brief(s: dict[str, Any]) -> str:
     for p in s.get("top", []):
         parts.append(f"[{p['pid']} {p['cpu_pct']}% {p['cmd'][:60]}]")
     return ", ".join(parts)
+
+
+def probe(pid: int, proc: Path = PROC) -> dict[str, Any]:
+    """What a process is doing now: its command line, state (R running, S sleeping, D in an
+    uninterruptible wait: disk, a kernel lock), the kernel function it waits in (``wchan``), its
+    kernel stack (root only; empty otherwise) and its CPU time so far; and the same of its threads'
+    states as counts. For a node slow to start: still in ``ip netns exec`` or in Python, waiting on
+    what."""
+    base = proc / str(pid)
+    text = _read(base / "stat")
+    right = text.rfind(")")
+    fields = text[right + 2:].split() if right >= 0 else []
+    out: dict[str, Any] = {"pid": pid, "cmd": _cmdline(proc, pid, text[text.find("(") + 1:right] if right >= 0 else "")}
+    if len(fields) > 12:
+        tck = os.sysconf("SC_CLK_TCK")
+        out["state"] = fields[0]
+        out["cpu_s"] = round((int(fields[11]) + int(fields[12])) / tck, 2)
+    out["wchan"] = _read(base / "wchan").strip()
+    stack = [line.split("] ", 1)[-1] for line in _read(base / "stack").splitlines()]
+    if stack:
+        out["stack"] = stack[:12]
+    states: dict[str, int] = {}
+    try:
+        tids = os.listdir(base / "task")
+    except OSError:
+        tids = []
+    for tid in tids:
+        t = _read(base / "task" / tid / "stat")
+        r = t.rfind(")")
+        if r >= 0 and len(t) > r + 2:
+            states[t[r + 2]] = states.get(t[r + 2], 0) + 1
+    if states:
+        out["threads"] = states
+    return out
+
+
+class GcPauses:
+    """The garbage collector's pauses in this process (``gc.callbacks``): a long collection holds the
+    GIL and so stops every thread of the harness, its proxies among them. ``take()`` returns the
+    count, total and longest pause (ms) since the last ``take()`` and starts over."""
+
+    def __init__(self) -> None:
+        import gc
+        import time
+
+        self._gc, self._clock = gc, time.perf_counter
+        self._began = 0.0
+        self.count, self.total, self.longest = 0, 0.0, 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = self._clock()
+        elif self._began:
+            pause = self._clock() - self._began
+            self.count += 1
+            self.total += pause
+            self.longest = max(self.longest, pause)
+
+    def take(self) -> dict[str, float]:
+        out = {"count": self.count, "total_ms": round(self.total * 1000, 1), "longest_ms": round(self.longest * 1000, 1)}
+        self.count, self.total, self.longest = 0, 0.0, 0.0
+        return out
+
+    def close(self) -> None:
+        if self._callback in self._gc.callbacks:
+            self._gc.callbacks.remove(self._callback)

@@ -16,6 +16,13 @@ TOPIC = "full"
 PARTITIONS = 3
 
 
+def last_lines(cluster: Cluster, name: str, words: tuple[str, ...], count: int = 4) -> list[str]:
+    """The last ``count`` lines of a node's stdout.log holding one of ``words``: what a failed wait
+    shows of the node (its Raft role, its halt)."""
+    lines = (cluster.nodes[name].workdir / "stdout.log").read_text(errors="replace").splitlines()
+    return [line[:240] for line in lines if any(w in line for w in words)][-count:]
+
+
 @pytest.fixture
 def cluster(tmp_path):
     c = Cluster(KbrokerTarget(), tmp_path / "nodes", seed=18, small_disk_node="n3", small_disk_mb=16)
@@ -44,7 +51,8 @@ def test_a_node_with_a_full_disk_halts_and_leadership_moves(cluster):
         writes.poll(0.2)
         return n3.proc.poll() is not None
 
-    wait_until(n3_stopped, 120, message="n3 halts on its full disk")
+    wait_until(n3_stopped, 120, message="n3 halts on its full disk",
+               details=lambda: last_lines(cluster, "n3", ("ERROR", "CRITICAL", "halt")))
     assert n3.proc.returncode == 1
     text = (n3.workdir / "stdout.log").read_text(errors="replace")
     assert f"Shutdown broker because all log dirs in {n3.disk} have failed" in text
@@ -52,11 +60,18 @@ def test_a_node_with_a_full_disk_halts_and_leadership_moves(cluster):
 
     reader = ReadBack(cluster.bootstrap, TOPIC, PARTITIONS)
     try:
+        leaders: dict[int, int] = {}
+
         def leaders_moved() -> bool:
             md = reader.consumer.list_topics(TOPIC, timeout=10).topics[TOPIC]
-            return all(md.partitions[p].leader in (1, 2) for p in range(PARTITIONS))
+            leaders.update({p: md.partitions[p].leader for p in range(PARTITIONS)})
+            return all(leaders[p] in (1, 2) for p in range(PARTITIONS))
 
-        wait_until(leaders_moved, 90, message="every partition led by n1 or n2")
+        # (a failure names the leaders last seen and the controllers' last Raft transitions: the
+        # quorum of n1 and n2 must elect an active controller once n3 is gone)
+        wait_until(leaders_moved, 90, message="every partition led by n1 or n2",
+                   details=lambda: {"leaders": leaders, **{n: last_lines(cluster, n, ("raft node", "controller"))
+                                                           for n in ("n1", "n2")}})
         # (the first producer's sends in flight to n3 may stay unacknowledged until they time out,
         # as on Kafka: librdkafka's idempotent producer; docs/faults.md) A new producer's are all
         # acknowledged by n1 and n2.

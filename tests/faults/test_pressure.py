@@ -3,6 +3,8 @@ per-phase deltas, on a fake /proc tree (no timing)."""
 
 from __future__ import annotations
 
+import gc
+import os
 from pathlib import Path
 
 from faults import pressure
@@ -113,3 +115,35 @@ def test_phases_record_a_pressure_summary_per_phase():
     phases.mark("start")
     assert list(phases.pressure) == list(phases.seconds) == ["setup", "start"]
     assert all("load" in s for s in phases.pressure.values())
+
+
+def test_probe_names_the_state_wait_and_threads(tmp_path):
+    fake_proc(tmp_path, 0, 0, "cpu  1 0 1 8 0 0 0 0 0 0", 0, {42: ("ip", 150, 50, 10)}, {42: "ip netns exec kbf-1 python"})
+    base = tmp_path / "42"
+    (base / "stat").write_text(stat_line(42, "ip", 150, 50, 10).replace(" S 1 ", " D 1 ", 1))
+    (base / "wchan").write_text("rwsem_down_write_slowpath")
+    (base / "stack").write_text("[<0>] rwsem_down_write_slowpath+0x1/0x2\n[<0>] copy_mnt_ns+0x3/0x4\n")
+    for tid, state in ((42, "D"), (43, "S"), (44, "S")):
+        (base / "task" / str(tid)).mkdir(parents=True)
+        (base / "task" / str(tid) / "stat").write_text(stat_line(tid, "ip", 0, 0, 10).replace(" S 1 ", f" {state} 1 ", 1))
+    found = pressure.probe(42, proc=tmp_path)
+    assert found["cmd"] == "ip netns exec kbf-1 python" and found["state"] == "D"
+    assert found["wchan"] == "rwsem_down_write_slowpath"
+    assert found["stack"] == ["rwsem_down_write_slowpath+0x1/0x2", "copy_mnt_ns+0x3/0x4"]
+    assert found["threads"] == {"D": 1, "S": 2}
+    assert found["cpu_s"] == round(200 / os.sysconf("SC_CLK_TCK"), 2)
+    assert pressure.probe(999, proc=tmp_path) == {"pid": 999, "cmd": "", "wchan": ""}  # a process gone
+
+
+def test_gc_pauses_count_the_collections_between_takes():
+    pauses = pressure.GcPauses()
+    try:
+        pauses.take()
+        gc.collect()
+        gc.collect()
+        taken = pauses.take()
+        assert taken["count"] >= 2 and taken["total_ms"] >= taken["longest_ms"] >= 0
+        assert (pauses.count, pauses.total, pauses.longest) == (0, 0.0, 0.0)  # started over
+    finally:
+        pauses.close()
+    assert pauses._callback not in gc.callbacks
