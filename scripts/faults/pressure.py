@@ -5,7 +5,8 @@ A :class:`Snapshot` reads, from ``/proc`` (all cheap reads, no process is starte
 * ``pressure/{cpu,memory,io}`` (PSI): each resource's ``some``/``full`` lines, ``avg10`` and the
   ``total`` stall in microseconds;
 * ``stat``'s first line (the CPU time of the whole machine by state: user, system, iowait, steal...);
-* ``meminfo``'s ``Dirty`` and ``Writeback`` (kB), ``vmstat``'s major faults and pages written back;
+* ``meminfo``'s ``Dirty`` and ``Writeback`` (kB), ``vmstat``'s major faults, pages written back,
+  disk reads and writes and page-cache refaults;
 * ``loadavg``;
 * every process's ``stat`` (utime + stime clock ticks, start time, name).
 
@@ -26,7 +27,10 @@ from typing import Any
 PROC = Path("/proc")
 RESOURCES = ("cpu", "memory", "io")
 CPU_STATES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-VMSTAT_KEYS = ("pgmajfault", "nr_written", "nr_dirtied")
+# major faults, pages written back and dirtied, KiB read from and written to disk, and page-cache pages
+# read again after their eviction (a machine that evicts its cache, e.g. by DAMON's pageout, reads
+# a program's files again when it starts)
+VMSTAT_KEYS = ("pgmajfault", "nr_written", "nr_dirtied", "pgpgin", "pgpgout", "workingset_refault_file")
 SLOW_PHASE_S = 20.0
 TOP = 6
 
@@ -197,6 +201,9 @@ def brief(s: dict[str, Any]) -> str:
         parts.append("cpu " + " ".join(f"{k}={v}" for k, v in s["cpu_pct"].items()))
     if "dirty_kb" in s:
         parts.append(f"dirty {s['dirty_kb']['end']} kB writeback {s.get('writeback_kb', {}).get('end')} kB")
+    if "pgpgin_delta" in s:
+        parts.append(f"read {s['pgpgin_delta'] // 1024} MiB written {s.get('pgpgout_delta', 0) // 1024} MiB "
+                     f"major faults {s.get('pgmajfault_delta')} refaults {s.get('workingset_refault_file_delta')}")
     if "load" in s:
         parts.append(f"load {s['load'][0]}")
     for p in s.get("top", []):

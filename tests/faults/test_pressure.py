@@ -30,7 +30,7 @@ def fake_proc(root: Path, cpu_total: int, io_total: int, cpu_line: str, dirty: i
     # no pressure/memory: a resource missing is left out, not an error
     (root / "stat").write_text(f"{cpu_line}\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 5\n")
     (root / "meminfo").write_text(f"MemTotal:       24000000 kB\nDirty:          {dirty} kB\nWriteback:      {dirty // 2} kB\n")
-    (root / "vmstat").write_text(f"nr_dirty 3\nnr_written {dirty}\npgmajfault 7\n")
+    (root / "vmstat").write_text(f"nr_dirty 3\nnr_written {dirty}\npgmajfault 7\npgpgin {2 * dirty}\n")
     (root / "loadavg").write_text("3.50 2.00 1.00 4/300 1234\n")
     for entry in root.iterdir():
         if entry.name.isdigit():
@@ -79,7 +79,7 @@ def test_summary_of_a_slow_phase_has_the_stalls_cpu_split_and_top_processes(tmp_
     # delta ticks: user 300, system 100, idle 300, iowait 100, steal 200 of 1000
     assert s["cpu_pct"] == {"user": 30.0, "system": 10.0, "idle": 30.0, "iowait": 10.0, "steal": 20.0}
     assert s["dirty_kb"] == {"start": 100, "end": 4000} and s["writeback_kb"] == {"start": 50, "end": 2000}
-    assert s["nr_written_delta"] == 3900 and s["pgmajfault_delta"] == 0
+    assert s["nr_written_delta"] == 3900 and s["pgmajfault_delta"] == 0 and s["pgpgin_delta"] == 7800
     assert s["load"] == [3.5, 2.0, 1.0]
     assert s["top"] == [
         {"pid": 30, "cpu_s": 30.0, "cpu_pct": 120, "cmd": "java -cp x kafka.Kafka"},
