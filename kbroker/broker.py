@@ -334,7 +334,7 @@ class Broker:
         is) in Envelopes over its controller listener (controller-seam's RemoteControllerClient), as
         Kafka's brokers forward them."""
         from kbroker.api.envelope import error_response_for
-        from kbroker.metadata.channel import ControllerChannel
+        from kbroker.metadata.channel import ControllerChannel, channel_timeouts
         from kbroker.metadata.remote import RemoteControllerClient
 
         raft = self.raft
@@ -343,6 +343,7 @@ class Broker:
             dict(self.config.quorum_voters) or (lambda: raft.addresses))
         self._channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
                                           client_id=f"broker-{self.node_id}-forwarding",
+                                          **channel_timeouts(self.config),
                                           open_connection=self.internode_security.controller_opener(
                                               f"broker-{self.node_id}-forwarding"))
         self.controller_client = RemoteControllerClient(self._channel, error_response_for)

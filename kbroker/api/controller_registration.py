@@ -206,7 +206,7 @@ async def register_self(broker: RegisteringController) -> None:
     """Kafka's ControllerRegistrationManager: keep this controller's registration (this process's
     incarnation) in the metadata, asking the active controller (maybe this node) over the
     controller listener."""
-    from kbroker.metadata.channel import ControllerChannel
+    from kbroker.metadata.channel import ControllerChannel, channel_timeouts
     from kbroker.metadata.client import ControllerUnavailable
 
     raft = broker.raft
@@ -215,6 +215,7 @@ async def register_self(broker: RegisteringController) -> None:
     channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None,
                                 lambda: {**raft.addresses, broker.node_id: raft.advertised_address()},
                                 client_id=f"controller-{broker.node_id}-registration",
+                                **channel_timeouts(broker.config),
                                 open_connection=broker.internode_security.controller_opener(
                                     f"controller-{broker.node_id}-registration"))
     try:

@@ -283,6 +283,22 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("socket.listen.backlog.size", "int", "50", minimum=1,
            doc="The most connections waiting to be accepted on a listener's socket (the listen backlog); Linux "
                "also caps it at net.core.somaxconn."),
+        # Kafka's ServerConfigs / ReplicationConfigs: the timeouts of the broker's own clients (its
+        # NetworkClients to the other nodes); no validator in Kafka beyond the type
+        _k("request.timeout.ms", "int", "30000",
+           doc="How long, in ms, this node's connections to other brokers (the replica fetcher, transaction "
+               "markers and verification) wait for a response before they close the connection and retry."),
+        _k("socket.connection.setup.timeout.ms", "long", "10000",
+           doc="How long, in ms, this node's connections to the other nodes (replica fetcher, Raft client, "
+               "controller channels) may take to connect (TCP, TLS, SASL) before the attempt is abandoned; it "
+               "doubles, with 20% jitter, after each consecutive failed attempt, up to "
+               "socket.connection.setup.timeout.max.ms."),
+        _k("socket.connection.setup.timeout.max.ms", "long", "30000",
+           doc="The most, in ms, the connection setup timeout grows to over consecutive failed attempts."),
+        _k("controller.socket.timeout.ms", "int", "30000",
+           doc="How long, in ms, a request on a broker-to-controller channel (registration, heartbeats, "
+               "forwarding, AlterPartition) waits for its response before the connection is closed and the "
+               "request retried."),
         _k("connections.max.idle.ms", "long", "600000",
            doc="A connection with no request in flight that has sent nothing for this long, in ms, is closed."),
         # Kafka's SocketServer.ReconfigurableConfigs: dynamic broker configs
@@ -360,7 +376,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("replica.fetch.response.max.bytes", "int", "10485760", minimum=0,
            doc="The most bytes a follower asks for in one whole fetch response."),
         _k("replica.socket.timeout.ms", "int", "30000",
-           doc="The network timeout, in ms, of a follower's connection to the leader it replicates from."),
+           doc="The longest, in ms, a follower waits for its connection to the leader it replicates from to be "
+               "ready (an attempt is abandoned sooner after socket.connection.setup.timeout.ms); its fetches are "
+               "bounded by request.timeout.ms."),
         _k("replica.socket.receive.buffer.bytes", "int", "65536", check=buffer_size,
            doc="The SO_RCVBUF size, in bytes, of a follower's connection to the leader it replicates from, set "
                "before it connects (-1: the operating system's default)."),

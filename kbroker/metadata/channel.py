@@ -18,6 +18,15 @@ resolved again:
 - when the response's top-level error is NOT_CONTROLLER (the node is no longer, or not yet, the
   active controller; the connection is closed, as Kafka does, so the next attempt reconnects).
 
+Each attempt is bounded as Kafka's channel bounds it (NodeToControllerChannelManagerImpl's
+NetworkClient): connecting (TCP, TLS, SASL) by the connection setup timeout
+(``socket.connection.setup.timeout.ms``, growing with jitter over consecutive failed attempts to
+``socket.connection.setup.timeout.max.ms``, reset once connected: Kafka's ClusterConnectionStates,
+kbroker.config.connection_backoff), the response by ``controller.socket.timeout.ms`` (never beyond
+the request's deadline); the connection is then closed and the request retried. The socket gets
+SO_KEEPALIVE and TCP_NODELAY before it connects, as Kafka's Selector sets them
+(kbroker.config.socket_options.connect_socket); the reconnect backoff is Kafka's fixed 50 ms.
+
 After the deadline it raises :class:`~kbroker.metadata.client.ControllerUnavailable`. If the
 controller does not serve the API at any version this node can send,
 :class:`ControllerVersionMismatch` is raised at once (Kafka's ``versionMismatch``).
@@ -54,6 +63,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from kbroker.config.connection_backoff import ConnectionBackoff
+from kbroker.config.socket_options import connect_socket
 from kbroker.metadata.client import ControllerUnavailable
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.errors import ErrorCode
@@ -76,6 +87,25 @@ class ControllerVersionMismatch(Exception):
         super().__init__(f"controller {node_id} serves no version of api {api_key} that this node can send")
         self.api_key = api_key
         self.node_id = node_id
+
+
+def channel_timeouts(config: Any) -> dict[str, int]:
+    """The keyword arguments of :class:`ControllerChannel` that a node's configuration (a
+    BrokerConfig) sets: controller.socket.timeout.ms and the connection setup timeouts."""
+    return {"socket_timeout_ms": config["controller.socket.timeout.ms"],
+            "setup_timeout_ms": config["socket.connection.setup.timeout.ms"],
+            "setup_timeout_max_ms": config["socket.connection.setup.timeout.max.ms"]}
+
+
+async def open_plaintext(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A plain TCP connection, SO_KEEPALIVE and TCP_NODELAY set before it connects (Kafka's
+    Selector.configureSocketChannel; the OS's buffers, as Kafka's channel leaves them)."""
+    sock = await connect_socket(host, port)
+    try:
+        return await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 class _Retry(Exception):
@@ -109,6 +139,9 @@ class ControllerChannel:
         client_id: str = "kbroker",
         request_timeout_ms: int = 30_000,
         retry_backoff_ms: int = 50,
+        socket_timeout_ms: int = 30_000,
+        setup_timeout_ms: int = 10_000,
+        setup_timeout_max_ms: int = 30_000,
         open_connection: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
         | None = None,
     ) -> None:
@@ -117,8 +150,13 @@ class ControllerChannel:
         self.client_id = client_id
         self.request_timeout_ms = request_timeout_ms
         self.retry_backoff_ms = retry_backoff_ms
+        # controller.socket.timeout.ms: how long one attempt waits for its response
+        self.socket_timeout_ms = socket_timeout_ms
+        # the connection setup timeout of the next attempt (and the failed attempts behind it)
+        self.connection_backoff = ConnectionBackoff(setup_timeout_ms, setup_timeout_max_ms, retry_backoff_ms,
+                                                    retry_backoff_ms)
         # the controller listener's security (kbroker.security.internode): TLS, SASL; plain TCP by default
-        self._open = open_connection or asyncio.open_connection
+        self._open = open_connection or open_plaintext
         # An opener of kbroker.security.client (a Connector) also re-authenticates the SASL sessions of
         # its connections (KIP-368): before each request, as Kafka's client does (one request at a time here).
         self._reauthenticate: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None = \
@@ -160,6 +198,7 @@ class ControllerChannel:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+            self.connection_backoff.disconnected()
 
     async def _attempt(self, api_key: int, request: Any, deadline: float) -> Any:
         node_id = self.active_controller()
@@ -176,7 +215,9 @@ class ControllerChannel:
             if conn is None:
                 conn = await self._connect(node_id, address, deadline)
             version = self._version(conn, api_key)
-            response = await self._roundtrip(conn, api_key, version, request, deadline)
+            # Kafka's request timeout: min(controller.socket.timeout.ms, the channel's retry timeout)
+            attempt_deadline = min(deadline, time.monotonic() + self.socket_timeout_ms / 1000)
+            response = await self._roundtrip(conn, api_key, version, request, attempt_deadline)
         except asyncio.CancelledError:
             self._disconnect()  # a response may be half read: the next request starts afresh
             raise
@@ -190,11 +231,21 @@ class ControllerChannel:
 
     async def _connect(self, node_id: int, address: tuple[str, int], deadline: float) -> _Connection:
         remaining = max(0.0, deadline - time.monotonic())
-        reader, writer = await asyncio.wait_for(self._open(*address), remaining)
+        setup_s = self.connection_backoff.setup_timeout_ms / 1000
+        try:
+            reader, writer = await asyncio.wait_for(self._open(*address), min(setup_s, remaining))
+        except BaseException as exc:
+            self.connection_backoff.connect_failed()
+            if isinstance(exc, TimeoutError) and setup_s <= remaining:
+                log.info("disconnecting from controller %d at %s:%d: socket connection setup timeout "
+                         "(%d ms)", node_id, address[0], address[1], int(setup_s * 1000))
+            raise
+        self.connection_backoff.connected()
         conn = _Connection(node_id, reader, writer)
         self._connection = conn
         request = ApiVersionsRequest(client_software_name="kbroker", client_software_version="1")
-        response = await self._roundtrip(conn, API_VERSIONS, API_VERSIONS_VERSION, request, deadline)
+        attempt_deadline = min(deadline, time.monotonic() + self.socket_timeout_ms / 1000)
+        response = await self._roundtrip(conn, API_VERSIONS, API_VERSIONS_VERSION, request, attempt_deadline)
         if response.error_code != ErrorCode.NONE:
             raise ConnectionError(f"ApiVersions answered {ErrorCode(response.error_code).name}")
         conn.versions = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}

@@ -7,7 +7,10 @@
   decoded with ``kbroker_protocol.api`` and converted with ``kbroker.raft.wire``; the answers on one connection go out in request order
   (as Kafka's muted channels do), a held Fetch delaying the answers queued behind it;
 - one outbound connection per other voter, opened on the first request and reopened after a
-  failure (after ``reconnect_backoff_ms``); requests that cannot be delivered, and those in flight
+  failure (after the reconnect backoff, Kafka's 50 ms growing to 500 with jitter over consecutive
+  failures); an attempt is abandoned after the connection setup timeout
+  (``socket.connection.setup.timeout.ms``, growing to its ``.max.ms``), and a request with no answer
+  in ``controller.quorum.request.timeout.ms`` closes its connection, as Kafka's NetworkClient does; requests that cannot be delivered, and those in flight
   on a connection that breaks, are reported to the node (``request_failed``) so that it retries;
 - a timer task that ticks the node at ``next_deadline()`` and whenever something may have moved
   it earlier;
@@ -141,7 +144,8 @@ class RaftDriver(RaftTransport):
         port: int = 0,
         rng: random.Random | None = None,
         max_frame_bytes: int = BROKER_DEFAULTS["socket.request.max.bytes"],
-        reconnect_backoff_ms: int = 50,  # Kafka's reconnect.backoff.ms
+        reconnect_backoff_ms: int = 50,  # KafkaRaftManager's reconnect backoff: 50 ms growing to 500
+        reconnect_backoff_max_ms: int = 500,
         kraft_version: int = 0,
         directory_id: uuid.UUID | None = None,
         listener_name: str = "CONTROLLER",
@@ -180,6 +184,10 @@ class RaftDriver(RaftTransport):
         self.rng = rng or random.Random()
         self.max_frame_bytes = max_frame_bytes
         self.reconnect_backoff_ms = reconnect_backoff_ms
+        self.reconnect_backoff_max_ms = reconnect_backoff_max_ms
+        # socket.connection.setup.timeout.ms / .max.ms of the Raft client (set by the owner before start)
+        self.connection_setup_timeout_ms: int = BROKER_DEFAULTS["socket.connection.setup.timeout.ms"]
+        self.connection_setup_timeout_max_ms: int = BROKER_DEFAULTS["socket.connection.setup.timeout.max.ms"]
         self.node: RaftNode | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0

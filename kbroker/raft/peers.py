@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from kbroker.config.connection_backoff import ConnectionBackoff
 from kbroker.raft.messages import FetchSnapshotRequest, Message
 
 
@@ -21,6 +22,14 @@ class Peer:
     inflight: dict[int, tuple[int, int, int, int | None]] = field(default_factory=dict)
     next_correlation: int = 0
     retry_at: float = 0.0
+    # Kafka's ClusterConnectionStates for this peer: the connection setup timeout of the next
+    # attempt and the reconnect backoff (set by the transport when it first needs the peer)
+    backoff: ConnectionBackoff | None = None
+    # when each request in flight was written (loop time), by correlation id; the timer that closes
+    # the connection when the oldest has had no answer in the request timeout (Kafka's NetworkClient)
+    sent_at: dict[int, float] = field(default_factory=dict)
+    timeout_timer: asyncio.TimerHandle | None = None
+    request_timeouts: int = 0  # connections closed for a request timeout
     errors_logged: set[int] = field(default_factory=set)  # top-level errors already logged
     # KIP-368: while the connection re-authenticates, new requests wait in ``queue``; the exchange's
     # responses (by correlation id) go to these futures instead of the raft core

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kbroker.config.connection_backoff import ConnectionBackoff
 from kbroker.config.socket_options import configure_accepted
 from kbroker.raft.messages import FetchRequest, FetchSnapshotRequest, FetchSnapshotResponse, Message
 from kbroker.raft.node import RaftConfig, RaftNode
@@ -153,6 +154,10 @@ class RaftTransport(SnapshotTransfer):
     config: RaftConfig
     max_frame_bytes: int
     reconnect_backoff_ms: int
+    reconnect_backoff_max_ms: int
+    # socket.connection.setup.timeout.ms and its .max.ms (Kafka's KafkaRaftManager passes them on)
+    connection_setup_timeout_ms: int
+    connection_setup_timeout_max_ms: int
     handlers: dict[int, Callable[[Any, Any], Any]]
     error_responder: ErrorResponder | None
     raft_gate: RaftGate | None
@@ -414,7 +419,9 @@ class RaftTransport(SnapshotTransfer):
     def _peer(self, node_id: int) -> Peer:
         peer = self._peers.get(node_id)
         if peer is None:
-            peer = self._peers[node_id] = Peer(node_id)
+            peer = self._peers[node_id] = Peer(node_id, backoff=ConnectionBackoff(
+                self.connection_setup_timeout_ms, self.connection_setup_timeout_max_ms, self.reconnect_backoff_ms,
+                self.reconnect_backoff_max_ms))
         return peer
 
     def _send(self, msg: Message) -> None:
@@ -438,15 +445,25 @@ class RaftTransport(SnapshotTransfer):
     async def _connect(self, peer: Peer) -> None:
         assert self._loop is not None
         host, port = self.addresses[peer.node_id]
+        backoff = peer.backoff
+        assert backoff is not None
+        # Kafka's NetworkClient abandons an attempt (TCP, TLS, SASL) after the connection setup timeout,
+        # which grows over consecutive failed attempts (ClusterConnectionStates)
+        setup_ms = backoff.setup_timeout_ms
         try:
-            async with asyncio.timeout(self.config.request_timeout_ms / 1000):
+            async with asyncio.timeout(setup_ms / 1000):
                 reader, writer = await self.open_connection(host, port)
         except (OSError, TimeoutError) as e:
-            # a refused login was logged by the security client already (once per 30 s): DEBUG here
-            logger.log(logging.DEBUG if getattr(e, "logged", False) else logging.INFO,
-                       "raft node %d: cannot connect to node %d at %s:%d: %s", self.node_id, peer.node_id, host, port, e)
+            if isinstance(e, TimeoutError):
+                logger.info("raft node %d: disconnecting from node %d at %s:%d due to socket connection setup "
+                            "timeout; the timeout value is %d ms", self.node_id, peer.node_id, host, port, setup_ms)
+            else:  # a refused login was logged by the security client already (once per 30 s): DEBUG here
+                logger.log(logging.DEBUG if getattr(e, "logged", False) else logging.INFO,
+                           "raft node %d: cannot connect to node %d at %s:%d: %s", self.node_id, peer.node_id, host,
+                           port, e)
+            backoff.connect_failed()
             peer.connecting = None
-            peer.retry_at = self._loop.time() + self.reconnect_backoff_ms / 1000
+            peer.retry_at = self._loop.time() + backoff.reconnect_backoff_ms / 1000
             queued, peer.queue = peer.queue, []
             for msg in queued:
                 self._fail_soon(msg.dst, msg.request_id)
@@ -455,6 +472,7 @@ class RaftTransport(SnapshotTransfer):
         if not self._running:
             writer.transport.abort()
             return
+        backoff.connected()
         peer.writer = writer
         peer.errors_logged.clear()
         peer.reader_task = self._loop.create_task(self._read_responses(peer, reader, writer))
@@ -492,6 +510,32 @@ class RaftTransport(SnapshotTransfer):
         fetch_offset = msg.fetch_offset if isinstance(msg, FetchRequest) else None
         peer.inflight[cid] = (msg.request_id, api_key, version, fetch_offset)
         peer.writer.write(frame_of(encode_request(header, body)))
+        assert self._loop is not None
+        peer.sent_at[cid] = self._loop.time()
+        self._arm_request_timeout(peer)
+
+    def _arm_request_timeout(self, peer: Peer) -> None:
+        """The timer of the oldest request in flight to ``peer`` (none when one is armed)."""
+        if peer.timeout_timer is None and peer.sent_at:
+            assert self._loop is not None
+            due = min(peer.sent_at.values()) + self.config.request_timeout_ms / 1000
+            peer.timeout_timer = self._loop.call_at(due, self._check_request_timeout, peer)
+
+    def _check_request_timeout(self, peer: Peer) -> None:
+        """Kafka's NetworkClient.handleTimedOutRequests: a request with no answer in
+        controller.quorum.request.timeout.ms closes its connection, failing what is in flight on it
+        (the node retries it); the next request reconnects."""
+        peer.timeout_timer = None
+        writer = peer.writer
+        if writer is None or not peer.sent_at:
+            return
+        assert self._loop is not None
+        if self._loop.time() - min(peer.sent_at.values()) >= self.config.request_timeout_ms / 1000:
+            logger.info("raft node %d: disconnecting from node %d due to request timeout", self.node_id, peer.node_id)
+            peer.request_timeouts += 1
+            writer.transport.abort()  # the reader task sees it end and fails what was in flight
+        else:
+            self._arm_request_timeout(peer)
 
     async def _reauthenticate(self, peer: Peer, writer: asyncio.StreamWriter) -> None:
         """Re-authenticate the connection to ``peer`` (its reader task hands the responses back),
@@ -542,6 +586,7 @@ class RaftTransport(SnapshotTransfer):
                         waiter.set_result(frame)
                     continue
                 pending = peer.inflight.pop(cid, None)
+                peer.sent_at.pop(cid, None)
                 if pending is None:
                     raise CloseConnection(f"response with unknown correlation id {cid}")
                 rid, api_key, version, fetch_offset = pending
@@ -587,8 +632,13 @@ class RaftTransport(SnapshotTransfer):
             if peer.writer is writer:
                 peer.writer = None
                 peer.reader_task = None
-                assert self._loop is not None
-                peer.retry_at = self._loop.time() + self.reconnect_backoff_ms / 1000
+                assert self._loop is not None and peer.backoff is not None
+                peer.backoff.disconnected()
+                peer.retry_at = self._loop.time() + peer.backoff.reconnect_backoff_ms / 1000
+            peer.sent_at.clear()
+            if peer.timeout_timer is not None:
+                peer.timeout_timer.cancel()
+                peer.timeout_timer = None
             lost, peer.inflight = peer.inflight, {}
             peer.snapshot_parts.clear()
             if self._running:

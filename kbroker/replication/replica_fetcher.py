@@ -31,6 +31,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kbroker.config.connection_backoff import EXP_BASE, JITTER, ExponentialBackoff
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
 from kbroker.replication.broker_connection import BrokerConnection, FetcherConnectionError
 from kbroker.replication.fetch_sessions import INITIAL_EPOCH, INVALID_SESSION_ID
@@ -221,6 +222,7 @@ class ReplicaFetcher:
         self._session_id = INVALID_SESSION_ID
         self._session_epoch = INITIAL_EPOCH
         self._session: dict[tuple[uuid.UUID, int], _Sent] = {}
+        self.connect_failures = 0  # connection attempts to the source broker that failed or timed out
 
     # -- partitions -----------------------------------------------------------------------
 
@@ -345,7 +347,17 @@ class ReplicaFetcher:
                                 self._cfg("socket.request.max.bytes"),
                                 security.inter_broker, self.source_id,
                                 receive_buffer=self._cfg("replica.socket.receive.buffer.bytes"))
-        await conn.open(self._cfg("replica.socket.timeout.ms") / 1000)
+        # Kafka's BrokerBlockingSender: awaitReady for at most replica.socket.timeout.ms, its
+        # NetworkClient abandoning the attempt after the connection setup timeout; the client's
+        # connection state is dropped with the connection after any failure (NetworkClient.close(node)),
+        # so each attempt starts at socket.connection.setup.timeout.ms (jittered), never grown
+        setup = ExponentialBackoff(self._cfg("socket.connection.setup.timeout.ms"), EXP_BASE,
+                                   self._cfg("socket.connection.setup.timeout.max.ms"), JITTER).backoff(0)
+        try:
+            await conn.open(min(setup, self._cfg("replica.socket.timeout.ms")) / 1000)
+        except BaseException:
+            self.connect_failures += 1
+            raise
         self._conn = conn
         self._logged.discard("conn")
         log.info("fetching from broker %d at %s:%d", self.source_id, *endpoint)
@@ -386,7 +398,7 @@ class ReplicaFetcher:
         request = Req(replica_id=self.manager.replica_manager.node_id, isolation_level=0, topics=[
             Req.ListOffsetsTopic(name=p.topic, partitions=[Req.ListOffsetsTopic.ListOffsetsPartition(
                 partition_index=p.index, current_leader_epoch=s.leader_epoch, timestamp=timestamp)])])
-        response = await conn.request(request, LIST_OFFSETS_VERSION, self._cfg("replica.socket.timeout.ms") / 1000)
+        response = await conn.request(request, LIST_OFFSETS_VERSION, self._cfg("request.timeout.ms") / 1000)
         for t in response.topics:
             for rp in t.partitions:
                 if rp.error_code == ErrorCode.NONE:
@@ -453,9 +465,10 @@ class ReplicaFetcher:
 
     async def _fetch(self, conn: BrokerConnection, states: list[FetchState]) -> None:
         request, nxt = self._request(states)
-        timeout = (self._cfg("replica.fetch.wait.max.ms") + self._cfg("replica.socket.timeout.ms")) / 1000
+        # Kafka's fetcher sends with its NetworkClient's request timeout, request.timeout.ms: no answer
+        # in time closes the connection and the fetch is retried after replica.fetch.backoff.ms
         try:
-            response = await conn.request(request, FETCH_VERSION, timeout)
+            response = await conn.request(request, FETCH_VERSION, self._cfg("request.timeout.ms") / 1000)
         except BaseException:
             self._reset_session()
             raise

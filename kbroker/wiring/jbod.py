@@ -221,7 +221,7 @@ def directory_ids_by_dir(log_dirs: list[Path]) -> dict[Path, uuid.UUID]:
 def start_jbod_agent(broker: JbodBroker) -> JbodAgent:
     """Hook a JbodAgent to ``broker`` (its lifecycle started): replica dirs, and failed dirs when
     it has several (a failure of a single dir halts the broker)."""
-    from kbroker.metadata.channel import ControllerChannel
+    from kbroker.metadata.channel import ControllerChannel, channel_timeouts
     raft = broker.raft
     log_manager = broker.log_manager
     if raft is None or log_manager is None:
@@ -229,7 +229,7 @@ def start_jbod_agent(broker: JbodBroker) -> JbodAgent:
     controllers = dict(broker.config.quorum_voters) or (lambda: raft.addresses)
     client_id = f"broker-{broker.node_id}-directory-assignments"
     channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
-                                client_id=client_id,
+                                client_id=client_id, **channel_timeouts(broker.config),
                                 open_connection=broker.internode_security.controller_opener(client_id))
     agent = JbodAgent(broker, directory_ids_by_dir(list(broker.config.log_dirs)),
                       broker.config["log.dir.failure.timeout.ms"], channel)

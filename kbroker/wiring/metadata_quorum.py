@@ -72,6 +72,8 @@ def make_raft(cfg: BrokerConfig, node_id: int, cluster_id: str) -> RaftDriver:
     raft.socket_send_buffer = cfg["socket.send.buffer.bytes"]
     raft.socket_receive_buffer = cfg["socket.receive.buffer.bytes"]
     raft.listen_backlog = cfg["socket.listen.backlog.size"]
+    raft.connection_setup_timeout_ms = cfg["socket.connection.setup.timeout.ms"]
+    raft.connection_setup_timeout_max_ms = cfg["socket.connection.setup.timeout.max.ms"]
     return raft
 
 

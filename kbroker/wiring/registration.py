@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from kbroker.config import SECURITY_PROTOCOL_IDS, BrokerConfig
 from kbroker.metadata.broker_lifecycle import BrokerLifecycleManager, LifecycleMachine
-from kbroker.metadata.channel import ControllerChannel
+from kbroker.metadata.channel import ControllerChannel, channel_timeouts
 from kbroker.metadata.features import SUPPORTED_FEATURES
 from kbroker.raft.io import RaftDriver
 from kbroker.storage import StorageError, read_meta_properties, uuid_from_str
@@ -56,7 +56,8 @@ def build_lifecycle(config: BrokerConfig, node_id: int, cluster_id: str, raft: R
     controllers: Mapping[int, tuple[str, int]] | Callable[[], Mapping[int, tuple[str, int]]] = (
         dict(config.quorum_voters) or (lambda: raft.addresses))
     channel = ControllerChannel(lambda: raft.leader_id if raft.leader_id >= 0 else None, controllers,
-                                client_id=f"broker-{node_id}-heartbeat", open_connection=open_connection)
+                                client_id=f"broker-{node_id}-heartbeat", open_connection=open_connection,
+                                **channel_timeouts(config))
     lifecycle = BrokerLifecycleManager(machine, channel, metadata_offset,
                                        send_timeout_ms=config["broker.session.timeout.ms"] // 2)
     return channel, lifecycle
