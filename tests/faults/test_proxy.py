@@ -17,7 +17,19 @@ class Echo:
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop serving: a shutdown wakes the accept (closing the socket alone leaves the thread
+        blocked in it on Linux, one thread left behind per test)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
 
     def _serve(self) -> None:
         while True:
@@ -45,7 +57,7 @@ def proxy():
         yield hub.add("echo", "127.0.0.1", ("127.0.0.1", echo.port), {"127.0.0.2": "n2"})
     finally:
         hub.close()
-        echo.sock.close()
+        echo.close()
 
 
 def connect(proxy, source: str = "127.0.0.1") -> socket.socket:
