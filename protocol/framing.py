@@ -22,6 +22,10 @@ Performance, for the server's hot path:
 - A frame that spans feeds is accumulated in chunks of up to 64 KiB (small feeds are appended to
   the last chunk, large ones become their own chunk) and joined once, when complete, into one
   ``bytes``; so many tiny feeds cost O(n), not O(n²), and do not create an object per feed.
+  A ``bytes`` feed of 64 KiB or more that lies wholly inside the frame is held as it is, not
+  copied (``bytes`` cannot change; the object held is exactly the bytes held): a large request
+  (a Produce of many partitions' batches, ~1 MiB, arrives in feeds of up to 256 KiB) is then
+  copied once, by the join, instead of twice.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ class FrameDecoder:
         if max_frame_size < 0:
             raise ValueError("max_frame_size must not be negative")
         self.max_frame_size = max_frame_size
-        self._chunks: list[bytearray] = []  # the current partial prefix or body
+        self._chunks: list[bytearray | memoryview] = []  # the current partial prefix or body
         self._held = 0  # bytes in _chunks
         self._length: int | None = None  # body size of the current frame, once its prefix is read
         self._failed: FrameTooLargeError | None = None
@@ -110,7 +114,10 @@ class FrameDecoder:
                 self._length = length
             need = self._length - self._held
             if end - pos < need:
-                if pos < end:
+                if pos == 0 and end >= _CHUNK_TARGET and type(data) is bytes:
+                    self._chunks.append(view)  # a whole immutable feed inside the frame: no copy
+                    self._held += end
+                elif pos < end:
                     self._hold(view[pos:end])
                 return frames
             if self._held:
@@ -124,8 +131,9 @@ class FrameDecoder:
 
     def _hold(self, piece: memoryview) -> None:
         chunks = self._chunks
-        if chunks and len(chunks[-1]) < _CHUNK_TARGET:
-            chunks[-1] += piece
+        last = chunks[-1] if chunks else None
+        if type(last) is bytearray and len(last) < _CHUNK_TARGET:
+            last += piece
         else:
             chunks.append(bytearray(piece))
         self._held += len(piece)

@@ -180,3 +180,38 @@ def test_fuzz_parses_or_raises_frame_error(blob: bytes, step: int) -> None:
     assert error is None
     assert got == expected
     assert whole.buffered == chunked.buffered <= 64 + 4
+
+
+def test_large_bytes_feeds_inside_a_frame_are_held_without_a_copy() -> None:
+    size = 1 << 20
+    payload = bytes(range(256)) * (size // 256)
+    stream = encode_frame(payload) + encode_frame(b"next")
+    cut = 100_000  # the first feed: the prefix and part of the body (copied: it starts mid-feed)
+    pieces = [stream[:cut]] + [stream[i : i + 256 * 1024] for i in range(cut, len(stream), 256 * 1024)]
+    d = FrameDecoder(size)
+    assert d.feed(pieces[0]) == []
+    tracemalloc.start()
+    try:
+        for piece in pieces[1:-1]:
+            assert d.feed(piece) == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024  # three feeds of 256 KiB held, none copied
+    assert d.buffered == cut + 256 * 1024 * (len(pieces) - 2)
+    frames = d.feed(pieces[-1])
+    assert [bytes(f) for f in frames] == [payload, b"next"]
+
+
+def test_a_mutable_feed_is_copied_when_held() -> None:
+    size = 300_000
+    payload = b"k" * size
+    stream = encode_frame(payload)
+    d = FrameDecoder(size)
+    assert d.feed(stream[:10]) == []
+    middle = bytearray(stream[10:200_000])
+    assert d.feed(middle) == []
+    middle[:] = b"\x00" * len(middle)  # the caller reuses its buffer
+    assert d.feed(memoryview(stream[200_000:300_000])) == []
+    (frame,) = d.feed(stream[300_000:])
+    assert bytes(frame) == payload

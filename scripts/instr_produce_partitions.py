@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Instructions per produced batch with one partition per Produce request and with 16 (issue 23).
+
+    .venv/bin/python scripts/instr_produce_partitions.py [--tree DIR]... [--batches 320] [--rounds 3]
+                                                         [--shapes big,small] [--keep DIR] [--cpu]
+
+bench_vs_kafka.py's "produce, N partition(s)" row runs Kafka's ProducerPerformance (1 KiB values,
+no keys, batch.size 64 KiB, linger.ms 5, acks=1): with one partition every Produce request carries
+one batch of ~63 records; with 16 partitions the sticky partitioner fills one partition's batch
+after another and a request carries one batch for each partition with a full batch, ~10-15 of
+them (counted on kbroker, 2026-12-07 22:52 UTC: 7,954 batches of 62.9 records in 822 requests).
+librdkafka producers with keys (bench_scale.py ceiling) send the other extreme: a request with a
+small batch for each of the 16 partitions.
+
+This script sends those shapes to ``python -m kbroker`` under valgrind's callgrind (the broker's
+default settings: no roll, no retention inside a phase; instrumentation on only during a phase)
+over one connection, pipelined in groups of 5 requests (``max.in.flight.requests.per.connection``),
+each answer checked (no error, the expected base offset). Per shape, two phases with the same
+batches: ``1``, one batch per request (``--batches`` requests, partitions in turn) and ``16``, one
+batch for each of the 16 partitions per request (``--batches``/16 requests). Shapes: ``big``,
+batches of 63 records of 1 KiB without key (ProducerPerformance's), ``small``, batches of one
+keyed 1 KiB record (librdkafka's with keys). Produce v13 (topic ids, Kafka 4.4's Java client).
+A phase also counts the broker's time-driven work (timers, the
+raft and heartbeat ticks, the pokes callgrind_control needs) over its wall time, which callgrind and
+the machine's load stretch: each round first measures ``--idle`` seconds of an idle broker, and
+that rate times each phase's wall time is taken off the phase. Printed: instructions per batch per
+phase, per tree, the median of ``--rounds`` rounds (trees interleaved), and what a request costs beyond its batches ((phase 1 - phase 16) x batches / (batches
+- requests of phase 16)). ``--cpu`` runs without valgrind and prints the broker's CPU microseconds
+(its threads' schedstat) per batch instead: load-dependent, for a rough look only. ``--cprofile F``
+runs the first tree's broker under cProfile timed by its loop thread's CPU time, without valgrind
+(each call then costs microseconds of its own: compare functions of similar call counts only).
+
+Python under callgrind runs ~50 times slower: 320 batches of each shape, 3 rounds, two trees take
+~5 minutes. Figures: scripts/README.md, "Produce cost per partition".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_broker import free_port, metadata_ok  # noqa: E402
+from bench_fetch_cycle import CPROFILE, Conn, frame  # noqa: E402
+from bench_mixed_split import schedstat  # noqa: E402
+from callgrind_control import callgrind_control, last_dump_total, stop_broker  # noqa: E402
+from tree_path import tree_pythonpath  # noqa: E402
+
+from kbroker_protocol.api import decode_response  # noqa: E402
+from kbroker_protocol.messages import REQUESTS  # noqa: E402
+from kbroker_protocol.records import Record, build_batch  # noqa: E402
+
+PARTITIONS = 16
+VERSION = 13
+TOPIC = "parts"
+IN_FLIGHT = 5
+SHAPES = {"big": (63, False), "small": (1, True)}  # records per batch, keyed
+
+
+class Broker:
+    """kbroker from ``tree`` (under callgrind with instrumentation off unless ``cpu``) with the topic."""
+
+    def __init__(self, name: str, tree: Path, work: Path, cpu: bool, cprofile: Path | None = None) -> None:
+        self.name, self.out, self.cpu = name, work, cpu or cprofile is not None
+        self.port = free_port()
+        cmd = [sys.executable, *(["-c", CPROFILE, str(cprofile)] if cprofile else ["-m", "kbroker"]), "--log-level", "WARNING",
+               "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+               "--override", f"log.dirs={work / f'data-{name}'}",
+               "--override", "offsets.topic.replication.factor=1", "--override", "offsets.topic.num.partitions=1",
+               "--override", "log.retention.check.interval.ms=300000"]
+        if not self.cpu:
+            cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work}/{name}.%p", *cmd]
+        env = dict(os.environ, PYTHONPATH=tree_pythonpath(tree), PYTHONHASHSEED="0")
+        self.log = work / f"{name}.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 600
+        while not metadata_ok(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"broker {name} did not start: {self.log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+        self.topic_id = self._create_topic()
+        self.poke = Conn(self.port)
+        self.poke_frame = frame(REQUESTS[18](), 18, 0)
+
+    def _create_topic(self) -> uuid.UUID:
+        conn = Conn(self.port)
+        try:
+            C = REQUESTS[19]
+            conn.send(frame(C(topics=[C.CreatableTopic(name=TOPIC, num_partitions=PARTITIONS, replication_factor=1,
+                                                       assignments=[], configs=[])], timeout_ms=60000), 19, 7))
+            _h, created = decode_response(conn.recv(), 19, 7)
+            if created.topics[0].error_code:
+                raise SystemExit(f"CreateTopics: error {created.topics[0].error_code}")
+            M = REQUESTS[3]
+            deadline = time.monotonic() + 120
+            while True:
+                conn.send(frame(M(topics=[M.MetadataRequestTopic(name=TOPIC)], allow_auto_topic_creation=False,
+                                  include_topic_authorized_operations=False), 3, 12))
+                _h, meta = decode_response(conn.recv(), 3, 12)
+                t = meta.topics[0]
+                if len(t.partitions) == PARTITIONS and all(p.leader_id >= 0 for p in t.partitions):
+                    return t.topic_id
+                if time.monotonic() > deadline:
+                    raise SystemExit("the topic's partitions have no leader")
+                time.sleep(0.1)
+        finally:
+            conn.close()
+
+    def start(self) -> None:
+        if self.cpu:
+            self._cpu0 = schedstat(self.proc.pid)[0]
+        else:
+            self._control("-z")
+            self._control("-i", "on")
+
+    def stop_phase(self, label: str) -> float:
+        """Instructions (or CPU us) since start()."""
+        if self.cpu:
+            return (schedstat(self.proc.pid)[0] - self._cpu0) / 1e3
+        self._control("-i", "off")
+        self._control("-d", label)
+        return float(last_dump_total(self.out, self.name, self.proc.pid))
+
+    def _control(self, *args: str) -> None:
+        def poke() -> None:
+            self.poke.send(self.poke_frame)
+            self.poke.recv()
+
+        callgrind_control(self.proc.pid, args, poke)
+
+    def stop(self) -> None:
+        self.poke.close()
+        if self.cpu:
+            self.proc.terminate()
+            self.proc.wait(60)
+        else:
+            stop_broker(self.proc)
+
+
+class Load:
+    """One producer connection and where each partition's log ends."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.topic_id = broker.topic_id
+        self.conn = Conn(broker.port)
+        self.ends = [0] * PARTITIONS
+        self.cid = 0
+        value = bytes(range(256)) * 4
+        self.batches: dict[str, list[bytes]] = {}
+        for shape, (records, keyed) in SHAPES.items():
+            self.batches[shape] = [build_batch([Record(key=b"key-%04d" % (p * 1000 + i) if keyed else None, value=value,
+                                                       timestamp=1_700_000_000_000 + i) for i in range(records)])
+                                   for p in range(PARTITIONS)]
+
+    def request(self, shape: str, parts: list[int]) -> bytes:
+        P = REQUESTS[0]
+        self.cid += 1
+        data = [P.TopicProduceData.PartitionProduceData(index=p, records=self.batches[shape][p]) for p in parts]
+        return frame(P(transactional_id=None, acks=1, timeout_ms=30000,
+                       topic_data=[P.TopicProduceData(name="", topic_id=self.topic_id, partition_data=data)]),
+                     0, VERSION, self.cid)
+
+    def frames(self, shape: str, per_request: int, batches: int) -> list[tuple[bytes, list[int]]]:
+        out = []
+        for i in range(0, batches, per_request):
+            parts = [(i + k) % PARTITIONS for k in range(per_request)]
+            out.append((self.request(shape, parts), parts))
+        return out
+
+    def run(self, shape: str, frames: list[tuple[bytes, list[int]]]) -> None:
+        """Send the frames pipelined, IN_FLIGHT at a time, and check every answer."""
+        records = SHAPES[shape][0]
+        for i in range(0, len(frames), IN_FLIGHT):
+            group = frames[i:i + IN_FLIGHT]
+            self.conn.send(b"".join(f for f, _parts in group))
+            for _f, parts in group:
+                _h, resp = decode_response(self.conn.recv(), 0, VERSION)
+                got = {q.index: (q.error_code, q.base_offset) for t in resp.responses for q in t.partition_responses}
+                for p in parts:
+                    if got.get(p) != (0, self.ends[p]):
+                        raise SystemExit(f"produce to {p}: {got.get(p)}, expected (0, {self.ends[p]})")
+                    self.ends[p] += records
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tree", type=Path, action="append", default=[], help="a source tree (default: this one)")
+    ap.add_argument("--batches", type=int, default=320, help="batches per phase (a multiple of 16)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--shapes", default="big,small")
+    ap.add_argument("--per", default="1,16", help="phases: batches per request (1, 16 or both)")
+    ap.add_argument("--idle", type=float, default=10.0,
+                    help="seconds of an idle phase per round and broker, whose rate is taken off each phase (0: none)")
+    ap.add_argument("--cpu", action="store_true", help="broker CPU us per batch, no valgrind (load-dependent)")
+    ap.add_argument("--keep", type=Path, help="keep callgrind's dumps in this folder")
+    ap.add_argument("--cprofile", type=Path, help="run the first tree's broker under cProfile (its loop thread's CPU"
+                    " time), no valgrind; its stats here")
+    a = ap.parse_args()
+    if a.batches % PARTITIONS:
+        raise SystemExit("--batches must be a multiple of 16")
+    shapes = a.shapes.split(",")
+    pers = [int(x) for x in a.per.split(",")]
+    if not set(pers) <= {1, PARTITIONS}:
+        raise SystemExit("--per: 1, 16 or both")
+    trees = [t.resolve() for t in (a.tree or [ROOT])]
+    work = Path(tempfile.mkdtemp(prefix="produce-parts-"))
+    brokers: list[Broker] = []
+    loads: list[Load] = []
+    results: dict[tuple[str, str, int], list[float]] = {}
+    try:
+        for i, tree in enumerate(trees):
+            brokers.append(Broker(f"T{i + 1}", tree, work, a.cpu, a.cprofile if i == 0 else None))
+            loads.append(Load(brokers[-1]))
+            for shape in shapes:  # warm-up: every code path once, files and index entries made
+                for per in (1, PARTITIONS):
+                    loads[-1].run(shape, loads[-1].frames(shape, per, 2 * PARTITIONS))
+            print(f"# T{i + 1} = {tree}", file=sys.stderr)
+        for r in range(a.rounds):
+            order = list(range(len(brokers))) if r % 2 == 0 else list(range(len(brokers)))[::-1]
+            for k in order:
+                broker, load = brokers[k], loads[k]
+                rate = 0.0  # the broker's own instructions (or CPU us) per second while idle
+                if a.idle > 0:
+                    t0 = time.monotonic()
+                    broker.start()
+                    time.sleep(a.idle)
+                    rate = broker.stop_phase(f"r{r}-idle") / (time.monotonic() - t0)
+                    print(f"{broker.name} round {r} idle: {rate:,.0f} per second", flush=True)
+                for shape in shapes:
+                    for per in pers:
+                        frames = load.frames(shape, per, a.batches)
+                        t0 = time.monotonic()
+                        broker.start()
+                        load.run(shape, frames)
+                        total = broker.stop_phase(f"r{r}-{shape}-{per}")
+                        wall = time.monotonic() - t0
+                        value = (total - rate * wall) / a.batches
+                        results.setdefault((broker.name, shape, per), []).append(value)
+                        print(f"{broker.name} round {r} {shape} {per:>2} per request: {value:,.0f} per batch"
+                              f" ({total / a.batches:,.0f} before taking off {wall:.1f} s of idle;"
+                              f" load {os.getloadavg()[0]:.1f})", flush=True)
+    finally:
+        for load in loads:
+            load.close()
+        for broker in brokers:
+            broker.stop()
+        if a.keep is not None:
+            a.keep.mkdir(parents=True, exist_ok=True)
+            for dump in work.glob("T*.*"):
+                shutil.copy(dump, a.keep)
+        shutil.rmtree(work, ignore_errors=True)
+    unit = "CPU us" if a.cpu or a.cprofile else "instructions"
+    for broker in brokers:
+        for shape in shapes:
+            if len(pers) < 2:
+                continue
+            one = statistics.median(results[(broker.name, shape, 1)])
+            many = statistics.median(results[(broker.name, shape, PARTITIONS)])
+            requests16 = a.batches // PARTITIONS
+            per_request = (one - many) * a.batches / (a.batches - requests16)
+            base = results.get(("T1", shape, PARTITIONS))
+            vs = (f", 16 per request {100 * (many / statistics.median(base) - 1):+.1f} % against T1"
+                  if base and broker.name != "T1" else "")
+            print(f"{broker.name} {shape}: {unit} per batch, 1 per request {one:,.0f} "
+                  f"({' / '.join(f'{v:,.0f}' for v in results[(broker.name, shape, 1)])}), 16 per request {many:,.0f} "
+                  f"({' / '.join(f'{v:,.0f}' for v in results[(broker.name, shape, PARTITIONS)])}); "
+                  f"a request beyond its batches {per_request:,.0f}{vs}")
+
+
+if __name__ == "__main__":
+    main()
