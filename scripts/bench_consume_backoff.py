@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,6 +155,8 @@ def main() -> int:
     finally:
         for b in brokers.values():
             b.stop()
+        if a.keep_logs is None:
+            shutil.rmtree(base, ignore_errors=True)
     def col(rs: list[dict], key: str, fmt: str = "{}") -> str:
         return " / ".join(fmt.format(r[key]) for r in rs)
 
