@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5  # Kafka's persister: maxRPCRetryAttempts
 BACKOFF_INITIAL_MS, BACKOFF_MAX_MS = 100, 1000
-REQUEST_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 30.0  # PersisterStateManager: its SendThread's fixed request timeout (30 s)
 
 INITIALIZE, READ, WRITE = 83, 84, 85
 RETRIABLE = frozenset({ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE,
@@ -166,7 +166,7 @@ class SharePersister:
 
     async def _attempt(self, group_id: str, topic_id: uuid.UUID, partition: int, api_key: int, version: int,
                        request: Message) -> Any:
-        from kbroker.replication.broker_connection import BrokerConnection
+        from kbroker.replication.broker_connection import BrokerConnection, setup_timeout_s
 
         if self.broker.image.topic(STATE_TOPIC) is None:
             self.store.ensure_topic()  # created through the controller, as a coordinator's first use does
@@ -180,7 +180,7 @@ class SharePersister:
         conn = BrokerConnection(host, port, f"broker-{self.broker.node_id}-share-persister", 1 << 24,
                                 receive_buffer=self.broker.config["socket.receive.buffer.bytes"])
         try:
-            await conn.open(5.0)
+            await conn.open(setup_timeout_s(self.broker.config))  # its NetworkClient's connection setup timeout
             response = await conn.request(request, version, REQUEST_TIMEOUT_S)
         except Exception as exc:  # refused, reset, timed out: Kafka's persister retries a network error
             raise _Retry(ErrorCode.COORDINATOR_NOT_AVAILABLE, f"broker {node}: {exc}") from None

@@ -112,7 +112,7 @@ class TxnMarkers(TxnCoordinatorCore):
         """Send WriteTxnMarkers to the leaders of ``remote`` until each has written its marker
         (retrying while leadership moves), then complete the transaction if this coordinator
         still owns it in that Prepare* state."""
-        from kbroker.replication.broker_connection import BrokerConnection
+        from kbroker.replication.broker_connection import BrokerConnection, setup_timeout_s
         from kbroker_protocol.messages.write_txn_markers import WriteTxnMarkersRequest as Req
 
         broker = self.broker
@@ -156,9 +156,11 @@ class TxnMarkers(TxnCoordinatorCore):
                             host, port, _protocol = reg.endpoints[listener]
                             conn = BrokerConnection(host, port, f"broker-{broker.node_id}-txn-markers", 100 << 20,
                                                     receive_buffer=broker.config["socket.receive.buffer.bytes"])
-                            await conn.open(5.0)
+                            # Kafka's TransactionMarkerChannelManager: its NetworkClient's connection setup
+                            # timeout and request.timeout.ms
+                            await conn.open(setup_timeout_s(broker.config))
                             connections[leader] = conn
-                        response = await conn.request(request, 1, 30.0)
+                        response = await conn.request(request, 1, broker.config["request.timeout.ms"] / 1000)
                     except Exception as exc:  # refused, reset, timed out: retry on a new connection
                         log.info("WriteTxnMarkers to broker %d failed: %s; retrying", leader, exc)
                         bad = connections.pop(leader, None)

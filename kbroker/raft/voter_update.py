@@ -51,6 +51,9 @@ class VoterUpdater:
         self._channel = ControllerChannel(self._leader, lambda: self.raft.addresses,
                                           client_id=f"raft-client-{raft.node_id}-update-voter",
                                           request_timeout_ms=raft.config.request_timeout_ms,
+                                          socket_timeout_ms=raft.config.request_timeout_ms,
+                                          setup_timeout_ms=raft.connection_setup_timeout_ms,
+                                          setup_timeout_max_ms=raft.connection_setup_timeout_max_ms,
                                           open_connection=raft.open_connection)
 
     def _leader(self) -> int | None:

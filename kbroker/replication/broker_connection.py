@@ -9,6 +9,7 @@ import asyncio
 import struct
 from typing import Any
 
+from kbroker.config.connection_backoff import EXP_BASE, JITTER, ExponentialBackoff
 from kbroker.config.socket_options import USE_DEFAULT_BUFFER_SIZE, connect_socket
 from kbroker_protocol.api import decode_response, encode_request
 from kbroker_protocol.messages import RequestHeader
@@ -18,6 +19,17 @@ _LENGTH = struct.Struct(">i")
 
 class FetcherConnectionError(Exception):
     pass
+
+
+def setup_timeout_s(config: Any) -> float:
+    """How long, in s, one attempt to connect to another broker may take (TCP, TLS, SASL) before it
+    is abandoned: socket.connection.setup.timeout.ms with Kafka's 20% jitter, the first attempt's
+    value of ClusterConnectionStates (a BrokerConnection's attempt starts afresh: it does not grow
+    over failures, as the replica fetcher's does not, its client's state dropped with the
+    connection)."""
+    backoff = ExponentialBackoff(config["socket.connection.setup.timeout.ms"], EXP_BASE,
+                                 config["socket.connection.setup.timeout.max.ms"], JITTER)
+    return backoff.backoff(0) / 1000
 
 
 class BrokerConnection:

@@ -31,9 +31,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kbroker.config.connection_backoff import EXP_BASE, JITTER, ExponentialBackoff
 from kbroker.log import InvalidOffsetError, LogClosedError, LogCorruptedError, LogError
-from kbroker.replication.broker_connection import BrokerConnection, FetcherConnectionError
+from kbroker.replication.broker_connection import BrokerConnection, FetcherConnectionError, setup_timeout_s
 from kbroker.replication.fetch_sessions import INITIAL_EPOCH, INVALID_SESSION_ID
 from kbroker.replication.follower_log import (
     FetchState,
@@ -351,10 +350,8 @@ class ReplicaFetcher:
         # NetworkClient abandoning the attempt after the connection setup timeout; the client's
         # connection state is dropped with the connection after any failure (NetworkClient.close(node)),
         # so each attempt starts at socket.connection.setup.timeout.ms (jittered), never grown
-        setup = ExponentialBackoff(self._cfg("socket.connection.setup.timeout.ms"), EXP_BASE,
-                                   self._cfg("socket.connection.setup.timeout.max.ms"), JITTER).backoff(0)
         try:
-            await conn.open(min(setup, self._cfg("replica.socket.timeout.ms")) / 1000)
+            await conn.open(min(setup_timeout_s(self._broker.config), self._cfg("replica.socket.timeout.ms") / 1000))
         except BaseException:
             self.connect_failures += 1
             raise

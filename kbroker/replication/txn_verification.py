@@ -73,7 +73,7 @@ class TxnVerification:
         coordinator of ``transactional_id`` (the leader of its ``__transaction_state`` partition):
         verify only, or (Transactions V2, ``verify_only=False``) add the partition to the
         transaction. COORDINATOR_NOT_AVAILABLE when the coordinator cannot be reached."""
-        from kbroker.replication.broker_connection import BrokerConnection
+        from kbroker.replication.broker_connection import BrokerConnection, setup_timeout_s
         from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest as Req
         from kbroker_protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTopic
 
@@ -91,8 +91,10 @@ class TxnVerification:
         conn = BrokerConnection(host, port, f"broker-{self.node_id}-txn-verification", 1 << 20,
                                 receive_buffer=self.broker.config["socket.receive.buffer.bytes"])
         try:
-            await conn.open(5.0)
-            response = await conn.request(request, 5, 30.0)
+            # Kafka's AddPartitionsToTxnManager (NetworkUtils.buildNetworkClient): the connection setup
+            # timeout and request.timeout.ms
+            await conn.open(setup_timeout_s(self.broker.config))
+            response = await conn.request(request, 5, self.broker.config["request.timeout.ms"] / 1000)
         except Exception as exc:  # refused, reset, timed out
             log.info("transaction verification with broker %d failed: %s", leader, exc)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE

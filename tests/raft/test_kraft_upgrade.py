@@ -50,6 +50,8 @@ class FakeRaft:
         self.proposed: list[Any] = []
         self.config = FakeConfig()
         self.open_connection = None
+        self.connection_setup_timeout_ms = 10_000
+        self.connection_setup_timeout_max_ms = 30_000
 
     def advertised_address(self) -> tuple[str, int]:
         return self.addresses[self.node_id]

@@ -94,3 +94,13 @@ def test_reconnect_backoff_keys_are_not_broker_keys() -> None:
     BrokerBlockingSender 0), so a server.properties setting them is warned about and ignored."""
     config = BrokerConfig({"reconnect.backoff.ms": "20", "reconnect.backoff.max.ms": "200"}, warn=False)
     assert config.unknown == ["reconnect.backoff.ms", "reconnect.backoff.max.ms"]
+
+
+def test_a_broker_to_broker_attempt_gets_the_jittered_setup_timeout_capped_at_the_max() -> None:
+    from kbroker.replication.broker_connection import setup_timeout_s
+
+    config = BrokerConfig({"socket.connection.setup.timeout.ms": "1000"}, warn=False)
+    assert all(0.8 <= setup_timeout_s(config) <= 1.2 for _ in range(50))
+    capped = BrokerConfig({"socket.connection.setup.timeout.ms": "1000",
+                           "socket.connection.setup.timeout.max.ms": "500"}, warn=False)
+    assert setup_timeout_s(capped) == 0.5
