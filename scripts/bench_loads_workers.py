@@ -53,8 +53,13 @@ def w_consume(a: argparse.Namespace) -> dict:
     """Read `records` records from the start of every partition of the topic; time it."""
     from confluent_kafka import TopicPartition
 
+    # fetch.queue.backoff.ms 10 (librdkafka's default 1,000): with the default, a partition whose
+    # local queue passes queued.min.messages is not fetched again for a second, and whether a read
+    # fills its queue is a race, so reads fell in two groups on either broker (scripts/README.md,
+    # bench_consume_backoff.py); at 10 ms the queue never runs dry.
     c = _consumer(a.bootstrap, {"fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 1048576,
-                                "queued.max.messages.kbytes": 262144, "fetch.wait.max.ms": 100})
+                                "queued.max.messages.kbytes": 262144, "fetch.wait.max.ms": 100,
+                                "fetch.queue.backoff.ms": 10})
     c.assign([TopicPartition(a.topic, p, 0) for p in _partitions(a.bootstrap, a.topic)])
     n = nbytes = 0
     t_start = time.monotonic()
