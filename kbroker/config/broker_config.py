@@ -160,6 +160,10 @@ class BrokerConfig:
         if v["group.min.session.timeout.ms"] > v["group.max.session.timeout.ms"]:
             raise ConfigError("group.min.session.timeout.ms", v["group.min.session.timeout.ms"],
                               "must not exceed group.max.session.timeout.ms")
+        if v["replica.fetch.wait.max.ms"] > v["replica.socket.timeout.ms"]:  # KafkaConfig.validateValues
+            raise ConfigError("replica.socket.timeout.ms", v["replica.socket.timeout.ms"], "",
+                              "requirement failed: replica.socket.timeout.ms should always be at least "
+                              "replica.fetch.wait.max.ms to prevent unnecessary socket timeouts")
 
     def _validate_kraft(self, controller_names: set[str]) -> None:
         """Kafka's KafkaConfig.validateValues for the KRaft keys, with its messages."""

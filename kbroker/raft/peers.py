@@ -30,6 +30,9 @@ class Peer:
     sent_at: dict[int, float] = field(default_factory=dict)
     timeout_timer: asyncio.TimerHandle | None = None
     request_timeouts: int = 0  # connections closed for a request timeout
+    # when each request queued while the connection is being set up was queued (loop time), by the
+    # core's request id: one older than the request timeout once connected is failed, not sent
+    queued_at: dict[int, float] = field(default_factory=dict)
     errors_logged: set[int] = field(default_factory=set)  # top-level errors already logged
     # KIP-368: while the connection re-authenticates, new requests wait in ``queue``; the exchange's
     # responses (by correlation id) go to these futures instead of the raft core

@@ -431,10 +431,12 @@ class RaftTransport(SnapshotTransfer):
             self._write_request(peer, msg)
         elif peer.connecting is not None:
             peer.queue.append(msg)
+            peer.queued_at[msg.request_id] = self._loop.time()
         elif self._loop.time() < peer.retry_at or msg.dst not in self.addresses:
             self._fail_soon(msg.dst, msg.request_id)
         else:
             peer.queue.append(msg)
+            peer.queued_at[msg.request_id] = self._loop.time()
             peer.connecting = self._loop.create_task(self._connect(peer), name=f"raft-connect-{self.node_id}-{msg.dst}")
 
     def _fail_soon(self, dst: int, request_id: int) -> None:
@@ -465,6 +467,7 @@ class RaftTransport(SnapshotTransfer):
             peer.connecting = None
             peer.retry_at = self._loop.time() + backoff.reconnect_backoff_ms / 1000
             queued, peer.queue = peer.queue, []
+            peer.queued_at.clear()
             for msg in queued:
                 self._fail_soon(msg.dst, msg.request_id)
             return
@@ -477,8 +480,15 @@ class RaftTransport(SnapshotTransfer):
         peer.errors_logged.clear()
         peer.reader_task = self._loop.create_task(self._read_responses(peer, reader, writer))
         queued, peer.queue = peer.queue, []
+        queued_at, peer.queued_at = peer.queued_at, {}
+        now = self._loop.time()
         for msg in queued:
-            self._write_request(peer, msg)
+            if now - queued_at.get(msg.request_id, now) >= self.config.request_timeout_ms / 1000:
+                # Kafka's InterBrokerSendThread fails a request not sent within its request timeout
+                # (the core has retried it already): it is not sent late
+                self._fail_soon(msg.dst, msg.request_id)
+            else:
+                self._write_request(peer, msg)
 
     def _write_request(self, peer: Peer, msg: Message) -> None:
         assert peer.writer is not None

@@ -175,3 +175,54 @@ async def test_a_fetch_with_no_answer_in_request_timeout_is_sent_again_on_a_new_
                            message="a Fetch sent again on a second connection")
     finally:
         await silent.close()
+
+
+async def test_a_raft_request_queued_past_the_request_timeout_while_connecting_is_failed_not_sent(
+        tmp_path: Path) -> None:
+    """Kafka's InterBrokerSendThread fails a request it could not send within its request timeout;
+    the core has retried it meanwhile. Voter 1's connection to voter 2 is held up (the opener
+    waits for the test); once it connects, the Votes queued longer than
+    controller.quorum.request.timeout.ms are reported failed to the core and not written."""
+    release: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    server = await SilentServer().start()
+
+    async def held_open(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        await release
+        return await asyncio.open_connection(host, port)
+
+    config = RaftConfig(election_timeout_ms=200, fetch_timeout_ms=400, election_backoff_max_ms=200,
+                        request_timeout_ms=300, retry_backoff_ms=20)
+    driver = RaftDriver(1, (1, 2, 3), {2: server.address}, FileRaftLog(tmp_path / "log"),
+                        FileQuorumStateStore(tmp_path / "log"), config=config, cluster_id="timeouts",
+                        rng=random.Random(1))
+    driver.open_connection = held_open
+    failed: list[int] = []
+    await driver.listen()
+    driver.start()
+    node = driver.node
+    assert node is not None
+    original = node.request_failed
+
+    def spy(dst: int, request_id: int, now: int) -> Any:
+        if dst == 2:
+            failed.append(request_id)
+        return original(dst, request_id, now)
+
+    node.request_failed = spy  # type: ignore[method-assign]
+    try:
+        await wait_for(lambda: 2 in driver._peers and len(driver._peers[2].queue) >= 2,
+                       message="two Votes queued behind the connection being set up")
+        peer = driver._peers[2]
+        stale = {m.request_id for m in peer.queue}
+        for rid in stale:  # queued longer ago than the request timeout
+            peer.queued_at[rid] -= 1.0
+        release.set_result(None)
+        # the queue is sent (or failed) in the step that connects: look then, before any request timeout
+        await wait_for(lambda: peer.writer is not None, message="the connection to voter 2")
+        assert peer.request_timeouts == 0
+        assert not stale & {entry[0] for entry in peer.inflight.values()}
+        await wait_for(lambda: stale <= set(failed), message="the stale Votes reported failed to the core")
+    finally:
+        await driver.stop(graceful=False)
+        driver.log.close()
+        await server.close()

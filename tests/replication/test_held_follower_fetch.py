@@ -15,7 +15,9 @@ from kbroker.replication.parked_fetches import REFETCH, ParkedFollowerFetches
 from kbroker_protocol.errors import ErrorCode
 from tests.replication.harness import Cluster, batch, produce, wait_for
 
-HOLD = {"replica.fetch.wait.max.ms": "120000"}  # far longer than the produce below may wait
+# far longer than the produce below may wait (Kafka requires replica.socket.timeout.ms to be at least
+# the hold, and the follower's fetch is cut at request.timeout.ms)
+HOLD = {"replica.fetch.wait.max.ms": "120000", "replica.socket.timeout.ms": "120000", "request.timeout.ms": "150000"}
 
 
 async def test_first_acks_all_produce_to_a_new_partition_is_not_held_by_the_followers_fetch():

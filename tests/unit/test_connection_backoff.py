@@ -104,3 +104,13 @@ def test_a_broker_to_broker_attempt_gets_the_jittered_setup_timeout_capped_at_th
     capped = BrokerConfig({"socket.connection.setup.timeout.ms": "1000",
                            "socket.connection.setup.timeout.max.ms": "500"}, warn=False)
     assert setup_timeout_s(capped) == 0.5
+
+
+def test_replica_socket_timeout_below_the_fetch_wait_stops_start_up() -> None:
+    """KafkaConfig.validateValues: replica.fetch.wait.max.ms <= replica.socket.timeout.ms."""
+    with pytest.raises(ConfigError) as info:
+        BrokerConfig({"replica.socket.timeout.ms": "400", "replica.fetch.wait.max.ms": "500"}, warn=False)
+    assert str(info.value) == ("requirement failed: replica.socket.timeout.ms should always be at least "
+                               "replica.fetch.wait.max.ms to prevent unnecessary socket timeouts")
+    assert info.value.key == "replica.socket.timeout.ms"
+    BrokerConfig({"replica.socket.timeout.ms": "500", "replica.fetch.wait.max.ms": "500"}, warn=False)
