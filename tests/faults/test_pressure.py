@@ -147,3 +147,13 @@ def test_gc_pauses_count_the_collections_between_takes():
     finally:
         pauses.close()
     assert pauses._callback not in gc.callbacks
+
+
+def test_brief_starts_names_each_probe():
+    starts = {"n2": [{"start": 2, "waited_s": 55.7, "probes": [
+        {"waited_s": 10.0, "state": "D", "wchan": "copy_mnt_ns", "cpu_s": 0.0, "cmd": "ip netns exec kbf-1-n2 python",
+         "stack": ["a", "b", "c", "d"]}]}]}
+    assert pressure.brief_starts(starts) == (
+        "n2 start 2 waited 55.7 s: after 10.0 s D in copy_mnt_ns cpu 0.0 s 'ip netns exec kbf-1-n2 python' "
+        "stack ['a', 'b', 'c']")
+    assert pressure.brief_starts({}) == ""
