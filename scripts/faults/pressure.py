@@ -209,6 +209,10 @@ def brief(s: dict[str, Any]) -> str:
                      f"major faults {s.get('pgmajfault_delta')} refaults {s.get('workingset_refault_file_delta')}")
     if "load" in s:
         parts.append(f"load {s['load'][0]}")
+    if "harness_gc" in s:
+        parts.append(f"harness GC longest {s['harness_gc']['longest_ms']} ms")
+    if "proxy_loop_lag" in s:
+        parts.append(f"proxy loop late up to {s['proxy_loop_lag']['max_ms']} ms")
     for p in s.get("top", []):
         parts.append(f"[{p['pid']} {p['cpu_pct']}% {p['cmd'][:60]}]")
     return ", ".join(parts)
