@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         clients.addHandler(handler)
         clients.setLevel(logging.DEBUG)
         clients.propagate = False
-    phases = Phases()
+    phases = Phases(lambda: cluster.hub.take_lag() if cluster.hub is not None else None)
     try:
         cluster.setup()
         phases.mark("setup")
@@ -153,7 +154,9 @@ class Phases:
     waited on (CPU, I/O, memory, dirty pages written back) and, in a phase of 20 s or more, which
     processes used the CPU."""
 
-    def __init__(self) -> None:
+    def __init__(self, hub_lag: Callable[[], dict[str, float] | None] = lambda: None) -> None:
+        """``hub_lag``: the proxies' loop lag since the last call (``ProxyHub.take_lag``), if any yet."""
+        self.hub_lag = hub_lag
         self.seconds: dict[str, float] = {}
         self.pressure: dict[str, dict[str, Any]] = {}
         self._last = time.monotonic()
@@ -167,6 +170,9 @@ class Phases:
         self.seconds[name] = round(now - self._last, 2)
         self.pressure[name] = pressure.summary(self._snapshot, snapshot)
         self.pressure[name]["harness_gc"] = self._gc.take()
+        lag = self.hub_lag()
+        if lag is not None:
+            self.pressure[name]["proxy_loop_lag"] = lag
         self._last, self._snapshot = now, snapshot
         log.info("phase %s: %.2fs (%s)", name, self.seconds[name], pressure.brief(self.pressure[name]))
 

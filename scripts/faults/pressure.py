@@ -153,8 +153,9 @@ def _cmdline(proc: Path, pid: int, comm: str) -> str:
 
 
 def summary(before: Snapshot, after: Snapshot, proc: Path = PROC, clk_tck: int | None = None,
-            slow_s: float = SLOW_PHASE_S) -> dict[str, Any]:
+            slow_s: float | None = None) -> dict[str, Any]:
     """What the machine went through between two snapshots (see the module's docstring)."""
+    slow_s = SLOW_PHASE_S if slow_s is None else slow_s
     seconds = max(after.monotonic - before.monotonic, 1e-9)
     out: dict[str, Any] = {}
     for resource, kinds in after.pressure.items():
@@ -188,8 +189,10 @@ def summary(before: Snapshot, after: Snapshot, proc: Path = PROC, clk_tck: int |
 
 
 def slow_phases(seconds: dict[str, float], pressures: dict[str, dict[str, Any]],
-                slow_s: float = SLOW_PHASE_S) -> dict[str, dict[str, Any]]:
-    """The phases of ``slow_s`` or more: their time and pressure (for a report's or a test's message)."""
+                slow_s: float | None = None) -> dict[str, dict[str, Any]]:
+    """The phases of ``slow_s`` (default ``SLOW_PHASE_S``) or more: their time and pressure (for a
+    report's or a test's message)."""
+    slow_s = SLOW_PHASE_S if slow_s is None else slow_s
     return {name: {"s": s, **pressures.get(name, {})} for name, s in seconds.items() if s >= slow_s}
 
 
@@ -206,6 +209,10 @@ def brief(s: dict[str, Any]) -> str:
                      f"major faults {s.get('pgmajfault_delta')} refaults {s.get('workingset_refault_file_delta')}")
     if "load" in s:
         parts.append(f"load {s['load'][0]}")
+    if "harness_gc" in s:
+        parts.append(f"harness GC longest {s['harness_gc']['longest_ms']} ms")
+    if "proxy_loop_lag" in s:
+        parts.append(f"proxy loop late up to {s['proxy_loop_lag']['max_ms']} ms")
     for p in s.get("top", []):
         parts.append(f"[{p['pid']} {p['cpu_pct']}% {p['cmd'][:60]}]")
     return ", ".join(parts)
@@ -276,3 +283,16 @@ class GcPauses:
     def close(self) -> None:
         if self._callback in self._gc.callbacks:
             self._gc.callbacks.remove(self._callback)
+
+
+def brief_starts(slow_starts: dict[str, list[dict[str, Any]]]) -> str:
+    """One line of a run's ``slow_starts``: per node and start, how long it was waited for and each
+    probe's state, kernel wait, CPU time, command and top of the kernel stack."""
+    parts = []
+    for node, starts in slow_starts.items():
+        for start in starts:
+            probes = "; ".join(
+                f"after {p.get('waited_s')} s {p.get('state')} in {p.get('wchan')} cpu {p.get('cpu_s')} s "
+                f"{p.get('cmd', '')[:50]!r} stack {p.get('stack', [])[:3]}" for p in start.get("probes", []))
+            parts.append(f"{node} start {start.get('start')} waited {start.get('waited_s')} s: {probes}")
+    return " | ".join(parts)

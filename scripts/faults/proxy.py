@@ -160,15 +160,44 @@ class Proxy:
             sender.cancel()
 
 
+LAG_TICK_S = 0.1
+
+
 class ProxyHub:
-    """An asyncio event loop in a daemon thread, hosting proxies."""
+    """An asyncio event loop in a daemon thread, hosting proxies.
+
+    The loop's lag is watched (``take_lag``): a timer due every ``LAG_TICK_S`` notes how late it
+    ran. Every connection between the nodes crosses this loop, in the harness's process: a loop
+    that runs late (the process starved of CPU, the GIL held by another of its threads) delays
+    every message between the nodes, as a slow network would."""
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
         self.loop = asyncio.new_event_loop()
         self.proxies: list[Proxy] = []
+        self._lag_lock = threading.Lock()
+        self._lag_ticks, self._lag_max, self._lag_total = 0, 0.0, 0.0
         self._thread = threading.Thread(target=self.loop.run_forever, name="proxy-hub", daemon=True)
         self._thread.start()
+        self._lag_task = asyncio.run_coroutine_threadsafe(self._watch_lag(), self.loop)
+
+    async def _watch_lag(self) -> None:
+        while True:
+            due = time.monotonic() + LAG_TICK_S
+            await asyncio.sleep(LAG_TICK_S)
+            late = max(0.0, time.monotonic() - due)
+            with self._lag_lock:
+                self._lag_ticks += 1
+                self._lag_total += late
+                self._lag_max = max(self._lag_max, late)
+
+    def take_lag(self) -> dict[str, float]:
+        """The loop's lag since the last call: ticks run, the longest and the summed lateness (ms)."""
+        with self._lag_lock:
+            out = {"ticks": self._lag_ticks, "max_ms": round(self._lag_max * 1000, 1),
+                   "total_ms": round(self._lag_total * 1000, 1)}
+            self._lag_ticks, self._lag_max, self._lag_total = 0, 0.0, 0.0
+        return out
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -188,6 +217,7 @@ class ProxyHub:
     def close(self) -> None:
         if self.loop.is_closed():
             return
+        self._lag_task.cancel()
         for proxy in self.proxies:
             try:
                 self.run(proxy.close(), 10.0)

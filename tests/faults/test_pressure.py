@@ -72,7 +72,7 @@ def test_summary_of_a_slow_phase_has_the_stalls_cpu_split_and_top_processes(tmp_
                    40: ("kbroker", 150, 50, 9000), 50: ("kcat", 60, 40, 9100)}
     after = pressure.take(fake_proc(tmp_path, 21_000_000, 1_500_000, "cpu  400 0 200 1100 100 0 0 200 0 0", 4000,
                                     procs_after, {30: "java -cp x kafka.Kafka"}), monotonic=35.0)
-    s = pressure.summary(before, after, proc=tmp_path, clk_tck=100)
+    s = pressure.summary(before, after, proc=tmp_path, clk_tck=100, slow_s=20.0)
     assert s["cpu_some"] == {"stall_ms": 20000, "pct": 80.0, "avg10": 21.0}
     assert s["io_full"] == {"stall_ms": 1000, "pct": 4.0, "avg10": 1.5}
     assert not any(key.startswith("memory") for key in s)
@@ -95,10 +95,10 @@ def test_a_short_phase_names_no_processes(tmp_path):
     procs = {20: ("python", 100, 0, 50)}
     before = pressure.take(fake_proc(tmp_path, 0, 0, "cpu  1 0 1 8 0 0 0 0 0 0", 0, procs), monotonic=0.0)
     after = pressure.take(fake_proc(tmp_path, 0, 0, "cpu  1 0 1 8 0 0 0 0 0 0", 0, procs), monotonic=5.0)
-    s = pressure.summary(before, after, proc=tmp_path, clk_tck=100)
+    s = pressure.summary(before, after, proc=tmp_path, clk_tck=100, slow_s=20.0)
     assert "top" not in s and "cpu_pct" not in s  # no CPU ticks passed: no split to give
     assert s["cpu_some"]["pct"] == 0.0
-    assert pressure.slow_phases({"start": 5.0, "heal-1": 55.7}, {"heal-1": {"load": [9.0]}}) == {
+    assert pressure.slow_phases({"start": 5.0, "heal-1": 55.7}, {"heal-1": {"load": [9.0]}}, slow_s=20.0) == {
         "heal-1": {"s": 55.7, "load": [9.0]}}
 
 
@@ -147,3 +147,13 @@ def test_gc_pauses_count_the_collections_between_takes():
     finally:
         pauses.close()
     assert pauses._callback not in gc.callbacks
+
+
+def test_brief_starts_names_each_probe():
+    starts = {"n2": [{"start": 2, "waited_s": 55.7, "probes": [
+        {"waited_s": 10.0, "state": "D", "wchan": "copy_mnt_ns", "cpu_s": 0.0, "cmd": "ip netns exec kbf-1-n2 python",
+         "stack": ["a", "b", "c", "d"]}]}]}
+    assert pressure.brief_starts(starts) == (
+        "n2 start 2 waited 55.7 s: after 10.0 s D in copy_mnt_ns cpu 0.0 s 'ip netns exec kbf-1-n2 python' "
+        "stack ['a', 'b', 'c']")
+    assert pressure.brief_starts({}) == ""

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from faults.proxy import ProxyHub
+from waiting import wait_until
 
 
 class Echo:
@@ -182,3 +183,18 @@ def test_a_reset_from_the_target_resets_the_clients_connection():
     finally:
         hub.close()
         server.close()
+
+
+def test_the_hub_reports_its_loop_running_late():
+    """A loop kept busy (here a call that blocks it 300 ms) runs its lag timer late by at least the
+    block less one tick (the timer was armed before the block): ``take_lag`` reports it."""
+    hub = ProxyHub(seed=3)
+    try:
+        hub.take_lag()
+        hub.call(lambda: time.sleep(0.3))
+        taken: list[dict[str, float]] = []
+        wait_until(lambda: taken.append(hub.take_lag()) or max(t["max_ms"] for t in taken) >= 200, 10,
+                   message="the blocked loop's lag reported", details=lambda: taken)
+        assert all(t["total_ms"] >= t["max_ms"] for t in taken)
+    finally:
+        hub.close()
