@@ -46,18 +46,26 @@ def value(prefix: str, i: int) -> bytes:
 
 
 class Stream:
-    """One client's producer and group member; ``acked``/``consumed`` as they go, ``error`` at the end."""
+    """One client's producer and group member; ``acked``/``consumed`` as they go (also while the
+    producer holds at HOLD_AT for the kill: the test waits for them then), ``error`` at the end."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.acked = 0
         self.consumed: set[bytes] = set()
+        self.holding = False  # the producer reached HOLD_AT and waits for the kill
         self.error: str | None = None
         self.done = threading.Event()
 
     def finish(self, error: str) -> None:
         self.error = error
         self.done.set()
+
+    def state(self) -> str:
+        """What the client saw so far, for a failure message."""
+        return (f"{self.acked} acknowledged, {len(self.consumed)} consumed"
+                + (f", holding at record {HOLD_AT}" if self.holding and not self.done.is_set() else "")
+                + (f", finished: {self.error or 'ok'}" if self.done.is_set() else ""))
 
 
 def check_log(read: list[bytes], prefix: str) -> str:
@@ -96,7 +104,13 @@ def confluent_stream(bootstrap: str, topic: str, s: Stream) -> None:
 
     for i in range(COUNT):
         if i == HOLD_AT:
-            KILLED_EVENT.wait(120)
+            # Delivery callbacks run inside poll(): the producer keeps polling while it waits for
+            # the kill, or the acknowledgements that came after record HOLD_AT - 1 was sent would
+            # not be counted, and the test, waiting for them before the kill, would wait in vain.
+            s.holding = True
+            hold_end = time.monotonic() + 120
+            while not KILLED_EVENT.is_set() and time.monotonic() < hold_end:
+                p.poll(0.05)
         p.produce(topic, value("c", i), partition=0, on_delivery=delivered)
         p.poll(PACE_S)
     p.flush(120)
@@ -157,6 +171,7 @@ def kafka_python_stream(bootstrap: str, topic: str, s: Stream) -> None:
 
     for i in range(COUNT):
         if i == HOLD_AT:
+            s.holding = True  # (kafka-python's callbacks run on its I/O thread: acked goes on rising)
             KILLED_EVENT.wait(120)
         p.send(topic, value("k", i), partition=0).add_callback(ok).add_errback(lambda e: errors.append(repr(e)))
         time.sleep(PACE_S)  # the stream's pace, not synchronisation
@@ -185,10 +200,11 @@ def java_stream(bootstrap: str, topic: str, s: Stream, proc: subprocess.Popen) -
     last = ""
     for line in proc.stdout:
         last = line.strip()
-        if last.startswith("progress "):
-            acked, consumed = last.split()[1:]
-            s.acked = int(acked)
-            s.consumed = set(range(int(consumed)))  # (a count: the Java side checks the values)
+        if last.startswith(("progress ", "holding ")):
+            kind, acked, consumed = last.split()
+            s.holding |= kind == "holding"
+            s.acked = max(s.acked, int(acked))  # (lines from the producer's callback and its loop)
+            s.consumed = set(range(max(len(s.consumed), int(consumed))))  # (a count: the Java side checks the values)
     proc.wait()
     try:
         result = json.loads(last)
@@ -269,8 +285,10 @@ def test_leader_kill_mid_stream_with_three_clients_and_an_open_transaction(nodes
                          timeout=180)
     assert json.loads(run.stdout.strip().splitlines()[-1]) == {"ok": True, "error": ""}, run.stdout[-2000:]
 
+    # The transaction stays open from here until after the kill: longer than the test may last (its
+    # 300 s timeout), so neither coordinator aborts it for its age on a slow machine.
     txn = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "transactional.id": tid,
-                                    "transaction.timeout.ms": 60000})
+                                    "transaction.timeout.ms": 300000})
     txn.init_transactions(60)
     txn.begin_transaction()
     for i in range(10):
@@ -290,8 +308,10 @@ def test_leader_kill_mid_stream_with_three_clients_and_an_open_transaction(nodes
         guarded(kafka_python_stream, bootstrap, topics["kafka-python"], streams["kafka-python"])
         guarded(java_stream, bootstrap, topics["java"], streams["java"], proc)
         wait_until(lambda: all(s.acked >= 100 or s.done.is_set() for s in streams.values()), 120, 0.02,
-                   "every client streaming", lambda: {n: (s.acked, s.error) for n, s in streams.items()})
-        assert all(s.acked < COUNT for s in streams.values()), "a stream ended before the kill"
+                   "every client streaming (100 records acknowledged each) before the kill",
+                   lambda: {n: s.state() for n, s in streams.items()})
+        assert all(s.acked < COUNT for s in streams.values()), \
+            f"a stream ended before the kill: { {n: s.state() for n, s in streams.items()} }"
         nodes.kill(KILLED)
         KILLED_EVENT.set()
         proc.stdin.write("killed\n")
@@ -299,13 +319,17 @@ def test_leader_kill_mid_stream_with_three_clients_and_an_open_transaction(nodes
         survivors = [n for n in ids if n != KILLED]
 
         # the open transaction commits through the next coordinator
-        txn.commit_transaction(120)
+        try:
+            txn.commit_transaction(120)
+        except confluent_kafka.KafkaException as exc:
+            raise AssertionError(f"the open transaction's commit after the kill: {exc}; the streams: "
+                                 f"{ {n: s.state() for n, s in streams.items()} }") from exc
         # the node asked names a survivor once it applied the new leader of the id's partition
         wait_until(lambda: coordinator_of(nodes.bootstrap(survivors), 1, tid) in survivors, 30, 0.1,
                    "a surviving coordinator", lambda: coordinator_of(nodes.bootstrap(survivors), 1, tid))
 
         wait_until(lambda: all(s.done.is_set() for s in streams.values()), 240, 0.1, "the streams finished",
-                   lambda: {n: (s.acked, len(s.consumed), s.error) for n, s in streams.items()})
+                   lambda: {n: s.state() for n, s in streams.items()})
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -15,11 +15,12 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * The Java client's side of tests/cluster/test_client_failover.py: an idempotent acks=all producer
  * streams COUNT numbered records to partition 0 of TOPIC (one every few milliseconds) while a
  * consumer group member reads them, committing as it goes; the test kills the partition's leader
- * mid-stream. Prints "progress ACKED CONSUMED" lines, then one JSON line: ok once every record was
- * acknowledged, the group consumed each at least once, and the partition holds each exactly once
- * and in order.
- * Before record HOLD_AT the stream waits for a line on stdin (the test writes it once it killed the
- * leader), so the kill falls mid-stream whatever the machine's speed.
+ * mid-stream. Prints "progress ACKED CONSUMED" lines (as records are sent and as they are
+ * acknowledged), then one JSON line: ok once every record was acknowledged, the group consumed each
+ * at least once, and the partition holds each exactly once and in order.
+ * Before record HOLD_AT the stream prints "holding ACKED CONSUMED" and waits for a line on stdin (the
+ * test writes it once it killed the leader), so the kill falls mid-stream whatever the machine's
+ * speed; the acknowledgements coming meanwhile are still reported (the test waits for them).
  * Usage: FailoverClient BOOTSTRAP TOPIC GROUP COUNT HOLD_AT
  *
  * With "FailoverClient BOOTSTRAP TOPIC TRANSACTIONAL_ID txn" instead: a transactional producer
@@ -125,12 +126,17 @@ public final class FailoverClient {
             var stdin = new java.io.BufferedReader(new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
             for (int i = 0; i < count; i++) {
                 if (i == holdAt) {
-                    System.out.println("progress " + acked.get() + " " + consumed.size());
+                    System.out.println("holding " + acked.get() + " " + consumed.size());
                     System.out.flush();
                     stdin.readLine();
                 }
                 p.send(new ProducerRecord<>(topic, 0, null, value(i).getBytes(StandardCharsets.UTF_8)), (md, e) -> {
-                    if (e != null) errors.add("producer: " + e); else acked.incrementAndGet();
+                    if (e != null) {
+                        errors.add("producer: " + e);
+                    } else if (acked.incrementAndGet() % 10 == 0) {
+                        System.out.println("progress " + acked.get() + " " + consumed.size());
+                        System.out.flush();
+                    }
                 });
                 if (i % 10 == 0) {
                     System.out.println("progress " + acked.get() + " " + consumed.size());
