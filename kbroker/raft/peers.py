@@ -15,6 +15,7 @@ from kbroker.raft.messages import FetchSnapshotRequest, Message
 class Peer:
     node_id: int
     writer: asyncio.StreamWriter | None = None
+    reader: asyncio.StreamReader | None = None  # the connection's reader (the request timer looks in it)
     reader_task: asyncio.Task[object] | None = None
     connecting: asyncio.Task[object] | None = None
     queue: list[Message] = field(default_factory=list)

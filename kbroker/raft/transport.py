@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import select
 import struct
 from collections import ChainMap, deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -88,6 +89,22 @@ KRAFT_VERSION_FEATURE = "kraft.version"
 # The first version of each response that names the leader's endpoint (NodeEndpoints, KIP-853), as
 # Kafka's RaftUtil builds them: the leader's address on the listener the request came in on
 NODE_ENDPOINTS_SINCE = {FETCH: 16, VOTE: 1, BEGIN_QUORUM_EPOCH: 1, END_QUORUM_EPOCH: 1, FETCH_SNAPSHOT: 1}
+
+
+def _answer_waiting(reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter) -> bool:
+    """Whether bytes of an answer have arrived and are not read yet: in the reader's buffer, or in
+    the socket's receive queue."""
+    buffered = getattr(reader, "_buffer", None)  # (StreamReader has no public way to ask)
+    if buffered:
+        return True
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):  # closed meanwhile
+        return False
+    return bool(readable)
 
 
 class CloseConnection(Exception):
@@ -478,6 +495,7 @@ class RaftTransport(SnapshotTransfer):
         backoff.connected()
         peer.writer = writer
         peer.errors_logged.clear()
+        peer.reader = reader
         peer.reader_task = self._loop.create_task(self._read_responses(peer, reader, writer))
         queued, peer.queue = peer.queue, []
         queued_at, peer.queued_at = peer.queued_at, {}
@@ -541,6 +559,12 @@ class RaftTransport(SnapshotTransfer):
             return
         assert self._loop is not None
         if self._loop.time() - min(peer.sent_at.values()) >= self.config.request_timeout_ms / 1000:
+            if _answer_waiting(peer.reader, writer):
+                # Kafka's NetworkClient.poll handles the answers received before it looks for timed-out
+                # requests: after a stall of this loop the answer may be here but not yet read (the
+                # timer runs before the reader task): look again once it has been read
+                peer.timeout_timer = self._loop.call_later(0.001, self._check_request_timeout, peer)
+                return
             logger.info("raft node %d: disconnecting from node %d due to request timeout", self.node_id, peer.node_id)
             peer.request_timeouts += 1
             writer.transport.abort()  # the reader task sees it end and fails what was in flight
@@ -641,6 +665,7 @@ class RaftTransport(SnapshotTransfer):
                     waiter.set_exception(ConnectionError("the connection closed during re-authentication"))
             if peer.writer is writer:
                 peer.writer = None
+                peer.reader = None
                 peer.reader_task = None
                 assert self._loop is not None and peer.backoff is not None
                 peer.backoff.disconnected()
