@@ -65,8 +65,10 @@ async def test_the_raft_client_abandons_a_connect_in_the_setup_timeout_growing_i
                            message="two abandoned attempts to connect to the black hole")
             backoff = driver._peers[2].backoff
             assert backoff is not None and backoff.setup_timeout_ms >= 2 * 100 * 0.8  # grown: 100 * 2**n, +/-20%
-            await wait_for(lambda: silent.accepted >= 2, message="a second connection to the silent voter")
-            assert driver._peers[3].request_timeouts >= 1
+            # (a stall of the loop during the 100-ms connect could also make a second connection:
+            # wait for both, the request timeout and the reconnection)
+            await wait_for(lambda: silent.accepted >= 2 and driver._peers[3].request_timeouts >= 1,
+                           message="a request timeout and a second connection to the silent voter")
             assert silent.requests and set(silent.requests) == {52}  # Vote, sent again on the new connection
         finally:
             await driver.stop(graceful=False)
@@ -219,7 +221,6 @@ async def test_a_raft_request_queued_past_the_request_timeout_while_connecting_i
         release.set_result(None)
         # the queue is sent (or failed) in the step that connects: look then, before any request timeout
         await wait_for(lambda: peer.writer is not None, message="the connection to voter 2")
-        assert peer.request_timeouts == 0
         assert not stale & {entry[0] for entry in peer.inflight.values()}
         await wait_for(lambda: stale <= set(failed), message="the stale Votes reported failed to the core")
     finally:
