@@ -433,10 +433,18 @@ class RaftDriver(RaftTransport):
                 logger.exception("raft node %d: on_resign failed", self.node_id)
         self._learn_voter_addresses()
         for msg in out:
-            if isinstance(msg, REQUESTS):
-                self._send(msg)
-            else:
-                self._respond(msg)
+            try:
+                if isinstance(msg, REQUESTS):
+                    self._send(msg)
+                else:
+                    self._respond(msg)
+            except Exception:
+                # the node's state has moved already: the other messages still go, a request that
+                # could not go is reported failed (retried), an answer is lost as on a broken connection
+                logger.exception("raft node %d: sending %s to node %d failed", self.node_id,
+                                 type(msg).__name__, msg.dst)
+                if isinstance(msg, REQUESTS):
+                    self._fail_soon(msg.dst, msg.request_id)
         self._deliver()
         self._wakeup.set()
         return True
@@ -578,11 +586,19 @@ class RaftDriver(RaftTransport):
         node = self.node
         assert node is not None
         while self._running:
-            now = self._now()
-            deadline = node.next_deadline()
-            if deadline <= now:
-                self._step(node.tick)
-                await asyncio.sleep(0)
+            try:
+                now = self._now()
+                deadline = node.next_deadline()
+                if deadline <= now:
+                    self._step(node.tick)
+                    await asyncio.sleep(0)
+                    continue
+            except Exception:
+                # Kafka's raft IO thread treats this as fatal; a timer that ended here would leave
+                # the node moving only when a message comes (no fetch, no election, no resend): it
+                # goes on after the retry backoff
+                logger.exception("raft node %d: the timer's round failed; going on", self.node_id)
+                await asyncio.sleep(self.config.retry_backoff_ms / 1000)
                 continue
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):

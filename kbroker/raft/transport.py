@@ -138,6 +138,12 @@ class Inbound:
         slot.frame = frame
         if self.closed:
             return
+        if self.writer.transport.is_closing():
+            # the connection broke (a reset closes the transport at once) before its task saw it:
+            # nobody can read the answers any more (and uvloop raises on a write to it)
+            self.closed = True
+            self.slots.clear()
+            return
         while self.slots and self.slots[0].frame is not None:
             frame_out = self.slots.popleft().frame
             assert frame_out is not None
@@ -510,6 +516,15 @@ class RaftTransport(SnapshotTransfer):
 
     def _write_request(self, peer: Peer, msg: Message) -> None:
         assert peer.writer is not None
+        if peer.writer.transport.is_closing():
+            # the connection broke (a reset closes the transport at once; so does a request timeout)
+            # and its reader task has not seen it yet: the request is lost with the connection, as
+            # Kafka's NetworkClient fails a request to a disconnected node; the node retries it
+            # (writing would raise on uvloop, out of the step that sent it: the timer's, say)
+            logger.debug("raft node %d: %s to node %d not sent: the connection is closing", self.node_id,
+                         type(msg).__name__, peer.node_id)
+            self._fail_soon(msg.dst, msg.request_id)
+            return
         if peer.reauthenticating:
             peer.queue.append(msg)
             return
