@@ -116,13 +116,15 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
     finally:
         if workload is not None:
             workload.stop()
-        cluster.close()
-        history.close()
-        phases.mark("close")
-        phases.close()
-        if handler is not None:
-            clients.removeHandler(handler)
-            handler.close()
+        try:
+            cluster.close()
+            history.close()
+            phases.mark("close")
+        finally:
+            phases.close()
+            if handler is not None:
+                clients.removeHandler(handler)
+                handler.close()
     kinds: dict[str, int] = {}
     for fault in applied:
         kinds[fault["kind"]] = kinds.get(fault["kind"], 0) + 1

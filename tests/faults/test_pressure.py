@@ -111,10 +111,13 @@ def test_a_machine_without_psi_gives_what_it_has(tmp_path):
 
 def test_phases_record_a_pressure_summary_per_phase():
     phases = Phases()
-    phases.mark("setup")
-    phases.mark("start")
-    assert list(phases.pressure) == list(phases.seconds) == ["setup", "start"]
-    assert all("load" in s for s in phases.pressure.values())
+    try:
+        phases.mark("setup")
+        phases.mark("start")
+        assert list(phases.pressure) == list(phases.seconds) == ["setup", "start"]
+        assert all("load" in s for s in phases.pressure.values())
+    finally:
+        phases.close()  # (its GC callback and its threads)
 
 
 def test_probe_names_the_state_wait_and_threads(tmp_path):
