@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as exc:
             print(f"kbroker: --from-snapshot: {exc}", file=sys.stderr)
             return 2
+    from kbroker.server import malloc
+
+    malloc.tune()  # large requests' buffers stay in the heap, not faulted in anew each time
     runner: Callable[[Coroutine[Any, Any, int]], int]
     try:
         import uvloop  # type: ignore[import-not-found, unused-ignore]

@@ -2,7 +2,9 @@
 """Instructions per produced batch with one partition per Produce request and with 16 (issue 23).
 
     .venv/bin/python scripts/instr_produce_partitions.py [--tree DIR]... [--batches 320] [--rounds 3]
-                                                         [--shapes big,small] [--keep DIR] [--cpu]
+                                                         [--shapes big,small] [--per 1,16] [--idle 10]
+                                                         [--keep DIR] [--cpu | --cprofile OUT.prof]
+    .venv/bin/python scripts/instr_produce_partitions.py --pieces 1000
 
 bench_vs_kafka.py's "produce, N partition(s)" row runs Kafka's ProducerPerformance (1 KiB values,
 no keys, batch.size 64 KiB, linger.ms 5, acks=1): with one partition every Produce request carries
@@ -30,6 +32,12 @@ phase, per tree, the median of ``--rounds`` rounds (trees interleaved), and what
 runs the first tree's broker under cProfile timed by its loop thread's CPU time, without valgrind
 (each call then costs microseconds of its own: compare functions of similar call counts only).
 
+``--pieces N`` instead runs this tree's pieces of one partition's path (decode of a 1- and a
+16-partition request, the batch checks, the validation policy, the record walk, the log append, the
+high watermark, the 16-partition answer, for a keyed one-record 1 KiB batch) N times each in one
+process under callgrind, a dump after each (``--dump-before=os_getppid``), and prints instructions
+per call.
+
 Python under callgrind runs ~50 times slower: 320 batches of each shape, 3 rounds, two trees take
 ~5 minutes. Figures: scripts/README.md, "Produce cost per partition".
 """
@@ -38,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -46,6 +55,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -196,6 +206,109 @@ class Load:
         self.conn.close()
 
 
+def pieces_child(n: int) -> None:
+    """Under callgrind (``--dump-before=os_getppid``): each piece ``n`` times, ``os.getppid()``
+    after each, so that every piece's calls are one dump; prints the pieces' names."""
+    from kbroker.api.produce_answer import TopicAnswer
+    from kbroker.log import LogConfig, PartitionLog
+    from kbroker.replication.validation import (
+        INLINE_DECOMPRESSED_BYTES,
+        INLINE_RECORDS,
+        check_batch_header,
+        check_request_batch,
+        validation_policy,
+    )
+    from kbroker_protocol.api import decode_request, encode_request, encode_response
+    from kbroker_protocol.messages import RequestHeader
+    from kbroker_protocol.messages.produce import ProduceResponse
+    from kbroker_protocol.record_validation import validate_records
+
+    value = bytes(range(256)) * 4
+    batch = build_batch([Record(key=b"key-0001", value=value, timestamp=1_700_000_000_000)])
+    P = REQUESTS[0]
+    topic_id = uuid.uuid4()
+
+    def request(count: int) -> bytes:
+        data = [P.TopicProduceData.PartitionProduceData(index=p, records=batch) for p in range(count)]
+        header = RequestHeader(request_api_key=0, request_api_version=VERSION, correlation_id=1, client_id="producer-1")
+        return encode_request(header, P(transactional_id=None, acks=1, timeout_ms=30000, topic_data=[
+            P.TopicProduceData(name="", topic_id=topic_id, partition_data=data)]))
+
+    class Part:  # what validation_policy reads of a partition
+        topic, index, policy_args = TOPIC, 3, None
+        config = {"compression.type": "producer", "max.message.bytes": 1048588, "cleanup.policy": "delete",
+                  "message.timestamp.type": "CreateTime", "message.timestamp.before.max.ms": 2**63 - 1,
+                  "message.timestamp.after.max.ms": 3600000}
+
+    one, sixteen = request(1), request(PARTITIONS)
+    part = Part()
+    now = int(time.time() * 1000)
+    plog = PartitionLog.open(Path(tempfile.mkdtemp(prefix="produce-pieces-")) / f"{TOPIC}-3", LogConfig())
+    found, records = check_request_batch(batch, VERSION)
+    header, records = check_batch_header(records, found, 1048588, f"{TOPIC}-3")
+    policy = validation_policy(part, now)
+    TR = ProduceResponse.TopicProduceResponse
+    PR = TR.PartitionProduceResponse
+
+    def generic() -> None:
+        parts = [PR(index=i, error_code=0, base_offset=1000, log_append_time_ms=-1, log_start_offset=0,
+                    record_errors=[], error_message=None) for i in range(PARTITIONS)]
+        encode_response(1, 0, VERSION, ProduceResponse(responses=[TR(name="", topic_id=topic_id,
+                                                                     partition_responses=parts)], throttle_time_ms=0))
+
+    def answer() -> None:
+        encode_response(1, 0, VERSION, TopicAnswer("", topic_id, [(i, 0, 1000, -1, 0) for i in range(PARTITIONS)]))
+
+    def hw() -> None:
+        plog.high_watermark = plog.log_end_offset
+
+    pieces: list[tuple[str, Any]] = [
+        ("(an empty call)", lambda: None),
+        ("decode_request, 1 partition", lambda: decode_request(one)),
+        ("decode_request, 16 partitions", lambda: decode_request(sixteen)),
+        ("check_request_batch", lambda: check_request_batch(batch, VERSION)),
+        ("check_batch_header (CRC of 1 KiB)", lambda: check_batch_header(batch, header, 1048588, f"{TOPIC}-3")),
+        ("validation_policy", lambda: validation_policy(part, now)),
+        ("validate_records (the record walk)", lambda: validate_records(
+            batch, header, policy, budget_records=INLINE_RECORDS, budget_bytes=INLINE_DECOMPRESSED_BYTES)),
+        ("PartitionLog.append (pwritev's kernel work not counted)", lambda: plog.append(
+            batch, leader_epoch=0, sync=False, header=header)),
+        ("high_watermark = log_end_offset", hw),
+        ("generic answer, 16 partitions", generic),
+        ("TopicAnswer, 16 partitions", answer),
+    ]
+    if hasattr(plog, "high_watermark_to_end"):
+        pieces.insert(-2, ("high_watermark_to_end()", plog.high_watermark_to_end))
+    for _name, fn in pieces:
+        fn()
+    os.getppid()
+    for _name, fn in pieces:
+        for _ in range(n):
+            fn()
+        os.getppid()
+    for name, _fn in pieces:
+        print(name)
+
+
+def pieces(n: int) -> None:
+    """Instructions per call of the pieces of a partition's Produce path (this tree's code, in this
+    process's interpreter under callgrind): a keyed 1 KiB one-record batch."""
+    work = Path(tempfile.mkdtemp(prefix="produce-pieces-"))
+    try:
+        res = subprocess.run(["valgrind", "--tool=callgrind", "--dump-before=os_getppid",
+                              f"--callgrind-out-file={work}/p.%p", sys.executable, __file__, "--pieces-child", str(n)],
+                             capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="0"), check=True)
+        names = res.stdout.splitlines()
+        dumps = sorted(work.glob("p.*.*"), key=lambda d: int(d.name.rsplit(".", 1)[1]))
+        totals = [int(m.group(1)) for d in dumps
+                  if (m := re.search(r"^totals:\s+(\d+)", d.read_text(errors="replace"), re.M))]
+        per = [t / n for t in totals[1:len(names) + 1]]  # (the first dump: the set-up; the last: the exit)
+        for name, value in zip(names, per, strict=True):
+            print(f"{name:58s} {value:10,.0f}   net of an empty call {value - per[0]:10,.0f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tree", type=Path, action="append", default=[], help="a source tree (default: this one)")
@@ -209,7 +322,16 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="keep callgrind's dumps in this folder")
     ap.add_argument("--cprofile", type=Path, help="run the first tree's broker under cProfile (its loop thread's CPU"
                     " time), no valgrind; its stats here")
+    ap.add_argument("--pieces", type=int, metavar="N",
+                    help="instead: instructions per call of the path's pieces, each called N times (this tree)")
+    ap.add_argument("--pieces-child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.pieces_child:
+        pieces_child(a.pieces_child)
+        return
+    if a.pieces:
+        pieces(a.pieces)
+        return
     if a.batches % PARTITIONS:
         raise SystemExit("--batches must be a multiple of 16")
     shapes = a.shapes.split(",")

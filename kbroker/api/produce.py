@@ -38,12 +38,12 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, NO_TIMESTAMP, refusal
 from kbroker.api.leader_hint import LeaderLookup, current_leader
-from kbroker.api.produce_answer import SingleAnswer
+from kbroker.api.produce_answer import Numbers, SingleAnswer, TopicAnswer, partition_answer
 from kbroker.api.registry import api
 from kbroker.api.services import Authorizing
 from kbroker.metadata.image import INTERNAL_TOPICS
@@ -66,6 +66,9 @@ if TYPE_CHECKING:
 
 _Endpoints = dict[int, tuple[str, int, str | None]]  # the KIP-951 leaders' endpoints: node -> (host, port, rack)
 _Parts = list[PartResp]  # one topic's answers (_PENDING: a place held for an answer still pending)
+# While handled: a plain success's answer is kept as its numbers (produce_answer.FIELDS), made a
+# message only if the request is not answered by a TopicAnswer.
+_Answers = list[PartResp | Numbers]
 _Pending = list[tuple[_Parts, int, int, "Partition", Awaitable[AppendResult]]]  # (parts, slot, index, ...)
 _Replicated = list[tuple[_Parts, int, "Partition", int]]  # (parts, slot, partition, offset to wait for)
 # The place of a partition whose answer is still pending in its topic's answers (_complete_later
@@ -230,7 +233,8 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
     replica_manager = broker.replica_manager
     clock = broker.clock  # kbroker.clock=manual: LogAppendTime and acks=all timeouts on it (None: real time)
     now_ms = int(time.time() * 1000) if clock is None else clock.now_ms()
-    responses = []
+    answers: list[_Answers] = []  # per topic
+    plain = 0  # answers kept as numbers
     pending: _Pending = []
     endpoints: _Endpoints = {}
     replicated: _Replicated = []  # acks=-1: (parts, slot, partition, next offset) to wait for
@@ -246,7 +250,7 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
             unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         name = topic.name if topic is not None else t.name
         denied = (topic is not None or version < 13) and not authorized(ctx, WRITE, TOPIC, name)
-        parts: _Parts = []  # (_PENDING: a place held for an answer still pending)
+        parts: _Answers = []  # (_PENDING: a place held for an answer still pending)
         for p in t.partition_data:
             if denied:  # Kafka checks WRITE before the topic's existence (ACLs: kbroker/security/acls.py)
                 parts.append(_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
@@ -289,23 +293,39 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
                 continue
             if isinstance(result, AppendResult):  # (not inspect.isawaitable: an ABC check, per partition)
                 if acks == -1 and result.last_offset >= 0 and partition.high_watermark <= result.last_offset:
-                    replicated.append((parts, len(parts), partition, result.last_offset + 1))
-                elif single and result.message is None:
-                    if acks == 0:
-                        return None
-                    return SingleAnswer(t.name, t.topic_id, p.index, result.error, result.base_offset,
-                                        result.log_append_time, partition.log_start_offset)
+                    replicated.append((cast(_Parts, parts), len(parts), partition, result.last_offset + 1))
+                elif result.message is None:
+                    if single:
+                        if acks == 0:
+                            return None
+                        return SingleAnswer(t.name, t.topic_id, p.index, result.error, result.base_offset,
+                                            result.log_append_time, partition.log_start_offset)
+                    parts.append((p.index, result.error, result.base_offset, result.log_append_time,
+                                  partition.log_start_offset))
+                    plain += 1
+                    continue
                 parts.append(_ok(p.index, partition, result))
             else:  # validated off the event loop, or queued behind an append still pending
-                pending.append((parts, len(parts), p.index, partition, result))
+                pending.append((cast(_Parts, parts), len(parts), p.index, partition, result))
                 parts.append(_PENDING)
+        answers.append(parts)
+    if acks == 0 and not pending and not replicated:
+        return None
+    if plain and len(answers) == 1 and plain == len(answers[0]) and not pending and not replicated and not endpoints:
+        # one topic, every partition a plain success
+        t = topic_data[0]
+        return TopicAnswer(t.name, t.topic_id, cast(list[Numbers], answers[0]))
+    responses = []
+    for t, parts in zip(topic_data, answers, strict=True):
+        if plain:
+            for i, answer in enumerate(parts):
+                if type(answer) is tuple:
+                    parts[i] = partition_answer(*answer)
         responses.append(TopicResp(name=t.name, topic_id=getattr(t, "topic_id", ZERO_UUID),
-                                   partition_responses=parts))
+                                   partition_responses=cast(_Parts, parts)))
     if pending or replicated:
         deadline = Deadline(request.timeout_ms, clock)
         return _complete_later(ctx, responses, pending, replicated, acks, endpoints, deadline)
-    if acks == 0:
-        return None
     return _response(responses, endpoints)
 
 

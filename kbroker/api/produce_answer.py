@@ -14,10 +14,17 @@ bytes that change unexpectedly, and the version gets no template: the generic en
 ``tests/unit/test_produce_answer.py`` checks the bytes against the generic encoder for every
 version and for values across the fields' ranges.
 
-Read as a message, a :class:`SingleAnswer` is the response it encodes: reading ``responses``
-builds the generic messages (and from then on it encodes the generic way, so that a change made
-through them is sent), as does a throttle time or node endpoints set on it (client quotas,
-the test controls' faults and traces).
+A request with several partitions of one topic (a Java producer's batches of several partitions,
+a librdkafka producer's keyed records spread over a topic) is answered by a :class:`TopicAnswer`
+when every partition succeeded without a message: the same template's pieces repeated, with the
+partition count in front (:func:`many_template`, derived from the codec's encodings of one and two
+partitions and checked against it with three and 130), instead of a message per partition walked
+by the codec's writers.
+
+Read as a message, a :class:`SingleAnswer` or :class:`TopicAnswer` is the response it encodes:
+reading ``responses`` builds the generic messages (and from then on it encodes the generic way, so
+that a change made through them is sent), as does a throttle time or node endpoints set on it
+(client quotas, the test controls' faults and traces).
 """
 
 from __future__ import annotations
@@ -59,6 +66,12 @@ def _partition(index: int, error_code: int, base_offset: int, log_append_time_ms
                log_start_offset: int) -> ProduceResponse.TopicProduceResponse.PartitionProduceResponse:
     return PartResp(index=index, error_code=error_code, base_offset=base_offset, log_append_time_ms=log_append_time_ms,
                     log_start_offset=log_start_offset, record_errors=[], error_message=None)
+
+
+def partition_answer(index: int, error_code: int, base_offset: int, log_append_time_ms: int,
+                     log_start_offset: int) -> ProduceResponse.TopicProduceResponse.PartitionProduceResponse:
+    """The message of a partition's plain answer (no error message, no record errors)."""
+    return _partition(index, error_code, base_offset, log_append_time_ms, log_start_offset)
 
 
 def _encoded(version: int, name: str, topic_id: uuid.UUID, value: int, field: str | None) -> bytes:
@@ -116,6 +129,160 @@ def template(version: int, name: str, topic_id: uuid.UUID) -> Template | None:
         _templates.clear()
     found = _templates[key] = _derive(version, name, topic_id)
     return found
+
+
+class Many:
+    """A Produce response body of one topic with any number of partitions: ``head``, the partition
+    count (an unsigned varint of count + 1 in flexible versions, else an int32), then per partition
+    ``fields.pack(...)`` and ``entry``, then ``tail``."""
+
+    __slots__ = ("head", "compact", "fields", "count", "entry", "tail")
+
+    def __init__(self, head: bytes, compact: bool, fields: struct.Struct, count: int, entry: bytes,
+                 tail: bytes) -> None:
+        self.head = head
+        self.compact = compact
+        self.fields = fields
+        self.count = count
+        self.entry = entry
+        self.tail = tail
+
+    def write(self, buf: bytearray, numbers: list[Numbers]) -> None:
+        buf += self.head
+        n = len(numbers)
+        if not self.compact:
+            buf += _INT32.pack(n)
+        elif n < 127:
+            buf.append(n + 1)
+        else:
+            _write_uvarint(buf, n + 1)
+        pack = self.fields.pack
+        entry = self.entry
+        if self.count == len(FIELDS):
+            for one in numbers:
+                buf += pack(*one)
+                buf += entry
+        else:
+            count = self.count
+            for one in numbers:
+                buf += pack(*one[:count])
+                buf += entry
+        buf += self.tail
+
+
+Numbers = tuple[int, int, int, int, int]  # a partition's FIELDS
+_INT32 = struct.Struct(">i")
+_many_templates: dict[tuple[int, str, int], Many | None] = {}  # (version, name, topic id as int)
+
+
+def _write_uvarint(buf: bytearray, value: int) -> None:
+    while value >= 0x80:
+        buf.append((value & 0x7F) | 0x80)
+        value >>= 7
+    buf.append(value)
+
+
+def _encoded_many(version: int, name: str, topic_id: uuid.UUID, numbers: list[Numbers]) -> bytes:
+    """The generic encoding of one topic's answer with these partitions."""
+    response = ProduceResponse(responses=[TopicResp(name=name, topic_id=topic_id, partition_responses=[
+        _partition(*one) for one in numbers])], throttle_time_ms=0)
+    return response.encode(version)
+
+
+def _derive_many(version: int, name: str, topic_id: uuid.UUID) -> Many | None:
+    one = template(version, name, topic_id)
+    if one is None:
+        return None
+    zero: Numbers = (0, 0, 0, 0, 0)
+    single = one.prefix + one.fields.pack(*zero[: one.count]) + one.suffix
+    double = _encoded_many(version, name, topic_id, [zero, zero])
+    entry_size = len(double) - len(single)  # one more partition: its fields and the bytes after them
+    width = one.fields.size
+    if entry_size < width or entry_size - width > len(one.suffix):
+        return None
+    place = len(one.prefix)
+    if one.prefix.endswith(b"\x02") and double[place - 1:place] == b"\x03":
+        head, compact = one.prefix[:-1], True
+    elif one.prefix.endswith(b"\x00\x00\x00\x01") and double[place - 4:place] == b"\x00\x00\x00\x02":
+        head, compact = one.prefix[:-4], False
+    else:
+        return None
+    rest = entry_size - width
+    found = Many(head, compact, one.fields, one.count, one.suffix[:rest], one.suffix[rest:])
+    probes: list[list[Numbers]] = [
+        [(1, 2, 3, 4, 5), (6, -7, 8, -9, 10), (2**31 - 1, -(2**15), 2**63 - 1, -(2**63), -1)],
+        [(i, 0, 1000 * i, -1, i) for i in range(130)],  # a two-byte count in flexible versions
+    ]
+    for probe in probes:
+        buf = bytearray()
+        found.write(buf, probe)
+        if bytes(buf) != _encoded_many(version, name, topic_id, probe):
+            return None
+    return found
+
+
+def many_template(version: int, name: str, topic_id: uuid.UUID) -> Many | None:
+    """The template of one topic's answer with any number of partitions for ``name``/``topic_id``
+    at ``version`` (None: answer generically)."""
+    key = (version, name, topic_id.int)
+    try:
+        return _many_templates[key]
+    except KeyError:
+        pass
+    if len(_many_templates) >= MAX_TEMPLATES:
+        _many_templates.clear()
+    found = _many_templates[key] = _derive_many(version, name, topic_id)
+    return found
+
+
+class TopicAnswer(ProduceResponse):
+    """A Produce response of one topic whose partitions all succeeded without an error message or
+    record errors, encoded from its :func:`many_template` while nothing was read or changed through
+    ``responses``."""
+
+    __slots__ = ("_numbers", "_topic")
+
+    def __init__(self, name: str, topic_id: uuid.UUID, numbers: list[Numbers]) -> None:
+        self.throttle_time_ms = 0
+        self.node_endpoints = []
+        self.unknown_tagged_fields = []
+        self._topic: tuple[str, uuid.UUID] = (name, topic_id)
+        self._numbers: list[Numbers] | None = numbers
+
+    @property
+    def responses(self) -> list[ProduceResponse.TopicProduceResponse]:
+        numbers = self._numbers
+        if numbers is not None:
+            self._numbers = None
+            name, topic_id = self._topic
+            parts = [_partition(*one) for one in numbers]
+            _RESPONSES.__set__(self, [TopicResp(name=name, topic_id=topic_id, partition_responses=parts)])
+        value: list[ProduceResponse.TopicProduceResponse] = _RESPONSES.__get__(self, ProduceResponse)
+        return value
+
+    @responses.setter
+    def responses(self, value: list[ProduceResponse.TopicProduceResponse]) -> None:
+        self._numbers = None
+        _RESPONSES.__set__(self, value)
+
+    def encode_into(self, writer: Writer, version: int) -> None:
+        numbers = self._numbers
+        if numbers is not None and not self.throttle_time_ms and not self.node_endpoints \
+                and not self.unknown_tagged_fields:
+            name, topic_id = self._topic
+            found = many_template(version, name, topic_id)
+            if found is not None:
+                found.write(writer.buf, numbers)
+                return
+        super().encode_into(writer, version)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProduceResponse):
+            return NotImplemented
+        return (self.responses, self.throttle_time_ms, self.node_endpoints, self.unknown_tagged_fields) == (
+            other.responses, other.throttle_time_ms, other.node_endpoints, other.unknown_tagged_fields)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class SingleAnswer(ProduceResponse):

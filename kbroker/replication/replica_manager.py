@@ -569,7 +569,7 @@ class ReplicaManager(TxnVerification, HighWatermarkCheckpoints):
             self.parked_fetches.wake_uncovering(partition, partition.followers)
         if not partition.followers:
             if partition.is_leader:
-                partition.log.high_watermark = partition.log.log_end_offset
+                partition.log.high_watermark_to_end()
                 partition.notify_hw()
                 return
         elif leadership.maybe_increment_hw(partition, self.now_ms(), self.lag_ms, self.eligible):

@@ -451,3 +451,18 @@ def test_a_failed_write_is_cut_off_and_the_log_goes_on(tmp_path, monkeypatch, pa
     reopened = PartitionLog.open(tmp_path / "t-0", LogConfig())
     assert offsets(reopened.read(0, 10**6).read()) == [(i, i) for i in range(end_before + 1)]
     reopened.close()
+
+
+def test_high_watermark_to_end_is_the_setter_at_the_log_end(tmp_path):
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    log.high_watermark_to_end()  # an empty log
+    assert log.high_watermark == 0
+    for i in range(5):
+        log.append(value_batch([b"v%d" % i] * 3))
+        log.high_watermark_to_end()
+        assert log.high_watermark == log.log_end_offset == 3 * (i + 1)
+    log.truncate_fully(40)  # the log starts past its old end: never below the log start
+    log.high_watermark = 0
+    log.high_watermark_to_end()
+    assert log.high_watermark == log.log_start_offset == log.log_end_offset == 40
+    log.close()
