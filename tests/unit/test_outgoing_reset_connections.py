@@ -162,3 +162,66 @@ def test_a_broker_connection_reset_while_idle_fails_its_request_with_a_connectio
                 again.close()
 
     _run_on_uvloop(main)
+
+
+# -- the long-lived tasks that use these clients: an unexpected failure is logged, not their end ----
+
+
+def test_the_voter_updater_goes_on_after_a_round_raised(caplog) -> None:
+    """UpdateRaftVoter's poll raising what its handler does not expect (a version mismatch, a bug)
+    is logged and the next poll runs (an updater ended there never sent this voter's endpoints)."""
+    import logging
+    from types import SimpleNamespace
+
+    from kbroker.raft.voter_update import VoterUpdater
+
+    config = SimpleNamespace(fetch_timeout_ms=4, request_timeout_ms=1000)
+    raft = SimpleNamespace(config=config, node_id=3, running=True, addresses={}, connection_setup_timeout_ms=1000,
+                           connection_setup_timeout_max_ms=1000, open_connection=None)
+    rounds: list[int] = []
+
+    async def main() -> None:
+        updater = VoterUpdater(raft, "cluster", None)  # type: ignore[arg-type]
+
+        async def step() -> None:
+            rounds.append(len(rounds))
+            if len(rounds) == 1:
+                raise RuntimeError("injected")
+            raft.running = False
+
+        updater.step = step  # type: ignore[method-assign]
+        await updater.run()
+
+    _run_on_uvloop(main)
+    assert rounds == [0, 1]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == \
+        ["raft node 3: the voter update failed; going on"]
+
+
+def test_a_background_task_of_the_broker_that_ends_on_an_exception_is_logged(caplog) -> None:
+    """The broker's background tasks (lifecycle, controller registration, voter update...) retry
+    their failures; one that ends on an exception anyway is logged as an error with its name when
+    it ends (asyncio says "Task exception was never retrieved" only when the task is collected,
+    if ever; the death is otherwise found as a missing heartbeat, later)."""
+    import logging
+    from types import SimpleNamespace
+
+    from kbroker.broker import Broker
+
+    async def failing() -> None:
+        raise RuntimeError("injected")
+
+    async def ending() -> None:
+        return None
+
+    async def main() -> None:
+        host = SimpleNamespace(_background=set())
+        tasks = [Broker.run_in_background(host, failing(), "broker-lifecycle"),  # type: ignore[arg-type]
+                 Broker.run_in_background(host, ending(), "done")]  # type: ignore[arg-type]
+        await asyncio.wait(tasks)
+        assert host._background == set()
+
+    _run_on_uvloop(main)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["background task broker-lifecycle ended on an exception"]
+    assert errors[0].exc_info is not None and str(errors[0].exc_info[1]) == "injected"
