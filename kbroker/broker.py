@@ -75,6 +75,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _log_failed_background_task(task: asyncio.Task[object]) -> None:
+    """A background task (heartbeats, registration, voter update...) that ended on an exception
+    says so: the tasks retry their failures, so one ending here is a bug that must not pass silently."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("background task %s ended on an exception", task.get_name(), exc_info=exc)
+
+
 class Service(Protocol):
     """A sub-system the broker starts after its logs and metadata load and stops before them
     (coordinators, control plane, metrics, delayed delivery); either may be a coroutine."""
@@ -426,6 +433,7 @@ class Broker:
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failed_background_task)
         return task
 
     @property

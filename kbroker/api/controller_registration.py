@@ -232,6 +232,10 @@ async def register_self(broker: RegisteringController) -> None:
             except (ControllerUnavailable, OSError) as exc:
                 log.debug("controller registration: %s", exc)
                 continue
+            except Exception:  # noqa: BLE001 - a version mismatch, a bug: logged, tried again (as Kafka's
+                # ControllerRegistrationManager retries after a failure), not the end of the registration
+                log.exception("controller %d: registration failed; trying again", broker.node_id)
+                continue
             if resp.error_code == ErrorCode.NONE:
                 log.info("registered controller %d (incarnation %s)", broker.node_id, incarnation)
             else:

@@ -403,6 +403,11 @@ class BrokerLifecycleManager:
             m.on_failure(api_key, self.clock.now(), f"controller unavailable: {exc}")
         except ControllerVersionMismatch as exc:
             m.on_failure(api_key, self.clock.now(), f"API version problem: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug: logged, and the exchange is retried as a failed one
+            # (Kafka's event queue logs a failed event and goes on; a lifecycle task ended here would
+            # stop the heartbeats silently, and the controller fence the broker for good)
+            log.exception("broker %d: sending api %d to the controller failed", m.node_id, api_key)
+            m.on_failure(api_key, self.clock.now(), f"{type(exc).__name__}: {exc}")
         else:
             m.on_response(api_key, response, self.clock.now())
         self._notify()

@@ -208,7 +208,10 @@ class ControllerChannel:
         if address is None:
             raise _Retry(f"no address known for controller {node_id}")
         conn = self._connection
-        if conn is not None and conn.node_id != node_id:
+        if conn is not None and (conn.node_id != node_id or conn.writer.transport.is_closing()):
+            # another controller, or a connection that broke while idle (a reset closes the
+            # transport at once): the request goes on a new one, as Kafka's NetworkClient, having
+            # seen the disconnect, connects again
             self._disconnect()
             conn = None
         try:
@@ -266,6 +269,10 @@ class ControllerChannel:
         if self._reauthenticate is not None:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 await self._reauthenticate(conn.reader, conn.writer)
+        if conn.writer.transport.is_closing():
+            # the connection broke (a reset) and nothing has read since: a disconnect, retried on a
+            # new connection (uvloop raises RuntimeError on a write to it, which no caller expects)
+            raise ConnectionResetError(f"the connection to controller {conn.node_id} is closed")
         conn.writer.write(_SIZE.pack(len(payload)) + payload)
         remaining = max(0.0, deadline - time.monotonic())
         async with asyncio.timeout(remaining):

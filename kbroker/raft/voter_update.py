@@ -138,7 +138,11 @@ class VoterUpdater:
     async def run(self) -> None:
         try:
             while self.raft.running:
-                await self.step()
+                try:
+                    await self.step()
+                except Exception:  # noqa: BLE001 - a version mismatch, a bug: logged, the next poll tries
+                    # again (an updater ended here would never send this voter's endpoints)
+                    log.exception("raft node %d: the voter update failed; going on", self.raft.node_id)
                 await asyncio.sleep(min(0.1, self.period_s / 4))
         finally:
             await self._channel.close()

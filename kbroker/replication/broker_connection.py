@@ -76,6 +76,10 @@ class BrokerConnection:
             if self.security is not None and self.security.sasl:
                 # KIP-368: a SASL session about to expire re-authenticates first (no request is in flight)
                 await self.security.reauthenticate_if_due(self._reader, self._writer)
+            if self._writer.transport.is_closing():
+                # the connection broke (a reset closes the transport at once): a disconnect, which the
+                # caller handles by connecting again (uvloop raises RuntimeError on a write to it)
+                raise ConnectionResetError(f"the connection to {self.host}:{self.port} is closed")
             self._writer.write(_LENGTH.pack(len(payload)) + payload)
             await self._writer.drain()
             (size,) = _LENGTH.unpack(await self._reader.readexactly(4))

@@ -66,6 +66,8 @@ def stream_roundtrip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=correlation,
                                client_id=client_id)
         payload = encode_request(header, body)
+        if writer.transport.is_closing():  # a reset closed it (uvloop raises RuntimeError on a write to it)
+            raise ConnectionResetError("the connection is closed")
         writer.write(_SIZE.pack(len(payload)) + payload)
         await writer.drain()
         (size,) = _SIZE.unpack(await reader.readexactly(4))

@@ -278,6 +278,40 @@ def test_the_driver_gives_the_channel_its_timeout_and_retries_a_version_mismatch
     assert channel.calls == [(BROKER_REGISTRATION, 4500)] * 2
 
 
+def test_an_unexpected_failure_of_a_send_is_logged_and_retried_not_the_end_of_the_lifecycle(caplog):
+    """A send that raises what no handler expects (a channel's bug; once uvloop's RuntimeError on a
+    write to a reset connection) is logged as an error and counted a failed exchange: the
+    registration goes again after the interval and the heartbeats follow (a lifecycle task that
+    ended there stopped the heartbeats silently, the controller fencing the broker for good)."""
+    import logging
+
+    class Channel:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        async def send(self, api_key, request):
+            self.calls.append(api_key)
+            if len(self.calls) == 1:
+                raise RuntimeError("unable to perform operation: the handler is closed")
+            return ok_registration() if api_key == BROKER_REGISTRATION else hb_response(fenced=True)
+
+    clock = VirtualClock()
+    channel = Channel()
+    manager = BrokerLifecycleManager(machine(), channel, lambda: 0, clock)
+
+    async def scenario() -> None:
+        runner = asyncio.ensure_future(manager.run())
+        heartbeating = asyncio.ensure_future(manager.wait_for(lambda m: m.registered and len(channel.calls) >= 3))
+        await asyncio.wait([runner, heartbeating], return_when=asyncio.FIRST_COMPLETED)
+        assert heartbeating.done() and not runner.done()
+        runner.cancel()
+
+    asyncio.run(scenario())
+    assert channel.calls[:3] == [BROKER_REGISTRATION, BROKER_REGISTRATION, BROKER_HEARTBEAT]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == \
+        ["broker 1: sending api 62 to the controller failed"]
+
+
 # -- offline log dirs (KIP-858) ------------------------------------------------------------------
 
 
