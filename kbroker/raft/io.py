@@ -51,6 +51,7 @@ from typing import Any
 
 from kbroker.config import BROKER_DEFAULTS
 from kbroker.config.socket_options import connect_socket, open_listening
+from kbroker.raft.connections import CloseConnection, Inbound, InboundSession, Slot, frame_of, read_frame
 from kbroker.raft.kraft_upgrade import local_voter
 from kbroker.raft.log import Entry, RaftLog, Snapshot
 from kbroker.raft.messages import REQUESTS, Message
@@ -60,15 +61,9 @@ from kbroker.raft.state_store import ElectionState, QuorumStateStore
 from kbroker.raft.transport import (
     API_VERSIONS,
     KRAFT_VERSION_FEATURE,
-    CloseConnection,
     ErrorResponder,
-    Inbound,
-    InboundSession,
     RaftGate,
     RaftTransport,
-    Slot,
-    frame_of,
-    read_frame,
 )
 from kbroker.raft.voters import Voter, snapshot_controls
 from kbroker_protocol.api import decode_response, encode_request

@@ -8,19 +8,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import select
 import struct
-from collections import ChainMap, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections import ChainMap
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from kbroker.config.connection_backoff import ConnectionBackoff
 from kbroker.config.socket_options import configure_accepted
+from kbroker.raft.connections import (
+    ANONYMOUS,
+    CloseConnection,
+    Inbound,
+    InboundSession,
+    Slot,
+    frame_of,
+    read_frame,
+)
 from kbroker.raft.messages import FetchRequest, FetchSnapshotRequest, FetchSnapshotResponse, Message
 from kbroker.raft.node import RaftConfig, RaftNode
 from kbroker.raft.peers import Peer
+from kbroker.raft.request_timer import RequestTimer
 from kbroker.raft.snapshot_transfer import MAX_SNAPSHOT_CHUNK_BYTES, SnapshotTransfer
 from kbroker.raft.voters import KRAFT_VERSION_MAX, KRAFT_VERSION_MIN
 from kbroker.raft.wire import WireError, from_wire, to_wire
@@ -48,7 +56,6 @@ REQUEST_VERSIONS = {VOTE: 2, BEGIN_QUORUM_EPOCH: 1, END_QUORUM_EPOCH: 1, FETCH: 
 # the request classes of RAFT_APIS (what ``decode_request`` gives for them)
 _RAFT_REQUESTS = (vo.VoteRequest, bqe.BeginQuorumEpochRequest, eqe.EndQuorumEpochRequest, fe.FetchRequest,
                   fs.FetchSnapshotRequest)
-_SIZE = struct.Struct(">i")
 _CORRELATION = struct.Struct(">i")
 # Kafka's ``request.getErrorResponse(e)`` (ControllerApis' ``requestHelper.handleError``), set by the API
 # layer: (api key, version, request, exception) -> the request's error response; None: there is none
@@ -58,19 +65,6 @@ ErrorResponder = Callable[[int, int, WireMessage, BaseException], WireMessage | 
 # handlers: (api key, version, request) -> the refusal to answer (the request's error response), or
 # None when the connection's principal (:func:`request_identity`) may send it
 RaftGate = Callable[[int, int, WireMessage], WireMessage | None]
-ANONYMOUS = "User:ANONYMOUS"
-
-
-class InboundSession(Protocol):
-    """An authenticated connection's SASL session (kbroker.security.inbound.InboundSession): its
-    principal, and ``on_frame``, which sees each later frame first (True when it took it: a
-    re-authentication, KIP-368)."""
-
-    @property
-    def principal(self) -> str: ...
-
-    async def on_frame(self, reader: asyncio.StreamReader, frame: bytes,
-                       respond: Callable[[int, bytes], None]) -> bool: ...
 
 
 # Who sent the request a handler of :attr:`RaftTransport.handlers` serves: its connection's
@@ -91,80 +85,7 @@ KRAFT_VERSION_FEATURE = "kraft.version"
 NODE_ENDPOINTS_SINCE = {FETCH: 16, VOTE: 1, BEGIN_QUORUM_EPOCH: 1, END_QUORUM_EPOCH: 1, FETCH_SNAPSHOT: 1}
 
 
-def _answer_waiting(reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter) -> bool:
-    """Whether bytes of an answer have arrived and are not read yet: in the reader's buffer, or in
-    the socket's receive queue."""
-    buffered = getattr(reader, "_buffer", None)  # (StreamReader has no public way to ask)
-    if buffered:
-        return True
-    sock = writer.get_extra_info("socket")
-    if sock is None:
-        return False
-    try:
-        readable, _, _ = select.select([sock.fileno()], [], [], 0)
-    except (OSError, ValueError):  # closed meanwhile
-        return False
-    return bool(readable)
-
-
-class CloseConnection(Exception):
-    """Something a peer sent ends its connection (logged; the node goes on)."""
-
-
-@dataclass(eq=False, slots=True)
-class Slot:
-    """The place of one answer on an inbound connection: its correlation id, and its frame once made."""
-
-    correlation_id: int
-    frame: bytes | None = None
-
-
-@dataclass(eq=False)
-class Inbound:
-    """An accepted connection and its answers, in request order."""
-
-    writer: asyncio.StreamWriter
-    slots: deque[Slot] = field(default_factory=deque)
-    closed: bool = False
-    principal: str = ANONYMOUS
-    host: str = ""
-
-    def add_slot(self, correlation_id: int) -> Slot:
-        slot = Slot(correlation_id)
-        self.slots.append(slot)
-        return slot
-
-    def fill(self, slot: Slot, frame: bytes) -> None:
-        slot.frame = frame
-        if self.closed:
-            return
-        if self.writer.transport.is_closing():
-            # the connection broke (a reset closes the transport at once) before its task saw it:
-            # nobody can read the answers any more (and uvloop raises on a write to it)
-            self.closed = True
-            self.slots.clear()
-            return
-        while self.slots and self.slots[0].frame is not None:
-            frame_out = self.slots.popleft().frame
-            assert frame_out is not None
-            self.writer.write(frame_out)
-
-
-def frame_of(payload: bytes | Sequence[Any]) -> bytes:
-    if isinstance(payload, bytes):
-        return _SIZE.pack(len(payload)) + payload
-    data = b"".join(p if isinstance(p, bytes) else bytes(p) for p in payload)
-    return _SIZE.pack(len(data)) + data
-
-
-async def read_frame(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
-    size = _SIZE.unpack(await reader.readexactly(4))[0]
-    if size < 0 or size > max_bytes:
-        raise CloseConnection(f"frame of {size} bytes (limit {max_bytes})")
-    return await reader.readexactly(size)
-
-
-class RaftTransport(SnapshotTransfer):
+class RaftTransport(SnapshotTransfer, RequestTimer):
     """The sockets of a ``RaftDriver``, which it is mixed into (the attributes below are the
     driver's)."""
 
@@ -556,35 +477,6 @@ class RaftTransport(SnapshotTransfer):
         assert self._loop is not None
         peer.sent_at[cid] = self._loop.time()
         self._arm_request_timeout(peer)
-
-    def _arm_request_timeout(self, peer: Peer) -> None:
-        """The timer of the oldest request in flight to ``peer`` (none when one is armed)."""
-        if peer.timeout_timer is None and peer.sent_at:
-            assert self._loop is not None
-            due = min(peer.sent_at.values()) + self.config.request_timeout_ms / 1000
-            peer.timeout_timer = self._loop.call_at(due, self._check_request_timeout, peer)
-
-    def _check_request_timeout(self, peer: Peer) -> None:
-        """Kafka's NetworkClient.handleTimedOutRequests: a request with no answer in
-        controller.quorum.request.timeout.ms closes its connection, failing what is in flight on it
-        (the node retries it); the next request reconnects."""
-        peer.timeout_timer = None
-        writer = peer.writer
-        if writer is None or not peer.sent_at:
-            return
-        assert self._loop is not None
-        if self._loop.time() - min(peer.sent_at.values()) >= self.config.request_timeout_ms / 1000:
-            if _answer_waiting(peer.reader, writer):
-                # Kafka's NetworkClient.poll handles the answers received before it looks for timed-out
-                # requests: after a stall of this loop the answer may be here but not yet read (the
-                # timer runs before the reader task): look again once it has been read
-                peer.timeout_timer = self._loop.call_later(0.001, self._check_request_timeout, peer)
-                return
-            logger.info("raft node %d: disconnecting from node %d due to request timeout", self.node_id, peer.node_id)
-            peer.request_timeouts += 1
-            writer.transport.abort()  # the reader task sees it end and fails what was in flight
-        else:
-            self._arm_request_timeout(peer)
 
     async def _reauthenticate(self, peer: Peer, writer: asyncio.StreamWriter) -> None:
         """Re-authenticate the connection to ``peer`` (its reader task hands the responses back),

@@ -18,9 +18,9 @@ import logging
 
 import uvloop
 
+from kbroker.raft.connections import Inbound
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.messages import FetchRequest
-from kbroker.raft.transport import Inbound
 from tests.raft.raft_io_helpers import Cluster, wait_for
 
 
