@@ -152,9 +152,10 @@ class ControllerChannel:
         self.retry_backoff_ms = retry_backoff_ms
         # controller.socket.timeout.ms: how long one attempt waits for its response
         self.socket_timeout_ms = socket_timeout_ms
-        # the connection setup timeout of the next attempt (and the failed attempts behind it)
-        self.connection_backoff = ConnectionBackoff(setup_timeout_ms, setup_timeout_max_ms, retry_backoff_ms,
-                                                    retry_backoff_ms)
+        # the connection setup timeout of the next attempt to each controller (and the failed attempts
+        # behind it), by node id, as Kafka's ClusterConnectionStates keeps them per node
+        self._backoff_args = (setup_timeout_ms, setup_timeout_max_ms, retry_backoff_ms, retry_backoff_ms)
+        self._backoffs: dict[int, ConnectionBackoff] = {}
         # the controller listener's security (kbroker.security.internode): TLS, SASL; plain TCP by default
         self._open = open_connection or open_plaintext
         # An opener of kbroker.security.client (a Connector) also re-authenticates the SASL sessions of
@@ -194,11 +195,19 @@ class ControllerChannel:
         self._closed = True
         self._disconnect()
 
+    def connection_backoff(self, node_id: int) -> ConnectionBackoff:
+        """The connection state of controller ``node_id`` (its setup timeout grows over consecutive
+        failed attempts to it, not to another controller)."""
+        backoff = self._backoffs.get(node_id)
+        if backoff is None:
+            backoff = self._backoffs[node_id] = ConnectionBackoff(*self._backoff_args)
+        return backoff
+
     def _disconnect(self) -> None:
         if self._connection is not None:
             self._connection.close()
+            self.connection_backoff(self._connection.node_id).disconnected()
             self._connection = None
-            self.connection_backoff.disconnected()
 
     async def _attempt(self, api_key: int, request: Any, deadline: float) -> Any:
         node_id = self.active_controller()
@@ -234,16 +243,21 @@ class ControllerChannel:
 
     async def _connect(self, node_id: int, address: tuple[str, int], deadline: float) -> _Connection:
         remaining = max(0.0, deadline - time.monotonic())
-        setup_s = self.connection_backoff.setup_timeout_ms / 1000
+        backoff = self.connection_backoff(node_id)
+        setup_s = backoff.setup_timeout_ms / 1000
         try:
             reader, writer = await asyncio.wait_for(self._open(*address), min(setup_s, remaining))
         except BaseException as exc:
-            self.connection_backoff.connect_failed()
-            if isinstance(exc, TimeoutError) and setup_s <= remaining:
+            # an attempt cut short by the request's own deadline, or cancelled, is no failed setup
+            cut_short = isinstance(exc, asyncio.CancelledError) or (isinstance(exc, TimeoutError)
+                                                                    and setup_s > remaining)
+            if not cut_short:
+                backoff.connect_failed()
+            if isinstance(exc, TimeoutError) and not cut_short:
                 log.info("disconnecting from controller %d at %s:%d: socket connection setup timeout "
                          "(%d ms)", node_id, address[0], address[1], int(setup_s * 1000))
             raise
-        self.connection_backoff.connected()
+        backoff.connected()
         conn = _Connection(node_id, reader, writer)
         self._connection = conn
         request = ApiVersionsRequest(client_software_name="kbroker", client_software_version="1")

@@ -78,16 +78,41 @@ async def test_the_raft_client_abandons_a_connect_in_the_setup_timeout_growing_i
 
 # -- the broker-to-controller channel ---------------------------------------------------------------
 
+async def test_the_controller_channels_setup_timeout_grows_per_controller(caplog: Any) -> None:
+    """Attempts to a black-holed controller grow its setup timeout; the first attempt to another
+    controller starts from the configured one (Kafka's ClusterConnectionStates keeps it per node)."""
+    active = [1]
+    with BlackHole() as first, BlackHole() as second:
+        channel = ControllerChannel(lambda: active[0], {1: first.address, 2: second.address},
+                                    request_timeout_ms=60_000, setup_timeout_ms=100, setup_timeout_max_ms=100_000)
+        send = asyncio.ensure_future(channel.send(BROKER_HEARTBEAT, _heartbeat()))
+        try:
+            with caplog.at_level("INFO", logger="kbroker.metadata.channel"):
+                await wait_for(lambda: channel.connection_backoff(1).failed_connect_attempts >= 3,
+                               message="three abandoned attempts to connect to controller 1")
+                active[0] = 2
+                await wait_for(lambda: channel.connection_backoff(2).failed_connect_attempts >= 1,
+                               message="an abandoned attempt to connect to controller 2")
+            timeouts = [int(r.getMessage().rsplit("(", 1)[1].split()[0]) for r in caplog.records
+                        if "socket connection setup timeout" in r.getMessage() and "controller 2 " in r.getMessage()]
+            assert timeouts and timeouts[0] <= 100 * 1.2  # the configured 100 ms (+/-20 %), not controller 1's
+            assert channel.connection_backoff(1).setup_timeout_ms >= 4 * 100 * 0.8
+        finally:
+            send.cancel()
+            await asyncio.gather(send, return_exceptions=True)
+            await channel.close()
+
+
 async def test_the_controller_channel_abandons_a_connect_in_the_setup_timeout_and_grows_it() -> None:
     with BlackHole() as hole:
         channel = ControllerChannel(lambda: 1, {1: hole.address}, request_timeout_ms=60_000,
                                     setup_timeout_ms=100, setup_timeout_max_ms=100_000)
         send = asyncio.ensure_future(channel.send(BROKER_HEARTBEAT, _heartbeat()))
         try:
-            await wait_for(lambda: channel.connection_backoff.failed_connect_attempts >= 3,
+            await wait_for(lambda: channel.connection_backoff(1).failed_connect_attempts >= 3,
                            message="three abandoned attempts to connect to the black hole")
             assert not send.done()  # retried within the request's deadline
-            assert channel.connection_backoff.setup_timeout_ms >= 4 * 100 * 0.8  # 100 * 2**n, +/-20%
+            assert channel.connection_backoff(1).setup_timeout_ms >= 4 * 100 * 0.8  # 100 * 2**n, +/-20%
         finally:
             send.cancel()
             await asyncio.gather(send, return_exceptions=True)
