@@ -197,7 +197,7 @@ class HttpService:
         extra = "".join(f"{k}: {v}\r\n" for k, v in (response[3] if len(response) > 3 else {}).items())
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: {content_type}\r\n"
                 f"{extra}Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
-        if writer.transport.is_closing():
+        if writer.is_closing():
             return  # the client went away while the answer was made (uvloop raises on a write to it)
         try:
             writer.write(head + data)

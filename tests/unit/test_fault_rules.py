@@ -165,6 +165,9 @@ def test_control_endpoint_refuses_a_remote_peer_unless_allowed():
         def close(self):
             self.closed = True
 
+        def is_closing(self):
+            return self.closed
+
     plane = SimpleNamespace(status=lambda: {"ok": True})
 
     async def serve(peer, allow_remote):
