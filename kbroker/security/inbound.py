@@ -83,10 +83,17 @@ class _Stream:
         if self.respond is not None:
             self.respond(header.correlation_id, _SIZE.pack(len(payload)) + payload)
         else:
-            self.writer.write(_SIZE.pack(len(payload)) + payload)
+            self._write(_SIZE.pack(len(payload)) + payload)
 
     def send_raw(self, payload: bytes) -> None:
-        self.writer.write(_SIZE.pack(len(payload)) + payload)
+        self._write(_SIZE.pack(len(payload)) + payload)
+
+    def _write(self, frame: bytes) -> None:
+        if self.writer.is_closing():
+            # the client went away (a reset closes the transport at once, and uvloop raises
+            # RuntimeError on a write to it): a disconnect, which closes the connection
+            raise ConnectionResetError(f"the connection from {self.peer} is closed")
+        self.writer.write(frame)
 
     def authenticated(self, principal: str | None) -> None:
         self.principal = principal
@@ -130,7 +137,9 @@ async def inbound_session(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     try:
         if not await _exchange(reader, writer, stream, auth, security, None, on_api_versions):
             return None
-    except (asyncio.IncompleteReadError, ConnectionError):
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        # Kafka's Selector: "Connection with {} disconnected", at debug level
+        log.debug("the connection from %s closed during SASL authentication: %r", peer, exc)
         _closed(writer)
         return None
     log.debug("authenticated %s on the connection from %s", auth.principal, peer)
