@@ -559,6 +559,8 @@ class RaftDriver(RaftTransport):
         try:
             async with asyncio.timeout(self.config.request_timeout_ms / 1000):
                 reader, writer = await self.open_connection(*address)
+                if writer.is_closing():  # reset already (uvloop raises RuntimeError on a write to it)
+                    raise ConnectionResetError("the connection was closed before the request was sent")
                 writer.write(frame_of(encode_request(header, body)))
                 frame = await read_frame(reader, self.max_frame_bytes)
             _h, resp = decode_response(frame, API_VERSIONS, 3)
@@ -572,10 +574,8 @@ class RaftDriver(RaftTransport):
         assert isinstance(resp, ApiVersionsResponse)  # (what decode_response gives for API_VERSIONS)
         if resp.error_code != 0:
             return None
-        for f in resp.supported_features or []:
-            if f.name == KRAFT_VERSION_FEATURE:
-                return f.min_version, f.max_version
-        return 0, 0  # no kraft.version listed: it supports kraft.version 0 only
+        return next(((f.min_version, f.max_version) for f in resp.supported_features or []  # (first listed)
+                     if f.name == KRAFT_VERSION_FEATURE), (0, 0))  # none listed: kraft.version 0 only
 
     async def _run_timer(self) -> None:
         node = self.node
