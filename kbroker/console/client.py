@@ -118,6 +118,8 @@ class _Connection:
                 header = RequestHeader(request_api_key=request.API_KEY, request_api_version=version,
                                        correlation_id=cid, client_id=CLIENT_ID)
                 payload = encode_request(header, request)
+                if self.writer.is_closing():  # reset since it was opened (uvloop raises RuntimeError on a write)
+                    raise ConnectionResetError("the connection is closed")
                 self.writer.write(struct.pack(">i", len(payload)) + payload)
                 await self.writer.drain()
                 size_bytes = await asyncio.wait_for(self.reader.readexactly(4), timeout)
