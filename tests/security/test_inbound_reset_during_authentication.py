@@ -30,6 +30,7 @@ from kbroker_protocol.api import encode_request
 from kbroker_protocol.messages import RequestHeader
 from kbroker_protocol.messages.sasl_authenticate import SaslAuthenticateRequest
 from kbroker_protocol.messages.sasl_handshake import SaslHandshakeRequest
+from kbroker_protocol.primitives import Message
 
 SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
@@ -46,7 +47,7 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"never: {what}")
 
 
-def _request(api_key: int, version: int, correlation_id: int, body: object) -> bytes:
+def _request(api_key: int, version: int, correlation_id: int, body: Message) -> bytes:
     header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=correlation_id,
                            client_id="reset-test")
     payload = encode_request(header, body)
