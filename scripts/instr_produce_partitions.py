@@ -166,7 +166,7 @@ class Load:
 def pieces_child(n: int) -> None:
     """Under callgrind (``--dump-before=os_getppid``): each piece ``n`` times, ``os.getppid()``
     after each, so that every piece's calls are one dump; prints the pieces' names."""
-    from kbroker.api.produce_answer import TopicAnswer
+    from kbroker.api.produce_answer import SingleAnswer, TopicAnswer
     from kbroker.log import LogConfig, PartitionLog
     from kbroker.replication.validation import (
         INLINE_DECOMPRESSED_BYTES,
@@ -216,6 +216,11 @@ def pieces_child(n: int) -> None:
     def answer() -> None:
         encode_response(1, 0, VERSION, TopicAnswer("", topic_id, [(i, 0, 1000, -1, 0) for i in range(PARTITIONS)]))
 
+    index, error, base_offset, append_time, start_offset = 3, 0, 1000, -1, 0  # variables, as in produce.py
+
+    def single() -> None:
+        encode_response(1, 0, VERSION, SingleAnswer("", topic_id, index, error, base_offset, append_time, start_offset))
+
     def hw() -> None:
         plog.high_watermark = plog.log_end_offset
 
@@ -233,9 +238,10 @@ def pieces_child(n: int) -> None:
         ("high_watermark = log_end_offset", hw),
         ("generic answer, 16 partitions", generic),
         ("TopicAnswer, 16 partitions", answer),
+        ("SingleAnswer, 1 partition", single),
     ]
     if hasattr(plog, "high_watermark_to_end"):
-        pieces.insert(-2, ("high_watermark_to_end()", plog.high_watermark_to_end))
+        pieces.insert(-3, ("high_watermark_to_end()", plog.high_watermark_to_end))
     for _name, fn in pieces:
         fn()
     os.getppid()
