@@ -219,7 +219,7 @@ def pieces_child(n: int) -> None:
     index, error, base_offset, append_time, start_offset = 3, 0, 1000, -1, 0  # variables, as in produce.py
 
     def single() -> None:
-        encode_response(1, 0, VERSION, SingleAnswer("", topic_id, index, error, base_offset, append_time, start_offset))
+        encode_response(1, 0, VERSION, SingleAnswer("", topic_id, (index, error, base_offset, append_time, start_offset)))
 
     def hw() -> None:
         plog.high_watermark = plog.log_end_offset
