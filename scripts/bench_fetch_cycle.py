@@ -38,26 +38,22 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_broker import free_port, metadata_ok  # noqa: E402
+from bench_broker import free_port  # noqa: E402
 from bench_mixed_split import schedstat  # noqa: E402
-from callgrind_control import callgrind_control, last_dump_total, stop_broker  # noqa: E402
-from tree_path import tree_pythonpath  # noqa: E402
+from callgrind_control import BenchBroker, Conn, frame, last_dump_total  # noqa: E402
 
-from kbroker_protocol.api import decode_response, encode_request  # noqa: E402
-from kbroker_protocol.messages import REQUESTS, RequestHeader  # noqa: E402
+from kbroker_protocol.api import decode_response  # noqa: E402
+from kbroker_protocol.messages import REQUESTS  # noqa: E402
 from kbroker_protocol.records import Record, build_batch  # noqa: E402
 
 PARTITIONS = 16
@@ -82,98 +78,27 @@ finally:
 """
 
 
-def frame(request: object, key: int, version: int, cid: int = 0) -> bytes:
-    header = RequestHeader(request_api_key=key, request_api_version=version, correlation_id=cid, client_id="cycle")
-    payload = encode_request(header, request)
-    return struct.pack(">i", len(payload)) + payload
-
-
-class Conn:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=600)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.reader = self.sock.makefile("rb")
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def recv(self) -> bytes:
-        (size,) = struct.unpack(">i", self.reader.read(4))
-        return self.reader.read(size)
-
-    def close(self) -> None:
-        self.reader.close()
-        self.sock.close()
-
-
-class Broker:
+class Broker(BenchBroker):
     """kbroker from ``tree`` (under callgrind with instrumentation off, if asked) with the topic."""
 
     def __init__(self, name: str, tree: Path, work: Path, callgrind: bool, cprofile: Path | None = None) -> None:
-        self.name, self.tree, self.callgrind = name, tree, callgrind
-        self.port = free_port()
+        self.tree, self.callgrind = tree, callgrind
+        port = free_port()
         self.data = work / f"data-{name}"
-        cmd = [sys.executable, *(["-c", CPROFILE, str(cprofile)] if cprofile else ["-m", "kbroker"]), "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+        cmd = [sys.executable, *(["-c", CPROFILE, str(cprofile)] if cprofile else ["-m", "kbroker"]), "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                "--override", f"log.dirs={self.data}", "--log-level", "WARNING",
                "--override", "offsets.topic.replication.factor=1", "--override", "offsets.topic.num.partitions=1",
                "--override", f"log.segment.bytes={1 << 20}", "--override", f"log.retention.bytes={4 << 20}",
                "--override", "log.retention.check.interval.ms=300000"]
-        self.out = work
         if callgrind:
             cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                    f"--callgrind-out-file={work}/{name}.%p", *cmd]
-        env = dict(os.environ, PYTHONPATH=tree_pythonpath(tree), PYTHONHASHSEED="0")
-        self.log = work / f"{name}.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 600
-        while not metadata_ok(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"broker {name} did not start: {self.log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
-        self.topic_id = self._create_topic()
-        self.poke = Conn(self.port)
-        self.poke_frame = frame(REQUESTS[18](), 18, 0)
-
-    def _create_topic(self) -> uuid.UUID:
-        conn = Conn(self.port)
-        try:
-            C = REQUESTS[19]
-            conn.send(frame(C(topics=[C.CreatableTopic(name=TOPIC, num_partitions=PARTITIONS, replication_factor=1,
-                                                       assignments=[], configs=[])], timeout_ms=60000), 19, 7))
-            _h, created = decode_response(conn.recv(), 19, 7)
-            if created.topics[0].error_code:
-                raise SystemExit(f"CreateTopics: error {created.topics[0].error_code}")
-            M = REQUESTS[3]
-            deadline = time.monotonic() + 120
-            while True:
-                conn.send(frame(M(topics=[M.MetadataRequestTopic(name=TOPIC)], allow_auto_topic_creation=False,
-                                  include_topic_authorized_operations=False), 3, 12))
-                _h, meta = decode_response(conn.recv(), 3, 12)
-                t = meta.topics[0]
-                if len(t.partitions) == PARTITIONS and all(p.leader_id >= 0 for p in t.partitions):
-                    return t.topic_id
-                if time.monotonic() > deadline:
-                    raise SystemExit("the topic's partitions have no leader")
-                time.sleep(0.1)
-        finally:
-            conn.close()
-
-    def control(self, *args: str) -> None:
-        """callgrind_control, poking the broker with requests until it has taken the command."""
-        def poke() -> None:
-            self.poke.send(self.poke_frame)
-            self.poke.recv()
-
-        callgrind_control(self.proc.pid, args, poke)
+        super().__init__(name, tree, work, port, cmd, TOPIC, PARTITIONS)
 
     def instructions(self, label: str) -> int:
         self.control("-d", label)
         return last_dump_total(self.out, self.name, self.proc.pid)
 
-    def stop(self) -> None:
-        self.poke.close()
-        stop_broker(self.proc)
 
 class Load:
     """The producer and the four consumers' connections, and where each partition's log ends."""

@@ -60,11 +60,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_broker import free_port, metadata_ok  # noqa: E402
-from bench_fetch_cycle import CPROFILE, Conn, frame  # noqa: E402
+from bench_broker import free_port  # noqa: E402
+from bench_fetch_cycle import CPROFILE  # noqa: E402
 from bench_mixed_split import schedstat  # noqa: E402
-from callgrind_control import callgrind_control, last_dump_total, stop_broker  # noqa: E402
-from tree_path import tree_pythonpath  # noqa: E402
+from callgrind_control import BenchBroker, Conn, frame, last_dump_total  # noqa: E402
 
 from kbroker_protocol.api import decode_response  # noqa: E402
 from kbroker_protocol.messages import REQUESTS  # noqa: E402
@@ -77,85 +76,43 @@ IN_FLIGHT = 5
 SHAPES = {"big": (63, False), "small": (1, True)}  # records per batch, keyed
 
 
-class Broker:
+class Broker(BenchBroker):
     """kbroker from ``tree`` (under callgrind with instrumentation off unless ``cpu``) with the topic."""
 
     def __init__(self, name: str, tree: Path, work: Path, cpu: bool, cprofile: Path | None = None) -> None:
-        self.name, self.out, self.cpu = name, work, cpu or cprofile is not None
-        self.port = free_port()
+        self.cpu = cpu or cprofile is not None
+        port = free_port()
         cmd = [sys.executable, *(["-c", CPROFILE, str(cprofile)] if cprofile else ["-m", "kbroker"]), "--log-level", "WARNING",
-               "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+               "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                "--override", f"log.dirs={work / f'data-{name}'}",
                "--override", "offsets.topic.replication.factor=1", "--override", "offsets.topic.num.partitions=1",
                "--override", "log.retention.check.interval.ms=300000"]
         if not self.cpu:
             cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work}/{name}.%p", *cmd]
-        env = dict(os.environ, PYTHONPATH=tree_pythonpath(tree), PYTHONHASHSEED="0")
-        self.log = work / f"{name}.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 600
-        while not metadata_ok(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"broker {name} did not start: {self.log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
-        self.topic_id = self._create_topic()
-        self.poke = Conn(self.port)
-        self.poke_frame = frame(REQUESTS[18](), 18, 0)
-
-    def _create_topic(self) -> uuid.UUID:
-        conn = Conn(self.port)
-        try:
-            C = REQUESTS[19]
-            conn.send(frame(C(topics=[C.CreatableTopic(name=TOPIC, num_partitions=PARTITIONS, replication_factor=1,
-                                                       assignments=[], configs=[])], timeout_ms=60000), 19, 7))
-            _h, created = decode_response(conn.recv(), 19, 7)
-            if created.topics[0].error_code:
-                raise SystemExit(f"CreateTopics: error {created.topics[0].error_code}")
-            M = REQUESTS[3]
-            deadline = time.monotonic() + 120
-            while True:
-                conn.send(frame(M(topics=[M.MetadataRequestTopic(name=TOPIC)], allow_auto_topic_creation=False,
-                                  include_topic_authorized_operations=False), 3, 12))
-                _h, meta = decode_response(conn.recv(), 3, 12)
-                t = meta.topics[0]
-                if len(t.partitions) == PARTITIONS and all(p.leader_id >= 0 for p in t.partitions):
-                    return t.topic_id
-                if time.monotonic() > deadline:
-                    raise SystemExit("the topic's partitions have no leader")
-                time.sleep(0.1)
-        finally:
-            conn.close()
+        super().__init__(name, tree, work, port, cmd, TOPIC, PARTITIONS)
 
     def start(self) -> None:
         if self.cpu:
             self._cpu0 = schedstat(self.proc.pid)[0]
         else:
-            self._control("-z")
-            self._control("-i", "on")
+            self.control("-z")
+            self.control("-i", "on")
 
     def stop_phase(self, label: str) -> float:
         """Instructions (or CPU us) since start()."""
         if self.cpu:
             return (schedstat(self.proc.pid)[0] - self._cpu0) / 1e3
-        self._control("-i", "off")
-        self._control("-d", label)
+        self.control("-i", "off")
+        self.control("-d", label)
         return float(last_dump_total(self.out, self.name, self.proc.pid))
 
-    def _control(self, *args: str) -> None:
-        def poke() -> None:
-            self.poke.send(self.poke_frame)
-            self.poke.recv()
-
-        callgrind_control(self.proc.pid, args, poke)
-
     def stop(self) -> None:
-        self.poke.close()
         if self.cpu:
+            self.poke.close()
             self.proc.terminate()
             self.proc.wait(60)
         else:
-            stop_broker(self.proc)
+            super().stop()
 
 
 class Load:
@@ -209,7 +166,7 @@ class Load:
 def pieces_child(n: int) -> None:
     """Under callgrind (``--dump-before=os_getppid``): each piece ``n`` times, ``os.getppid()``
     after each, so that every piece's calls are one dump; prints the pieces' names."""
-    from kbroker.api.produce_answer import TopicAnswer
+    from kbroker.api.produce_answer import SingleAnswer, TopicAnswer
     from kbroker.log import LogConfig, PartitionLog
     from kbroker.replication.validation import (
         INLINE_DECOMPRESSED_BYTES,
@@ -259,6 +216,11 @@ def pieces_child(n: int) -> None:
     def answer() -> None:
         encode_response(1, 0, VERSION, TopicAnswer("", topic_id, [(i, 0, 1000, -1, 0) for i in range(PARTITIONS)]))
 
+    index, error, base_offset, append_time, start_offset = 3, 0, 1000, -1, 0  # variables, as in produce.py
+
+    def single() -> None:
+        encode_response(1, 0, VERSION, SingleAnswer("", topic_id, (index, error, base_offset, append_time, start_offset)))
+
     def hw() -> None:
         plog.high_watermark = plog.log_end_offset
 
@@ -276,9 +238,10 @@ def pieces_child(n: int) -> None:
         ("high_watermark = log_end_offset", hw),
         ("generic answer, 16 partitions", generic),
         ("TopicAnswer, 16 partitions", answer),
+        ("SingleAnswer, 1 partition", single),
     ]
     if hasattr(plog, "high_watermark_to_end"):
-        pieces.insert(-2, ("high_watermark_to_end()", plog.high_watermark_to_end))
+        pieces.insert(-3, ("high_watermark_to_end()", plog.high_watermark_to_end))
     for _name, fn in pieces:
         fn()
     os.getppid()

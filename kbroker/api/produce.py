@@ -298,8 +298,8 @@ def handle_produce(ctx: RequestContext[ProduceServices], request: ProduceRequest
                     if single:
                         if acks == 0:
                             return None
-                        return SingleAnswer(t.name, t.topic_id, p.index, result.error, result.base_offset,
-                                            result.log_append_time, partition.log_start_offset)
+                        return SingleAnswer(t.name, t.topic_id, (p.index, result.error, result.base_offset,
+                                                                 result.log_append_time, partition.log_start_offset))
                     parts.append((p.index, result.error, result.base_offset, result.log_append_time,
                                   partition.log_start_offset))
                     plain += 1

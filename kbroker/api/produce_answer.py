@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from kbroker_protocol.messages.produce import ProduceResponse
@@ -59,6 +60,7 @@ class Template:
         self.suffix = suffix
 
 
+Numbers = tuple[int, int, int, int, int]  # a partition's FIELDS
 _templates: dict[tuple[int, str, int], Template | None] = {}  # (version, name, topic id as int)
 
 
@@ -170,7 +172,6 @@ class Many:
         buf += self.tail
 
 
-Numbers = tuple[int, int, int, int, int]  # a partition's FIELDS
 _INT32 = struct.Struct(">i")
 _many_templates: dict[tuple[int, str, int], Many | None] = {}  # (version, name, topic id as int)
 
@@ -235,19 +236,24 @@ def many_template(version: int, name: str, topic_id: uuid.UUID) -> Many | None:
     return found
 
 
-class TopicAnswer(ProduceResponse):
+class _OneTopicAnswer(ProduceResponse):
     """A Produce response of one topic whose partitions all succeeded without an error message or
-    record errors, encoded from its :func:`many_template` while nothing was read or changed through
-    ``responses``."""
+    record errors, kept as the partitions' numbers (``_numbers``) while nothing was read or changed
+    through ``responses``; a subclass says how the numbers make the partitions' messages and how
+    they are encoded (:func:`_encoder`)."""
 
     __slots__ = ("_numbers", "_topic")
 
-    def __init__(self, name: str, topic_id: uuid.UUID, numbers: list[Numbers]) -> None:
+    def __init__(self, name: str, topic_id: uuid.UUID, numbers: Any) -> None:
         self.throttle_time_ms = 0
         self.node_endpoints = []
         self.unknown_tagged_fields = []
         self._topic: tuple[str, uuid.UUID] = (name, topic_id)
-        self._numbers: list[Numbers] | None = numbers
+        self._numbers: Any = numbers
+
+    @staticmethod
+    def _partitions(numbers: Any) -> list[PartResp]:
+        raise NotImplementedError
 
     @property
     def responses(self) -> list[ProduceResponse.TopicProduceResponse]:
@@ -255,7 +261,7 @@ class TopicAnswer(ProduceResponse):
         if numbers is not None:
             self._numbers = None
             name, topic_id = self._topic
-            parts = [_partition(*one) for one in numbers]
+            parts = self._partitions(numbers)
             _RESPONSES.__set__(self, [TopicResp(name=name, topic_id=topic_id, partition_responses=parts)])
         value: list[ProduceResponse.TopicProduceResponse] = _RESPONSES.__get__(self, ProduceResponse)
         return value
@@ -265,17 +271,6 @@ class TopicAnswer(ProduceResponse):
         self._numbers = None
         _RESPONSES.__set__(self, value)
 
-    def encode_into(self, writer: Writer, version: int) -> None:
-        numbers = self._numbers
-        if numbers is not None and not self.throttle_time_ms and not self.node_endpoints \
-                and not self.unknown_tagged_fields:
-            name, topic_id = self._topic
-            found = many_template(version, name, topic_id)
-            if found is not None:
-                found.write(writer.buf, numbers)
-                return
-        super().encode_into(writer, version)
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ProduceResponse):
             return NotImplemented
@@ -285,58 +280,61 @@ class TopicAnswer(ProduceResponse):
     __hash__ = None  # type: ignore[assignment]
 
 
-class SingleAnswer(ProduceResponse):
-    """A Produce response of one topic with one partition and no error message or record errors,
-    encoded from its :func:`template` while nothing was read or changed through ``responses``."""
+def _encoder(many: bool) -> Callable[..., None]:
+    """The ``encode_into`` of a :class:`_OneTopicAnswer`: from the :func:`many_template` (``many``:
+    its numbers are a list of :data:`Numbers`) or the :func:`template` (they are one's). One body
+    for both, with ``many`` a closure's cell, not a class attribute or a method of the template:
+    on the hot path that is one load more, where those would be a generic attribute lookup or a
+    call (instructions per answer: scripts/instr_produce_partitions.py --pieces)."""
 
-    __slots__ = ("_numbers", "_topic")
-
-    def __init__(self, name: str, topic_id: uuid.UUID, index: int, error_code: int, base_offset: int,
-                 log_append_time_ms: int, log_start_offset: int) -> None:
-        self.throttle_time_ms = 0
-        self.node_endpoints = []
-        self.unknown_tagged_fields = []
-        self._topic: tuple[str, uuid.UUID] = (name, topic_id)
-        self._numbers: tuple[int, int, int, int, int] | None = (
-            index, error_code, base_offset, log_append_time_ms, log_start_offset)
-
-    @property
-    def responses(self) -> list[ProduceResponse.TopicProduceResponse]:
-        numbers = self._numbers
-        if numbers is not None:
-            self._numbers = None
-            name, topic_id = self._topic
-            part = _partition(*numbers)
-            _RESPONSES.__set__(self, [TopicResp(name=name, topic_id=topic_id, partition_responses=[part])])
-        value: list[ProduceResponse.TopicProduceResponse] = _RESPONSES.__get__(self, ProduceResponse)
-        return value
-
-    @responses.setter
-    def responses(self, value: list[ProduceResponse.TopicProduceResponse]) -> None:
-        self._numbers = None
-        _RESPONSES.__set__(self, value)
-
-    def encode_into(self, writer: Writer, version: int) -> None:
+    def encode_into(self: _OneTopicAnswer, writer: Writer, version: int) -> None:
         numbers = self._numbers
         if numbers is not None and not self.throttle_time_ms and not self.node_endpoints \
                 and not self.unknown_tagged_fields:
             name, topic_id = self._topic
-            found = template(version, name, topic_id)
-            if found is not None:
-                buf = writer.buf
-                buf += found.prefix
-                buf += found.fields.pack(*numbers[: found.count])
-                buf += found.suffix
-                return
-        super().encode_into(writer, version)
+            if many:
+                found_many = many_template(version, name, topic_id)
+                if found_many is not None:
+                    found_many.write(writer.buf, numbers)
+                    return
+            else:
+                found = template(version, name, topic_id)
+                if found is not None:
+                    buf = writer.buf
+                    buf += found.prefix
+                    buf += found.fields.pack(*numbers[: found.count])
+                    buf += found.suffix
+                    return
+        ProduceResponse.encode_into(self, writer, version)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ProduceResponse):
-            return NotImplemented
-        return (self.responses, self.throttle_time_ms, self.node_endpoints, self.unknown_tagged_fields) == (
-            other.responses, other.throttle_time_ms, other.node_endpoints, other.unknown_tagged_fields)
+    return encode_into
 
-    __hash__ = None  # type: ignore[assignment]
+
+class TopicAnswer(_OneTopicAnswer):
+    """The answer of one topic with any number of partitions, ``numbers`` one :data:`Numbers` per
+    partition, encoded from its :func:`many_template`."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _partitions(numbers: list[Numbers]) -> list[PartResp]:
+        return [_partition(*one) for one in numbers]
+
+    encode_into = _encoder(many=True)
+
+
+class SingleAnswer(_OneTopicAnswer):
+    """The answer of one topic with one partition, ``numbers`` its :data:`Numbers` (one tuple, made
+    by the caller: the base's ``__init__`` then serves, with no second call), encoded from its
+    :func:`template`."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _partitions(numbers: Numbers) -> list[PartResp]:
+        return [_partition(*numbers)]
+
+    encode_into = _encoder(many=False)
 
 
 _RESPONSES: Any = ProduceResponse.__dict__["responses"]  # the slot under the property

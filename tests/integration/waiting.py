@@ -1,5 +1,7 @@
 """Waiting on a condition in tests: poll it until it holds or a deadline passes, from a thread
-(``wait_until``) or from a coroutine on the event loop (``async_wait_until``)."""
+(``wait_until``) or from a coroutine on the event loop (``async_wait_until``), or, for what the
+event loop's own callbacks bring about, until it holds within a number of loop turns, no clock
+(``turns_until``)."""
 
 from __future__ import annotations
 
@@ -49,3 +51,14 @@ async def async_wait_until(predicate: Callable[[], T], timeout: float = 30.0, in
     while not poll.done():
         await asyncio.sleep(interval)
     return poll.value
+
+
+async def turns_until(condition: Callable[[], object], what: str, turns: int = 10_000) -> None:
+    """Let the event loop run one turn at a time (``asyncio.sleep(0)``) until ``condition()`` holds;
+    fail after ``turns`` turns. For a state the loop reaches by itself in a few turns (a reset read
+    from a socket in one or two): no deadline, no polling interval."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"never: {what}")

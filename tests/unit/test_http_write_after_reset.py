@@ -8,19 +8,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Callable
 
 import uvloop
+from waiting import turns_until
 
 from kbroker.server.http import HttpService
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(10_000):  # loop turns: the reset is read in one or two
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never: {what}")
 
 
 def test_an_answer_to_a_client_that_reset_is_dropped_not_raised() -> None:
@@ -34,12 +26,12 @@ def test_an_answer_to_a_client_that_reset_is_dropped_not_raised() -> None:
         host, port = server.sockets[0].getsockname()[:2]
         client = socket.create_connection((host, port))
         try:
-            await _until(lambda: bool(accepted), "the connection accepted")
+            await turns_until(lambda: bool(accepted), "the connection accepted")
             reader, writer = accepted[0]
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             client.close()  # a reset
-            await _until(lambda: reader.at_eof() or reader.exception() is not None, "the reset seen")
-            await _until(lambda: writer.transport.is_closing(), "the transport closing")
+            await turns_until(lambda: reader.at_eof() or reader.exception() is not None, "the reset seen")
+            await turns_until(lambda: writer.transport.is_closing(), "the transport closing")
             service = HttpService([])
             await service._write(writer, (200, "text/plain", b"metrics"))  # raised RuntimeError before
         finally:

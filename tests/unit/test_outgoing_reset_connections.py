@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvloop
+from waiting import turns_until
 
 from kbroker.metadata.channel import ControllerChannel
 from kbroker.replication.broker_connection import BrokerConnection
@@ -87,12 +88,6 @@ class FakeController:
         writer.transport.abort()
 
 
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(10_000):  # loop turns: the reset is read in one or two
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never: {what}")
 
 
 def _heartbeat() -> BrokerHeartbeatRequest:
@@ -114,7 +109,7 @@ def test_the_controller_channel_sends_on_a_new_connection_after_an_idle_one_was_
                 conn = channel._connection
                 assert conn is not None
                 controller.reset(0)
-                await _until(lambda: conn.reader.exception() is not None, "the reset seen (connection_lost)")
+                await turns_until(lambda: conn.reader.exception() is not None, "the reset seen (connection_lost)")
                 assert conn.writer.transport.is_closing()
                 second = await channel.send(BROKER_HEARTBEAT, _heartbeat())
                 assert second.error_code == ErrorCode.NONE
@@ -144,7 +139,7 @@ def test_a_broker_connection_reset_while_idle_fails_its_request_with_a_connectio
                 peer.reset(0)
                 reader = conn._reader
                 assert reader is not None
-                await _until(lambda: reader.exception() is not None, "the reset seen (connection_lost)")
+                await turns_until(lambda: reader.exception() is not None, "the reset seen (connection_lost)")
                 assert writer.transport.is_closing()
                 try:
                     await conn.request(ApiVersionsRequest(), 3, 10.0)

@@ -34,7 +34,7 @@ def generic(name: str, topic_id: uuid.UUID, numbers: tuple[int, ...]) -> Produce
 
 def single(name: str, topic_id: uuid.UUID, numbers: tuple[int, ...]) -> SingleAnswer:
     index, error_code, base_offset, log_append_time_ms, log_start_offset = numbers
-    return SingleAnswer(name, topic_id, index, error_code, base_offset, log_append_time_ms, log_start_offset)
+    return SingleAnswer(name, topic_id, (index, error_code, base_offset, log_append_time_ms, log_start_offset))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
