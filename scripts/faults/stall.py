@@ -84,6 +84,29 @@ def describe_partitions(bootstrap: str, topic: str, timeout: float = 10.0) -> di
         for p, part in sorted(t.partitions.items())}}
 
 
+def brief(entry: dict[str, Any]) -> str:
+    """One line of a stall snapshot: per producer its idempotence state and, per broker, requests
+    awaiting an answer or sent by kind; the partitions' leaders and ISR; the nodes' states."""
+    if "error" in entry:
+        return f"{entry['wait']} after {entry['after_s']} s: snapshot failed: {entry['error']}"
+    parts = [f"{entry['wait']} after {entry['after_s']} s, acked {entry.get('acked')}"]
+    for name, p in entry.get("producers", {}).items():
+        brokers = " ".join(f"{b.split('/')[-1]}:{v['state']} waitresp={v['waitresp']} timeouts={v['req_timeouts']} "
+                           f"req={v['req']}" for b, v in p["brokers"].items())
+        queued = sum((q["msgq"] or 0) + (q["xmit_msgq"] or 0) for q in p["partitions"].values())
+        inflight = sum(q["inflight"] or 0 for q in p["partitions"].values())
+        parts.append(f"{name} {p['idemp_state']} pid {p['producer_id']} queued {queued} in flight {inflight} [{brokers}]")
+    topic = entry.get("topic", {})
+    if "partitions" in topic:
+        parts.append("partitions " + " ".join(f"{k}:leader {v['leader']} isr {v['isrs']}"
+                                              for k, v in topic["partitions"].items()))
+    elif "error" in topic:
+        parts.append(f"partitions: {topic['error']}")
+    parts.append("nodes " + " ".join(f"{n}:{v.get('state', 'paused' if v.get('paused') else 'down')}"
+                                     for n, v in entry.get("nodes", {}).items()))
+    return "; ".join(parts)
+
+
 class StallProbe:
     """Runs ``snapshot()`` once, in a thread of its own, if the wait it watches lasts ``after_s``.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from faults import pressure
+from faults import pressure, stall
 from faults.cluster_runner import ClusterRunConfig, run
 from faults.history import load
 from faults.report import fault_intervals
@@ -30,9 +30,12 @@ def test_short_cluster_run_loses_nothing_acknowledged(tmp_path, target):
     assert report["target"] == target
     # A phase of 20 s or more is named in the session's warnings summary with what the machine went
     # through meanwhile (not a failure: the run's verdicts are below), so a slow CI run says why.
+    # A wait for acknowledgements of 20 s or more has its snapshot (stall.py) in the warning too.
     for name, slow in report["slow_phases"].items():
+        stalls = [s for s in report["stalls"] if s["wait"] == name]
         warnings.warn(f"{target} run: phase {name} took {slow['s']} s: {pressure.brief(slow)}; "
-                      f"slow starts: {pressure.brief_starts(report['slow_starts']) or 'none'}", stacklevel=1)
+                      f"slow starts: {pressure.brief_starts(report['slow_starts']) or 'none'}"
+                      + "".join(f"; stall: {stall.brief(s)}" for s in stalls), stacklevel=1)
     # The broker shows no anomaly; a duplicate may come from librdkafka's epoch bump after a
     # message timeout (explain.py) and is counted apart: every duplicate must be one of those.
     assert report["broker_anomaly_counts"] == dict.fromkeys(report["anomaly_counts"], 0), report["anomalies"]

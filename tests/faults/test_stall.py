@@ -3,10 +3,11 @@ statistics, and that it takes its snapshot only when the wait it watches outlast
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 
-from faults.stall import StallProbe, producer_brief
+from faults.stall import StallProbe, brief, producer_brief
 
 # librdkafka 2.x statistics (STATISTICS.md), trimmed to the fields the brief reads and a few it drops:
 # a producer waiting for its producer id, one broker up with a request awaiting its answer, the
@@ -38,8 +39,9 @@ def test_the_brief_names_the_producer_id_wait_the_broker_requests_and_the_queues
     # the unassigned queue only when messages wait in it (the topic's metadata unknown)
     assert brief["partitions"] == {"queue-0": {"leader": 2, "msgq": 20, "xmit_msgq": 0, "inflight": 0,
                                                "acked_msgid": 0}}
-    STATS["topics"]["queue"]["partitions"]["-1"]["msgq_cnt"] = 5
-    assert producer_brief(json.dumps(STATS))["partitions"]["queue-unassigned"]["msgq"] == 5
+    waiting = copy.deepcopy(STATS)
+    waiting["topics"]["queue"]["partitions"]["-1"]["msgq_cnt"] = 5
+    assert producer_brief(json.dumps(waiting))["partitions"]["queue-unassigned"]["msgq"] == 5
 
 
 def test_a_wait_that_outlasts_the_threshold_gets_one_snapshot():
@@ -68,3 +70,14 @@ def test_a_wait_over_before_the_threshold_gets_none_and_a_failing_snapshot_is_re
     with StallProbe("progress-1", broken, stalls, after_s=0.0) as probe:
         probe._thread.join(30)  # the snapshot ran (and failed) before the wait ends
     assert stalls[0]["wait"] == "progress-1" and "cluster gone" in stalls[0]["error"]
+
+
+def test_the_one_line_brief_names_the_wait_the_producer_state_and_the_partitions():
+    entry = {"wait": "first-acks", "after_s": 20.0, "acked": [0, 0], "producers": {"p0": producer_brief(json.dumps(STATS))},
+             "topic": {"brokers": [1, 2, 3], "partitions": {"0": {"leader": 2, "replicas": [2, 3, 1], "isrs": [2, 3]}}},
+             "nodes": {"n1": {"state": "S"}, "n2": {"alive": True, "paused": True}}}
+    line = brief(entry)
+    assert line.startswith("first-acks after 20.0 s, acked [0, 0]; p0 WaitPID pid -1 queued ")
+    assert "2:UP waitresp=1 timeouts=0 req={'Metadata': 3, 'InitProducerId': 12, 'ApiVersion': 1}" in line
+    assert "partitions 0:leader 2 isr [2, 3]" in line and line.endswith("nodes n1:S n2:paused")
+    assert brief({"wait": "progress-2", "after_s": 20.1, "error": "boom"}) == "progress-2 after 20.1 s: snapshot failed: boom"
