@@ -59,7 +59,8 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
     history = History(config.out / "history.jsonl")
     nemesis = Nemesis(cluster, history)
     workload: Workload | None = None
-    progress: list[bool] = []
+    first_acks = False  # every producer had an acknowledgement after the workload's start
+    progress: list[bool] = []  # the same after each heal
     stalls: list[dict[str, Any]] = []  # what a long wait for acknowledgements waited on (stall.py)
     applied: list[dict[str, Any]] = []
     drain_complete = False
@@ -97,8 +98,10 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
 
         since = list(workload.acked)
         with StallProbe("first-acks", snapshot, stalls, config.stall_probe_s):
-            progress.append(_wait_progress(workload, since, config.progress_timeout))
+            first_acks = _wait_progress(workload, since, config.progress_timeout)
         phases.mark("first-acks")
+        if not first_acks:
+            log.warning("no acknowledgement for every producer %.0f s after the workload's start", config.progress_timeout)
         for fault in schedule:
             log.info("fault %d/%d: %s on %s for %.1fs", fault.id + 1, len(schedule), fault.kind, fault.nodes,
                      fault.duration)
@@ -143,7 +146,7 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         "target": config.target, "seed": config.seed, "transactional": config.transactional,
         "faults_applied": len(applied), "fault_kinds": kinds,
         "schedule": applied, "crashes": [{"node": op["node"], "exit": op["exit"], "during": op.get("during")} for op in crashes],
-        "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
+        "first_acks": first_acks, "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
         "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1), "phase_s": phases.seconds,
         "phase_pressure": phases.pressure, "slow_phases": pressure.slow_phases(phases.seconds, phases.pressure),
         "stalls": stalls,
@@ -194,8 +197,10 @@ class Phases:
 
 
 def healthy(report: dict[str, Any]) -> bool:
-    """The run's verdict besides its history: drain complete, progress after every heal, every node back."""
-    return bool(report["drain_complete"] and report["heals_without_progress"] == 0 and not report["nodes_not_back"])
+    """The run's verdict besides its history: drain complete, acknowledgements after the start (reports
+    before ``first_acks`` counted that wait among the heals) and after every heal, every node back."""
+    return bool(report["drain_complete"] and report.get("first_acks", True) and report["heals_without_progress"] == 0
+                and not report["nodes_not_back"])
 
 
 def rescore(run_dir: Path) -> dict[str, Any]:

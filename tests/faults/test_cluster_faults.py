@@ -43,8 +43,9 @@ def test_short_cluster_run_loses_nothing_acknowledged(tmp_path, target):
     assert report["anomaly_counts"]["reorder"] == report["reorders_of_those_duplicates"]
     # What ran slowly or not at all is named in the message: the phases' times, the machine's pressure
     # in the phases of 20 s or more (scripts/faults/pressure.py) and the run's verdicts.
-    verdicts = {k: report[k] for k in ("drain_complete", "heals_without_progress", "nodes_not_back", "phase_s",
+    verdicts = {k: report[k] for k in ("drain_complete", "first_acks", "heals_without_progress", "nodes_not_back", "phase_s",
                                        "slow_phases", "longest_write_stall", "ack_latency_ms")}
+    assert report["first_acks"], verdicts  # the stall snapshot, if the wait was long: report["stalls"]
     assert report["drain_complete"] and report["progress_after_each_heal"] and not report["nodes_not_back"], verdicts
     assert report["broker_valid"], verdicts
     assert report["faults_applied"] == 3 and report["fault_kinds"] == dict.fromkeys(KINDS, 1), verdicts
@@ -66,7 +67,8 @@ def test_short_transactional_kbroker_run_keeps_committed_and_hides_aborted(tmp_p
                                   duration_min=1.5, duration_max=3.0, heal_min=1.0, heal_max=2.0,
                                   transactional=True))
     assert report["broker_anomaly_counts"] == dict.fromkeys(report["anomaly_counts"], 0), report["anomalies"]
-    assert report["drain_complete"] and report["progress_after_each_heal"] and not report["nodes_not_back"]
+    assert report["first_acks"] and report["drain_complete"] and report["progress_after_each_heal"]
+    assert not report["nodes_not_back"]
     figures = report["transactions"]
     assert figures["commit"] > 0 and figures["aborted_values_written"] > 0, figures  # aborted writes to hide
     assert report["values_read"] > 0
