@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import disk, pressure
 from .netns import Network
@@ -77,6 +78,11 @@ class Target:
     def check(self) -> None:
         """Raise with a clear message if this target cannot run a cluster here."""
 
+    def dump_threads(self, pid: int) -> str | None:
+        """Have the node with ``pid`` write its threads' stacks to its stdout.log, if this target can
+        without stopping it; where they went, or None."""
+        return None
+
 
 class KafkaTarget(Target):
     name = "kafka"
@@ -98,6 +104,12 @@ class KafkaTarget(Target):
         assert self.libs is not None
         return reference_kafka.java_cmd(self.libs, "kafka.Kafka", [str(conf)], self.heap,
                                         conf.parent / "log4j2.properties")
+
+    def dump_threads(self, pid: int) -> str | None:
+        # SIGQUIT: the JVM prints every thread's stack (and its locks) to its stdout and runs on.
+        # ``ip netns exec`` execs the command, so the node's pid is the JVM's.
+        os.kill(pid, signal.SIGQUIT)
+        return "stdout.log"
 
     def format_all(self, confs: list[Path], cluster_id: str) -> list[subprocess.CompletedProcess]:
         """In the test suite (``reference_kafka.WARM_FORMAT``) the formats run one after the other in the
@@ -279,6 +291,26 @@ class Cluster:
             if probes:
                 node.slow_starts.append({"start": node.starts, "waited_s": round(time.monotonic() - before.monotonic, 1),
                                          "probes": probes, "pressure": pressure.summary(before, pressure.take())})
+
+    def snapshot_nodes(self) -> dict[str, Any]:
+        """Each running node's process now (``pressure.probe``: state, kernel wait, CPU time, threads)
+        and, where the target can (Kafka), a thread dump in its stdout.log (``thread_dump``)."""
+        out: dict[str, Any] = {}
+        for name, node in self.nodes.items():
+            if not node.alive or node.paused:
+                out[name] = {"alive": node.alive, "paused": node.paused}
+                continue
+            assert node.proc is not None
+            found = pressure.probe(node.proc.pid)
+            found.pop("stack", None)  # a JVM's main thread waits in futex: the thread dump says more
+            try:
+                where = self.target.dump_threads(node.proc.pid)
+            except OSError as exc:
+                where = f"failed: {exc}"
+            if where is not None:
+                found["thread_dump"] = f"{name}/{where}"
+            out[name] = found
+        return out
 
     def kill(self, name: str) -> None:
         node = self.nodes[name]

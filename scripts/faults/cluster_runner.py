@@ -20,6 +20,7 @@ from .history import History
 from .report import build, plot, text
 from .runner import _wait_progress
 from .schedule import KINDS, NEMESIS, Nemesis, generate
+from .stall import StallProbe, describe_partitions, producer_brief
 from .workload import Workload, create_topic, drain
 
 log = logging.getLogger("faults.cluster_runner")
@@ -44,6 +45,7 @@ class ClusterRunConfig:
     disk_mb: int = 64
     transactional: bool = False  # the read_committed variant (workload.py)
     producer_debug: str = ""  # librdkafka debug contexts for the producers (e.g. "eos,msg,protocol"), to clients.log
+    stall_probe_s: float = pressure.SLOW_PHASE_S  # a wait for acks this long gets one snapshot (stall.py)
 
 
 def run(config: ClusterRunConfig) -> dict[str, Any]:
@@ -57,7 +59,9 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
     history = History(config.out / "history.jsonl")
     nemesis = Nemesis(cluster, history)
     workload: Workload | None = None
-    progress: list[bool] = []
+    first_acks = False  # every producer had an acknowledgement after the workload's start
+    progress: list[bool] = []  # the same after each heal
+    stalls: list[dict[str, Any]] = []  # what a long wait for acknowledgements waited on (stall.py)
     applied: list[dict[str, Any]] = []
     drain_complete = False
     topic = "queue"
@@ -87,9 +91,17 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
                             producer_debug=config.producer_debug)
         phases.mark("topic")
         workload.start()
+
+        def snapshot(w: Workload = workload) -> dict[str, Any]:
+            return {"acked": list(w.acked), "producers": {p: producer_brief(s) for p, s in sorted(w.stats.items())},
+                    "topic": describe_partitions(cluster.bootstrap, topic), "nodes": cluster.snapshot_nodes()}
+
         since = list(workload.acked)
-        progress.append(_wait_progress(workload, since, config.progress_timeout))
+        with StallProbe("first-acks", snapshot, stalls, config.stall_probe_s):
+            first_acks = _wait_progress(workload, since, config.progress_timeout)
         phases.mark("first-acks")
+        if not first_acks:
+            log.warning("no acknowledgement for every producer %.0f s after the workload's start", config.progress_timeout)
         for fault in schedule:
             log.info("fault %d/%d: %s on %s for %.1fs", fault.id + 1, len(schedule), fault.kind, fault.nodes,
                      fault.duration)
@@ -101,7 +113,8 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
             applied.append(Nemesis.describe(fault))
             since = list(workload.acked)
             time.sleep(fault.heal)  # the healing period
-            progress.append(_wait_progress(workload, since, config.progress_timeout))
+            with StallProbe(f"progress-{fault.id}", snapshot, stalls, config.stall_probe_s):
+                progress.append(_wait_progress(workload, since, config.progress_timeout))
             phases.mark(f"progress-{fault.id}")
             if not progress[-1]:
                 log.warning("no progress after healing fault %d (%s)", fault.id, fault.kind)
@@ -133,9 +146,10 @@ def run(config: ClusterRunConfig) -> dict[str, Any]:
         "target": config.target, "seed": config.seed, "transactional": config.transactional,
         "faults_applied": len(applied), "fault_kinds": kinds,
         "schedule": applied, "crashes": [{"node": op["node"], "exit": op["exit"], "during": op.get("during")} for op in crashes],
-        "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
+        "first_acks": first_acks, "progress_after_each_heal": all(progress), "nodes_not_back": nemesis.failed, "heals_without_progress": progress.count(False),
         "drain_complete": drain_complete, "wall_s": round(time.monotonic() - started, 1), "phase_s": phases.seconds,
         "phase_pressure": phases.pressure, "slow_phases": pressure.slow_phases(phases.seconds, phases.pressure),
+        "stalls": stalls,
         "node_starts": {n.name: n.starts for n in cluster.nodes.values()},
         "slow_starts": {n.name: n.slow_starts for n in cluster.nodes.values() if n.slow_starts},
         "config": {k: str(v) for k, v in asdict(config).items()}})
@@ -183,8 +197,10 @@ class Phases:
 
 
 def healthy(report: dict[str, Any]) -> bool:
-    """The run's verdict besides its history: drain complete, progress after every heal, every node back."""
-    return bool(report["drain_complete"] and report["heals_without_progress"] == 0 and not report["nodes_not_back"])
+    """The run's verdict besides its history: drain complete, acknowledgements after the start (reports
+    before ``first_acks`` counted that wait among the heals) and after every heal, every node back."""
+    return bool(report["drain_complete"] and report.get("first_acks", True) and report["heals_without_progress"] == 0
+                and not report["nodes_not_back"])
 
 
 def rescore(run_dir: Path) -> dict[str, Any]:

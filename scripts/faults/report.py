@@ -114,7 +114,7 @@ def build(ops: list[Op], meta: dict[str, Any]) -> dict[str, Any]:
 def text(report: dict[str, Any]) -> str:
     lines = [f"valid: {report['valid']}"]
     for key in ("target", "flush", "seed", "cycles", "faults", "faults_applied", "fault_kinds", "crashes",
-                "heals_without_progress", "nodes_not_back", "duplicates_after_client_timeout",
+                "first_acks", "heals_without_progress", "nodes_not_back", "duplicates_after_client_timeout",
                 "duplicates_after_epoch_bump", "reorders_of_those_duplicates", "broker_anomaly_counts", "broker_valid", "operations", "sends_invoked", "sends_acknowledged",
                 "values_read", "duration_s", "ack_latency_ms", "drain_complete", "wall_s", "phase_s", "slow_phases"):
         if key in report:

@@ -39,6 +39,7 @@ def summarize(reports: list[dict]) -> dict:
                    "sends_acknowledged": sum(r["sends_acknowledged"] for r in reports),
                    "values_read": sum(r["values_read"] for r in reports), "anomaly_counts": {},
                    "crashes": sum(len(r["crashes"]) for r in reports), "crashes_during": {},
+                   "runs_without_first_acks": sum(1 for r in reports if not r.get("first_acks", True)),
                    "heals_without_progress": sum(r["heals_without_progress"] for r in reports),
                    "runs_with_nodes_not_back": sum(1 for r in reports if r["nodes_not_back"]),
                    "incomplete_drains": sum(1 for r in reports if not r["drain_complete"]),

@@ -34,6 +34,8 @@ log = logging.getLogger("faults.workload")
 # Quick reconnects: the broker comes back within a second or two of a kill.
 CLIENT = {"reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 250, "retry.backoff.ms": 20,
           "retry.backoff.max.ms": 250, "log_level": 0}
+# The producers' statistics interval: a stall snapshot (stall.py) sees figures at most this old.
+STATS_INTERVAL_MS = 5000
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 30.0, replication_factor: int = 1,
@@ -80,6 +82,9 @@ class Workload:
         self.isolation = {"isolation.level": "read_committed"} if transactional else {}
         self.values = itertools.count()
         self.acked = [0] * producers  # acknowledged sends so far, per producer (the runner waits on them)
+        # each producer's last librdkafka statistics JSON, by history process (stall.py reads them when
+        # a wait for acknowledgements is long)
+        self.stats: dict[str, str] = {}
         self.stopping = threading.Event()
         self.stop_consumers = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -123,6 +128,14 @@ class Workload:
 
         return delivered
 
+    def _stats(self, process: str) -> dict[str, Any]:
+        """Producer settings keeping its librdkafka statistics (every STATS_INTERVAL_MS) in ``self.stats``."""
+
+        def keep(stats_json: str) -> None:
+            self.stats[process] = stats_json
+
+        return {"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": keep}
+
     def _fatal_errors(self, process: str, fatal: threading.Event) -> Callable[[KafkaError], None]:
         """The error_cb of producer ``process``: a fatal error is recorded and sets ``fatal``."""
 
@@ -140,7 +153,7 @@ class Workload:
         on_error = self._fatal_errors(process, fatal)
         producer = Producer({"bootstrap.servers": self.bootstrap, "client.id": process,
                              "enable.idempotence": True, "acks": "all", "linger.ms": 2, "message.timeout.ms": self.message_timeout_ms, "error_cb": on_error, **CLIENT,
-                             **self.producer_extra})
+                             **self._stats(process), **self.producer_extra})
         partition = 0
         try:
             while not self.stopping.is_set() and not fatal.is_set():
@@ -185,7 +198,7 @@ class Workload:
                              "transactional.id": f"faults-txn-{k}",
                              "enable.idempotence": True, "acks": "all", "linger.ms": 2,
                              "transaction.timeout.ms": 20000, "message.timeout.ms": 15000, "error_cb": on_error,
-                             **CLIENT, **self.producer_extra})
+                             **CLIENT, **self._stats(process), **self.producer_extra})
 
         def attempt(call, what: str) -> str:
             """Call ``call`` until it succeeds ("ok"), needs an abort ("abort"), is fatal or the

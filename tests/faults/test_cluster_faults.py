@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from faults import pressure
+from faults import pressure, stall
 from faults.cluster_runner import ClusterRunConfig, run
 from faults.history import load
 from faults.report import fault_intervals
@@ -30,9 +30,12 @@ def test_short_cluster_run_loses_nothing_acknowledged(tmp_path, target):
     assert report["target"] == target
     # A phase of 20 s or more is named in the session's warnings summary with what the machine went
     # through meanwhile (not a failure: the run's verdicts are below), so a slow CI run says why.
+    # A wait for acknowledgements of 20 s or more has its snapshot (stall.py) in the warning too.
     for name, slow in report["slow_phases"].items():
+        stalls = [s for s in report["stalls"] if s["wait"] == name]
         warnings.warn(f"{target} run: phase {name} took {slow['s']} s: {pressure.brief(slow)}; "
-                      f"slow starts: {pressure.brief_starts(report['slow_starts']) or 'none'}", stacklevel=1)
+                      f"slow starts: {pressure.brief_starts(report['slow_starts']) or 'none'}"
+                      + "".join(f"; stall: {stall.brief(s)}" for s in stalls), stacklevel=1)
     # The broker shows no anomaly; a duplicate may come from librdkafka's epoch bump after a
     # message timeout (explain.py) and is counted apart: every duplicate must be one of those.
     assert report["broker_anomaly_counts"] == dict.fromkeys(report["anomaly_counts"], 0), report["anomalies"]
@@ -40,8 +43,9 @@ def test_short_cluster_run_loses_nothing_acknowledged(tmp_path, target):
     assert report["anomaly_counts"]["reorder"] == report["reorders_of_those_duplicates"]
     # What ran slowly or not at all is named in the message: the phases' times, the machine's pressure
     # in the phases of 20 s or more (scripts/faults/pressure.py) and the run's verdicts.
-    verdicts = {k: report[k] for k in ("drain_complete", "heals_without_progress", "nodes_not_back", "phase_s",
+    verdicts = {k: report[k] for k in ("drain_complete", "first_acks", "heals_without_progress", "nodes_not_back", "phase_s",
                                        "slow_phases", "longest_write_stall", "ack_latency_ms")}
+    assert report["first_acks"], verdicts  # the stall snapshot, if the wait was long: report["stalls"]
     assert report["drain_complete"] and report["progress_after_each_heal"] and not report["nodes_not_back"], verdicts
     assert report["broker_valid"], verdicts
     assert report["faults_applied"] == 3 and report["fault_kinds"] == dict.fromkeys(KINDS, 1), verdicts
@@ -63,7 +67,8 @@ def test_short_transactional_kbroker_run_keeps_committed_and_hides_aborted(tmp_p
                                   duration_min=1.5, duration_max=3.0, heal_min=1.0, heal_max=2.0,
                                   transactional=True))
     assert report["broker_anomaly_counts"] == dict.fromkeys(report["anomaly_counts"], 0), report["anomalies"]
-    assert report["drain_complete"] and report["progress_after_each_heal"] and not report["nodes_not_back"]
+    assert report["first_acks"] and report["drain_complete"] and report["progress_after_each_heal"]
+    assert not report["nodes_not_back"]
     figures = report["transactions"]
     assert figures["commit"] > 0 and figures["aborted_values_written"] > 0, figures  # aborted writes to hide
     assert report["values_read"] > 0
