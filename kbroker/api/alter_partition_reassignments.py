@@ -40,13 +40,12 @@ from kbroker.controller.operations.reassignments import (
     alter_partition_reassignments_error,
     alter_partition_reassignments_operation,
 )
+from kbroker.metadata.client import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.security.acls import ALTER
 from kbroker_protocol.messages.alter_partition_reassignments import (
     AlterPartitionReassignmentsRequest,
     AlterPartitionReassignmentsResponse,
 )
-
-ALTER_PARTITION_REASSIGNMENTS = 45
 
 
 @api(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, 0, 1)
@@ -64,4 +63,4 @@ async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext
 
 # -- the error response (Kafka's getErrorResponse of the request: built with the operation's) -----
 
-refusal(45)(alter_partition_reassignments_error)
+refusal(ALTER_PARTITION_REASSIGNMENTS)(alter_partition_reassignments_error)

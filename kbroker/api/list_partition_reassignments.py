@@ -25,13 +25,12 @@ from kbroker.controller.operations.reassignments import (
     list_partition_reassignments_error,
     list_partition_reassignments_operation,
 )
+from kbroker.metadata.client import LIST_PARTITION_REASSIGNMENTS
 from kbroker.security.acls import DESCRIBE
 from kbroker_protocol.messages.list_partition_reassignments import (
     ListPartitionReassignmentsRequest,
     ListPartitionReassignmentsResponse,
 )
-
-LIST_PARTITION_REASSIGNMENTS = 46
 
 
 @api(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0)
@@ -49,4 +48,4 @@ async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext[
 
 # -- the error response (Kafka's getErrorResponse of the request: built with the operation's) -----
 
-refusal(46)(list_partition_reassignments_error)
+refusal(LIST_PARTITION_REASSIGNMENTS)(list_partition_reassignments_error)
