@@ -40,7 +40,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
 import struct
@@ -52,6 +51,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from callgrind_control import stop_broker  # noqa: E402
 from tree_path import tree_pythonpath  # noqa: E402
 
 
@@ -128,12 +128,7 @@ def start_once(tree: Path, data: Path, env: dict[str, str], http: bool) -> tuple
         ready = time.perf_counter() - t0
         cpu, rss = proc_stat(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_broker(proc, timeout=60)
     if proc.returncode != 0:
         raise SystemExit(f"{tree}: broker exited {proc.returncode} on SIGTERM: {proc.stderr.read().decode()[-2000:]}")
     started = re.search(r"started in (\d+) ms", proc.stderr.read().decode())

@@ -54,11 +54,12 @@ def last_dump_total(out: Path, name: str, pid: int) -> int:
     return int(match.group(1))
 
 
-def stop_broker(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (callgrind writes its last dump on the way out), then SIGKILL after 300 s."""
+def stop_broker(proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
+    """SIGTERM (callgrind writes its last dump on the way out), then SIGKILL after ``timeout`` s
+    (300 by default: a broker under callgrind is slow to stop)."""
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(300)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

@@ -23,31 +23,29 @@ CLUSTER_AUTHORIZATION_FAILED. v1 adds ``allowReplicationFactorChange`` (echoed i
 A controller also serves it on its controller listener (Kafka's ControllerApis, for clients using
 ``bootstrap.controllers``): run there when it is the active controller, authorized as the
 connection's principal (``controller_requester``: Kafka's ``request.context.principal``), else
-NOT_CONTROLLER for every partition (the client looks for the active one).
+NOT_CONTROLLER for every partition (the client looks for the active one), as
+:func:`kbroker.api.active_controller.served_by_active_controller` serves both reassignment APIs.
 """
 
 from __future__ import annotations
 
+from kbroker.api.active_controller import served_by_active_controller
 from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
-from kbroker.api.controller_listener import connection_authorized, controller_requester
-from kbroker.api.error_response import error_response_as, refusal
+from kbroker.api.controller_listener import controller_requester
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.api.services import Forwarding
-from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.reassignments import (
     ReassignmentHost,
     alter_partition_reassignments_error,
     alter_partition_reassignments_operation,
 )
-from kbroker.metadata.client import controller_active
+from kbroker.metadata.client import ALTER_PARTITION_REASSIGNMENTS
 from kbroker.security.acls import ALTER
-from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import (
     AlterPartitionReassignmentsRequest,
     AlterPartitionReassignmentsResponse,
 )
-
-ALTER_PARTITION_REASSIGNMENTS = 45
 
 
 @api(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, 0, 1)
@@ -59,19 +57,10 @@ async def handle_alter_partition_reassignments(ctx: RequestContext[Forwarding], 
 
 @api(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, 0, 1, listeners=(CONTROLLER_LISTENER,))
 async def handle_alter_partition_reassignments_on_controller(ctx: HandlerContext[ReassignmentHost], request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
-    # Kafka's ControllerApis: ALTER on the cluster for the connection's principal before the controller
-    # is asked (an inactive controller refuses an unauthorized request too, not with NOT_CONTROLLER)
-    if not connection_authorized(ctx.broker, ALTER):
-        return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
-    if not controller_active(ctx.broker.controller):
-        return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
-    try:
-        return await alter_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
-                                                             controller_requester(ctx.header))
-    except ControllerError as exc:  # leadership lost while the operation ran
-        return error_response_as(AlterPartitionReassignmentsResponse, request, ctx.api_version, int(exc.code))
+    return await served_by_active_controller(ctx, request, AlterPartitionReassignmentsResponse, ALTER, lambda: alter_partition_reassignments_operation(
+        ctx.broker, request, ctx.api_version, controller_requester(ctx.header)))
 
 
 # -- the error response (Kafka's getErrorResponse of the request: built with the operation's) -----
 
-refusal(45)(alter_partition_reassignments_error)
+refusal(ALTER_PARTITION_REASSIGNMENTS)(alter_partition_reassignments_error)

@@ -8,31 +8,29 @@ broker forwards the request to the active controller, which answers from its ima
 writes reassignments to). Without DESCRIBE on the cluster the whole request is
 CLUSTER_AUTHORIZATION_FAILED. A controller also serves it on its controller listener (Kafka's
 ControllerApis): answered by the active controller, NOT_CONTROLLER from another, authorized as the
-connection's principal there (``controller_requester``).
+connection's principal there (``controller_requester``;
+:func:`kbroker.api.active_controller.served_by_active_controller`).
 """
 
 from __future__ import annotations
 
+from kbroker.api.active_controller import served_by_active_controller
 from kbroker.api.context import HandlerContext, RequestContext, requester, response_as
-from kbroker.api.controller_listener import connection_authorized, controller_requester
-from kbroker.api.error_response import error_response_as, refusal
+from kbroker.api.controller_listener import controller_requester
+from kbroker.api.error_response import refusal
 from kbroker.api.registry import CONTROLLER_LISTENER, api
 from kbroker.api.services import Forwarding
-from kbroker.controller.errors import ControllerError
 from kbroker.controller.operations.reassignments import (
     ReassignmentListing,
     list_partition_reassignments_error,
     list_partition_reassignments_operation,
 )
-from kbroker.metadata.client import controller_active
+from kbroker.metadata.client import LIST_PARTITION_REASSIGNMENTS
 from kbroker.security.acls import DESCRIBE
-from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.list_partition_reassignments import (
     ListPartitionReassignmentsRequest,
     ListPartitionReassignmentsResponse,
 )
-
-LIST_PARTITION_REASSIGNMENTS = 46
 
 
 @api(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0)
@@ -44,19 +42,10 @@ async def handle_list_partition_reassignments(ctx: RequestContext[Forwarding], r
 
 @api(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0, listeners=(CONTROLLER_LISTENER,))
 async def handle_list_partition_reassignments_on_controller(ctx: HandlerContext[ReassignmentListing], request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
-    # Kafka's ControllerApis: DESCRIBE on the cluster for the connection's principal before the controller
-    # is asked (an inactive controller refuses an unauthorized request too, not with NOT_CONTROLLER)
-    if not connection_authorized(ctx.broker, DESCRIBE):
-        return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
-    if not controller_active(ctx.broker.controller):
-        return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(ErrorCode.NOT_CONTROLLER))
-    try:
-        return await list_partition_reassignments_operation(ctx.broker, request, ctx.api_version,
-                                                            controller_requester(ctx.header))
-    except ControllerError as exc:  # leadership lost while the operation ran
-        return error_response_as(ListPartitionReassignmentsResponse, request, ctx.api_version, int(exc.code))
+    return await served_by_active_controller(ctx, request, ListPartitionReassignmentsResponse, DESCRIBE, lambda: list_partition_reassignments_operation(
+        ctx.broker, request, ctx.api_version, controller_requester(ctx.header)))
 
 
 # -- the error response (Kafka's getErrorResponse of the request: built with the operation's) -----
 
-refusal(46)(list_partition_reassignments_error)
+refusal(LIST_PARTITION_REASSIGNMENTS)(list_partition_reassignments_error)
