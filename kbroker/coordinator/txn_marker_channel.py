@@ -4,7 +4,8 @@ prepared transactions wait in one queue per destination broker (the partition's 
 each destination has its own sender, so a slow or unreachable leader holds up only the markers
 it leads. A sender has at most one request in flight; the markers queued meanwhile, of however
 many transactions, go together in its next WriteTxnMarkers. The partitions led here are written
-by this broker itself (a destination like the others, its own queue and sender).
+by this broker itself, each transaction's markers at once, as they were before the channel (no
+request to wait for: Kafka's coordinator sends them to itself, one request at a time).
 
 A leader's answer is taken per partition: written (or skipped: UNSUPPORTED_VERSION...), the
 partition stops waiting; retriable (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
@@ -157,15 +158,17 @@ class MarkerChannel:
                 batch = self._drain(destination)
                 if not batch:
                     return
+                if destination == self.host.broker.node_id:
+                    for pending, parts in batch:  # each transaction's at once: no request to wait for
+                        self.host._spawn(self._write_local(pending, parts))
+                    continue
                 try:
                     if destination == UNKNOWN:
                         retried = self._reroute(batch)
-                    elif destination == self.host.broker.node_id:
-                        retried = await self._write_local(batch)
                     else:
                         conn, retried = await self._send(destination, batch, conn)
                 except Exception:
-                    log.exception("writing the transaction markers for broker %d failed", destination)
+                    log.exception("sending the transaction markers for broker %d failed", destination)
                     for pending, _parts in batch:
                         pending.finish(False)
                     continue
@@ -182,20 +185,23 @@ class MarkerChannel:
             self.add(pending, parts)
         return True
 
-    async def _write_local(self, batch: Batch) -> bool:
-        """The markers of the partitions led here, written by this broker (Kafka's coordinator
-        sends them to itself)."""
-        results = await asyncio.gather(*(self.host._write_local_markers(
-            pending.txn, parts, pending.commit, pending.coordinator_epoch) for pending, parts in batch))
-        retried = False
-        for (pending, parts), failed in zip(batch, results, strict=True):
-            if failed is None or not self.host.marker_current(pending):
-                pending.finish(False)  # fenced: no more markers for the transaction from here
-                continue
-            pending.waiting.difference_update(tp for tp in parts if tp not in failed)
-            retried = retried or bool(failed)
-            self.add(pending, failed)
-        return retried
+    async def _write_local(self, pending: PendingMarkers, parts: list[TopicPartition]) -> None:
+        """The markers of ``parts``, led here, written by this broker (Kafka's coordinator sends
+        them to itself) and awaited until replicated; those not written are queued again after a
+        backoff, for their leaders then."""
+        try:
+            failed = await self.host._write_local_markers(pending.txn, parts, pending.commit,
+                                                          pending.coordinator_epoch)
+        except Exception:
+            log.exception("writing the transaction markers of %r failed", pending.txn.transactional_id)
+            failed = None
+        if failed is None or not self.host.marker_current(pending):
+            pending.finish(False)  # fenced: no more markers for the transaction from here
+            return
+        pending.waiting.difference_update(tp for tp in parts if tp not in failed)
+        if failed:
+            await asyncio.sleep(RETRY_BACKOFF_S)
+        self.add(pending, failed)
 
     async def _send(self, destination: int, batch: Batch,
                     conn: BrokerConnection | None) -> tuple[BrokerConnection | None, bool]:
