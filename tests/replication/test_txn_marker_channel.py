@@ -130,23 +130,25 @@ def _state(cluster: Cluster, tid: str) -> TxnState:
 
 
 async def test_a_leader_holding_its_answer_holds_up_only_its_own_markers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """"a" led by broker 2, which holds its answer; "b" led by broker 3 gets its marker
-    meanwhile, and the transaction completes only after broker 2 answers."""
+    """"a" led by broker 2, which holds its answer; "b" led by broker 3 and "l" led by the
+    coordinator's broker get their markers meanwhile, and the transaction completes only after
+    broker 2 answers."""
     async with Cluster(3, CONFIG) as cluster:
-        _setup(cluster, {"a": [2], "b": [3]})
+        _setup(cluster, {"a": [2], "b": [3], "l": [1]})
         markers = MarkerRequests(cluster, monkeypatch)
         markers.hold(2)
         c1 = await cluster.connect(1)
         try:
-            pid, epoch = await _begin(c1, cluster, "tx", ["a", "b"])
+            pid, epoch = await _begin(c1, cluster, "tx", ["a", "b", "l"])
             await _commit(c1, "tx", pid, epoch)
-            b = cluster.partition(3, "b")
-            await wait_for(lambda: b.log.log_end_offset == 2, message="b's marker while broker 2 holds its answer")
+            b, local = cluster.partition(3, "b"), cluster.partition(1, "l")
+            await wait_for(lambda: b.log.log_end_offset == 2 and local.log.log_end_offset == 2
+                           and len(markers.answers_from(3)) == 1,
+                           message="b's and l's markers, broker 3's answer, while broker 2 holds its answer")
             assert len(markers.to(2)) == 1 and not markers.answers_from(2)  # in flight, held
-            assert len(markers.answers_from(3)) == 1
             assert cluster.partition(2, "a").log.log_end_offset == 1
             assert _state(cluster, "tx") == TxnState.PREPARE_COMMIT  # not complete: a waits for its marker
-            assert cluster.broker(1).txn_coordinator.txns["tx"].partitions == {("a", 0), ("b", 0)}
+            assert cluster.broker(1).txn_coordinator.txns["tx"].partitions == {("a", 0), ("b", 0), ("l", 0)}
             markers.release()
             await wait_for(lambda: _state(cluster, "tx") == TxnState.COMPLETE_COMMIT, message="commit complete")
             assert cluster.partition(2, "a").log.log_end_offset == 2
@@ -154,6 +156,20 @@ async def test_a_leader_holding_its_answer_holds_up_only_its_own_markers(monkeyp
         finally:
             markers.release()
             c1.close()
+
+
+def _fence_markers(broker: Any, producer_id: int) -> None:
+    """``broker`` answers INVALID_PRODUCER_EPOCH to the markers of ``producer_id`` (not written)."""
+    producer_state = broker.replica_manager.producer_state
+    real = producer_state.write_marker_replicated
+
+    async def write(replica_manager: Any, partition: Any, pid: int, *args: Any, **kwargs: Any) -> ErrorCode:
+        if pid == producer_id:
+            return E.INVALID_PRODUCER_EPOCH
+        code: ErrorCode = await real(replica_manager, partition, pid, *args, **kwargs)
+        return code
+
+    producer_state.write_marker_replicated = write
 
 
 def _queued(cluster: Cluster, node: int) -> set[str]:
@@ -165,7 +181,9 @@ def _queued(cluster: Cluster, node: int) -> set[str]:
 async def test_one_request_in_flight_per_leader_the_markers_queued_meanwhile_sent_together(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Three transactions on "a" (led by broker 2): the first one's WriteTxnMarkers is held; the
-    next two's markers wait meanwhile and go together in one request once it is answered."""
+    next two's markers wait meanwhile and go together in one request once it is answered. Its
+    answer is taken per transaction: t2's marker fenced (INVALID_PRODUCER_EPOCH) leaves t2
+    prepared, t3 completes."""
     async with Cluster(2, CONFIG) as cluster:
         _setup(cluster, {"a": [2]})
         markers = MarkerRequests(cluster, monkeypatch)
@@ -177,16 +195,19 @@ async def test_one_request_in_flight_per_leader_the_markers_queued_meanwhile_sen
             await wait_for(lambda: len(markers.to(2)) == 1, message="t1's markers sent")
             await _commit(c1, "t2", *producers["t2"])
             await _commit(c1, "t3", *producers["t3"])
+            _fence_markers(cluster.broker(2), producers["t2"][0])
             await wait_for(lambda: _queued(cluster, 2) == {"t2", "t3"} or len(markers.sent) >= 3,
                            message="t2's and t3's markers queued or sent")
             assert len(markers.to(2)) == 1  # one request in flight to broker 2
             markers.release()
-            await wait_for(lambda: all(_state(cluster, tid) == TxnState.COMPLETE_COMMIT for tid in producers),
-                           message="the three commits complete")
+            await wait_for(lambda: all(_state(cluster, tid) == TxnState.COMPLETE_COMMIT for tid in ("t1", "t3")),
+                           message="t1's and t3's commits complete")
+            await wait_for(lambda: not cluster.broker(1).txn_coordinator._marker_tasks, message="no markers left")
+            assert _state(cluster, "t2") == TxnState.PREPARE_COMMIT  # no Complete* from this coordinator
             first, second = markers.to(2)
             assert [m.producer_id for m in first.markers] == [producers["t1"][0]]
             assert sorted(m.producer_id for m in second.markers) == sorted([producers["t2"][0], producers["t3"][0]])
-            assert cluster.partition(2, "a").log.log_end_offset == 6  # three records, three markers
+            assert cluster.partition(2, "a").log.log_end_offset == 5  # three records, t1's and t3's markers
         finally:
             markers.release()
             c1.close()
