@@ -125,6 +125,23 @@ class ConfluentMember(Member):
             self.error = exc
 
 
+def stop_all(members) -> None:
+    """Stop the members still running, together: each kafka-python member finishes its current 2 s
+    poll first, and one after the other those waits would add up. The first error is raised, once
+    every member has stopped."""
+    alive = [m for m in members if m.is_alive()]
+    for m in alive:
+        m.stopping.set()
+    errors = []
+    for m in alive:
+        try:
+            m.stop()
+        except BaseException as exc:  # noqa: BLE001 - raised below, after the other members stopped
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
 def balanced(members, topic_partitions: set[tuple[str, int]]) -> bool:
     sets = [m.assignment for m in members]
     union = frozenset().union(*sets)
