@@ -105,11 +105,13 @@ def replicas(admin: AdminClient, topic: str) -> list[list[int]] | None:
 
 
 def consume_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes | None, bytes | None]]:
+    """Partition 0 of ``topic`` from its start, assigned: a subscription's first rebalance would wait
+    the command's group.initial.rebalance.delay.ms (Kafka's 3 s default) each time."""
     consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4()}",
                                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     got: list[tuple[bytes | None, bytes | None]] = []
     try:
-        consumer.subscribe([topic])
+        consumer.assign([confluent_kafka.TopicPartition(topic, 0, confluent_kafka.OFFSET_BEGINNING)])
 
         def poll() -> bool:
             msg = consumer.poll(0.5)

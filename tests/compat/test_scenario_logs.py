@@ -52,6 +52,11 @@ main("fakeclient", "1.0", {"passes": passes, "fails": fails, "hangs": hangs, "ha
 '''
 
 
+# The scenario timeout the hanging scenarios wait out, each time: the fake program starts, logs (30000
+# lines for hangs_loudly) and reaches its wait in 0.25 s on a loaded machine (load 7), far inside it.
+HANG_TIMEOUT = 5
+
+
 def _program(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     prog = tmp_path / "fake_scenarios.py"
     prog.write_text(PROGRAM)
@@ -83,7 +88,7 @@ def test_a_failed_scenario_leaves_its_client_debug_log(tmp_path: Path) -> None:
 
 def test_a_timed_out_scenario_leaves_the_log_its_program_writes_on_sigterm(tmp_path: Path) -> None:
     cmd, env = _program(tmp_path)
-    res = run_matrix.run_batch("fakeclient", cmd, "127.0.0.1:1", ["hangs", "passes"], 15,
+    res = run_matrix.run_batch("fakeclient", cmd, "127.0.0.1:1", ["hangs", "passes"], HANG_TIMEOUT,
                                client_env=env, log_dir=tmp_path / "logs")
     assert res["hangs"]["status"] == "timeout" and res["passes"]["status"] == "pass"
     text = Path(res["hangs"]["log"]).read_text()
@@ -101,7 +106,7 @@ def test_one_process_a_scenario_leaves_the_log_too(tmp_path: Path) -> None:
     assert "JoinGroup round 7 orphaned" in Path(failed["log"]).read_text()
     assert not (logs / "fakeclient" / "passes.log").exists()
     # A timed-out program's log is read while it writes it, however long it is.
-    hung = matrix_runs.run_scenario("fakeclient", cmd, "127.0.0.1:1", "hangs_loudly", 15, client_env=env,
+    hung = matrix_runs.run_scenario("fakeclient", cmd, "127.0.0.1:1", "hangs_loudly", HANG_TIMEOUT, client_env=env,
                                     log_dir=logs)
     assert hung["status"] == "timeout"
     lines = Path(hung["log"]).read_text().splitlines()

@@ -62,7 +62,7 @@ class ConnectWorker:
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.work,
                                      start_new_session=True)
         out.close()
-        wait_until(self._ready, timeout=180, interval=0.5, message="the Connect worker's REST API",
+        wait_until(self._ready, timeout=180, interval=0.1, message="the Connect worker's REST API",
                    details=self.tail)
 
     def _ready(self) -> bool:
@@ -114,7 +114,7 @@ class ConnectWorker:
         return len(body.get("tasks", [])) == tasks and set(states) == {"RUNNING"}
 
     def wait_running(self, name: str, tasks: int = 1) -> None:
-        wait_until(lambda: self.running(name, tasks), timeout=120, interval=0.5,
+        wait_until(lambda: self.running(name, tasks), timeout=120, interval=0.1,
                    message=f"connector {name} RUNNING", details=self.tail)
 
     def stop(self) -> None:

@@ -122,8 +122,11 @@ def test_exactly_once_source(broker, tmp_path: Path) -> None:
     read_committed); after a kill -9 of the worker the restarted task resumes from its committed
     offsets: the topic holds each line exactly once under read_committed."""
     group = f"eos-{uuid.uuid4().hex[:6]}"
+    # The restarted worker's group waits for the killed one's session to expire: 6 s (the brokers'
+    # group.min.session.timeout.ms), not the worker's 10 s default.
     worker = ConnectWorker(tmp_path / "worker", broker.bootstrap, group,
-                           {"exactly.once.source.support": "enabled"})
+                           {"exactly.once.source.support": "enabled", "session.timeout.ms": "6000",
+                            "heartbeat.interval.ms": "1000"})
     src, topic = tmp_path / "source.txt", f"{group}-data"
     source = [f"eos-{i:04d}" for i in range(300)]
     append(src, source[:150])

@@ -66,6 +66,12 @@ def compile_app(out: Path) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def app_classes(tmp_path_factory) -> Path:
+    """EosStreamsApp compiled once for the module's tests (a javac run is 2-3 s), read-only to them."""
+    return compile_app(tmp_path_factory.mktemp("classes"))
+
+
 class App:
     def __init__(self, work: Path, classes: Path, bootstrap: str, app_id: str, prefix: str, protocol: str) -> None:
         self.work, self.classes = work, classes
@@ -138,7 +144,7 @@ def by_key(records: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("protocol", ["classic", "streams"])
-def test_exactly_once_streams_survive_kill9(broker, tmp_path: Path, protocol: str) -> None:
+def test_exactly_once_streams_survive_kill9(broker, app_classes: Path, tmp_path: Path, protocol: str) -> None:
     rnd = random.Random(7)
     prefix = f"s{uuid.uuid4().hex[:6]}-"
     app_id = f"{prefix}app"
@@ -165,8 +171,7 @@ def test_exactly_once_streams_survive_kill9(broker, tmp_path: Path, protocol: st
             producer.produce(prefix + "clicks", str(amount).encode(), key=user.encode(), timestamp=ts)
         assert producer.flush(30) == 0
 
-    classes = compile_app(tmp_path / "classes")
-    app = App(tmp_path, classes, broker.bootstrap, app_id, prefix, protocol)
+    app = App(tmp_path, app_classes, broker.bootstrap, app_id, prefix, protocol)
     outs = {t: Output(broker.bootstrap, prefix + t) for t in ("word-counts", "click-sums", "enriched")}
     # Input keeps arriving the whole time (paced, 10 sentences and clicks a batch), so the app is
     # killed mid-run, with transactions open, and more input arrives while it is down.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from confluent_kafka import Consumer as ConfluentConsumer
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
@@ -51,7 +51,8 @@ class KafkaPythonMember(Member):
 
     def run(self) -> None:
         try:
-            consumer = KafkaConsumer(*self.topics, **self.config)
+            consumer = KafkaConsumer(**self.config)
+            consumer.subscribe(self.topics, listener=_AssignmentListener(self, consumer))
             while not self.stopping.is_set():
                 # A long poll timeout on purpose: kafka-python 3.0 drops a JoinGroup/SyncGroup
                 # result that completes after poll() gave up waiting and sends a new JoinGroup,
@@ -66,6 +67,22 @@ class KafkaPythonMember(Member):
             consumer.close()
         except BaseException as exc:  # reported by stop()
             self.error = exc
+
+
+class _AssignmentListener(ConsumerRebalanceListener):
+    """Keeps a kafka-python member's ``assignment`` current as a rebalance changes it, inside the
+    long poll() that runs it: the loop's own update comes only when poll() returns (up to 2 s
+    later when there are no records)."""
+
+    def __init__(self, member: KafkaPythonMember, consumer: KafkaConsumer) -> None:
+        self.member, self.consumer = member, consumer
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.member.assignment = frozenset((tp.topic, tp.partition) for tp in self.consumer.assignment()
+                                           if tp not in set(revoked))
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.member.assignment = frozenset((tp.topic, tp.partition) for tp in self.consumer.assignment())
 
 
 class ConfluentMember(Member):
@@ -106,6 +123,23 @@ class ConfluentMember(Member):
                 consumer.close()
         except BaseException as exc:  # reported by stop()
             self.error = exc
+
+
+def stop_all(members) -> None:
+    """Stop the members still running, together: each kafka-python member finishes its current 2 s
+    poll first, and one after the other those waits would add up. The first error is raised, once
+    every member has stopped."""
+    alive = [m for m in members if m.is_alive()]
+    for m in alive:
+        m.stopping.set()
+    errors = []
+    for m in alive:
+        try:
+            m.stop()
+        except BaseException as exc:  # noqa: BLE001 - raised below, after the other members stopped
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def balanced(members, topic_partitions: set[tuple[str, int]]) -> bool:

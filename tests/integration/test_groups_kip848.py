@@ -181,7 +181,7 @@ def test_live_classic_group_is_upgraded_when_a_consumer_protocol_member_joins(kb
     """A Stable classic group of two kafka-python consumers is upgraded online when a librdkafka
     group.protocol=consumer member joins: the classic members keep their generation as member
     epoch, then share the partitions with the new member; every record is consumed once."""
-    from tests.integration.groups_clients_helpers import KafkaPythonMember
+    from tests.integration.groups_clients_helpers import KafkaPythonMember, stop_all
 
     bootstrap = kbroker848.bootstrap_servers
     topic, group = f"up-{uuid.uuid4().hex[:8]}", f"up-{uuid.uuid4().hex[:8]}"
@@ -220,9 +220,7 @@ def test_live_classic_group_is_upgraded_when_a_consumer_protocol_member_joins(kb
         produce(bootstrap, topic, [f"b{i}".encode() for i in range(30)], 6)
         wait_until(lambda: settled(), message="second batch committed")
     finally:
-        for m in members:
-            if m.is_alive():
-                m.stop()
+        stop_all(members)
     consumed = [(t, p, o) for _n, t, p, o, _v in sink]
     assert len(consumed) == len(set(consumed)) == 60
 

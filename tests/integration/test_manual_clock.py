@@ -370,7 +370,9 @@ def test_consumer_group_member_session_expires_on_advance(kbroker_factory):
     partitions and joins again with a new member epoch."""
     from confluent_kafka import Consumer
 
-    b = kbroker_factory(clock="manual", control=True)
+    # The member hears of its fencing at its next heartbeat: every 500 ms, not Kafka's 5 s default.
+    b = kbroker_factory({"group.consumer.heartbeat.interval.ms": "500", "group.consumer.min.heartbeat.interval.ms": "500"},
+                        clock="manual", control=True)
     topic = name("kip848-clock")
     group = name("g848")
     wire = Wire(b.bootstrap_servers)
