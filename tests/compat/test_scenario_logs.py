@@ -53,8 +53,9 @@ main("fakeclient", "1.0", {"passes": passes, "fails": fails, "hangs": hangs, "ha
 
 
 # The scenario timeout the hanging scenarios wait out, each time: the fake program starts, logs (30000
-# lines for hangs_loudly) and reaches its wait in 0.25 s on a loaded machine (load 7), far inside it.
-HANG_TIMEOUT = 5
+# lines for hangs_loudly) and reaches its wait in 0.25 s on a loaded machine (load 7); 8 s leaves room
+# for a CI machine at load 100+.
+HANG_TIMEOUT = 8
 
 
 def _program(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
