@@ -1,0 +1,92 @@
+"""Broker-to-broker transaction requests on a secured inter-broker listener: a transaction whose
+partitions are led by all three nodes of a cluster whose INTERNAL (inter-broker) listener is
+SASL_PLAINTEXT (PLAIN). The partition leaders other than the transaction coordinator verify the
+transaction with the coordinator (AddPartitionsToTxn, kbroker/replication/txn_verification.py) and
+the coordinator writes its markers to them (WriteTxnMarkers, kbroker/coordinator/txn_marker_channel.py),
+both over the INTERNAL listener with its SASL login, as Kafka's AddPartitionsToTxnManager and
+TransactionMarkerChannelManager use the inter-broker listener's security config. The commit
+completes and a read_committed consumer sees every record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import confluent_kafka
+import pytest
+from cluster_fixture import FAST_SESSIONS, Cluster
+from confluent_kafka.admin import AdminClient
+from waiting import wait_until
+
+from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from tests.cluster.test_internode_security import make_node_certs, secure
+
+TOPIC = "spread"
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> tuple[Path, Path]:
+    return make_node_certs(tmp_path / "certs")
+
+
+def _create_spread_topic(cluster: Cluster) -> None:
+    """Three partitions of one replica, partition i led by node i + 1."""
+    C = CreateTopicsRequest
+    topic = C.CreatableTopic(name=TOPIC, num_partitions=-1, replication_factor=-1, configs=[], assignments=[
+        C.CreatableTopic.CreatableReplicaAssignment(partition_index=i, broker_ids=[i + 1]) for i in range(3)])
+
+    def created() -> bool:
+        w = cluster.wire(1)
+        try:
+            resp = w.call(C(topics=[topic], timeout_ms=10000), 7)
+        finally:
+            w.sock.close()
+        return resp.topics[0].error_code in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS)
+
+    wait_until(created, 60, 0.1, f"creation of {TOPIC}", cluster.logs)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap()})
+
+    def every_leader_known() -> bool:
+        md = admin.list_topics(TOPIC, timeout=10).topics[TOPIC]
+        return md.error is None and sorted((p.id, p.leader) for p in md.partitions.values()) == \
+            [(0, 1), (1, 2), (2, 3)]
+
+    wait_until(every_leader_known, 60, 0.1, f"{TOPIC}'s leaders 1, 2 and 3", cluster.logs)
+
+
+def test_a_transaction_across_brokers_commits_over_a_sasl_inter_broker_listener(tmp_path, certs):
+    c = Cluster(tmp_path / "cluster", 3, {**FAST_SESSIONS, "transaction.state.log.replication.factor": "3",
+                                          "transaction.state.log.min.isr": "2"})
+    secure(c, certs, "SASL_PLAINTEXT")
+    try:
+        c.start()
+        _create_spread_topic(c)
+        producer = confluent_kafka.Producer({"bootstrap.servers": c.bootstrap(), "transactional.id": "spread-tx",
+                                             "acks": "all"})
+        producer.init_transactions(60)
+        producer.begin_transaction()
+        sent = {(p, f"r{p}-{i}".encode()) for p in range(3) for i in range(5)}
+        for p, value in sorted(sent):
+            producer.produce(TOPIC, value=value, partition=p)
+        assert producer.flush(60) == 0
+        producer.commit_transaction(60)
+
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "spread-g",
+                                             "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                             "isolation.level": "read_committed"})
+        consumer.subscribe([TOPIC])
+        got: set[tuple[int, bytes]] = set()
+        try:
+            def read() -> bool:
+                msg = consumer.poll(0.5)
+                if msg is not None and msg.error() is None:
+                    got.add((msg.partition(), msg.value()))
+                return got == sent
+            wait_until(read, 60, 0, "read_committed seeing the committed records of every partition",
+                       lambda: f"{sorted(got)}\n{c.logs()}")
+        finally:
+            consumer.close()
+        logs = "\n".join(c.layout.log_path(n).read_text(errors="replace") for n in c.node_ids)
+        assert "failed authentication" not in logs
+    finally:
+        c.kill_all()
