@@ -1,11 +1,12 @@
-"""Broker-to-broker transaction requests on a secured inter-broker listener: a transaction whose
+"""Broker-to-broker requests on a secured inter-broker listener. A transaction whose
 partitions are led by all three nodes of a cluster whose INTERNAL (inter-broker) listener is
 SASL_PLAINTEXT (PLAIN). The partition leaders other than the transaction coordinator verify the
 transaction with the coordinator (AddPartitionsToTxn, kbroker/replication/txn_verification.py) and
 the coordinator writes its markers to them (WriteTxnMarkers, kbroker/coordinator/txn_marker_channel.py),
 both over the INTERNAL listener with its SASL login, as Kafka's AddPartitionsToTxnManager and
 TransactionMarkerChannelManager use the inter-broker listener's security config. The commit
-completes and a read_committed consumer sees every record."""
+completes and a read_committed consumer sees every record. Delayed records whose target moved to
+another leader reach it over the same listener."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from pathlib import Path
 import confluent_kafka
 import pytest
 from cluster_fixture import FAST_SESSIONS, Cluster
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from waiting import wait_until
 
 from kbroker_protocol.errors import ErrorCode
+from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as A
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from tests.cluster.test_delayed_delivery_cluster import _high, _leader
 from tests.cluster.test_internode_security import make_node_certs, secure
 
 TOPIC = "spread"
@@ -88,5 +92,38 @@ def test_a_transaction_across_brokers_commits_over_a_sasl_inter_broker_listener(
             consumer.close()
         logs = "\n".join(c.layout.log_path(n).read_text(errors="replace") for n in c.node_ids)
         assert "failed authentication" not in logs
+    finally:
+        c.kill_all()
+
+
+def test_delayed_records_reach_a_target_led_elsewhere_over_a_sasl_inter_broker_listener(tmp_path, certs):
+    """Delayed delivery (docs/delayed-delivery.md) over the secured INTERNAL listener: records held
+    by node 1's scheduler whose target partition then moves to node 2 are produced to node 2 by
+    node 1 (kbroker/delayed_scheduler.py) with the inter-broker SASL login."""
+    c = Cluster(tmp_path / "cluster", 3, FAST_SESSIONS)
+    secure(c, certs, "SASL_PLAINTEXT")
+    try:
+        c.start()
+        admin = AdminClient({"bootstrap.servers": c.bootstrap()})
+        admin.create_topics([NewTopic("moving", num_partitions=1, replica_assignment=[[1, 2, 3]])])["moving"] \
+            .result(60)
+        wait_until(lambda: _leader(admin, "moving") == 1, 60, 0.1, "node 1 leading moving-0", c.logs)
+        producer = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all", "linger.ms": 0})
+        for i in range(10):  # due after the move below (room for a loaded machine)
+            producer.produce("moving", b"m%d" % i, partition=0, headers=[("kbroker-deliver-after-ms", b"10000")])
+        assert producer.flush(60) == 0
+        w = c.wire(2)
+        try:
+            resp = w.call(A(timeout_ms=10000, topics=[A.ReassignableTopic(name="moving", partitions=[
+                A.ReassignableTopic.ReassignablePartition(partition_index=0, replicas=[2, 3])])]), 0)
+        finally:
+            w.close()
+        assert resp.error_code == 0 and resp.responses[0].partitions[0].error_code == 0
+        wait_until(lambda: _leader(admin, "moving") == 2, 60, 0.1, "node 2 leading moving-0", c.logs)
+        wait_until(lambda: _high(c, [2, 3], "moving") >= 0, 60, 0.1, "node 2 answering for moving-0", c.logs)
+        assert _high(c, [2, 3], "moving") == 0  # moved before any record was due: node 1 delivers remotely
+        wait_until(lambda: _high(c, [2, 3], "moving") >= 10, 60, 0.1, "the 10 records delivered to node 2",
+                   c.logs)
+        assert _high(c, [2, 3], "moving") == 10
     finally:
         c.kill_all()
