@@ -6,7 +6,8 @@ the coordinator writes its markers to them (WriteTxnMarkers, kbroker/coordinator
 both over the INTERNAL listener with its SASL login, as Kafka's AddPartitionsToTxnManager and
 TransactionMarkerChannelManager use the inter-broker listener's security config. The commit
 completes and a read_committed consumer sees every record. Delayed records whose target moved to
-another leader reach it over the same listener."""
+another leader reach it over the same listener, and so do a share partition's state requests to
+its share coordinator on another broker."""
 
 from __future__ import annotations
 
@@ -17,13 +18,18 @@ import pytest
 from cluster_fixture import FAST_SESSIONS, Cluster
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from share_wire import ShareClient, heartbeat
 from waiting import wait_until
+from wire import produce
 
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as A
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from tests.cluster.quorum_helpers import create_topic
 from tests.cluster.test_delayed_delivery_cluster import _high, _leader
 from tests.cluster.test_internode_security import make_node_certs, secure
+from tests.cluster.test_share_cluster import TOPIC as SHARE_TOPIC
+from tests.cluster.test_share_cluster import _consume, _coordinator, _full_isr_leader, _kafka_uuid
 
 TOPIC = "spread"
 
@@ -125,5 +131,53 @@ def test_delayed_records_reach_a_target_led_elsewhere_over_a_sasl_inter_broker_l
         wait_until(lambda: _high(c, [2, 3], "moving") >= 10, 60, 0.1, "the 10 records delivered to node 2",
                    c.logs)
         assert _high(c, [2, 3], "moving") == 10
+    finally:
+        c.kill_all()
+
+
+def test_share_group_state_on_another_broker_over_a_sasl_inter_broker_listener(tmp_path, certs):
+    """A share partition whose share coordinator is another broker: its leader initializes, reads
+    and writes the state there (kbroker/coordinator/share_persister.py) over the secured INTERNAL
+    listener; the acknowledgement of a delivered record is written and answered without error."""
+    c = Cluster(tmp_path / "cluster", 3, FAST_SESSIONS)
+    secure(c, certs, "SASL_PLAINTEXT")
+    try:
+        c.start()
+        nodes = c.node_ids
+        wait_until(lambda: create_topic(c, nodes[0], SHARE_TOPIC) in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS),
+                   30, 0.1, "topic creation", c.logs)
+        tid, leader = wait_until(lambda: _full_isr_leader(c, nodes[0]), 60, 0.05, "a leader with a full ISR", c.logs)
+        group = group_node = None
+        for i in range(60):  # a group whose share coordinator (of this partition) is not the leader
+            g = f"queue-group-{i}"
+            share_node = wait_until(lambda g=g: _coordinator(c, leader, 2, f"{g}:{_kafka_uuid(tid)}:0"), 30, 0.1,
+                                    "a share coordinator", c.logs)
+            if share_node != leader:
+                group = g
+                group_node = wait_until(lambda g=g: _coordinator(c, leader, 0, g), 30, 0.1, "a group coordinator",
+                                        c.logs)
+                break
+        assert group is not None and group_node is not None
+        gw = c.wire(group_node)
+        client = ShareClient(c.wire(leader), group)
+        hb = wait_until(lambda: (r := heartbeat(gw, group, client.member, 0, [SHARE_TOPIC])).error_code not in (
+            ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS) and r, 30, 0.1,
+            "a share group join", c.logs)
+        assert hb.error_code == ErrorCode.NONE, hb
+        # the first fetch initializes the share partition at the share coordinator (persister retries
+        # a failure to reach it: COORDINATOR_NOT_AVAILABLE is the partition's error then)
+        first = wait_until(lambda: (r := client.fetch(tid, max_wait_ms=0)).error_code == ErrorCode.NONE and all(
+            p.error_code == ErrorCode.NONE for t in r.responses for p in t.partitions) and r, 60, 0.1,
+            "the share partition initialized at the share coordinator", c.logs)
+        assert first
+        w = c.wire(leader)
+        for _ in range(5):
+            produce(w, SHARE_TOPIC, 0, 1)
+        w.close()
+        delivered: dict[int, int] = {}
+        _consume([client], tid, 5, delivered, [])  # each acknowledgement written there (asserted in it)
+        assert sorted(delivered) == list(range(5))
+        client.wire.close()
+        gw.close()
     finally:
         c.kill_all()
