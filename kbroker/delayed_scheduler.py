@@ -46,6 +46,7 @@ from kbroker_protocol.records import Record, build_batch, iter_records
 if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_ids import ProducerIdManager
+    from kbroker.replication.replica_fetcher import InternodeSecurity
     from kbroker.replication.replica_manager import ReplicaClock
     from kbroker_protocol.messages.produce import ProduceRequest
 
@@ -74,6 +75,9 @@ class DelayedHost(CoordinatorHost, Protocol):
 
     @property
     def clock(self) -> ReplicaClock | None: ...
+
+    @property
+    def internode_security(self) -> InternodeSecurity: ...  # its deliveries to other leaders
 
 
 class DelayedScheduler:
@@ -385,6 +389,7 @@ class DelayedScheduler:
                         if conn is None:
                             host, port, _protocol = reg.endpoints[listener]
                             conn = BrokerConnection(host, port, f"broker-{broker.node_id}-delayed", 100 << 20,
+                                                    broker.internode_security.inter_broker, part.leader,
                                                     receive_buffer=broker.config["socket.receive.buffer.bytes"])
                             await conn.open(5.0)
                             connections[part.leader] = conn

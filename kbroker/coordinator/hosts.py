@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kbroker.replication.deadline import WaitClock
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_ids import ProducerIdManager
+    from kbroker.replication.replica_fetcher import InternodeSecurity
     from kbroker.replication.replica_manager import ReplicaManager
     from kbroker_protocol.errors import ErrorCode
 
@@ -93,7 +94,8 @@ class TxnGroups(InternalTopicOwner, Protocol):
 
 class TxnHost(CoordinatorHost, Protocol):
     """The transaction coordinator's broker: a :class:`CoordinatorHost` with producer ids, every
-    local partition (producer-state snapshots, expiration) and the group coordinator."""
+    local partition (producer-state snapshots, expiration) and the group coordinator, and the
+    inter-broker listener's security (the marker channel's connections)."""
 
     @property
     def partitions(self) -> Mapping[tuple[str, int], Partition]: ...
@@ -103,3 +105,6 @@ class TxnHost(CoordinatorHost, Protocol):
 
     @property
     def group_coordinator(self) -> TxnGroups | None: ...
+
+    @property
+    def internode_security(self) -> InternodeSecurity: ...

@@ -16,8 +16,9 @@ from kbroker.coordinator.share_manager import ShareManager
 from kbroker.coordinator.share_state import STATE_TOPIC, ShareStateStore
 
 if TYPE_CHECKING:
-    from kbroker.coordinator.hosts import BrokerView, CoordinatorHost
+    from kbroker.coordinator.hosts import BrokerView
     from kbroker.coordinator.loop_timer import LoopTimer
+    from kbroker.coordinator.share_persister import PersisterHost
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def share_groups_enabled(broker: BrokerView) -> bool:
 
 
 class ShareCoordinator:
-    def __init__(self, broker: CoordinatorHost, timer: LoopTimer | None = None) -> None:
+    def __init__(self, broker: PersisterHost, timer: LoopTimer | None = None) -> None:
         from kbroker.coordinator.group_coordinator import LoopTimer
 
         self.broker = broker

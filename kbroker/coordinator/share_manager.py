@@ -33,7 +33,7 @@ from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from kbroker.coordinator.group_classic_model import Timer
-    from kbroker.coordinator.hosts import CoordinatorHost
+    from kbroker.coordinator.share_persister import PersisterHost
     from kbroker.replication.partition import Partition
 
 
@@ -83,7 +83,7 @@ class ShareSession:
 class ShareManager:
     """The share sessions and share partitions of a broker, with the share state store."""
 
-    def __init__(self, broker: CoordinatorHost, timer: Timer, store: ShareStateStore) -> None:
+    def __init__(self, broker: PersisterHost, timer: Timer, store: ShareStateStore) -> None:
         self.broker = broker
         self.timer = timer
         self.store = store

@@ -22,15 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from kbroker.coordinator.hosts import CoordinatorHost
 from kbroker.coordinator.share_partition import StateBatch
 from kbroker.coordinator.share_state import STATE_TOPIC, ShareState, ShareStateStore
 from kbroker_protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from kbroker.coordinator.hosts import CoordinatorHost
     from kbroker.metadata.image import MetadataImage
+    from kbroker.replication.replica_fetcher import InternodeSecurity
     from kbroker_protocol.primitives import Message
 
 
@@ -44,6 +45,15 @@ INITIALIZE, READ, WRITE = 83, 84, 85
 RETRIABLE = frozenset({ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE,
                        ErrorCode.COORDINATOR_LOAD_IN_PROGRESS})
 READ_UNINITIALIZED = "Read operation on uninitialized share partition not allowed."
+
+
+class PersisterHost(CoordinatorHost, Protocol):
+    """What the persister uses of its broker: the share state topic's coordinator
+    (:class:`~kbroker.coordinator.hosts.CoordinatorHost`) and the inter-broker listener's security
+    (its requests to the share coordinator on another broker)."""
+
+    @property
+    def internode_security(self) -> InternodeSecurity: ...
 
 
 class PersisterError(Exception):
@@ -73,7 +83,7 @@ class _Retry(Exception):
 
 
 class SharePersister:
-    def __init__(self, broker: CoordinatorHost, store: ShareStateStore) -> None:
+    def __init__(self, broker: PersisterHost, store: ShareStateStore) -> None:
         self.broker = broker
         self.store = store
 
@@ -178,6 +188,7 @@ class SharePersister:
             raise _Retry(ErrorCode.COORDINATOR_NOT_AVAILABLE, f"no share coordinator (leader {node})")
         host, port, _protocol = reg.endpoints[listener]
         conn = BrokerConnection(host, port, f"broker-{self.broker.node_id}-share-persister", 1 << 24,
+                                self.broker.internode_security.inter_broker, node,
                                 receive_buffer=self.broker.config["socket.receive.buffer.bytes"])
         try:
             await conn.open(setup_timeout_s(self.broker.config))  # its NetworkClient's connection setup timeout

@@ -252,7 +252,10 @@ class MarkerChannel:
         if reg is None or listener not in reg.endpoints:
             raise ConnectionError(f"broker {destination} has no {listener} endpoint")
         host, port, _protocol = reg.endpoints[listener]
+        # the inter-broker listener's security, as the replica fetchers' (Kafka's
+        # TransactionMarkerChannelManager: the inter-broker listener's ChannelBuilder)
         conn = BrokerConnection(host, port, f"broker-{broker.node_id}-txn-markers", 100 << 20,
+                                broker.internode_security.inter_broker, destination,
                                 receive_buffer=broker.config["socket.receive.buffer.bytes"])
         # Kafka's TransactionMarkerChannelManager: its NetworkClient's connection setup timeout
         await conn.open(setup_timeout_s(broker.config))

@@ -19,23 +19,28 @@ if TYPE_CHECKING:
     from kbroker.replication.partition import Partition
     from kbroker.replication.producer_manager import ProducerStateManager, TxnVerifier
     from kbroker.replication.producer_state import VerificationGuard
+    from kbroker.replication.replica_fetcher import InternodeSecurity
 
 log = logging.getLogger("kbroker.replication.replica_manager")  # (the name these messages always had)
 
 
 class VerificationHost(Protocol):
     """What transaction verification reads of the broker: the image (brokers, the
-    ``__transaction_state`` leaders) and the config (the inter-broker listener)."""
+    ``__transaction_state`` leaders), the config (the inter-broker listener) and that listener's
+    security."""
 
     config: BrokerConfig
     image: MetadataImage
+
+    @property
+    def internode_security(self) -> InternodeSecurity: ...
 
 
 class TxnVerification:
     """The verification half of the replica manager: the transaction coordinator it asks is
     ``producer_state.verifier`` (wired by kbroker.wiring.coordinators)."""
 
-    broker: VerificationHost  # the owning broker: its image and config
+    broker: VerificationHost  # the owning broker: its image, config and inter-broker security
     producer_state: ProducerStateManager | None
 
     if TYPE_CHECKING:
@@ -89,6 +94,7 @@ class TxnVerification:
             transactional_id=transactional_id, producer_id=producer_id, producer_epoch=producer_epoch,
             verify_only=verify_only, topics=[AddPartitionsToTxnTopic(name=topic, partitions=[index])])])
         conn = BrokerConnection(host, port, f"broker-{self.node_id}-txn-verification", 1 << 20,
+                                self.broker.internode_security.inter_broker, leader,
                                 receive_buffer=self.broker.config["socket.receive.buffer.bytes"])
         try:
             # Kafka's AddPartitionsToTxnManager (NetworkUtils.buildNetworkClient): the connection setup
