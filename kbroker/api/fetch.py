@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, refusal
+from kbroker.api.fetch_answer import NO_DIVERGING, NO_LEADER, NO_SNAPSHOT, FetchAnswer, topics_of
 from kbroker.api.leader_hint import LeaderLookup, current_leader
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
@@ -67,12 +68,10 @@ PartData = FetchResponse.FetchableTopicResponse.PartitionData
 Aborted = FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction
 ZERO_UUID = uuid.UUID(int=0)
 EMPTY = b""
-# A partition's tagged structs at their defaults (not written): one instance each for every answer
-# instead of three new ones per partition per response. Never changed in place: `_build` sets
-# another object on the partition when one is not at its default.
-_NO_DIVERGING = PartData.EpochEndOffset()
-_NO_LEADER = PartData.LeaderIdAndEpoch()
-_NO_SNAPSHOT = PartData.SnapshotId()
+# A partition's tagged structs at their defaults, shared by the generic answers (fetch_answer.topics_of)
+_NO_DIVERGING = NO_DIVERGING
+_NO_LEADER = NO_LEADER
+_NO_SNAPSHOT = NO_SNAPSHOT
 
 
 class FetchServices(LeaderLookup, ReplicationQuotaHost, PartitionLookup, Authorizing, Protocol):
@@ -265,36 +264,19 @@ _LEADER_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOC
 
 def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE,
            broker: FetchServices | None = None, listener: str | None = None) -> FetchResponse:
-    topics: list[TopicResp] = []
-    by_topic: dict[tuple[str | None, uuid.UUID], TopicResp] = {}
-    endpoints: dict[int, tuple[str, int, str | None]] = {}
+    leaders = version >= 16 and broker is not None and listener is not None
     for r in reads:
-        c = r.want.cached
-        key = (c.topic, c.topic_id)
-        tr = by_topic.get(key)
-        if tr is None:
-            tr = TopicResp(topic=c.topic or "", topic_id=c.topic_id or ZERO_UUID, partitions=[])
-            by_topic[key] = tr
-            topics.append(tr)
-        pd = PartData(
-            partition_index=c.partition,
-            error_code=r.error,
-            high_watermark=r.high_watermark,
-            last_stable_offset=r.last_stable_offset,
-            log_start_offset=r.log_start_offset,
-            aborted_transactions=r.aborted,
-            preferred_read_replica=r.preferred,
-            records=r.records,
-            diverging_epoch=_NO_DIVERGING,
-            current_leader=_NO_LEADER,
-            snapshot_id=_NO_SNAPSHOT,
-        )
-        if r.diverging is not None:
-            pd.diverging_epoch = PartData.EpochEndOffset(epoch=r.diverging[0], end_offset=r.diverging[1])
-        if version >= 16 and r.error in _LEADER_ERRORS and broker is not None and listener is not None:
-            leader, epoch = current_leader(broker, r.want.topic_name, c.partition, listener, endpoints)
-            pd.current_leader = PartData.LeaderIdAndEpoch(leader_id=leader, leader_epoch=epoch)
-        tr.partitions.append(pd)
+        if r.diverging is not None or leaders and r.error in _LEADER_ERRORS:
+            break
+    else:  # the common answer: encoded straight from the reads (kbroker/api/fetch_answer.py)
+        return FetchAnswer(error, session_id, reads)
+    topics, parts = topics_of(reads)
+    endpoints: dict[int, tuple[str, int, str | None]] = {}
+    if leaders and broker is not None and listener is not None:
+        for r, pd in zip(reads, parts, strict=True):
+            if r.error in _LEADER_ERRORS:
+                leader, epoch = current_leader(broker, r.want.topic_name, r.want.cached.partition, listener, endpoints)
+                pd.current_leader = PartData.LeaderIdAndEpoch(leader_id=leader, leader_epoch=epoch)
     response = FetchResponse(throttle_time_ms=0, error_code=error, session_id=session_id, responses=topics)
     if endpoints:
         response.node_endpoints = [FetchResponse.NodeEndpoint(node_id=n, host=h, port=p, rack=rack)
