@@ -108,10 +108,7 @@ def write_answer(w: Writer, shape: Shape, throttle_time_ms: int, error_code: int
             group, last_topic, last_id = found, topic, topic_id
         group.append(r)
     flexible = shape.flexible
-    if flexible:
-        write_uvarint(b, len(groups) + 1)
-    else:
-        b += _I32.pack(len(groups))
+    _count(b, flexible, len(groups))
     by_id = shape.by_id
     has_start = shape.has_start
     has_preferred = shape.has_preferred
@@ -124,10 +121,7 @@ def write_answer(w: Writer, shape: Shape, throttle_time_ms: int, error_code: int
             write_compact_string(b, topic or "")
         else:
             write_string(b, topic or "")
-        if flexible:
-            write_uvarint(b, len(group) + 1)
-        else:
-            b += _I32.pack(len(group))
+        _count(b, flexible, len(group))
         for r in group:
             a = r.aborted
             if a:
@@ -167,9 +161,12 @@ def write_answer(w: Writer, shape: Shape, throttle_time_ms: int, error_code: int
                     b += empty(index, r.error, r.high_watermark, r.last_stable_offset, marker, 0)
                 continue
             if has_preferred:
-                b += lead(*_numbers(shape, r, index), marker, r.preferred)
+                b += lead(index, r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, marker,
+                          r.preferred)
+            elif has_start:
+                b += lead(index, r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, marker)
             else:
-                b += lead(*_numbers(shape, r, index), marker)
+                b += lead(index, r.error, r.high_watermark, r.last_stable_offset, marker)
             _write_records(w, flexible, records)
             b = w.buf  # (never replaced, but kept as the codec keeps it)
             if flexible:
@@ -178,6 +175,16 @@ def write_answer(w: Writer, shape: Shape, throttle_time_ms: int, error_code: int
             b.append(0)  # the topic's tag section
     if flexible:
         b.append(0)  # the response's tag section (no node endpoints)
+
+
+def _count(b: bytearray, flexible: bool, n: int) -> None:
+    """An array's length: a compact one (an unsigned varint of n + 1) or an int32."""
+    if not flexible:
+        b += _I32.pack(n)
+    elif n < 127:
+        b.append(n + 1)
+    else:
+        write_uvarint(b, n + 1)
 
 
 def _write_records(w: Writer, flexible: bool, records: Any) -> None:
