@@ -141,6 +141,7 @@ class _Read:
     aborted: list[Aborted] | None
     diverging: tuple[int, int] | None = None  # (epoch, end offset) for a follower whose log diverged
     preferred: int = -1  # KIP-392: the replica the consumer should fetch from
+    partition: Partition | None = None  # the replica read (a read without error): no second lookup to count it
 
 
 @dataclass(slots=True)
@@ -234,13 +235,13 @@ def _read_partition(broker: FetchServices, want: _Want, limit: int, min_one: boo
         broker.replica_manager.on_follower_fetch(partition, replica.replica_id, c.fetch_offset, c.log_start_offset,
                                                  leo, replica.broker_epoch)
     if result is None:
-        return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, aborted)
+        return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, aborted, None, -1, partition)
     records: Records = result if result.slices else EMPTY
     size = result.size
     if isolation == 1 and size:
         aborted = [Aborted(producer_id=pid, first_offset=first)
                    for pid, first in partition.aborted_transactions(c.fetch_offset, max_offset)]
-    return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted)
+    return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted, None, -1, partition)
 
 
 def _stable(partition: Partition, hw: int) -> int:
@@ -299,12 +300,14 @@ def _count(broker: FetchServices, reads: list[_Read]) -> None:
     """The per-partition counters the metrics endpoint reads (Kafka's BrokerTopicMetrics:
     fetch requests, failed ones, bytes out) for the reads this response carries."""
     for r in reads:
-        name = r.want.topic_name
-        if name is None:
-            continue
-        partition = broker.partition(name, r.want.cached.partition)
+        partition = r.partition
         if partition is None:
-            continue
+            name = r.want.topic_name
+            if name is None:
+                continue
+            partition = broker.partition(name, r.want.cached.partition)
+            if partition is None:
+                continue
         partition.fetch_requests += 1
         if r.error != ErrorCode.NONE:
             partition.failed_fetch += 1
@@ -493,10 +496,14 @@ def _progress(broker: FetchServices, reads: list[_Read], isolation: int, replica
     read_committed consumer, the high watermark for another."""
     available = 0
     for r in reads:
-        c = r.want.cached
-        partition = broker.partition(r.want.topic_name, c.partition) if r.want.topic_name is not None else None
-        if partition is None or r.error != ErrorCode.NONE:
+        if r.error != ErrorCode.NONE:
             continue  # (an error completes the fetch anyway)
+        c = r.want.cached
+        partition = r.partition
+        if partition is None:
+            partition = broker.partition(r.want.topic_name, c.partition) if r.want.topic_name is not None else None
+            if partition is None:
+                continue
         plog = partition.log
         if replica is not None:
             end = plog.log_end_offset
