@@ -107,20 +107,16 @@ def _resolve(broker: FetchServices, version: int, topic_name: str | None,
 
 def _wants_from_request(broker: FetchServices, request: FetchRequest, version: int) -> list[_Want]:
     wants = []
+    by_id = version >= 13
     for t in request.topics:
-        name = t.topic if version < 13 else None
+        name = None if by_id else t.topic
         resolved, topic_id, unknown = _resolve(broker, version, name, t.topic_id)  # (the id: v13+)
+        topic = resolved if by_id else name
         for p in t.partitions:
-            cached = CachedPartition(
-                topic=name if version < 13 else resolved,
-                topic_id=topic_id,
-                partition=p.partition,
-                fetch_offset=p.fetch_offset,
-                max_bytes=p.partition_max_bytes,
-                current_leader_epoch=p.current_leader_epoch,
-                log_start_offset=p.log_start_offset,
-                last_fetched_epoch=p.last_fetched_epoch,
-            )
+            # (CachedPartition's fields in order: topic, topic_id, partition, fetch_offset, max_bytes,
+            # current_leader_epoch, log_start_offset, last_fetched_epoch; positional, a keyword costs)
+            cached = CachedPartition(topic, topic_id, p.partition, p.fetch_offset, p.partition_max_bytes,
+                                     p.current_leader_epoch, p.log_start_offset, p.last_fetched_epoch)
             wants.append(_Want(cached, resolved, unknown))
     return wants
 
