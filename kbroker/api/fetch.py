@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kbroker.api.context import PartitionLookup, RequestContext, partition_or_error
 from kbroker.api.error_response import NO_OFFSET, refusal
+from kbroker.api.fetch_answer import NO_DIVERGING, NO_LEADER, NO_SNAPSHOT, FetchAnswer, topics_of
 from kbroker.api.leader_hint import LeaderLookup, current_leader
 from kbroker.api.offset_for_leader_epoch import UNDEFINED_EPOCH, UNDEFINED_OFFSET, leader_epoch_end
 from kbroker.api.registry import api
@@ -60,6 +61,7 @@ from kbroker_protocol.primitives import Records
 if TYPE_CHECKING:
     from kbroker.config import BrokerConfig
     from kbroker.replication.deadline import WaitClock
+    from kbroker.replication.partition import Partition
     from kbroker.security.quotas import ClientQuotas
 
 TopicResp = FetchResponse.FetchableTopicResponse
@@ -67,12 +69,10 @@ PartData = FetchResponse.FetchableTopicResponse.PartitionData
 Aborted = FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction
 ZERO_UUID = uuid.UUID(int=0)
 EMPTY = b""
-# A partition's tagged structs at their defaults (not written): one instance each for every answer
-# instead of three new ones per partition per response. Never changed in place: `_build` sets
-# another object on the partition when one is not at its default.
-_NO_DIVERGING = PartData.EpochEndOffset()
-_NO_LEADER = PartData.LeaderIdAndEpoch()
-_NO_SNAPSHOT = PartData.SnapshotId()
+# A partition's tagged structs at their defaults, shared by the generic answers (fetch_answer.topics_of)
+_NO_DIVERGING = NO_DIVERGING
+_NO_LEADER = NO_LEADER
+_NO_SNAPSHOT = NO_SNAPSHOT
 
 
 class FetchServices(LeaderLookup, ReplicationQuotaHost, PartitionLookup, Authorizing, Protocol):
@@ -107,20 +107,16 @@ def _resolve(broker: FetchServices, version: int, topic_name: str | None,
 
 def _wants_from_request(broker: FetchServices, request: FetchRequest, version: int) -> list[_Want]:
     wants = []
+    by_id = version >= 13
     for t in request.topics:
-        name = t.topic if version < 13 else None
+        name = None if by_id else t.topic
         resolved, topic_id, unknown = _resolve(broker, version, name, t.topic_id)  # (the id: v13+)
+        topic = resolved if by_id else name
         for p in t.partitions:
-            cached = CachedPartition(
-                topic=name if version < 13 else resolved,
-                topic_id=topic_id,
-                partition=p.partition,
-                fetch_offset=p.fetch_offset,
-                max_bytes=p.partition_max_bytes,
-                current_leader_epoch=p.current_leader_epoch,
-                log_start_offset=p.log_start_offset,
-                last_fetched_epoch=p.last_fetched_epoch,
-            )
+            # (CachedPartition's fields in order: topic, topic_id, partition, fetch_offset, max_bytes,
+            # current_leader_epoch, log_start_offset, last_fetched_epoch; positional, a keyword costs)
+            cached = CachedPartition(topic, topic_id, p.partition, p.fetch_offset, p.partition_max_bytes,
+                                     p.current_leader_epoch, p.log_start_offset, p.last_fetched_epoch)
             wants.append(_Want(cached, resolved, unknown))
     return wants
 
@@ -141,6 +137,7 @@ class _Read:
     aborted: list[Aborted] | None
     diverging: tuple[int, int] | None = None  # (epoch, end offset) for a follower whose log diverged
     preferred: int = -1  # KIP-392: the replica the consumer should fetch from
+    partition: Partition | None = None  # the replica read (a read without error): no second lookup to count it
 
 
 @dataclass(slots=True)
@@ -201,7 +198,7 @@ def _read_partition(broker: FetchServices, want: _Want, limit: int, min_one: boo
     plog = partition.log
     try:
         hw = plog.high_watermark
-        lso = partition.last_stable_offset
+        lso = _stable(partition, hw)
         start = plog.log_start_offset
         leo = plog.log_end_offset
         if replica is not None:
@@ -234,13 +231,23 @@ def _read_partition(broker: FetchServices, want: _Want, limit: int, min_one: boo
         broker.replica_manager.on_follower_fetch(partition, replica.replica_id, c.fetch_offset, c.log_start_offset,
                                                  leo, replica.broker_epoch)
     if result is None:
-        return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, aborted)
+        return _Read(want, ErrorCode.NONE, EMPTY, 0, hw, lso, start, aborted, None, -1, partition)
     records: Records = result if result.slices else EMPTY
     size = result.size
     if isolation == 1 and size:
         aborted = [Aborted(producer_id=pid, first_offset=first)
                    for pid, first in partition.aborted_transactions(c.fetch_offset, max_offset)]
-    return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted)
+    return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted, None, -1, partition)
+
+
+def _stable(partition: Partition, hw: int) -> int:
+    """The partition's last stable offset, given its high watermark: ``hw`` itself when no
+    transaction is open (the common case, without ``Partition.last_stable_offset``'s calls: it is
+    read for each partition of each read), else the property's answer."""
+    state = partition.producer_state
+    if state is not None and not state.open_txns:
+        return hw
+    return partition.last_stable_offset
 
 
 def _read_all(broker: FetchServices, wants: list[_Want], max_bytes: int, isolation: int,
@@ -265,36 +272,19 @@ _LEADER_ERRORS = (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOC
 
 def _build(version: int, reads: list[_Read], session_id: int, error: ErrorCode = ErrorCode.NONE,
            broker: FetchServices | None = None, listener: str | None = None) -> FetchResponse:
-    topics: list[TopicResp] = []
-    by_topic: dict[tuple[str | None, uuid.UUID], TopicResp] = {}
-    endpoints: dict[int, tuple[str, int, str | None]] = {}
+    leaders = version >= 16 and broker is not None and listener is not None
     for r in reads:
-        c = r.want.cached
-        key = (c.topic, c.topic_id)
-        tr = by_topic.get(key)
-        if tr is None:
-            tr = TopicResp(topic=c.topic or "", topic_id=c.topic_id or ZERO_UUID, partitions=[])
-            by_topic[key] = tr
-            topics.append(tr)
-        pd = PartData(
-            partition_index=c.partition,
-            error_code=r.error,
-            high_watermark=r.high_watermark,
-            last_stable_offset=r.last_stable_offset,
-            log_start_offset=r.log_start_offset,
-            aborted_transactions=r.aborted,
-            preferred_read_replica=r.preferred,
-            records=r.records,
-            diverging_epoch=_NO_DIVERGING,
-            current_leader=_NO_LEADER,
-            snapshot_id=_NO_SNAPSHOT,
-        )
-        if r.diverging is not None:
-            pd.diverging_epoch = PartData.EpochEndOffset(epoch=r.diverging[0], end_offset=r.diverging[1])
-        if version >= 16 and r.error in _LEADER_ERRORS and broker is not None and listener is not None:
-            leader, epoch = current_leader(broker, r.want.topic_name, c.partition, listener, endpoints)
-            pd.current_leader = PartData.LeaderIdAndEpoch(leader_id=leader, leader_epoch=epoch)
-        tr.partitions.append(pd)
+        if r.diverging is not None or leaders and r.error in _LEADER_ERRORS:
+            break
+    else:  # the common answer: encoded straight from the reads (kbroker/api/fetch_answer.py)
+        return FetchAnswer(error, session_id, reads)
+    topics, parts = topics_of(reads)
+    endpoints: dict[int, tuple[str, int, str | None]] = {}
+    if leaders and broker is not None and listener is not None:
+        for r, pd in zip(reads, parts, strict=True):
+            if r.error in _LEADER_ERRORS:
+                leader, epoch = current_leader(broker, r.want.topic_name, r.want.cached.partition, listener, endpoints)
+                pd.current_leader = PartData.LeaderIdAndEpoch(leader_id=leader, leader_epoch=epoch)
     response = FetchResponse(throttle_time_ms=0, error_code=error, session_id=session_id, responses=topics)
     if endpoints:
         response.node_endpoints = [FetchResponse.NodeEndpoint(node_id=n, host=h, port=p, rack=rack)
@@ -306,12 +296,14 @@ def _count(broker: FetchServices, reads: list[_Read]) -> None:
     """The per-partition counters the metrics endpoint reads (Kafka's BrokerTopicMetrics:
     fetch requests, failed ones, bytes out) for the reads this response carries."""
     for r in reads:
-        name = r.want.topic_name
-        if name is None:
-            continue
-        partition = broker.partition(name, r.want.cached.partition)
+        partition = r.partition
         if partition is None:
-            continue
+            name = r.want.topic_name
+            if name is None:
+                continue
+            partition = broker.partition(name, r.want.cached.partition)
+            if partition is None:
+                continue
         partition.fetch_requests += 1
         if r.error != ErrorCode.NONE:
             partition.failed_fetch += 1
@@ -500,15 +492,19 @@ def _progress(broker: FetchServices, reads: list[_Read], isolation: int, replica
     read_committed consumer, the high watermark for another."""
     available = 0
     for r in reads:
-        c = r.want.cached
-        partition = broker.partition(r.want.topic_name, c.partition) if r.want.topic_name is not None else None
-        if partition is None or r.error != ErrorCode.NONE:
+        if r.error != ErrorCode.NONE:
             continue  # (an error completes the fetch anyway)
+        c = r.want.cached
+        partition = r.partition
+        if partition is None:
+            partition = broker.partition(r.want.topic_name, c.partition) if r.want.topic_name is not None else None
+            if partition is None:
+                continue
         plog = partition.log
         if replica is not None:
             end = plog.log_end_offset
         else:
-            end = partition.last_stable_offset if isolation == 1 else plog.high_watermark
+            end = _stable(partition, plog.high_watermark) if isolation == 1 else plog.high_watermark
         throttled = c.fetch_offset < end and replica is not None and replica.quotas is not None \
             and replica.quotas.leader_throttles(partition, replica.replica_id)
         try:
