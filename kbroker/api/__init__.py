@@ -114,8 +114,9 @@ HANDLER_TABLE: tuple[tuple[int, str, int, int, tuple[str, ...]], ...] = (
 
 # Modules of this package that register no handler (the handlers import what they use).
 SUPPORT_MODULES = frozenset({
-    "authorization", "auto_topic_creation", "context", "controller_apis", "controller_listener", "envelope", "error_response",
-    "group_describe", "leader_hint", "produce_answer", "registry", "services", "share_common",
+    "active_controller", "authorization", "auto_topic_creation", "context", "controller_apis", "controller_listener",
+    "envelope", "error_response", "fetch_answer", "group_describe", "leader_hint", "produce_answer", "registry",
+    "services", "share_common",
 })
 
 
