@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from waiting import wait_until
 
+from tests.cluster.delayed_helpers import _high, _leader
+
 
 def test_delayed_records_reach_every_partition_of_a_replicated_topic(cluster):
     from confluent_kafka import Consumer, Producer, TopicPartition
@@ -70,35 +72,6 @@ def test_pending_delayed_records_survive_the_kill_of_their_leader(fast_cluster):
     assert _high(cluster, others, "later") == 10  # once each
     logs = "\n".join(cluster.layout.log_path(n).read_text(errors="replace") for n in others)
     assert "delayed delivery: loaded __kbroker_delayed-" in logs and "10 pending" in logs
-
-
-def _leader(admin, topic: str) -> int | None:
-    """Partition 0's leader in the metadata, None until it has one (just after its creation)."""
-    parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    return parts[0].leader if 0 in parts and parts[0].leader >= 0 else None
-
-
-def _high(cluster, nodes, topic: str) -> int:
-    """Partition 0's high watermark, from whichever of ``nodes`` leads it (ListOffsets)."""
-    from kbroker_protocol.messages import REQUESTS
-
-    L = REQUESTS[2]
-    best = -1
-    for n in nodes:
-        try:
-            w = cluster.wire(n)
-            try:
-                resp = w.call(2, 7, replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(
-                    name=topic, partitions=[L.ListOffsetsTopic.ListOffsetsPartition(
-                        partition_index=0, current_leader_epoch=-1, timestamp=-1)])])
-            finally:
-                w.close()
-        except OSError:
-            continue
-        part = resp.topics[0].partitions[0]
-        if part.error_code == 0:
-            best = max(best, part.offset)
-    return best
 
 
 def test_delayed_records_reach_a_target_led_elsewhere_and_survive_their_scheduler(fast_cluster):

@@ -25,11 +25,11 @@ from wire import produce
 from kbroker_protocol.errors import ErrorCode
 from kbroker_protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest as A
 from kbroker_protocol.messages.create_topics import CreateTopicsRequest
+from tests.cluster.delayed_helpers import _high, _leader
+from tests.cluster.internode_helpers import make_node_certs, secure
 from tests.cluster.quorum_helpers import create_topic
-from tests.cluster.test_delayed_delivery_cluster import _high, _leader
-from tests.cluster.test_internode_security import make_node_certs, secure
-from tests.cluster.test_share_cluster import TOPIC as SHARE_TOPIC
-from tests.cluster.test_share_cluster import _consume, _coordinator, _full_isr_leader, _kafka_uuid
+from tests.cluster.share_helpers import TOPIC as SHARE_TOPIC
+from tests.cluster.share_helpers import _consume, _coordinator, _full_isr_leader, _kafka_uuid
 
 TOPIC = "spread"
 
