@@ -14,26 +14,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Callable
 
 import pytest
-import uvloop
+from event_loops import LOOPS, reset_seen
 
 from kbroker.console.client import BrokerUnreachable, _Connection
 from kbroker_protocol.messages.api_versions import ApiVersionsRequest
-
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "uvloop": uvloop.new_event_loop,
-    "asyncio": asyncio.new_event_loop,
-}
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(10_000):  # loop turns: the reset is read in one or two
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never: {what}")
 
 
 async def _call_on_a_connection_the_broker_reset() -> object:
@@ -49,8 +35,7 @@ async def _call_on_a_connection_the_broker_reset() -> object:
 
     async def open_after_the_reset() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection(host, port)
-        await _until(lambda: reader.at_eof() or reader.exception() is not None, "the reset seen")
-        await _until(writer.is_closing, "the transport closing")
+        await reset_seen(reader, writer)
         return reader, writer
 
     conn._open = open_after_the_reset  # type: ignore[method-assign]

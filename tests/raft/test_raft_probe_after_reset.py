@@ -15,29 +15,15 @@ import logging
 import random
 import socket
 import struct
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import uvloop
+from event_loops import LOOPS, reset_seen
 
 from kbroker.raft.file_log import FileRaftLog
 from kbroker.raft.io import RaftDriver
 from kbroker.raft.node import RaftConfig
 from kbroker.raft.state_store import FileQuorumStateStore
-
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "uvloop": uvloop.new_event_loop,
-    "asyncio": asyncio.new_event_loop,
-}
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(10_000):  # loop turns: the reset is read in one or two
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never: {what}")
 
 
 async def _probe_a_voter_that_resets(tmp_path: Path) -> tuple[object, int]:
@@ -55,8 +41,7 @@ async def _probe_a_voter_that_resets(tmp_path: Path) -> tuple[object, int]:
 
     async def open_after_the_reset(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection(host, port)
-        await _until(lambda: reader.at_eof() or reader.exception() is not None, "the reset seen")
-        await _until(writer.is_closing, "the transport closing")
+        await reset_seen(reader, writer)
         return reader, writer
 
     config = RaftConfig(election_timeout_ms=200, fetch_timeout_ms=400, election_backoff_max_ms=200,

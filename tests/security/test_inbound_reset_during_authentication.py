@@ -18,10 +18,10 @@ import asyncio
 import logging
 import socket
 import struct
-from collections.abc import Callable
 
 import pytest
-import uvloop
+from event_loops import LOOPS, reset_seen
+from waiting import turns_until
 
 from kbroker.security.inbound import inbound_session
 from kbroker.security.listeners import ListenerSecurity
@@ -33,20 +33,6 @@ from kbroker_protocol.messages.sasl_handshake import SaslHandshakeRequest
 from kbroker_protocol.primitives import Message
 
 SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "uvloop": uvloop.new_event_loop,
-    "asyncio": asyncio.new_event_loop,
-}
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(10_000):  # loop turns: the reset is read in one or two
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never: {what}")
-
-
 def _request(api_key: int, version: int, correlation_id: int, body: Message) -> bytes:
     header = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=correlation_id,
                            client_id="reset-test")
@@ -90,7 +76,7 @@ async def _exchange_with_a_reset(before: list[bytes], last: bytes) -> tuple[obje
     client.setblocking(False)
     loop = asyncio.get_running_loop()
     try:
-        await _until(lambda: bool(accepted), "the connection accepted")
+        await turns_until(lambda: bool(accepted), "the connection accepted")
         reader, writer = accepted[0]
         requests = asyncio.StreamReader()
         security = ListenerSecurity("CONTROLLER", "SASL_PLAINTEXT", sasl_mechanisms=["PLAIN"],
@@ -109,8 +95,7 @@ async def _exchange_with_a_reset(before: list[bytes], last: bytes) -> tuple[obje
             assert size > 0
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()  # a reset
-        await _until(lambda: reader.at_eof() or reader.exception() is not None, "the reset seen")
-        await _until(writer.is_closing, "the transport closing")
+        await reset_seen(reader, writer)
         assert not task.done()
         requests.feed_data(last)
         return await task, writer

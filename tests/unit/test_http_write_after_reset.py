@@ -10,6 +10,7 @@ import socket
 import struct
 
 import uvloop
+from event_loops import reset_seen
 from waiting import turns_until
 
 from kbroker.server.http import HttpService
@@ -30,8 +31,7 @@ def test_an_answer_to_a_client_that_reset_is_dropped_not_raised() -> None:
             reader, writer = accepted[0]
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             client.close()  # a reset
-            await turns_until(lambda: reader.at_eof() or reader.exception() is not None, "the reset seen")
-            await turns_until(lambda: writer.transport.is_closing(), "the transport closing")
+            await reset_seen(reader, writer)
             service = HttpService([])
             await service._write(writer, (200, "text/plain", b"metrics"))  # raised RuntimeError before
         finally:
