@@ -198,7 +198,7 @@ def _read_partition(broker: FetchServices, want: _Want, limit: int, min_one: boo
     plog = partition.log
     try:
         hw = plog.high_watermark
-        lso = _stable(partition, hw)
+        lso = partition.last_stable_offset_at(hw)
         start = plog.log_start_offset
         leo = plog.log_end_offset
         if replica is not None:
@@ -238,16 +238,6 @@ def _read_partition(broker: FetchServices, want: _Want, limit: int, min_one: boo
         aborted = [Aborted(producer_id=pid, first_offset=first)
                    for pid, first in partition.aborted_transactions(c.fetch_offset, max_offset)]
     return _Read(want, ErrorCode.NONE, records, size, hw, lso, start, aborted, None, -1, partition)
-
-
-def _stable(partition: Partition, hw: int) -> int:
-    """The partition's last stable offset, given its high watermark: ``hw`` itself when no
-    transaction is open (the common case, without ``Partition.last_stable_offset``'s calls: it is
-    read for each partition of each read), else the property's answer."""
-    state = partition.producer_state
-    if state is not None and not state.open_txns:
-        return hw
-    return partition.last_stable_offset
 
 
 def _read_all(broker: FetchServices, wants: list[_Want], max_bytes: int, isolation: int,
@@ -504,7 +494,7 @@ def _progress(broker: FetchServices, reads: list[_Read], isolation: int, replica
         if replica is not None:
             end = plog.log_end_offset
         else:
-            end = _stable(partition, plog.high_watermark) if isolation == 1 else plog.high_watermark
+            end = partition.last_stable_offset_at(plog.high_watermark) if isolation == 1 else plog.high_watermark
         throttled = c.fetch_offset < end and replica is not None and replica.quotas is not None \
             and replica.quotas.leader_throttles(partition, replica.replica_id)
         try:

@@ -126,7 +126,15 @@ class Partition:
     @property
     def last_stable_offset(self) -> int:
         """First offset of the earliest open transaction, capped by the high watermark."""
-        hw = self.log.high_watermark
+        return self.last_stable_offset_at(self.log.high_watermark)
+
+    def last_stable_offset_at(self, hw: int) -> int:
+        """The last stable offset given the high watermark ``hw`` just read: ``hw`` itself while no
+        transaction is open (the common case, read for every partition of every Fetch), without
+        loading the producer state for it."""
+        state = self.producer_state
+        if state is not None and not state.open_txns:
+            return hw
         first_open = partition_state(self).first_unstable_offset()
         return hw if first_open is None else min(first_open, hw)
 
